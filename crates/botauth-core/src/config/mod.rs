@@ -1,0 +1,11 @@
+//! Configuration: one model ([`BotAuthConfig`]) and readers for each dialect of PROTOCOL §7.
+
+mod env;
+mod file;
+mod model;
+
+pub use env::EnvVars;
+pub use model::{
+    AssertionAlgorithm, BotAuthConfig, CertificateConfig, CredentialConfig, Dialect, InboundConfig,
+    ManagedIdentityId, validate_tenant_id,
+};

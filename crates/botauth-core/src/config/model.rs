@@ -1,0 +1,308 @@
+//! The one configuration model every dialect reader produces.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::{Cloud, Error, Result, Secret};
+
+/// The configuration dialect a [`BotAuthConfig`] was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Dialect {
+    /// botauth's own file format (JSON or TOML), deserialized straight into the model.
+    Native,
+    /// botas: `CLIENT_ID`, `CLIENT_SECRET`, `TENANT_ID`, `MANAGED_IDENTITY_CLIENT_ID`, `ALLOWED_SERVICE_URLS`.
+    Botas,
+    /// Bot Framework: `MicrosoftAppId`, `MicrosoftAppPassword`, `MicrosoftAppTenantId`, `MicrosoftAppType`, …
+    BotFramework,
+    /// Microsoft.Identity.Web: the `AzureAd` section (`AzureAd__ClientId`, `AzureAd__ClientCredentials__0__SourceType`, …).
+    IdentityWeb,
+    /// Microsoft 365 Agents SDK: `Connections__ServiceConnection__Settings__*`.
+    AgentsSdk,
+    /// Azure workload identity (AKS): `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, `AZURE_FEDERATED_TOKEN_FILE`.
+    WorkloadIdentity,
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dialect::Native => "botauth",
+            Dialect::Botas => "botas",
+            Dialect::BotFramework => "Bot Framework",
+            Dialect::IdentityWeb => "Microsoft.Identity.Web",
+            Dialect::AgentsSdk => "Microsoft 365 Agents SDK",
+            Dialect::WorkloadIdentity => "workload identity",
+        })
+    }
+}
+
+/// Which managed identity to use.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ManagedIdentityId {
+    /// The system-assigned identity of the host.
+    #[default]
+    System,
+    /// A user-assigned identity by client id.
+    ClientId(String),
+    /// A user-assigned identity by object (principal) id.
+    ObjectId(String),
+    /// A user-assigned identity by Azure resource id.
+    ResourceId(String),
+}
+
+/// The algorithm and thumbprint header of a certificate client assertion (PROTOCOL §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[non_exhaustive]
+pub enum AssertionAlgorithm {
+    /// RS256 with an `x5t` (SHA-1) header: what every Microsoft SDK sends.
+    #[default]
+    #[serde(rename = "RS256", alias = "rs256")]
+    Rs256,
+    /// PS256 with an `x5t#S256` (SHA-256) header: Entra's current recommendation.
+    #[serde(rename = "PS256", alias = "ps256")]
+    Ps256,
+}
+
+/// Where a certificate credential comes from.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CertificateConfig {
+    /// A PEM certificate (optionally with its key in the same file) or a PFX/PKCS#12 file.
+    #[serde(default)]
+    pub certificate_path: Option<PathBuf>,
+    /// A PEM private key (PKCS#8, PKCS#1, or encrypted PKCS#8) when it is not in `certificate_path`.
+    #[serde(default)]
+    pub key_path: Option<PathBuf>,
+    /// A base64-encoded PFX (Microsoft.Identity.Web `Base64Encoded`).
+    #[serde(default)]
+    pub base64_pfx: Option<Secret>,
+    /// The password of the PFX or of an encrypted PEM key.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// The expected SHA-1 thumbprint (40 hex characters, any case, spaces and colons ignored).
+    #[serde(default)]
+    pub thumbprint: Option<String>,
+    /// Send the certificate chain in an `x5c` header (Subject Name + Issuer authentication).
+    #[serde(default)]
+    pub send_x5c: bool,
+    /// The assertion algorithm.
+    #[serde(default)]
+    pub algorithm: AssertionAlgorithm,
+}
+
+impl fmt::Debug for CertificateConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateConfig")
+            .field("certificate_path", &self.certificate_path)
+            .field("key_path", &self.key_path)
+            .field("base64_pfx", &self.base64_pfx.as_ref().map(|_| "[redacted]"))
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("thumbprint", &self.thumbprint)
+            .field("send_x5c", &self.send_x5c)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One way to authenticate the bot. A configuration holds an ordered list of these: the first one
+/// that loads is used (Microsoft.Identity.Web `ClientCredentials` semantics).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum CredentialConfig {
+    /// A client secret (feature `secret`).
+    ClientSecret {
+        /// The secret's value (not its id).
+        secret: Secret,
+    },
+    /// An X.509 certificate (feature `certificate`).
+    Certificate(CertificateConfig),
+    /// A managed identity that *is* the bot's identity (feature `managed-identity`).
+    ManagedIdentity {
+        /// Which identity.
+        #[serde(default)]
+        id: ManagedIdentityId,
+    },
+    /// A managed identity used as a federated credential of the app registration `client_id`
+    /// (feature `managed-identity`).
+    FederatedManagedIdentity {
+        /// Which identity signs the assertion.
+        #[serde(default)]
+        id: ManagedIdentityId,
+    },
+    /// A file whose contents are the client assertion, re-read when it changes: AKS workload
+    /// identity, Microsoft.Identity.Web `SignedAssertionFilePath` (feature `managed-identity`).
+    WorkloadIdentity {
+        /// The token file (`AZURE_FEDERATED_TOKEN_FILE`).
+        token_file: PathBuf,
+    },
+    /// A credential type the application registers itself.
+    Custom {
+        /// The name the application's factory recognises.
+        name: String,
+        /// Free-form settings for it.
+        #[serde(default)]
+        settings: BTreeMap<String, String>,
+    },
+}
+
+impl CredentialConfig {
+    /// The credential type's name as used in configuration files and messages.
+    pub fn type_name(&self) -> &str {
+        match self {
+            CredentialConfig::ClientSecret { .. } => "client_secret",
+            CredentialConfig::Certificate(_) => "certificate",
+            CredentialConfig::ManagedIdentity { .. } => "managed_identity",
+            CredentialConfig::FederatedManagedIdentity { .. } => "federated_managed_identity",
+            CredentialConfig::WorkloadIdentity { .. } => "workload_identity",
+            CredentialConfig::Custom { name, .. } => name,
+        }
+    }
+
+    /// The `botauth` cargo feature that provides this credential type (`None` for custom ones).
+    pub fn feature(&self) -> Option<&'static str> {
+        match self {
+            CredentialConfig::ClientSecret { .. } => Some("secret"),
+            CredentialConfig::Certificate(_) => Some("certificate"),
+            CredentialConfig::ManagedIdentity { .. }
+            | CredentialConfig::FederatedManagedIdentity { .. }
+            | CredentialConfig::WorkloadIdentity { .. } => Some("managed-identity"),
+            CredentialConfig::Custom { .. } => None,
+        }
+    }
+}
+
+/// Inbound (request validation) settings. Used by the validator crate.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct InboundConfig {
+    /// Accept Bot Service channel tokens of the configured cloud.
+    pub bot_service: bool,
+    /// Accept Entra ID tokens of these tenants (single-tenant, Agents-style).
+    pub entra_tenants: Vec<String>,
+    /// Accept Bot Framework Emulator tokens (development only).
+    pub emulator: bool,
+    /// Audiences accepted besides the app id (e.g. `api://{app id}`).
+    pub extra_audiences: Vec<String>,
+    /// Caller app ids allowed for Entra and skill tokens (`*` only when set explicitly).
+    pub allowed_callers: Vec<String>,
+    /// Reject keys without endorsements (strict mode).
+    pub strict_endorsements: bool,
+    /// Override of the Bot Service metadata URL (local development, custom clouds).
+    pub metadata_url: Option<String>,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig {
+            bot_service: true,
+            entra_tenants: Vec::new(),
+            emulator: false,
+            extra_audiences: Vec::new(),
+            allowed_callers: Vec::new(),
+            strict_endorsements: false,
+            metadata_url: None,
+        }
+    }
+}
+
+/// botauth's configuration: who the bot is, how it proves it, and what it accepts.
+///
+/// Read it with [`BotAuthConfig::from_env`], [`BotAuthConfig::from_vars`] (an injected
+/// environment), [`BotAuthConfig::from_file`] or [`BotAuthConfig::from_appsettings_json`]; every
+/// dialect produces this same model. Fields are public: set one after reading to override the
+/// environment explicitly.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BotAuthConfig {
+    /// The bot's application (client) id. Also the audience of inbound tokens.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The bot's tenant id.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// The cloud (with any authority-host override folded in as [`Cloud::Custom`]).
+    #[serde(default)]
+    pub cloud: Cloud,
+    /// Credentials in order of preference.
+    #[serde(default)]
+    pub credentials: Vec<CredentialConfig>,
+    /// Inbound validation settings.
+    #[serde(default)]
+    pub inbound: InboundConfig,
+    /// Extra hosts (or URLs) the bot may send its token to, besides the Bot Service defaults.
+    #[serde(default)]
+    pub allowed_service_urls: Vec<String>,
+    /// The dialect this configuration was read from.
+    #[serde(skip, default = "native")]
+    pub dialect: Dialect,
+}
+
+fn native() -> Dialect {
+    Dialect::Native
+}
+
+impl BotAuthConfig {
+    /// An empty configuration of `dialect` for the public cloud.
+    pub fn new(dialect: Dialect) -> Self {
+        BotAuthConfig {
+            client_id: None,
+            tenant_id: None,
+            cloud: Cloud::Public,
+            credentials: Vec::new(),
+            inbound: InboundConfig::default(),
+            allowed_service_urls: Vec::new(),
+            dialect,
+        }
+    }
+
+    /// The client id, or a configuration error naming `key`.
+    pub fn require_client_id(&self, key: &str) -> Result<&str> {
+        self.client_id
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| Error::config(key, "the bot's application (client) id is required"))
+    }
+
+    /// The tenant id, or a configuration error naming `key`.
+    pub fn require_tenant_id(&self, key: &str) -> Result<&str> {
+        self.tenant_id
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| {
+                Error::config(
+                    key,
+                    "the bot's tenant id is required (single-tenant bots use their own directory id)",
+                )
+            })
+    }
+}
+
+/// Validates a tenant id before it goes into a URL: `[A-Za-z0-9.-]+` (PROTOCOL §2).
+pub fn validate_tenant_id(tenant: &str) -> Result<()> {
+    if !tenant.is_empty()
+        && tenant.len() <= 256
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    {
+        Ok(())
+    } else {
+        Err(Error::config(
+            "tenant_id",
+            format!(
+                "`{}` is not a tenant id: use the directory's GUID or a verified domain (letters, digits, `.` and `-` only)",
+                tenant.escape_debug()
+            ),
+        ))
+    }
+}

@@ -1,0 +1,279 @@
+//! The error type shared by every credential provider and the token manager.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::entra::EntraError;
+
+/// A boxed, shareable error source. Errors are `Clone` (single-flight waiters all receive the same
+/// failure), so their sources are reference counted.
+pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong, coarsely: branch on this rather than on messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The configuration is missing a key or has a bad value.
+    Config,
+    /// The configuration names a credential whose crate is not compiled in.
+    FeatureMissing,
+    /// A credential could not be loaded or used locally (empty secret, unreadable file, bad key).
+    Credential,
+    /// The identity provider rejected the request (an Entra `AADSTS…` error).
+    Rejected,
+    /// The endpoint asked us to slow down (HTTP 429, `Retry-After`).
+    Throttled,
+    /// The endpoint could not be reached or failed (connection refused, HTTP 5xx).
+    Unavailable,
+    /// The endpoint did not answer in time.
+    Timeout,
+    /// The endpoint answered something that is not a valid token response.
+    InvalidResponse,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Config => "config",
+            ErrorKind::FeatureMissing => "feature_missing",
+            ErrorKind::Credential => "credential",
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::InvalidResponse => "invalid_response",
+        })
+    }
+}
+
+/// The error of every botauth credential operation.
+///
+/// `Display` says what failed and what to do next; the `source()` chain carries the underlying cause.
+/// No variant ever holds a secret, a token or an assertion.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration key is missing or has a bad value.
+    #[error("configuration `{key}`: {message}")]
+    Config {
+        /// The configuration key at fault (as the user wrote it, e.g. `MicrosoftAppPassword`).
+        key: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The configuration names a credential type whose provider crate is not compiled in.
+    #[error(
+        "credential type `{credential}` needs botauth's `{feature}` feature: add it to the botauth \
+         dependency in Cargo.toml (features = [\"{feature}\"])"
+    )]
+    FeatureMissing {
+        /// The credential type the configuration asked for.
+        credential: String,
+        /// The cargo feature of the `botauth` crate that provides it.
+        feature: String,
+    },
+    /// A credential could not be loaded or used locally.
+    #[error("{message}")]
+    Credential {
+        /// What is wrong and how to fix it.
+        message: String,
+        /// The underlying cause, if any.
+        #[source]
+        source: Option<ErrorSource>,
+    },
+    /// Entra ID (or another token issuer) rejected the request.
+    #[error(transparent)]
+    Entra(Box<EntraError>),
+    /// The endpoint is throttling us.
+    #[error("{endpoint} is throttling token requests (HTTP 429){}", retry_hint(*.retry_after))]
+    Throttled {
+        /// The endpoint (URL without query) that answered.
+        endpoint: String,
+        /// How long the server asked us to wait.
+        retry_after: Option<Duration>,
+    },
+    /// The endpoint could not be reached or failed with a server error.
+    #[error("{endpoint} is unavailable{}{}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(), retry_hint(*.retry_after))]
+    Unavailable {
+        /// The endpoint (URL without query) we tried.
+        endpoint: String,
+        /// The HTTP status, when the server answered at all.
+        status: Option<u16>,
+        /// How long the server asked us to wait.
+        retry_after: Option<Duration>,
+        /// The transport error, if any.
+        #[source]
+        source: Option<ErrorSource>,
+    },
+    /// The endpoint did not answer in time.
+    #[error(
+        "{endpoint} did not answer within {after:?}: check network access to it, or raise the timeout"
+    )]
+    Timeout {
+        /// The endpoint (URL without query) we tried.
+        endpoint: String,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The endpoint answered with something that is not a usable token response.
+    #[error("unusable response from {endpoint} (HTTP {status}): {message}")]
+    InvalidResponse {
+        /// The endpoint (URL without query) that answered.
+        endpoint: String,
+        /// The HTTP status of the answer.
+        status: u16,
+        /// What was wrong with it.
+        message: String,
+    },
+}
+
+fn retry_hint(retry_after: Option<Duration>) -> String {
+    match retry_after {
+        Some(d) => format!("; the server asked to retry after {}s", d.as_secs()),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// A configuration error naming `key`.
+    pub fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Config {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A feature-missing error for credential type `credential`, provided by botauth feature `feature`.
+    pub fn feature_missing(credential: impl Into<String>, feature: impl Into<String>) -> Self {
+        Error::FeatureMissing {
+            credential: credential.into(),
+            feature: feature.into(),
+        }
+    }
+
+    /// A local credential error.
+    pub fn credential(message: impl Into<String>) -> Self {
+        Error::Credential {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A local credential error with a cause.
+    pub fn credential_with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Credential {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// The coarse kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config { .. } => ErrorKind::Config,
+            Error::FeatureMissing { .. } => ErrorKind::FeatureMissing,
+            Error::Credential { .. } => ErrorKind::Credential,
+            Error::Entra(_) => ErrorKind::Rejected,
+            Error::Throttled { .. } => ErrorKind::Throttled,
+            Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::InvalidResponse { .. } => ErrorKind::InvalidResponse,
+        }
+    }
+
+    /// Whether trying again later may succeed without changing anything.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Throttled { .. } | Error::Unavailable { .. } | Error::Timeout { .. } => true,
+            Error::Entra(e) => e.is_retryable(),
+            Error::InvalidResponse { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// How long the server asked us to wait before trying again, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Throttled { retry_after, .. } | Error::Unavailable { retry_after, .. } => {
+                *retry_after
+            }
+            Error::Entra(e) => e.retry_after,
+            _ => None,
+        }
+    }
+
+    /// The Entra error, when this is a rejection by Entra ID.
+    pub fn as_entra(&self) -> Option<&EntraError> {
+        match self {
+            Error::Entra(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a configuration error (including a missing feature).
+    pub fn is_config(&self) -> bool {
+        matches!(self.kind(), ErrorKind::Config | ErrorKind::FeatureMissing)
+    }
+}
+
+impl From<EntraError> for Error {
+    fn from(e: EntraError) -> Self {
+        Error::Entra(Box::new(e))
+    }
+}
+
+/// `Result` with botauth's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_retryability() {
+        let t = Error::Throttled {
+            endpoint: "e".into(),
+            retry_after: Some(Duration::from_secs(3)),
+        };
+        assert_eq!(t.kind(), ErrorKind::Throttled);
+        assert!(t.is_retryable());
+        assert_eq!(t.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(
+            t.to_string(),
+            "e is throttling token requests (HTTP 429); the server asked to retry after 3s"
+        );
+        let c = Error::config("CLIENT_ID", "is missing");
+        assert!(c.is_config());
+        assert!(!c.is_retryable());
+        assert_eq!(c.to_string(), "configuration `CLIENT_ID`: is missing");
+        let f = Error::feature_missing("certificate", "certificate");
+        assert_eq!(f.kind(), ErrorKind::FeatureMissing);
+        assert!(f.to_string().contains("features = [\"certificate\"]"));
+    }
+
+    #[test]
+    fn errors_are_send_sync_clone() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<Error>();
+    }
+
+    #[test]
+    fn unavailable_carries_its_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = Error::Unavailable {
+            endpoint: "http://127.0.0.1:1/t".into(),
+            status: None,
+            retry_after: None,
+            source: Some(Arc::new(io)),
+        };
+        assert_eq!(e.to_string(), "http://127.0.0.1:1/t is unavailable");
+        assert_eq!(
+            std::error::Error::source(&e).map(|s| s.to_string()),
+            Some("refused".to_string())
+        );
+    }
+}

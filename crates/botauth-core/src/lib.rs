@@ -1,0 +1,21 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod clock;
+mod cloud;
+pub mod config;
+mod credential;
+mod entra;
+mod error;
+mod secret;
+mod token;
+
+pub use async_trait::async_trait;
+pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
+pub use cloud::{Cloud, CloudEndpoints};
+pub use config::{BotAuthConfig, CredentialConfig, Dialect};
+pub use credential::{AssertionRequest, ClientAssertionSource, CredentialInfo, CredentialProvider};
+pub use entra::EntraError;
+pub use error::{Error, ErrorKind, ErrorSource, Result};
+pub use secret::Secret;
+pub use token::{AccessToken, TokenRequest};

@@ -1,0 +1,154 @@
+//! [`AccessToken`] and [`TokenRequest`].
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use crate::Secret;
+
+/// An access token and when it stops being usable.
+///
+/// Cloning is cheap (the token itself is reference counted). `Debug` never prints the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    /// The token; send it as `Authorization: {token_type} {token}`.
+    pub token: Secret,
+    /// The token type, normally `Bearer`.
+    pub token_type: Cow<'static, str>,
+    /// When the token expires.
+    pub expires_on: SystemTime,
+    /// When the issuer suggests refreshing it (Entra's `refresh_in`), if it said.
+    pub refresh_on: Option<SystemTime>,
+}
+
+impl AccessToken {
+    /// A bearer token expiring at `expires_on`.
+    pub fn bearer(token: impl Into<Secret>, expires_on: SystemTime) -> Self {
+        AccessToken {
+            token: token.into(),
+            token_type: Cow::Borrowed("Bearer"),
+            expires_on,
+            refresh_on: None,
+        }
+    }
+
+    /// Sets `refresh_on`.
+    pub fn with_refresh_on(mut self, refresh_on: Option<SystemTime>) -> Self {
+        self.refresh_on = refresh_on;
+        self
+    }
+
+    /// Time left until expiry, measured at `now`; zero when already expired.
+    pub fn remaining(&self, now: SystemTime) -> Duration {
+        self.expires_on.duration_since(now).unwrap_or_default()
+    }
+
+    /// The `Authorization` header value (`Bearer eyJ…`). Treat the result as a secret.
+    pub fn authorization_header(&self) -> Secret {
+        Secret::new(format!("{} {}", self.token_type, self.token.expose_secret()))
+    }
+
+    /// Seconds since the Unix epoch of `expires_on`.
+    pub fn expires_on_unix(&self) -> u64 {
+        unix(self.expires_on)
+    }
+
+    /// Seconds since the Unix epoch of `refresh_on`.
+    pub fn refresh_on_unix(&self) -> Option<u64> {
+        self.refresh_on.map(unix)
+    }
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &self.token)
+            .field("token_type", &self.token_type)
+            .field("expires_on", &self.expires_on_unix())
+            .field("refresh_on", &self.refresh_on_unix())
+            .finish()
+    }
+}
+
+/// What a caller asks a credential for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub struct TokenRequest {
+    /// Scopes, e.g. `["https://api.botframework.com/.default"]`.
+    pub scopes: Vec<String>,
+    /// A tenant other than the credential's own (rarely needed; `None` means the credential's tenant).
+    pub tenant_id: Option<String>,
+}
+
+impl TokenRequest {
+    /// A request for one scope in the credential's own tenant.
+    pub fn new(scope: impl Into<String>) -> Self {
+        TokenRequest {
+            scopes: vec![scope.into()],
+            tenant_id: None,
+        }
+    }
+
+    /// A request for several scopes.
+    pub fn with_scopes<I, S>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        TokenRequest {
+            scopes: scopes.into_iter().map(Into::into).collect(),
+            tenant_id: None,
+        }
+    }
+
+    /// Targets another tenant.
+    pub fn tenant(mut self, tenant_id: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// Scopes sorted and de-duplicated: the form used in cache keys and requests (PROTOCOL §5).
+    pub fn normalized_scopes(&self) -> Vec<String> {
+        let mut scopes: Vec<String> = self.scopes.iter().map(|s| s.trim().to_owned()).collect();
+        scopes.sort();
+        scopes.dedup();
+        scopes.retain(|s| !s.is_empty());
+        scopes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_token() {
+        let t = AccessToken::bearer("eyJsecret", SystemTime::UNIX_EPOCH + Duration::from_secs(10));
+        let s = format!("{t:?}");
+        assert!(!s.contains("eyJsecret"), "{s}");
+        assert!(s.contains("[redacted]"));
+        assert_eq!(t.expires_on_unix(), 10);
+        assert_eq!(t.authorization_header().expose_secret(), "Bearer eyJsecret");
+    }
+
+    #[test]
+    fn remaining_saturates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let t = AccessToken::bearer("x", SystemTime::UNIX_EPOCH + Duration::from_secs(90));
+        assert_eq!(t.remaining(now), Duration::ZERO);
+        let t = AccessToken::bearer("x", SystemTime::UNIX_EPOCH + Duration::from_secs(130));
+        assert_eq!(t.remaining(now), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn scopes_normalize() {
+        let r = TokenRequest::with_scopes(["b", " a", "b", ""]);
+        assert_eq!(r.normalized_scopes(), vec!["a".to_string(), "b".to_string()]);
+    }
+}

@@ -1,0 +1,649 @@
+//! The Entra ID side (PROTOCOL §2): the client-credentials token endpoint, OpenID metadata and JWKS.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+
+use crate::app::AppRegistration;
+use crate::assertion::{self, JWT_BEARER, Presenter};
+use crate::clock;
+use crate::error::{EntraError, code, json_response};
+use crate::faults::{PendingFault, shape_token_body};
+use crate::log::FormInfo;
+use crate::state::Shared;
+
+/// `POST /{tenant}/oauth2/v2.0/token`.
+pub(crate) async fn token(
+    State(shared): State<Arc<Shared>>,
+    tenant: Result<Path<String>, PathRejection>,
+    fault: Option<Extension<PendingFault>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let mut info = FormInfo::default();
+    let tenant = tenant.ok().map(|Path(t)| t);
+    let fault = fault.map(|Extension(PendingFault(f))| f);
+    let request = TokenRequest {
+        shared: &shared,
+        tenant: tenant.as_deref(),
+        headers: &headers,
+        body: body.as_deref().ok(),
+    };
+    let mut response = match request.issue(&mut info, fault.as_ref()) {
+        Ok(response) => response,
+        Err(error) => error.into_response(&headers),
+    };
+    response.extensions_mut().insert(info);
+    response
+}
+
+struct TokenRequest<'a> {
+    shared: &'a Shared,
+    tenant: Option<&'a str>,
+    headers: &'a HeaderMap,
+    body: Option<&'a [u8]>,
+}
+
+impl TokenRequest<'_> {
+    /// The checks, in Entra's order: tenant, grant type, client, scope, client authentication.
+    fn issue(
+        &self,
+        info: &mut FormInfo,
+        fault: Option<&crate::Fault>,
+    ) -> Result<Response, EntraError> {
+        let tenant = valid_tenant(self.tenant)?;
+        let form = self.form(info)?;
+        let field = |name: &str| form.get(name).map(String::as_str);
+
+        match field("grant_type") {
+            None => return Err(missing("grant_type")),
+            Some("client_credentials") => {}
+            Some(other) => {
+                return Err(EntraError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unsupported_grant_type",
+                    code::UNSUPPORTED_GRANT_TYPE,
+                    format!("The provided value for the input parameter 'grant_type' is not valid. Expected 'client_credentials', got '{other}'."),
+                ));
+            }
+        }
+
+        let client_id = field("client_id").ok_or_else(|| missing("client_id"))?;
+        let app = self.find_app(client_id, tenant)?;
+        let resource = self.resource(field("scope").ok_or_else(|| missing("scope"))?)?;
+
+        let has_assertion = form.contains_key("client_assertion") || form.contains_key("client_assertion_type");
+        match (field("client_secret"), has_assertion) {
+            (Some(_), true) => {
+                return Err(EntraError::invalid_request(
+                    code::CONFLICTING_PARAMETERS,
+                    "Only one client credential may be presented: send either 'client_secret' or 'client_assertion', not both.",
+                ));
+            }
+            (None, false) => {
+                return Err(EntraError::invalid_client(
+                    code::NO_CLIENT_CREDENTIAL,
+                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                ));
+            }
+            (Some(secret), false) => check_secret(&app, secret)?,
+            (None, true) => {
+                match field("client_assertion_type") {
+                    None => return Err(missing("client_assertion_type")),
+                    Some(JWT_BEARER) => {}
+                    Some(other) => {
+                        return Err(EntraError::invalid_request(
+                            code::INVALID_PARAMETER,
+                            format!("The provided value '{other}' for the input parameter 'client_assertion_type' is not valid. Expected '{JWT_BEARER}'."),
+                        ));
+                    }
+                }
+                let assertion = field("client_assertion").ok_or_else(|| missing("client_assertion"))?;
+                let presenter = Presenter { app: &app, client_id, tenant };
+                assertion::verify(self.shared, &presenter, assertion)?;
+            }
+        }
+        Ok(self.success(&app, resource, fault))
+    }
+
+    /// Parses the urlencoded body, recording `client_id` and `grant_type` for the log.
+    fn form(&self, info: &mut FormInfo) -> Result<HashMap<String, String>, EntraError> {
+        let is_form = self
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        let body = self.body.filter(|_| is_form).ok_or_else(|| {
+            EntraError::invalid_request(
+                code::MISSING_PARAMETER,
+                "The request body must contain the following parameter: 'grant_type'. sandbox: send the body as Content-Type: application/x-www-form-urlencoded.",
+            )
+        })?;
+        let mut form = HashMap::new();
+        let mut duplicate = None;
+        for (name, value) in form_urlencoded::parse(body) {
+            if form.contains_key(name.as_ref()) {
+                duplicate.get_or_insert_with(|| name.clone().into_owned());
+            } else {
+                form.insert(name.into_owned(), value.into_owned());
+            }
+        }
+        info.client_id = form.get("client_id").cloned();
+        info.grant_type = form.get("grant_type").cloned();
+        match duplicate {
+            Some(name) => Err(EntraError::invalid_request(
+                code::INVALID_PARAMETER,
+                format!("The request contains the parameter '{name}' more than once."),
+            )),
+            None => Ok(form),
+        }
+    }
+
+    fn find_app(&self, client_id: &str, tenant: &str) -> Result<AppRegistration, EntraError> {
+        let inner = self.shared.lock();
+        inner
+            .apps
+            .get(&client_id.to_ascii_lowercase())
+            .filter(|app| app.tenant_id.eq_ignore_ascii_case(tenant))
+            .cloned()
+            .ok_or_else(|| {
+                EntraError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unauthorized_client",
+                    code::APP_NOT_FOUND,
+                    format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."),
+                )
+            })
+    }
+
+    /// The resource of a client-credentials scope: exactly one `<resource>/.default` for an accepted resource.
+    fn resource(&self, scope: &str) -> Result<String, EntraError> {
+        let mut scopes = scope.split_whitespace();
+        let requested = match (scopes.next(), scopes.next()) {
+            (Some(only), None) => only.strip_suffix("/.default"),
+            _ => None,
+        };
+        let inner = self.shared.lock();
+        requested
+            .filter(|r| inner.resources.iter().any(|accepted| accepted == r))
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                EntraError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    code::INVALID_SCOPE,
+                    format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+                )
+            })
+    }
+
+    fn success(&self, app: &AppRegistration, resource: String, fault: Option<&crate::Fault>) -> Response {
+        let settings = self.shared.lock().token.clone();
+        let now = clock::unix_now();
+        let lifetime = clock::secs(settings.lifetime);
+        let claims = json!({
+            "aud": resource,
+            "iss": format!("https://sts.windows.net/{}/", app.tenant_id),
+            "iat": now,
+            "nbf": now,
+            "exp": now.saturating_add(lifetime),
+            "appid": app.client_id,
+            "azp": app.client_id,
+            "tid": app.tenant_id,
+            "idtyp": "app",
+            "ver": "1.0",
+            "uti": uuid::Uuid::new_v4().to_string(),
+        });
+        let number = |n: i64| {
+            if settings.numbers_as_strings {
+                Value::String(n.to_string())
+            } else {
+                Value::from(n)
+            }
+        };
+        let mut body = Map::new();
+        body.insert("token_type".into(), "Bearer".into());
+        body.insert("expires_in".into(), number(lifetime));
+        body.insert("ext_expires_in".into(), number(lifetime));
+        if let Some(refresh_in) = settings.refresh_in {
+            body.insert("refresh_in".into(), number(clock::secs(refresh_in)));
+        }
+        body.insert("access_token".into(), self.shared.entra_key.sign(&claims).into());
+        shape_token_body(fault, &mut body);
+        let mut response = json_response(StatusCode::OK, &Value::Object(body));
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+        response
+    }
+}
+
+/// Tenants are validated before use, as botauth itself does (PROTOCOL §2).
+fn valid_tenant(tenant: Option<&str>) -> Result<&str, EntraError> {
+    tenant
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+        .ok_or_else(|| {
+            EntraError::invalid_request(
+                code::TENANT_NOT_FOUND,
+                format!(
+                    "Tenant '{}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.",
+                    tenant.unwrap_or_default()
+                ),
+            )
+        })
+}
+
+fn missing(parameter: &str) -> EntraError {
+    EntraError::invalid_request(
+        code::MISSING_PARAMETER,
+        format!("The request body must contain the following parameter: '{parameter}'."),
+    )
+}
+
+fn check_secret(app: &AppRegistration, presented: &str) -> Result<(), EntraError> {
+    let presented = presented.as_bytes();
+    // Constant-time comparison; `memcmp::eq` requires equal lengths and panics otherwise.
+    let matches = app
+        .secrets
+        .iter()
+        .map(String::as_bytes)
+        .filter(|secret| secret.len() == presented.len())
+        .fold(false, |found, secret| openssl::memcmp::eq(secret, presented) | found);
+    if matches {
+        Ok(())
+    } else {
+        Err(EntraError::invalid_client(
+            code::INVALID_SECRET,
+            format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", app.client_id),
+        ))
+    }
+}
+
+/// Checks a token this sandbox issued: signature with the Entra key and `exp` not passed.
+pub(crate) fn verify_access_token(shared: &Shared, token: &str) -> Result<Value, String> {
+    let jws = shared.entra_key.verify(token)?;
+    let exp = jws.claim_i64("exp").ok_or("no integer exp claim")?;
+    if exp <= clock::unix_now() {
+        return Err("token has expired".into());
+    }
+    Ok(Value::Object(jws.claims))
+}
+
+pub(crate) fn metadata_url(base: &str, tenant: &str) -> String {
+    format!("{base}/{tenant}/v2.0/.well-known/openid-configuration")
+}
+
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
+pub(crate) async fn metadata(
+    State(shared): State<Arc<Shared>>,
+    tenant: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let tenant = tenant.ok().map(|Path(t)| t);
+    let tenant = match valid_tenant(tenant.as_deref()) {
+        Ok(tenant) => tenant,
+        Err(error) => return error.into_response(&headers),
+    };
+    let base = &shared.url;
+    let body = json!({
+        "issuer": format!("{base}/{tenant}/v2.0"),
+        "token_endpoint": shared.token_endpoint(tenant),
+        "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),
+        "jwks_uri": format!("{base}/{tenant}/discovery/v2.0/keys"),
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "subject_types_supported": ["pairwise"],
+        "tenant_region_scope": "WW",
+        "cloud_instance_name": "sandbox.localhost",
+    });
+    json_response(StatusCode::OK, &body)
+}
+
+/// `GET /{tenant}/discovery/v2.0/keys`.
+pub(crate) async fn jwks(
+    State(shared): State<Arc<Shared>>,
+    tenant: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let tenant = tenant.ok().map(|Path(t)| t);
+    if let Err(error) = valid_tenant(tenant.as_deref()) {
+        return error.into_response(&headers);
+    }
+    json_response(StatusCode::OK, &json!({ "keys": [shared.entra_key.jwk()] }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use crate::testkit::{
+        BOT_SCOPE, demo_token, demo_token_reply, get, post_form, secret_form, secret_form_with,
+        verify_with_jwks,
+    };
+    use crate::{
+        AppRegistration, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Fault, Route, Sandbox,
+    };
+
+    #[tokio::test]
+    async fn secret_grant_issues_a_verifiable_token() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let request_id = "5f0d7d1c-8d4e-4ad9-9b8c-0e4a4d6f2c11";
+        let reply = post_form(
+            &sandbox.token_endpoint(DEMO_TENANT_ID),
+            &secret_form(),
+            &[("client-request-id", request_id), ("return-client-request-id", "true")],
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.headers["client-request-id"], request_id);
+        let body = reply.json();
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["expires_in"], 3599);
+        assert_eq!(body["ext_expires_in"], 3599);
+        assert!(body.get("refresh_in").is_none());
+
+        let token = body["access_token"].as_str().unwrap();
+        let claims = sandbox.verify_access_token(token).unwrap();
+        assert_eq!(claims["aud"], "https://api.botframework.com");
+        assert_eq!(claims["iss"], format!("https://sts.windows.net/{DEMO_TENANT_ID}/"));
+        assert_eq!(claims["appid"], DEMO_CLIENT_ID);
+        assert_eq!(claims["azp"], DEMO_CLIENT_ID);
+        assert_eq!(claims["tid"], DEMO_TENANT_ID);
+        assert_eq!(claims["ver"], "1.0");
+        assert_eq!(claims["idtyp"], "app");
+        let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
+        assert_eq!(exp - iat, 3599);
+        assert_eq!(claims["nbf"], claims["iat"]);
+
+        // The same token verifies against the served metadata's JWKS.
+        let metadata = get(&sandbox.entra_metadata_url(DEMO_TENANT_ID)).await.json();
+        assert_eq!(metadata["issuer"], format!("{}/{DEMO_TENANT_ID}/v2.0", sandbox.url()));
+        assert_eq!(metadata["token_endpoint"], sandbox.token_endpoint(DEMO_TENANT_ID));
+        let jwks = get(metadata["jwks_uri"].as_str().unwrap()).await.json();
+        let (served_claims, _) = verify_with_jwks(token, &jwks).unwrap();
+        assert_eq!(served_claims, claims);
+
+        let second = sandbox.verify_access_token(&demo_token(&sandbox).await).unwrap();
+        assert_ne!(second["uti"], claims["uti"]);
+    }
+
+    #[tokio::test]
+    async fn verify_access_token_rejects_tampering_and_expiry() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let token = demo_token(&sandbox).await;
+        let mut tampered = token.clone();
+        tampered.insert(tampered.len() / 2, 'x');
+        assert!(sandbox.verify_access_token(&tampered).is_err());
+        assert!(sandbox.verify_access_token("not a token").is_err());
+        let other = Sandbox::start().await.unwrap();
+        assert!(other.verify_access_token(&token).is_err());
+
+        sandbox.set_token_lifetime(Duration::ZERO);
+        let expired = demo_token(&sandbox).await;
+        assert_eq!(sandbox.verify_access_token(&expired), Err("token has expired".into()));
+    }
+
+    #[tokio::test]
+    async fn token_settings_shape_the_response() {
+        let sandbox = Sandbox::builder()
+            .token_lifetime(Duration::from_secs(7200))
+            .start()
+            .await
+            .unwrap();
+        sandbox.set_refresh_in(Some(Duration::from_secs(3600)));
+        let body = demo_token_reply(&sandbox).await.json();
+        assert_eq!((body["expires_in"].clone(), body["refresh_in"].clone()), (json!(7200), json!(3600)));
+
+        sandbox.set_numbers_as_strings(true);
+        sandbox.set_token_lifetime(Duration::from_secs(60));
+        let body = demo_token_reply(&sandbox).await.json();
+        assert_eq!(body["expires_in"], "60");
+        assert_eq!(body["ext_expires_in"], "60");
+        assert_eq!(body["refresh_in"], "3600");
+    }
+
+    #[tokio::test]
+    async fn wrong_secret_is_7000215_with_the_callers_correlation_id() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let request_id = "0b8e2a55-d0f4-4c5c-a1c1-7c1b1e0f3a99";
+        let reply = post_form(
+            &sandbox.token_endpoint(DEMO_TENANT_ID),
+            &secret_form_with("client_secret", Some("sandbox~Secret+with/odd=chars_012345678X")),
+            &[("client-request-id", request_id)],
+        )
+        .await;
+        reply.assert_entra_error(401, "invalid_client", 7_000_215);
+        let body = reply.json();
+        assert_eq!(body["correlation_id"], request_id);
+        assert!(body["error_description"].as_str().unwrap().contains("not the client secret ID"));
+        assert!(reply.headers.get("client-request-id").is_none(), "echo only when asked");
+
+        // A secret that is a prefix (different length) is rejected the same way.
+        let reply = post_form(
+            &sandbox.token_endpoint(DEMO_TENANT_ID),
+            &secret_form_with("client_secret", Some("sandbox")),
+            &[],
+        )
+        .await;
+        reply.assert_entra_error(401, "invalid_client", 7_000_215);
+    }
+
+    #[tokio::test]
+    async fn app_lookup_and_tenant() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let reply = post_form(
+            &sandbox.token_endpoint(DEMO_TENANT_ID),
+            &secret_form_with("client_id", Some("99999999-0000-0000-0000-000000000000")),
+            &[],
+        )
+        .await;
+        reply.assert_entra_error(400, "unauthorized_client", 700_016);
+        assert!(reply.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("Application with identifier '99999999-0000-0000-0000-000000000000' was not found in the directory"));
+
+        // The legacy multi-tenant tenant does not know a single-tenant app (PROTOCOL §2).
+        let reply = post_form(&sandbox.token_endpoint("botframework.com"), &secret_form(), &[]).await;
+        reply.assert_entra_error(400, "unauthorized_client", 700_016);
+
+        let bad_tenant = format!("{}/bad%20tenant/oauth2/v2.0/token", sandbox.url());
+        post_form(&bad_tenant, &secret_form(), &[])
+            .await
+            .assert_entra_error(400, "invalid_request", 90002);
+
+        // Runtime registration, and case-insensitive client id lookup.
+        sandbox.register_app(AppRegistration::new("AAAAAAAA-0000-0000-0000-000000000001", "other-tenant").with_secret("s3cret"));
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", "aaaaaaaa-0000-0000-0000-000000000001"),
+            ("client_secret", "s3cret"),
+            ("scope", BOT_SCOPE),
+        ];
+        let reply = post_form(&sandbox.token_endpoint("other-tenant"), &form, &[]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+
+    #[tokio::test]
+    async fn request_shape_errors() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let endpoint = sandbox.token_endpoint(DEMO_TENANT_ID);
+        let cases: Vec<(Vec<(&str, &str)>, u16, &str, u64)> = vec![
+            (secret_form_with("grant_type", Some("password")), 400, "unsupported_grant_type", 70003),
+            (secret_form_with("grant_type", None), 400, "invalid_request", 900_144),
+            (secret_form_with("client_id", None), 400, "invalid_request", 900_144),
+            (secret_form_with("scope", None), 400, "invalid_request", 900_144),
+            (secret_form_with("scope", Some("https://api.botframework.com")), 400, "invalid_scope", 1_002_012),
+            (secret_form_with("scope", Some("https://api.botframework.com/.default https://api.botframework.us/.default")), 400, "invalid_scope", 1_002_012),
+            (secret_form_with("scope", Some("https://graph.microsoft.com/.default")), 400, "invalid_scope", 1_002_012),
+            (secret_form_with("scope", Some("https://api.botframework.com/User.Read")), 400, "invalid_scope", 1_002_012),
+            (secret_form_with("client_secret", None), 401, "invalid_client", 7_000_216),
+            ([secret_form(), vec![("client_assertion_type", crate::assertion::JWT_BEARER), ("client_assertion", "a.b.c")]].concat(), 400, "invalid_request", 90014),
+            ([secret_form(), vec![("scope", BOT_SCOPE)]].concat(), 400, "invalid_request", 90100),
+        ];
+        for (form, status, error, code) in cases {
+            post_form(&endpoint, &form, &[]).await.assert_entra_error(status, error, code);
+        }
+
+        let reply = crate::testkit::post_json(&endpoint, r#"{"grant_type":"client_credentials"}"#, None).await;
+        reply.assert_entra_error(400, "invalid_request", 900_144);
+
+        // Grant type is checked before the client, the client before the scope.
+        let form = [("grant_type", "implicit"), ("scope", "nonsense")];
+        post_form(&endpoint, &form, &[]).await.assert_entra_error(400, "unsupported_grant_type", 70003);
+        let form = [("grant_type", "client_credentials"), ("client_id", "unknown"), ("scope", "nonsense")];
+        post_form(&endpoint, &form, &[]).await.assert_entra_error(400, "unauthorized_client", 700_016);
+    }
+
+    #[tokio::test]
+    async fn extra_resources_can_be_accepted() {
+        let sandbox = Sandbox::builder().accept_resource("api://extra").start().await.unwrap();
+        sandbox.accept_resource("api://later");
+        let endpoint = sandbox.token_endpoint(DEMO_TENANT_ID);
+        for scope in ["api://extra/.default", "api://later/.default", "https://api.botframework.us/.default"] {
+            let reply = post_form(&endpoint, &secret_form_with("scope", Some(scope)), &[]).await;
+            let token = reply.json()["access_token"].as_str().unwrap().to_owned();
+            let claims = sandbox.verify_access_token(&token).unwrap();
+            assert_eq!(Some(claims["aud"].as_str().unwrap()), scope.strip_suffix("/.default"));
+        }
+    }
+
+    #[tokio::test]
+    async fn status_faults_are_fifo_one_shot_with_retry_after() {
+        let sandbox = Sandbox::start().await.unwrap();
+        sandbox.inject(
+            Route::Token,
+            Fault::Status { status: 429, body: None, retry_after: Some("7".into()) },
+        );
+        sandbox.inject_n(Route::Token, Fault::status(503), 2);
+        sandbox.inject(
+            Route::Token,
+            Fault::Status { status: 500, body: Some("<html>oops</html>".into()), retry_after: None },
+        );
+
+        let reply = demo_token_reply(&sandbox).await;
+        reply.assert_entra_error(429, "temporarily_unavailable", 50196);
+        assert_eq!(reply.headers["retry-after"], "7");
+        for _ in 0..2 {
+            let reply = demo_token_reply(&sandbox).await;
+            reply.assert_entra_error(503, "temporarily_unavailable", 90033);
+            assert!(reply.headers.get("retry-after").is_none());
+        }
+        let reply = demo_token_reply(&sandbox).await;
+        assert_eq!((reply.status, reply.text.as_str()), (500, "<html>oops</html>"));
+        assert_eq!(demo_token_reply(&sandbox).await.status, 200);
+
+        // Faults are per route, and clear_faults drops them.
+        sandbox.inject(Route::EntraJwks, Fault::status(500));
+        assert_eq!(demo_token_reply(&sandbox).await.status, 200);
+        sandbox.clear_faults();
+        assert_eq!(get(&format!("{}/{DEMO_TENANT_ID}/discovery/v2.0/keys", sandbox.url())).await.status, 200);
+    }
+
+    #[tokio::test]
+    async fn body_faults_replace_the_success_body() {
+        let sandbox = Sandbox::start().await.unwrap();
+        sandbox.inject(Route::Token, Fault::MalformedJson);
+        let reply = demo_token_reply(&sandbox).await;
+        assert_eq!(reply.status, 200);
+        assert!(serde_json::from_str::<serde_json::Value>(&reply.text).is_err());
+
+        sandbox.inject(Route::Token, Fault::TokenType("pop".into()));
+        let body = demo_token_reply(&sandbox).await.json();
+        assert_eq!(body["token_type"], "pop");
+        assert!(body["access_token"].is_string());
+
+        sandbox.inject(Route::Token, Fault::MissingAccessToken);
+        let body = demo_token_reply(&sandbox).await.json();
+        assert_eq!(body["token_type"], "Bearer");
+        assert!(body.get("access_token").is_none());
+
+        // A body fault is consumed by a failing request without changing the error.
+        sandbox.inject(Route::Token, Fault::MalformedJson);
+        post_form(&sandbox.token_endpoint(DEMO_TENANT_ID), &secret_form_with("client_secret", Some("x")), &[])
+            .await
+            .assert_entra_error(401, "invalid_client", 7_000_215);
+        assert_eq!(demo_token_reply(&sandbox).await.status, 200);
+    }
+
+    #[tokio::test]
+    async fn delay_fault_answers_late_but_normally() {
+        let sandbox = Sandbox::start().await.unwrap();
+        sandbox.inject(Route::Token, Fault::Delay(Duration::from_millis(300)));
+        let started = std::time::Instant::now();
+        let reply = demo_token_reply(&sandbox).await;
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(reply.status, 200);
+    }
+
+    #[tokio::test]
+    async fn log_counts_requests_and_holds_no_secrets() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let token = demo_token(&sandbox).await;
+        let request_id = "7d3c1c9e-2b4f-4a8e-9f3b-1a2b3c4d5e6f";
+        post_form(
+            &sandbox.token_endpoint(DEMO_TENANT_ID),
+            &secret_form_with("client_secret", Some("wrong-secret-value")),
+            &[("client-request-id", request_id)],
+        )
+        .await;
+        get(&format!("{}/nowhere", sandbox.url())).await.assert_entra_error(404, "invalid_request", 90100);
+        get(&sandbox.bot_service_metadata_url()).await;
+
+        let log = sandbox.requests();
+        assert_eq!(log.len(), 4);
+        assert_eq!(sandbox.count(Route::Token), 2);
+        assert_eq!(sandbox.count(Route::Other), 1);
+        assert_eq!(sandbox.count(Route::BotServiceMetadata), 1);
+        assert_eq!(log[0].route, Route::Token);
+        assert_eq!(log[0].method, "POST");
+        assert_eq!(log[0].path, format!("/{DEMO_TENANT_ID}/oauth2/v2.0/token"));
+        assert_eq!(log[0].status, 200);
+        assert_eq!(log[0].client_id.as_deref(), Some(DEMO_CLIENT_ID));
+        assert_eq!(log[0].grant_type.as_deref(), Some("client_credentials"));
+        assert_eq!(log[1].status, 401);
+        assert_eq!(log[1].client_request_id.as_deref(), Some(request_id));
+        assert_eq!(log[2].status, 404);
+        assert!(log.windows(2).all(|w| w[0].at <= w[1].at));
+
+        let debug = format!("{log:?} {sandbox:?}");
+        for secret in [DEMO_CLIENT_SECRET, "wrong-secret-value", token.as_str()] {
+            assert!(!debug.contains(secret), "log leaks {secret}");
+        }
+
+        sandbox.clear_log();
+        assert!(sandbox.requests().is_empty());
+        assert_eq!(sandbox.count(Route::Token), 0);
+    }
+
+    #[tokio::test]
+    async fn builder_options_and_lifecycle() {
+        let sandbox = Sandbox::builder().with_demo_app(false).start().await.unwrap();
+        assert!(sandbox.url().starts_with("http://127.0.0.1:"));
+        assert_eq!(sandbox.url(), format!("http://{}", sandbox.addr()));
+        assert!(!sandbox.url().ends_with('/'));
+        demo_token_reply(&sandbox).await.assert_entra_error(400, "unauthorized_client", 700_016);
+
+        let url = sandbox.url();
+        sandbox.shutdown().await;
+        assert!(reqwest::Client::new().get(&url).send().await.is_err());
+
+        let dropped = Sandbox::start().await.unwrap();
+        let url = dropped.url();
+        drop(dropped);
+        tokio::task::yield_now().await;
+        assert!(reqwest::Client::new().get(&url).send().await.is_err());
+    }
+}

@@ -1,0 +1,33 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod app;
+mod assertion;
+mod botservice;
+mod clock;
+mod connector;
+mod entra;
+mod error;
+mod faults;
+mod jwt;
+mod log;
+mod server;
+mod state;
+
+#[cfg(test)]
+mod testkit;
+
+pub use app::{AppRegistration, FederatedCredential};
+pub use botservice::ChannelTokenClaims;
+pub use faults::Fault;
+pub use log::{RequestRecord, Route};
+pub use server::{Sandbox, SandboxBuilder};
+
+/// Tenant of the demo app.
+pub const DEMO_TENANT_ID: &str = "11111111-2222-3333-4444-555555555555";
+
+/// Client id of the demo app.
+pub const DEMO_CLIENT_ID: &str = "00000000-0000-0000-0000-00000000b07a";
+
+/// Client secret of the demo app. It contains `+ / = ~` so that form-encoding bugs show.
+pub const DEMO_CLIENT_SECRET: &str = "sandbox~Secret+with/odd=chars_0123456789";

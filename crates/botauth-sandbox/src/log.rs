@@ -1,0 +1,97 @@
+//! The request log: which route each request hit and how it was answered, never with secrets.
+
+use std::time::Instant;
+
+/// The sandbox endpoints, for fault injection and request counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Route {
+    /// `POST /{tenant}/oauth2/v2.0/token`.
+    Token,
+    /// `GET /botservice/v1/.well-known/openidconfiguration`.
+    BotServiceMetadata,
+    /// `GET /botservice/v1/.well-known/keys`.
+    BotServiceJwks,
+    /// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
+    EntraMetadata,
+    /// `GET /{tenant}/discovery/v2.0/keys`.
+    EntraJwks,
+    /// `POST /v3/conversations/{conversationId}/activities[/{activityId}]`.
+    Connector,
+    /// Anything else (answered 404).
+    Other,
+}
+
+impl Route {
+    /// Classifies a request path the same way the router dispatches it.
+    pub(crate) fn classify(path: &str) -> Self {
+        let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+        if segments.iter().any(|s| s.is_empty()) {
+            return Self::Other;
+        }
+        match segments.as_slice() {
+            ["botservice", "v1", ".well-known", "openidconfiguration"] => Self::BotServiceMetadata,
+            ["botservice", "v1", ".well-known", "keys"] => Self::BotServiceJwks,
+            ["v3", "conversations", _, "activities"]
+            | ["v3", "conversations", _, "activities", _] => Self::Connector,
+            [_, "oauth2", "v2.0", "token"] => Self::Token,
+            [_, "v2.0", ".well-known", "openid-configuration"] => Self::EntraMetadata,
+            [_, "discovery", "v2.0", "keys"] => Self::EntraJwks,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// One request as the sandbox saw it. Holds no secrets, assertions or tokens.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RequestRecord {
+    /// The endpoint it hit.
+    pub route: Route,
+    /// HTTP method.
+    pub method: String,
+    /// Request path (no query string).
+    pub path: String,
+    /// Status the sandbox answered with.
+    pub status: u16,
+    /// When it arrived.
+    pub at: Instant,
+    /// The form's `client_id` (token requests that reached the handler).
+    pub client_id: Option<String>,
+    /// The `client-request-id` header.
+    pub client_request_id: Option<String>,
+    /// The form's `grant_type` (token requests that reached the handler).
+    pub grant_type: Option<String>,
+}
+
+/// What the token handler learned from the form, handed to the logging middleware via response extensions.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FormInfo {
+    pub(crate) client_id: Option<String>,
+    pub(crate) grant_type: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_paths() {
+        let cases = [
+            ("/t/oauth2/v2.0/token", Route::Token),
+            ("/t/v2.0/.well-known/openid-configuration", Route::EntraMetadata),
+            ("/t/discovery/v2.0/keys", Route::EntraJwks),
+            ("/botservice/v1/.well-known/openidconfiguration", Route::BotServiceMetadata),
+            ("/botservice/v1/.well-known/keys", Route::BotServiceJwks),
+            ("/v3/conversations/c/activities", Route::Connector),
+            ("/v3/conversations/c/activities/a", Route::Connector),
+            ("//oauth2/v2.0/token", Route::Other),
+            ("/t/oauth2/v2.0/token/", Route::Other),
+            ("/", Route::Other),
+            ("", Route::Other),
+        ];
+        for (path, route) in cases {
+            assert_eq!(Route::classify(path), route, "{path}");
+        }
+    }
+}

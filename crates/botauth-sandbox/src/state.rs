@@ -1,0 +1,103 @@
+//! State shared by the handlers and the [`Sandbox`](crate::Sandbox) handle.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::app::AppRegistration;
+use crate::botservice::BotKeys;
+use crate::faults::FaultQueues;
+use crate::jwt::SigningKey;
+use crate::log::RequestRecord;
+
+/// The Bot Connector resources every sandbox accepts as token scopes (PROTOCOL §2).
+pub(crate) const BOT_CONNECTOR_RESOURCES: [&str; 3] = [
+    "https://api.botframework.com",
+    "https://api.botframework.us",
+    "https://api.botframework.azure.cn",
+];
+
+/// Token response settings.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenSettings {
+    pub(crate) lifetime: Duration,
+    pub(crate) refresh_in: Option<Duration>,
+    pub(crate) numbers_as_strings: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub(crate) url: String,
+    /// Signs access tokens.
+    pub(crate) entra_key: SigningKey,
+    /// Signs managed-identity tokens (federated assertions).
+    pub(crate) mi_key: SigningKey,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    /// Keyed by lower-case client id.
+    pub(crate) apps: HashMap<String, AppRegistration>,
+    pub(crate) resources: Vec<String>,
+    pub(crate) faults: FaultQueues,
+    pub(crate) log: Vec<RequestRecord>,
+    pub(crate) token: TokenSettings,
+    /// `(client id, jti)` → `exp`, for replay detection.
+    pub(crate) seen_jti: HashMap<(String, String), i64>,
+    pub(crate) bot: BotKeys,
+    pub(crate) activities: Vec<Value>,
+}
+
+impl Inner {
+    pub(crate) fn new(token: TokenSettings, bot: BotKeys) -> Self {
+        Self {
+            apps: HashMap::new(),
+            resources: BOT_CONNECTOR_RESOURCES.map(String::from).to_vec(),
+            faults: FaultQueues::default(),
+            log: Vec::new(),
+            token,
+            seen_jti: HashMap::new(),
+            bot,
+            activities: Vec::new(),
+        }
+    }
+
+    pub(crate) fn register_app(&mut self, app: AppRegistration) {
+        self.apps.insert(app.client_id.to_ascii_lowercase(), app);
+    }
+
+    pub(crate) fn accept_resource(&mut self, resource: String) {
+        if !self.resources.contains(&resource) {
+            self.resources.push(resource);
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(url: String, entra_key: SigningKey, mi_key: SigningKey, inner: Inner) -> Arc<Self> {
+        Arc::new(Self {
+            url,
+            entra_key,
+            mi_key,
+            inner: Mutex::new(inner),
+        })
+    }
+
+    /// Locks the mutable state. A panic elsewhere while holding the lock leaves plain data behind,
+    /// so a poisoned lock is still usable. Never hold the guard across `.await`.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn token_endpoint(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.url)
+    }
+
+    pub(crate) fn managed_identity_issuer(&self) -> String {
+        format!("{}/mi-issuer", self.url)
+    }
+}

@@ -1,0 +1,932 @@
+//! [`TokenManager`]: botauth's one token cache (PROTOCOL §5).
+
+use std::fmt;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use botauth_core::{
+    AccessToken, Clock, CredentialInfo, CredentialProvider, Error, Result, SystemClock,
+    TokenRequest,
+};
+use tokio::sync::watch;
+
+/// Tuning of a [`TokenManager`]. The defaults follow PROTOCOL §5.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ManagerOptions {
+    /// A token with less than this left is treated as expired (default 300 s).
+    pub expiry_margin: Duration,
+    /// Lifetimes at least this long refresh at half-life (default 2 h); shorter ones refresh at
+    /// expiry minus `expiry_margin`.
+    pub half_life_threshold: Duration,
+    /// A background refresh starts at least this long before a token counts as expired (default
+    /// 60 s). Without it "refresh at expiry − 5 min" and "expired at 5 min left" would coincide and
+    /// callers would wait for every routine refresh of a one-hour token.
+    pub refresh_window: Duration,
+    /// The largest random amount taken off a refresh time, so that many processes started together
+    /// do not refresh together (default 60 s; never more than a tenth of the time to refresh).
+    pub max_jitter: Duration,
+    /// Retries after a retryable failure (default 1).
+    pub max_retries: u32,
+    /// The wait before a retry when the server gave no `Retry-After` (default 1 s).
+    pub retry_delay: Duration,
+    /// The longest `Retry-After` a caller waits for in line; a longer one fails the request at once
+    /// and no request is sent before it has passed (default 30 s).
+    pub max_inline_retry_after: Duration,
+    /// `Retry-After` values are capped at this (default 1 h).
+    pub retry_after_cap: Duration,
+    /// After a failed acquisition with no usable token, callers get the same error for this long
+    /// without a new request (default 2 s).
+    pub negative_ttl: Duration,
+    /// After a failed background refresh, the next one waits this long; the cached token is served
+    /// meanwhile (default 30 s).
+    pub background_retry: Duration,
+    /// The most cache keys kept; expired entries are evicted beyond it (default 1024).
+    pub max_entries: usize,
+}
+
+impl Default for ManagerOptions {
+    fn default() -> Self {
+        ManagerOptions {
+            expiry_margin: Duration::from_secs(300),
+            half_life_threshold: Duration::from_secs(2 * 3600),
+            refresh_window: Duration::from_secs(60),
+            max_jitter: Duration::from_secs(60),
+            max_retries: 1,
+            retry_delay: Duration::from_secs(1),
+            max_inline_retry_after: Duration::from_secs(30),
+            retry_after_cap: Duration::from_secs(3600),
+            negative_ttl: Duration::from_secs(2),
+            background_retry: Duration::from_secs(30),
+            max_entries: 1024,
+        }
+    }
+}
+
+/// Where a token handed out by [`TokenManager::get_token_with_source`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenSource {
+    /// A cached token, no refresh due.
+    Cache,
+    /// A cached token; a background refresh is running (or was just started by this call).
+    CacheRefreshing,
+    /// The caller waited for a token request (its own, or one already in flight).
+    Fetched,
+}
+
+type Outcome = Option<Result<AccessToken>>;
+
+struct State {
+    token: Option<AccessToken>,
+    refresh_at: SystemTime,
+    flight: Option<watch::Receiver<Outcome>>,
+    failure: Option<(Error, SystemTime)>,
+    next_background: SystemTime,
+}
+
+struct Slot {
+    tenant: Option<String>,
+    scopes: Vec<String>,
+    state: Mutex<State>,
+}
+
+impl Slot {
+    /// Whether `request` names this slot's key. Compares scopes as sets without allocating, so the
+    /// cache-hit path stays allocation-free.
+    fn matches(&self, request: &TokenRequest) -> bool {
+        if self.tenant.as_deref() != request.tenant_id.as_deref() {
+            return false;
+        }
+        let requested = || request.scopes.iter().map(|s| s.trim()).filter(|s| !s.is_empty());
+        requested().all(|s| self.scopes.iter().any(|k| k == s))
+            && self.scopes.iter().all(|k| requested().any(|s| s == k))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State inconsistent (every update is a
+        // single assignment), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+struct Inner {
+    provider: Arc<dyn CredentialProvider>,
+    info: CredentialInfo,
+    clock: Arc<dyn Clock>,
+    options: ManagerOptions,
+    slots: RwLock<Vec<Arc<Slot>>>,
+}
+
+/// The outbound token cache: wraps any [`CredentialProvider`] and gives callers a valid token,
+/// fast.
+///
+/// - **One cache**, keyed by authority + tenant + client id + sorted, de-duplicated scopes
+///   (PROTOCOL §5); providers never cache.
+/// - **Single flight**: however many callers ask for a key with no usable token, exactly one
+///   token request is in flight; the others wait for its result. The request runs in its own task,
+///   so a caller that gives up does not cancel it for the others.
+/// - **Refresh ahead**: after the refresh time (`refresh_in` when Entra sends it, else half-life
+///   for tokens of 2 h or more, else expiry − 5 min; always at least a minute before the token
+///   counts as expired, minus jitter) callers keep getting the cached token at once while one
+///   background refresh runs. A failed refresh keeps the valid token.
+/// - **Retries**: one retry after 1 s on 5xx and timeouts; `Retry-After` honoured (short waits in
+///   line, long ones by refusing to call before it passes); a short negative cache so a failing
+///   endpoint is not hammered.
+/// - [`force_refresh`](Self::force_refresh) for a token the Bot Connector rejected.
+///
+/// Cloning is cheap and clones share the cache.
+#[derive(Clone)]
+pub struct TokenManager {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for TokenManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenManager")
+            .field("credential", &self.inner.info)
+            .field("options", &self.inner.options)
+            .field("entries", &self.inner.read_slots().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`TokenManager`].
+#[derive(Debug)]
+pub struct TokenManagerBuilder {
+    provider: Arc<dyn CredentialProvider>,
+    clock: Arc<dyn Clock>,
+    options: ManagerOptions,
+}
+
+impl TokenManagerBuilder {
+    /// Uses this clock (tests: `TokioClock` with paused time, or `ManualClock`).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Replaces all options.
+    pub fn options(mut self, options: ManagerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Sets the jitter bound (zero makes refresh times exact, for tests).
+    pub fn max_jitter(mut self, d: Duration) -> Self {
+        self.options.max_jitter = d;
+        self
+    }
+
+    /// Sets the expiry margin.
+    pub fn expiry_margin(mut self, d: Duration) -> Self {
+        self.options.expiry_margin = d;
+        self
+    }
+
+    /// Sets the negative-cache duration.
+    pub fn negative_ttl(mut self, d: Duration) -> Self {
+        self.options.negative_ttl = d;
+        self
+    }
+
+    /// Builds the manager.
+    pub fn build(self) -> TokenManager {
+        let info = self.provider.describe();
+        TokenManager {
+            inner: Arc::new(Inner {
+                provider: self.provider,
+                info,
+                clock: self.clock,
+                options: self.options,
+                slots: RwLock::new(Vec::new()),
+            }),
+        }
+    }
+}
+
+enum Plan {
+    Ready(AccessToken, TokenSource),
+    Wait(watch::Receiver<Outcome>),
+}
+
+impl TokenManager {
+    /// A manager with default options around `provider`.
+    pub fn new(provider: Arc<dyn CredentialProvider>) -> Self {
+        Self::builder(provider).build()
+    }
+
+    /// A builder for a manager around `provider`.
+    pub fn builder(provider: Arc<dyn CredentialProvider>) -> TokenManagerBuilder {
+        TokenManagerBuilder {
+            provider,
+            clock: Arc::new(SystemClock),
+            options: ManagerOptions::default(),
+        }
+    }
+
+    /// The wrapped credential's description.
+    pub fn credential(&self) -> &CredentialInfo {
+        &self.inner.info
+    }
+
+    /// The cache key of `request`, as text (for logs): authority, tenant, client id, scopes.
+    pub fn cache_key(&self, request: &TokenRequest) -> String {
+        let info = &self.inner.info;
+        format!(
+            "{}|{}|{}|{}",
+            info.authority_host.as_deref().unwrap_or("-"),
+            request
+                .tenant_id
+                .as_deref()
+                .or(info.tenant_id.as_deref())
+                .unwrap_or("-"),
+            info.client_id.as_deref().unwrap_or("-"),
+            request.normalized_scopes().join(" ")
+        )
+    }
+
+    /// A valid token for `request`, from the cache when possible.
+    pub async fn get_token(&self, request: &TokenRequest) -> Result<AccessToken> {
+        self.get_token_with_source(request).await.map(|(t, _)| t)
+    }
+
+    /// Like [`get_token`](Self::get_token), also saying where the token came from.
+    pub async fn get_token_with_source(
+        &self,
+        request: &TokenRequest,
+    ) -> Result<(AccessToken, TokenSource)> {
+        let slot = self.inner.slot(request)?;
+        let plan = self.inner.plan(&slot, request, false)?;
+        match plan {
+            Plan::Ready(token, source) => Ok((token, source)),
+            Plan::Wait(rx) => wait(rx).await.map(|t| (t, TokenSource::Fetched)),
+        }
+    }
+
+    /// Discards the cached token for `request` and waits for a new one. Use it when a service
+    /// rejects a token that looked valid (Bot Connector 401). Concurrent calls share one request.
+    pub async fn force_refresh(&self, request: &TokenRequest) -> Result<AccessToken> {
+        let slot = self.inner.slot(request)?;
+        match self.inner.plan(&slot, request, true)? {
+            Plan::Ready(token, _) => Ok(token),
+            Plan::Wait(rx) => wait(rx).await,
+        }
+    }
+
+    /// Drops the cached token (and any remembered failure) for `request`; the next call fetches.
+    pub fn invalidate(&self, request: &TokenRequest) {
+        if let Some(slot) = self.inner.find(request) {
+            let mut state = slot.lock();
+            state.token = None;
+            state.failure = None;
+        }
+    }
+
+    /// Drops every cached token.
+    pub fn clear(&self) {
+        self.inner
+            .slots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+async fn wait(mut rx: watch::Receiver<Outcome>) -> Result<AccessToken> {
+    match rx.wait_for(Option::is_some).await {
+        Ok(outcome) => outcome.clone().unwrap_or_else(|| Err(abandoned())),
+        Err(_) => Err(abandoned()),
+    }
+}
+
+fn abandoned() -> Error {
+    Error::credential("the token request task ended without a result (was the runtime shut down?)")
+}
+
+impl Inner {
+    fn read_slots(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Slot>>> {
+        self.slots.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn find(&self, request: &TokenRequest) -> Option<Arc<Slot>> {
+        self.read_slots().iter().find(|s| s.matches(request)).cloned()
+    }
+
+    fn slot(&self, request: &TokenRequest) -> Result<Arc<Slot>> {
+        if let Some(slot) = self.find(request) {
+            return Ok(slot);
+        }
+        let scopes = request.normalized_scopes();
+        if scopes.is_empty() {
+            return Err(Error::config(
+                "scope",
+                "no scope requested: the Bot Connector scope is https://api.botframework.com/.default",
+            ));
+        }
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = slots.iter().find(|s| s.matches(request)) {
+            return Ok(slot.clone());
+        }
+        if slots.len() >= self.options.max_entries {
+            let now = self.clock.now();
+            slots.retain(|s| {
+                let st = s.lock();
+                st.flight.is_some() || st.token.as_ref().is_some_and(|t| t.expires_on > now)
+            });
+        }
+        let slot = Arc::new(Slot {
+            tenant: request.tenant_id.clone(),
+            scopes,
+            state: Mutex::new(State {
+                token: None,
+                refresh_at: SystemTime::UNIX_EPOCH,
+                flight: None,
+                failure: None,
+                next_background: SystemTime::UNIX_EPOCH,
+            }),
+        });
+        slots.push(slot.clone());
+        Ok(slot)
+    }
+
+    fn usable(&self, token: &AccessToken, now: SystemTime) -> bool {
+        token.remaining(now) >= self.options.expiry_margin
+    }
+
+    /// Decides, under the slot's lock, whether to answer from the cache or wait for a flight.
+    fn plan(self: &Arc<Self>, slot: &Arc<Slot>, request: &TokenRequest, force: bool) -> Result<Plan> {
+        let now = self.clock.now();
+        let mut state = slot.lock();
+        if !force {
+            if let Some(token) = &state.token {
+                if self.usable(token, now) {
+                    let token = token.clone();
+                    if now < state.refresh_at {
+                        return Ok(Plan::Ready(token, TokenSource::Cache));
+                    }
+                    if state.flight.is_none() && now >= state.next_background {
+                        tracing::debug!(key = %self.key(request), "refreshing token ahead of expiry");
+                        self.start_flight(slot, &mut state);
+                    }
+                    return Ok(Plan::Ready(token, TokenSource::CacheRefreshing));
+                }
+            }
+            if let Some((error, until)) = &state.failure {
+                if now < *until {
+                    return Err(error.clone());
+                }
+            }
+        }
+        if force {
+            state.token = None;
+        }
+        let rx = match &state.flight {
+            Some(rx) => rx.clone(),
+            None => self.start_flight(slot, &mut state),
+        };
+        Ok(Plan::Wait(rx))
+    }
+
+    fn key(&self, request: &TokenRequest) -> String {
+        format!(
+            "{}|{}",
+            request
+                .tenant_id
+                .as_deref()
+                .or(self.info.tenant_id.as_deref())
+                .unwrap_or("-"),
+            request.normalized_scopes().join(" ")
+        )
+    }
+
+    fn start_flight(self: &Arc<Self>, slot: &Arc<Slot>, state: &mut State) -> watch::Receiver<Outcome> {
+        let (tx, rx) = watch::channel(None);
+        state.flight = Some(rx.clone());
+        let inner = Arc::clone(self);
+        let slot = Arc::clone(slot);
+        // The slot's key, not the caller's spelling of it, is what gets requested.
+        let request = TokenRequest::with_scopes(slot.scopes.clone());
+        let request = match &slot.tenant {
+            Some(t) => request.tenant(t.clone()),
+            None => request,
+        };
+        tokio::spawn(async move {
+            let result = inner.acquire(&request).await;
+            inner.settle(&slot, &result);
+            // Receivers may all be gone (callers cancelled); the cache is updated regardless.
+            let _ = tx.send(Some(result));
+        });
+        rx
+    }
+
+    /// One acquisition with the retry policy of PROTOCOL §5.
+    async fn acquire(&self, request: &TokenRequest) -> Result<AccessToken> {
+        let mut attempt = 0;
+        loop {
+            let error = match self.provider.get_token(request).await {
+                Ok(token) => return Ok(token),
+                Err(e) => e,
+            };
+            if attempt >= self.options.max_retries || !error.is_retryable() {
+                return Err(error);
+            }
+            let wait = match error.retry_after() {
+                Some(ra) if ra > self.options.max_inline_retry_after => return Err(error),
+                Some(ra) => ra,
+                None => self.options.retry_delay,
+            };
+            attempt += 1;
+            tracing::info!(error = %error, wait_ms = wait.as_millis() as u64, "token request failed; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Stores the outcome of a flight in the slot.
+    fn settle(&self, slot: &Slot, result: &Result<AccessToken>) {
+        let now = self.clock.now();
+        let mut state = slot.lock();
+        state.flight = None;
+        match result {
+            Ok(token) => {
+                state.refresh_at = self.refresh_at(token, now);
+                state.token = Some(token.clone());
+                state.failure = None;
+                state.next_background = SystemTime::UNIX_EPOCH;
+            }
+            Err(error) => {
+                let still_valid = state.token.as_ref().is_some_and(|t| self.usable(t, now));
+                if still_valid {
+                    // Keep serving the valid token; try again later (PROTOCOL §5).
+                    let backoff = error
+                        .retry_after()
+                        .map(|ra| ra.min(self.options.retry_after_cap))
+                        .unwrap_or(self.options.background_retry);
+                    state.next_background = now + backoff;
+                    tracing::warn!(error = %error, retry_in_s = backoff.as_secs(), "background token refresh failed; keeping the cached token");
+                } else {
+                    let hold = error
+                        .retry_after()
+                        .map(|ra| ra.min(self.options.retry_after_cap))
+                        .unwrap_or(self.options.negative_ttl)
+                        .max(self.options.negative_ttl);
+                    state.failure = Some((error.clone(), now + hold));
+                }
+            }
+        }
+    }
+
+    /// When to refresh `token` (PROTOCOL §5), minus jitter.
+    fn refresh_at(&self, token: &AccessToken, now: SystemTime) -> SystemTime {
+        let lifetime = token.remaining(now);
+        let latest = token
+            .expires_on
+            .checked_sub(self.options.expiry_margin + self.options.refresh_window)
+            .unwrap_or(now)
+            .max(now);
+        let base = match token.refresh_on {
+            Some(r) => r,
+            None if lifetime >= self.options.half_life_threshold => now + lifetime / 2,
+            None => latest,
+        }
+        .min(latest);
+        let lead = base.duration_since(now).unwrap_or_default();
+        let bound = self.options.max_jitter.min(lead / 10);
+        if bound.is_zero() {
+            return base;
+        }
+        // uuid's v4 generator is the process's CSPRNG; a jitter needs no more than that.
+        let random = uuid::Uuid::new_v4().as_u128() as u64;
+        let jitter = Duration::from_nanos(random % (bound.as_nanos() as u64).max(1));
+        base - jitter
+    }
+}
+
+#[async_trait]
+impl CredentialProvider for TokenManager {
+    /// Serves from the cache: a `TokenManager` can stand wherever a provider is expected.
+    async fn get_token(&self, request: &TokenRequest) -> Result<AccessToken> {
+        TokenManager::get_token(self, request).await
+    }
+
+    fn describe(&self) -> CredentialInfo {
+        self.inner.info.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use botauth_core::{EntraError, ErrorKind, TokioClock};
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::time::Instant;
+
+    const SCOPE: &str = "https://api.botframework.com/.default";
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// What the fake issuer answers next.
+    enum Next {
+        Token { lifetime: Duration, refresh_in: Option<Duration> },
+        Fail(Error),
+    }
+
+    #[derive(Debug)]
+    struct Fake {
+        clock: TokioClock,
+        calls: AtomicUsize,
+        delay: Duration,
+        script: Mutex<VecDeque<NextDebug>>,
+        at: Mutex<Vec<Instant>>,
+    }
+
+    #[derive(Debug)]
+    struct NextDebug(#[allow(dead_code)] String, NextBox);
+    struct NextBox(Next);
+    impl fmt::Debug for NextBox {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("next")
+        }
+    }
+
+    impl Fake {
+        fn new(delay: Duration) -> Arc<Self> {
+            Arc::new(Fake {
+                clock: TokioClock::new(),
+                calls: AtomicUsize::new(0),
+                delay,
+                script: Mutex::new(VecDeque::new()),
+                at: Mutex::new(Vec::new()),
+            })
+        }
+        fn then(&self, next: Next) -> &Self {
+            self.script
+                .lock()
+                .unwrap()
+                .push_back(NextDebug(String::new(), NextBox(next)));
+            self
+        }
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+        fn call_times(&self) -> Vec<Instant> {
+            self.at.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl CredentialProvider for Fake {
+        async fn get_token(&self, _request: &TokenRequest) -> Result<AccessToken> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            self.at.lock().unwrap().push(Instant::now());
+            tokio::time::sleep(self.delay).await;
+            let next = self.script.lock().unwrap().pop_front().map(|n| n.1.0);
+            let now = self.clock.now();
+            match next.unwrap_or(Next::Token { lifetime: HOUR, refresh_in: None }) {
+                Next::Token { lifetime, refresh_in } => Ok(AccessToken::bearer(
+                    format!("token-{n}"),
+                    now + lifetime,
+                )
+                .with_refresh_on(refresh_in.map(|r| now + r))),
+                Next::Fail(e) => Err(e),
+            }
+        }
+        fn describe(&self) -> CredentialInfo {
+            CredentialInfo::new("fake").client_id("app").tenant_id("tenant")
+        }
+    }
+
+    fn manager(fake: &Arc<Fake>) -> TokenManager {
+        TokenManager::builder(fake.clone())
+            .clock(Arc::new(fake.clock))
+            .max_jitter(Duration::ZERO)
+            .build()
+    }
+
+    fn req() -> TokenRequest {
+        TokenRequest::new(SCOPE)
+    }
+
+    fn token_text(t: &AccessToken) -> &str {
+        t.token.expose_secret()
+    }
+
+    fn server_error() -> Error {
+        Error::Unavailable {
+            endpoint: "e".into(),
+            status: Some(500),
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    fn throttled(secs: u64) -> Error {
+        Error::Throttled {
+            endpoint: "e".into(),
+            retry_after: Some(Duration::from_secs(secs)),
+        }
+    }
+
+    fn bad_secret() -> Error {
+        EntraError::from_body(
+            401,
+            br#"{"error":"invalid_client","error_codes":[7000215]}"#,
+            None,
+        )
+        .unwrap()
+        .into()
+    }
+
+    /// Lets spawned tasks run (paused time advances only when every task is idle).
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn thousand_cold_callers_make_one_request() {
+        let fake = Fake::new(Duration::from_millis(200));
+        let m = manager(&fake);
+        let mut tasks = Vec::new();
+        for _ in 0..1000 {
+            let m = m.clone();
+            tasks.push(tokio::spawn(async move { m.get_token(&req()).await }));
+        }
+        for t in tasks {
+            assert_eq!(token_text(&t.await.unwrap().unwrap()), "token-1");
+        }
+        assert_eq!(fake.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn second_call_is_a_cache_hit() {
+        let fake = Fake::new(Duration::ZERO);
+        let m = manager(&fake);
+        let (_, s1) = m.get_token_with_source(&req()).await.unwrap();
+        let (t2, s2) = m.get_token_with_source(&req()).await.unwrap();
+        assert_eq!((s1, s2), (TokenSource::Fetched, TokenSource::Cache));
+        assert_eq!(token_text(&t2), "token-1");
+        assert_eq!(fake.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scopes_are_a_set() {
+        let fake = Fake::new(Duration::ZERO);
+        let m = manager(&fake);
+        m.get_token(&TokenRequest::with_scopes(["b", "a"])).await.unwrap();
+        m.get_token(&TokenRequest::with_scopes(["a", " b", "a"])).await.unwrap();
+        assert_eq!(fake.calls(), 1);
+        m.get_token(&TokenRequest::with_scopes(["a"])).await.unwrap();
+        m.get_token(&TokenRequest::with_scopes(["a", "b"]).tenant("other")).await.unwrap();
+        assert_eq!(fake.calls(), 3);
+        assert!(m.get_token(&TokenRequest::with_scopes([" "])).await.unwrap_err().is_config());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refreshes_ahead_in_the_background() {
+        let fake = Fake::new(Duration::from_millis(100));
+        let m = manager(&fake);
+        m.get_token(&req()).await.unwrap();
+        // One hour token: refresh at expiry - 300 s - 60 s.
+        tokio::time::advance(Duration::from_secs(3239)).await;
+        assert_eq!(m.get_token_with_source(&req()).await.unwrap().1, TokenSource::Cache);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let started = Instant::now();
+        let (t, s) = m.get_token_with_source(&req()).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::ZERO, "the caller must not wait");
+        assert_eq!((token_text(&t), s), ("token-1", TokenSource::CacheRefreshing));
+        // Callers during the refresh are served at once and start nothing.
+        let (t, s) = m.get_token_with_source(&req()).await.unwrap();
+        assert_eq!((token_text(&t), s), ("token-1", TokenSource::CacheRefreshing));
+        settle().await;
+        assert_eq!(fake.calls(), 2);
+        let (t, s) = m.get_token_with_source(&req()).await.unwrap();
+        assert_eq!((token_text(&t), s), ("token-2", TokenSource::Cache));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn long_tokens_refresh_at_half_life_and_refresh_in_wins() {
+        let fake = Fake::new(Duration::ZERO);
+        fake.then(Next::Token { lifetime: 4 * HOUR, refresh_in: None })
+            .then(Next::Token { lifetime: HOUR, refresh_in: Some(Duration::from_secs(600)) });
+        let m = manager(&fake);
+        m.get_token(&req()).await.unwrap();
+        tokio::time::advance(2 * HOUR - Duration::from_secs(1)).await;
+        assert_eq!(m.get_token_with_source(&req()).await.unwrap().1, TokenSource::Cache);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(
+            m.get_token_with_source(&req()).await.unwrap().1,
+            TokenSource::CacheRefreshing
+        );
+        settle().await;
+        // The new token said refresh_in = 600 s.
+        tokio::time::advance(Duration::from_secs(598)).await;
+        assert_eq!(m.get_token_with_source(&req()).await.unwrap().1, TokenSource::Cache);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(
+            m.get_token_with_source(&req()).await.unwrap().1,
+            TokenSource::CacheRefreshing
+        );
+        settle().await;
+        assert_eq!(fake.calls(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_refresh_keeps_the_valid_token() {
+        let fake = Fake::new(Duration::ZERO);
+        fake.then(Next::Token { lifetime: HOUR, refresh_in: None })
+            .then(Next::Fail(bad_secret()));
+        let m = manager(&fake);
+        m.get_token(&req()).await.unwrap();
+        tokio::time::advance(Duration::from_secs(3241)).await;
+        let (t, _) = m.get_token_with_source(&req()).await.unwrap();
+        assert_eq!(token_text(&t), "token-1");
+        settle().await;
+        assert_eq!(fake.calls(), 2);
+        // Still served, and no new attempt until the background back-off (30 s) has passed.
+        for _ in 0..10 {
+            assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-1");
+        }
+        assert_eq!(fake.calls(), 2);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-1");
+        settle().await;
+        assert_eq!(fake.calls(), 3);
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-3");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_with_less_than_five_minutes_left_is_expired() {
+        let fake = Fake::new(Duration::ZERO);
+        let m = manager(&fake);
+        m.get_token(&req()).await.unwrap();
+        tokio::time::advance(Duration::from_secs(3241)).await;
+        // Background refresh starts here; make it fail so the token ages further.
+        fake.then(Next::Fail(server_error())).then(Next::Fail(server_error()));
+        assert_eq!(
+            m.get_token_with_source(&req()).await.unwrap().1,
+            TokenSource::CacheRefreshing
+        );
+        // The background refresh fails, waits 1 s, fails again.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(fake.calls(), 3);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        // Under 300 s left: expired for callers; they wait for a fresh token.
+        let (t, s) = m.get_token_with_source(&req()).await.unwrap();
+        assert_eq!(s, TokenSource::Fetched);
+        assert_eq!(token_text(&t), "token-4");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn server_errors_retry_once_after_one_second() {
+        let fake = Fake::new(Duration::ZERO);
+        fake.then(Next::Fail(server_error()));
+        let m = manager(&fake);
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-2");
+        let at = fake.call_times();
+        assert_eq!(at.len(), 2);
+        assert_eq!(at[1] - at[0], Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_server_errors_fail_with_the_last_one() {
+        let fake = Fake::new(Duration::ZERO);
+        fake.then(Next::Fail(server_error())).then(Next::Fail(server_error()));
+        let m = manager(&fake);
+        let e = m.get_token(&req()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert_eq!(fake.calls(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn short_retry_after_is_waited_for() {
+        let fake = Fake::new(Duration::ZERO);
+        fake.then(Next::Fail(throttled(7)));
+        let m = manager(&fake);
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-2");
+        let at = fake.call_times();
+        assert_eq!(at[1] - at[0], Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn long_retry_after_fails_fast_and_holds_off_requests() {
+        let fake = Fake::new(Duration::ZERO);
+        fake.then(Next::Fail(throttled(120)));
+        let m = manager(&fake);
+        let e = m.get_token(&req()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Throttled);
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(120)));
+        tokio::time::advance(Duration::from_secs(119)).await;
+        assert_eq!(m.get_token(&req()).await.unwrap_err().kind(), ErrorKind::Throttled);
+        assert_eq!(fake.calls(), 1, "no request before Retry-After has passed");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rejections_are_not_retried_and_are_briefly_remembered() {
+        let fake = Fake::new(Duration::ZERO);
+        fake.then(Next::Fail(bad_secret()));
+        let m = manager(&fake);
+        let e = m.get_token(&req()).await.unwrap_err();
+        assert_eq!(e.as_entra().and_then(EntraError::code), Some(7000215));
+        let e = m.get_token(&req()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Rejected);
+        assert_eq!(fake.calls(), 1);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn force_refresh_replaces_the_token_once_for_all_callers() {
+        let fake = Fake::new(Duration::from_millis(50));
+        let m = manager(&fake);
+        m.get_token(&req()).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let m = m.clone();
+            tasks.push(tokio::spawn(async move { m.force_refresh(&req()).await }));
+        }
+        for t in tasks {
+            assert_eq!(token_text(&t.await.unwrap().unwrap()), "token-2");
+        }
+        assert_eq!(fake.calls(), 2);
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn force_refresh_bypasses_the_negative_cache() {
+        let fake = Fake::new(Duration::ZERO);
+        fake.then(Next::Fail(bad_secret()));
+        let m = manager(&fake);
+        m.get_token(&req()).await.unwrap_err();
+        assert_eq!(token_text(&m.force_refresh(&req()).await.unwrap()), "token-2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn invalidate_drops_the_token() {
+        let fake = Fake::new(Duration::ZERO);
+        let m = manager(&fake);
+        m.get_token(&req()).await.unwrap();
+        m.invalidate(&req());
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-2");
+        m.clear();
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-3");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_caller_does_not_cancel_the_request() {
+        let fake = Fake::new(Duration::from_secs(1));
+        let m = manager(&fake);
+        let first = {
+            let m = m.clone();
+            tokio::spawn(async move { m.get_token(&req()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        first.abort();
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-1");
+        assert_eq!(fake.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jitter_stays_within_its_bounds() {
+        let fake = Fake::new(Duration::ZERO);
+        let m = TokenManager::builder(fake.clone())
+            .clock(Arc::new(fake.clock))
+            .build();
+        let now = fake.clock.now();
+        let token = AccessToken::bearer("t", now + HOUR);
+        let base = now + HOUR - Duration::from_secs(360);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let at = m.inner.refresh_at(&token, now);
+            assert!(at <= base && at >= base - Duration::from_secs(60), "{at:?}");
+            seen.insert(at);
+        }
+        assert!(seen.len() > 100, "jitter should vary");
+        // Never more than a tenth of the lead time.
+        let short = AccessToken::bearer("t", now + Duration::from_secs(460));
+        let at = m.inner.refresh_at(&short, now);
+        assert!(at >= now + Duration::from_secs(90) && at <= now + Duration::from_secs(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_manager_is_itself_a_provider() {
+        let fake = Fake::new(Duration::ZERO);
+        let m: Arc<dyn CredentialProvider> = Arc::new(manager(&fake));
+        m.get_token(&req()).await.unwrap();
+        m.get_token(&req()).await.unwrap();
+        assert_eq!(fake.calls(), 1);
+        assert_eq!(m.describe().kind, "fake");
+    }
+
+    #[test]
+    fn cache_key_names_all_parts() {
+        let fake = Fake::new(Duration::ZERO);
+        let m = TokenManager::new(fake);
+        assert_eq!(
+            m.cache_key(&TokenRequest::with_scopes(["b", "a", "a"])),
+            "-|tenant|app|a b"
+        );
+    }
+}
