@@ -108,7 +108,10 @@ mod tests {
         let clock = TokioClock::new();
         let t0 = clock.now();
         tokio::time::advance(Duration::from_secs(3600)).await;
-        assert_eq!(clock.now().duration_since(t0).unwrap(), Duration::from_secs(3600));
+        assert_eq!(
+            clock.now().duration_since(t0).unwrap(),
+            Duration::from_secs(3600)
+        );
     }
 
     #[test]

@@ -149,14 +149,20 @@ impl Cloud {
             "" | "public" | "azurepublic" | "azurepubliccloud" | "global" | "azurecloud" => {
                 Ok(Cloud::Public)
             }
-            "usgov" | "gov" | "usgovernment" | "azureusgovernment" | "azureusgovernmentcloud"
+            "usgov"
+            | "gov"
+            | "usgovernment"
+            | "azureusgovernment"
+            | "azureusgovernmentcloud"
             | "https://botframework.azure.us" => Ok(Cloud::UsGov),
             "china" | "azurechina" | "azurechinacloud" | "https://botframework.azure.cn" => {
                 Ok(Cloud::China)
             }
             _ => Err(Error::config(
                 "cloud",
-                format!("unknown cloud `{name}`: use public, usgov or china, or give custom endpoints"),
+                format!(
+                    "unknown cloud `{name}`: use public, usgov or china, or give custom endpoints"
+                ),
             )),
         }
     }
@@ -183,10 +189,22 @@ mod tests {
 
     #[test]
     fn protocol_table() {
-        assert_eq!(Cloud::Public.authority_host(), "https://login.microsoftonline.com");
-        assert_eq!(Cloud::UsGov.bot_connector_scope(), "https://api.botframework.us/.default");
-        assert_eq!(Cloud::China.federation_audience(), "api://AzureADTokenExchangeChina");
-        assert_eq!(Cloud::UsGov.bot_service_issuer(), "https://api.botframework.us");
+        assert_eq!(
+            Cloud::Public.authority_host(),
+            "https://login.microsoftonline.com"
+        );
+        assert_eq!(
+            Cloud::UsGov.bot_connector_scope(),
+            "https://api.botframework.us/.default"
+        );
+        assert_eq!(
+            Cloud::China.federation_audience(),
+            "api://AzureADTokenExchangeChina"
+        );
+        assert_eq!(
+            Cloud::UsGov.bot_service_issuer(),
+            "https://api.botframework.us"
+        );
         assert_eq!(
             Cloud::China.bot_service_metadata_url(),
             "https://login.botframework.azure.cn/v1/.well-known/openidconfiguration"
@@ -196,7 +214,10 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(Cloud::from_name("AzureUSGovernment").unwrap(), Cloud::UsGov);
-        assert_eq!(Cloud::from_name("https://botframework.azure.us/").unwrap(), Cloud::UsGov);
+        assert_eq!(
+            Cloud::from_name("https://botframework.azure.us/").unwrap(),
+            Cloud::UsGov
+        );
         assert_eq!(Cloud::from_name("China").unwrap(), Cloud::China);
         assert_eq!(Cloud::from_name("public").unwrap(), Cloud::Public);
         let err = Cloud::from_name("mars").unwrap_err();
@@ -207,7 +228,10 @@ mod tests {
     fn authority_override_keeps_the_rest() {
         let c = Cloud::UsGov.with_authority_host("http://127.0.0.1:9/");
         assert_eq!(c.authority_host(), "http://127.0.0.1:9");
-        assert_eq!(c.bot_connector_scope(), "https://api.botframework.us/.default");
+        assert_eq!(
+            c.bot_connector_scope(),
+            "https://api.botframework.us/.default"
+        );
     }
 
     #[test]

@@ -227,7 +227,10 @@ mod tests {
         let e = EntraError::from_body(401, BODY.as_bytes(), None).unwrap();
         assert_eq!(e.error, "invalid_client");
         assert_eq!(e.code(), Some(7000215));
-        assert_eq!(e.description, "AADSTS7000215: Invalid client secret provided.");
+        assert_eq!(
+            e.description,
+            "AADSTS7000215: Invalid client secret provided."
+        );
         assert_eq!(e.trace_id.as_deref(), Some("t1"));
         assert_eq!(e.correlation_id.as_deref(), Some("c1"));
         assert!(!e.is_retryable());
@@ -312,7 +315,8 @@ mod tests {
 
     #[test]
     fn server_errors_are_retryable() {
-        let e = EntraError::from_body(503, br#"{"error":"temporarily_unavailable"}"#, None).unwrap();
+        let e =
+            EntraError::from_body(503, br#"{"error":"temporarily_unavailable"}"#, None).unwrap();
         assert!(e.is_retryable());
     }
 }

@@ -45,7 +45,11 @@ impl AccessToken {
 
     /// The `Authorization` header value (`Bearer eyJ…`). Treat the result as a secret.
     pub fn authorization_header(&self) -> Secret {
-        Secret::new(format!("{} {}", self.token_type, self.token.expose_secret()))
+        Secret::new(format!(
+            "{} {}",
+            self.token_type,
+            self.token.expose_secret()
+        ))
     }
 
     /// Seconds since the Unix epoch of `expires_on`.
@@ -129,7 +133,10 @@ mod tests {
 
     #[test]
     fn debug_hides_the_token() {
-        let t = AccessToken::bearer("eyJsecret", SystemTime::UNIX_EPOCH + Duration::from_secs(10));
+        let t = AccessToken::bearer(
+            "eyJsecret",
+            SystemTime::UNIX_EPOCH + Duration::from_secs(10),
+        );
         let s = format!("{t:?}");
         assert!(!s.contains("eyJsecret"), "{s}");
         assert!(s.contains("[redacted]"));
@@ -149,6 +156,9 @@ mod tests {
     #[test]
     fn scopes_normalize() {
         let r = TokenRequest::with_scopes(["b", " a", "b", ""]);
-        assert_eq!(r.normalized_scopes(), vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(
+            r.normalized_scopes(),
+            vec!["a".to_string(), "b".to_string()]
+        );
     }
 }

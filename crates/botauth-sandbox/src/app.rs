@@ -52,7 +52,10 @@ impl std::fmt::Debug for AppRegistration {
         f.debug_struct("AppRegistration")
             .field("client_id", &self.client_id)
             .field("tenant_id", &self.tenant_id)
-            .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
+            .field(
+                "secrets",
+                &format_args!("[{} redacted]", self.secrets.len()),
+            )
             .field("certificates", &self.certificates.len())
             .field("federated", &self.federated)
             .finish()

@@ -33,8 +33,9 @@ pub(crate) fn verify(
     presenter: &Presenter<'_>,
     assertion: &str,
 ) -> Result<(), EntraError> {
-    let jws = Jws::parse(assertion)
-        .ok_or_else(|| invalid_jwt("the client_assertion is not a compact JWS with JSON header and claims"))?;
+    let jws = Jws::parse(assertion).ok_or_else(|| {
+        invalid_jwt("the client_assertion is not a compact JWS with JSON header and claims")
+    })?;
     let alg = jws
         .alg()
         .ok_or_else(|| invalid_jwt("the client_assertion's alg must be RS256 or PS256"))?;
@@ -103,7 +104,10 @@ fn verify_certificate_assertion(
             format!(
                 "Client assertion audience claim does not match Realm issuer. Expected '{expected_aud}', \
                  got '{}'.",
-                jws.claims.get("aud").map(Value::to_string).unwrap_or_default()
+                jws.claims
+                    .get("aud")
+                    .map(Value::to_string)
+                    .unwrap_or_default()
             ),
         ));
     }
@@ -123,7 +127,9 @@ fn verify_certificate_assertion(
 
     let key = (presenter.client_id.to_ascii_lowercase(), jti.to_owned());
     let mut inner = shared.lock();
-    inner.seen_jti.retain(|_, exp| exp.saturating_add(CLOCK_SKEW_SECS) >= now);
+    inner
+        .seen_jti
+        .retain(|_, exp| exp.saturating_add(CLOCK_SKEW_SECS) >= now);
     if inner.seen_jti.contains_key(&key) {
         return Err(EntraError::invalid_client(
             code::JTI_REPLAY,
@@ -182,7 +188,10 @@ fn verify_federated_assertion(
             ),
         ));
     }
-    if !by_subject.iter().any(|f| audiences.contains(&f.audience.as_str())) {
+    if !by_subject
+        .iter()
+        .any(|f| audiences.contains(&f.audience.as_str()))
+    {
         return Err(EntraError::invalid_client(
             code::FEDERATED_AUDIENCE,
             format!(
@@ -196,9 +205,9 @@ fn verify_federated_assertion(
 
 /// Checks `nbf - skew <= now <= exp + skew` and returns `exp`.
 fn check_time_window(jws: &Jws, now: i64) -> Result<i64, EntraError> {
-    let exp = jws
-        .claim_i64("exp")
-        .ok_or_else(|| invalid_jwt("the client_assertion's exp must be an integer (seconds since the epoch)"))?;
+    let exp = jws.claim_i64("exp").ok_or_else(|| {
+        invalid_jwt("the client_assertion's exp must be an integer (seconds since the epoch)")
+    })?;
     let nbf = match jws.claims.get("nbf") {
         None => None,
         Some(value) => Some(value.as_i64().ok_or_else(|| {
@@ -224,4 +233,300 @@ fn check_time_window(jws: &Jws, now: i64) -> Result<i64, EntraError> {
 
 fn invalid_jwt(detail: &str) -> EntraError {
     EntraError::invalid_client(code::INVALID_JWT, format!("Invalid JWT token. {detail}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use super::JWT_BEARER;
+    use crate::clock::unix_now;
+    use crate::jwt::{Alg, SigningKey, sign_jws, x5t, x5t_s256};
+    use crate::testkit::{BOT_SCOPE, Reply, post_form};
+    use crate::{AppRegistration, FederatedCredential, Sandbox};
+
+    const CLIENT_ID: &str = "c0ffee00-1111-2222-3333-444444444444";
+    const TENANT: &str = "cert-tenant";
+    const MI_SUBJECT: &str = "mi-object-id";
+    const EXCHANGE: &str = "api://AzureADTokenExchange";
+
+    type Mutation = Box<dyn FnOnce(&mut Value)>;
+
+    struct Fixture {
+        sandbox: Sandbox,
+        cert: SigningKey,
+    }
+
+    impl Fixture {
+        async fn new() -> Self {
+            let cert = SigningKey::generate("test client certificate").unwrap();
+            let sandbox = Sandbox::start().await.unwrap();
+            let app = AppRegistration::new(CLIENT_ID, TENANT)
+                .with_certificate_der(cert.cert_der())
+                .with_federated(FederatedCredential::new(
+                    sandbox.managed_identity_issuer(),
+                    MI_SUBJECT,
+                    EXCHANGE,
+                ));
+            sandbox.register_app(app);
+            Self { sandbox, cert }
+        }
+
+        /// Claims as PROTOCOL §3 prescribes.
+        fn claims(&self) -> Value {
+            let now = unix_now();
+            json!({
+                "aud": self.sandbox.token_endpoint(TENANT),
+                "iss": CLIENT_ID,
+                "sub": CLIENT_ID,
+                "jti": uuid::Uuid::new_v4().to_string(),
+                "nbf": now,
+                "iat": now,
+                "exp": now + 600,
+            })
+        }
+
+        fn assertion(&self, claims: &Value) -> String {
+            let header = json!({"alg": "RS256", "typ": "JWT", "x5t": x5t(self.cert.cert_der())});
+            sign_jws(&header, claims, Alg::Rs256, self.cert.key()).unwrap()
+        }
+
+        fn assertion_with(&self, mutate: impl FnOnce(&mut Value)) -> String {
+            let mut claims = self.claims();
+            mutate(&mut claims);
+            self.assertion(&claims)
+        }
+
+        async fn post(&self, assertion: &str) -> Reply {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT_ID),
+                ("scope", BOT_SCOPE),
+                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion", assertion),
+            ];
+            post_form(&self.sandbox.token_endpoint(TENANT), &form, &[]).await
+        }
+
+        async fn assert_code(&self, assertion: &str, code: u64) {
+            self.post(assertion)
+                .await
+                .assert_entra_error(401, "invalid_client", code);
+        }
+
+        async fn assert_ok(&self, assertion: &str) -> Value {
+            let reply = self.post(assertion).await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            let token = reply.json()["access_token"].as_str().unwrap().to_owned();
+            self.sandbox.verify_access_token(&token).unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn certificate_assertion_rs256_x5t_succeeds() {
+        let f = Fixture::new().await;
+        let claims = f.assert_ok(&f.assertion(&f.claims())).await;
+        assert_eq!(claims["appid"], CLIENT_ID);
+        assert_eq!(claims["tid"], TENANT);
+    }
+
+    #[tokio::test]
+    async fn certificate_assertion_ps256_x5t_s256_succeeds() {
+        let f = Fixture::new().await;
+        let header = json!({"alg": "PS256", "typ": "JWT", "x5t#S256": x5t_s256(f.cert.cert_der())});
+        let assertion = sign_jws(&header, &f.claims(), Alg::Ps256, f.cert.key()).unwrap();
+        f.assert_ok(&assertion).await;
+        // PS256 claimed but signed with PKCS#1 v1.5: the signature does not verify.
+        let header = json!({"alg": "PS256", "typ": "JWT", "x5t": x5t(f.cert.cert_der())});
+        let assertion = sign_jws(&header, &f.claims(), Alg::Rs256, f.cert.key()).unwrap();
+        f.assert_code(&assertion, 7_000_274).await;
+    }
+
+    #[tokio::test]
+    async fn unknown_thumbprint_is_700027() {
+        let f = Fixture::new().await;
+        let stranger = SigningKey::generate("unregistered").unwrap();
+        let header = json!({"alg": "RS256", "typ": "JWT", "x5t": x5t(stranger.cert_der())});
+        let assertion = sign_jws(&header, &f.claims(), Alg::Rs256, stranger.key()).unwrap();
+        f.assert_code(&assertion, 700_027).await;
+        // x5t of the hex text instead of the raw digest (a classic bug) is not found either.
+        let hex: String = openssl::sha::sha1(f.cert.cert_der())
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        let header =
+            json!({"alg": "RS256", "typ": "JWT", "x5t": crate::jwt::b64url(hex.as_bytes())});
+        let assertion = sign_jws(&header, &f.claims(), Alg::Rs256, f.cert.key()).unwrap();
+        f.assert_code(&assertion, 700_027).await;
+    }
+
+    #[tokio::test]
+    async fn wrong_key_is_7000274() {
+        let f = Fixture::new().await;
+        let stranger = SigningKey::generate("unregistered").unwrap();
+        let header = json!({"alg": "RS256", "typ": "JWT", "x5t": x5t(f.cert.cert_der())});
+        let assertion = sign_jws(&header, &f.claims(), Alg::Rs256, stranger.key()).unwrap();
+        f.assert_code(&assertion, 7_000_274).await;
+    }
+
+    #[tokio::test]
+    async fn claim_failures_have_their_codes() {
+        let f = Fixture::new().await;
+        let now = unix_now();
+        let cases: Vec<(Mutation, u64)> = vec![
+            (
+                Box::new(|c| {
+                    c["aud"] =
+                        json!("https://login.microsoftonline.com/cert-tenant/oauth2/v2.0/token")
+                }),
+                700_023,
+            ),
+            (Box::new(|c| c["aud"] = json!([c["aud"].clone()])), 700_023),
+            (Box::new(|c| c["iss"] = json!("someone-else")), 700_021),
+            (Box::new(|c| c["sub"] = json!("someone-else")), 700_021),
+            (
+                Box::new(move |c| {
+                    c["nbf"] = json!(now - 2000);
+                    c["exp"] = json!(now - 1000);
+                }),
+                700_024,
+            ),
+            (Box::new(move |c| c["nbf"] = json!(now + 1000)), 700_024),
+            (Box::new(|c| c["exp"] = json!("soon")), 50027),
+            (
+                Box::new(|c| {
+                    c.as_object_mut().unwrap().remove("jti");
+                }),
+                50027,
+            ),
+        ];
+        for (mutate, code) in cases {
+            f.assert_code(&f.assertion_with(mutate), code).await;
+        }
+        // Within the five minutes of skew is fine.
+        f.assert_ok(&f.assertion_with(move |c| c["exp"] = json!(now - 200)))
+            .await;
+    }
+
+    #[tokio::test]
+    async fn replayed_jti_is_700025() {
+        let f = Fixture::new().await;
+        let assertion = f.assertion(&f.claims());
+        f.assert_ok(&assertion).await;
+        f.assert_code(&assertion, 700_025).await;
+        let reply = f.post(&assertion).await;
+        assert!(
+            reply.json()["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("sandbox: jti replay")
+        );
+        let log = format!("{:?}", f.sandbox.requests());
+        assert!(
+            !log.contains(&assertion),
+            "the log must not hold assertions"
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_assertions_are_50027() {
+        let f = Fixture::new().await;
+        let hs256 = {
+            let header = crate::jwt::b64url(br#"{"alg":"HS256","x5t":"abc"}"#);
+            let claims = crate::jwt::b64url(f.claims().to_string().as_bytes());
+            format!("{header}.{claims}.c2ln")
+        };
+        for bad in ["", "not-a-jwt", "a.b.c", "e30.e30.e30.e30", hs256.as_str()] {
+            f.assert_code(bad, 50027).await;
+        }
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT_ID),
+            ("scope", BOT_SCOPE),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:saml2-bearer",
+            ),
+            ("client_assertion", "x"),
+        ];
+        post_form(&f.sandbox.token_endpoint(TENANT), &form, &[])
+            .await
+            .assert_entra_error(400, "invalid_request", 90100);
+    }
+
+    #[tokio::test]
+    async fn expired_registered_certificate_is_1000502() {
+        let f = Fixture::new().await;
+        let key =
+            openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let mut builder = openssl::x509::X509::builder().unwrap();
+        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "expired").unwrap();
+        let name = name.build();
+        builder.set_subject_name(&name).unwrap();
+        builder.set_issuer_name(&name).unwrap();
+        builder.set_pubkey(&key).unwrap();
+        let past = openssl::asn1::Asn1Time::from_unix(unix_now() - 86_400 * 10).unwrap();
+        let yesterday = openssl::asn1::Asn1Time::from_unix(unix_now() - 86_400).unwrap();
+        builder.set_not_before(&past).unwrap();
+        builder.set_not_after(&yesterday).unwrap();
+        builder
+            .sign(&key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        let der = builder.build().to_der().unwrap();
+        f.sandbox.register_app(
+            AppRegistration::new(CLIENT_ID, TENANT).with_certificate_der(der.clone()),
+        );
+        let header = json!({"alg": "RS256", "x5t": x5t(&der)});
+        let assertion = sign_jws(&header, &f.claims(), Alg::Rs256, &key).unwrap();
+        f.assert_code(&assertion, 1_000_502).await;
+    }
+
+    #[tokio::test]
+    async fn federated_managed_identity_assertion() {
+        let f = Fixture::new().await;
+        let day = Duration::from_secs(86_400);
+        let mi = f
+            .sandbox
+            .mint_managed_identity_token(MI_SUBJECT, EXCHANGE, day);
+        // The MI token is cached and reused by clients: no replay check for federated assertions.
+        f.assert_ok(&mi).await;
+        f.assert_ok(&mi).await;
+
+        let wrong_subject = f
+            .sandbox
+            .mint_managed_identity_token("other", EXCHANGE, day);
+        f.assert_code(&wrong_subject, 700_213).await;
+        let wrong_audience = f.sandbox.mint_managed_identity_token(
+            MI_SUBJECT,
+            "api://AzureADTokenExchangeUSGov",
+            day,
+        );
+        f.assert_code(&wrong_audience, 700_212).await;
+        let just_expired =
+            f.sandbox
+                .mint_managed_identity_token(MI_SUBJECT, EXCHANGE, Duration::ZERO);
+        f.assert_ok(&just_expired).await; // within the clock skew
+        let forged = {
+            let stranger = SigningKey::generate("forger").unwrap();
+            let claims = json!({"iss": f.sandbox.managed_identity_issuer(), "sub": MI_SUBJECT, "aud": EXCHANGE, "exp": unix_now() + 600});
+            stranger.sign(&claims)
+        };
+        f.assert_code(&forged, 700_211).await;
+
+        f.sandbox
+            .register_app(AppRegistration::new(CLIENT_ID, TENANT).with_federated(
+                FederatedCredential::new(
+                    "https://token.actions.githubusercontent.com",
+                    MI_SUBJECT,
+                    EXCHANGE,
+                ),
+            ));
+        f.assert_code(&mi, 700_211).await;
+        f.sandbox
+            .register_app(AppRegistration::new(CLIENT_ID, TENANT));
+        f.assert_code(&mi, 70021).await;
+    }
 }

@@ -16,7 +16,7 @@ use crate::app::AppRegistration;
 use crate::assertion::{self, JWT_BEARER, Presenter};
 use crate::clock;
 use crate::error::{EntraError, code, json_response};
-use crate::faults::{PendingFault, shape_token_body};
+use crate::faults::{Fault, PendingFault, shape_token_body};
 use crate::log::FormInfo;
 use crate::state::Shared;
 
@@ -54,13 +54,11 @@ struct TokenRequest<'a> {
 
 impl TokenRequest<'_> {
     /// The checks, in Entra's order: tenant, grant type, client, scope, client authentication.
-    fn issue(
-        &self,
-        info: &mut FormInfo,
-        fault: Option<&crate::Fault>,
-    ) -> Result<Response, EntraError> {
+    fn issue(&self, info: &mut FormInfo, fault: Option<&Fault>) -> Result<Response, EntraError> {
+        // Parse first so the log gets client_id and grant_type, but report the tenant first.
+        let form = self.form(info);
         let tenant = valid_tenant(self.tenant)?;
-        let form = self.form(info)?;
+        let form = form?;
         let field = |name: &str| form.get(name).map(String::as_str);
 
         match field("grant_type") {
@@ -71,7 +69,9 @@ impl TokenRequest<'_> {
                     StatusCode::BAD_REQUEST,
                     "unsupported_grant_type",
                     code::UNSUPPORTED_GRANT_TYPE,
-                    format!("The provided value for the input parameter 'grant_type' is not valid. Expected 'client_credentials', got '{other}'."),
+                    format!(
+                        "The provided value for the input parameter 'grant_type' is not valid. Expected 'client_credentials', got '{other}'."
+                    ),
                 ));
             }
         }
@@ -80,7 +80,8 @@ impl TokenRequest<'_> {
         let app = self.find_app(client_id, tenant)?;
         let resource = self.resource(field("scope").ok_or_else(|| missing("scope"))?)?;
 
-        let has_assertion = form.contains_key("client_assertion") || form.contains_key("client_assertion_type");
+        let has_assertion =
+            form.contains_key("client_assertion") || form.contains_key("client_assertion_type");
         match (field("client_secret"), has_assertion) {
             (Some(_), true) => {
                 return Err(EntraError::invalid_request(
@@ -102,12 +103,19 @@ impl TokenRequest<'_> {
                     Some(other) => {
                         return Err(EntraError::invalid_request(
                             code::INVALID_PARAMETER,
-                            format!("The provided value '{other}' for the input parameter 'client_assertion_type' is not valid. Expected '{JWT_BEARER}'."),
+                            format!(
+                                "The provided value '{other}' for the input parameter 'client_assertion_type' is not valid. Expected '{JWT_BEARER}'."
+                            ),
                         ));
                     }
                 }
-                let assertion = field("client_assertion").ok_or_else(|| missing("client_assertion"))?;
-                let presenter = Presenter { app: &app, client_id, tenant };
+                let assertion =
+                    field("client_assertion").ok_or_else(|| missing("client_assertion"))?;
+                let presenter = Presenter {
+                    app: &app,
+                    client_id,
+                    tenant,
+                };
                 assertion::verify(self.shared, &presenter, assertion)?;
             }
         }
@@ -121,7 +129,10 @@ impl TokenRequest<'_> {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
         let body = self.body.filter(|_| is_form).ok_or_else(|| {
             EntraError::invalid_request(
                 code::MISSING_PARAMETER,
@@ -186,7 +197,7 @@ impl TokenRequest<'_> {
             })
     }
 
-    fn success(&self, app: &AppRegistration, resource: String, fault: Option<&crate::Fault>) -> Response {
+    fn success(&self, app: &AppRegistration, resource: String, fault: Option<&Fault>) -> Response {
         let settings = self.shared.lock().token.clone();
         let now = clock::unix_now();
         let lifetime = clock::secs(settings.lifetime);
@@ -217,12 +228,16 @@ impl TokenRequest<'_> {
         if let Some(refresh_in) = settings.refresh_in {
             body.insert("refresh_in".into(), number(clock::secs(refresh_in)));
         }
-        body.insert("access_token".into(), self.shared.entra_key.sign(&claims).into());
+        body.insert(
+            "access_token".into(),
+            self.shared.entra_key.sign(&claims).into(),
+        );
         shape_token_body(fault, &mut body);
         let mut response = json_response(StatusCode::OK, &Value::Object(body));
-        response
-            .headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+        response.headers_mut().insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-store, no-cache"),
+        );
         response
     }
 }
@@ -257,13 +272,18 @@ fn check_secret(app: &AppRegistration, presented: &str) -> Result<(), EntraError
         .iter()
         .map(String::as_bytes)
         .filter(|secret| secret.len() == presented.len())
-        .fold(false, |found, secret| openssl::memcmp::eq(secret, presented) | found);
+        .fold(false, |found, secret| {
+            openssl::memcmp::eq(secret, presented) | found
+        });
     if matches {
         Ok(())
     } else {
         Err(EntraError::invalid_client(
             code::INVALID_SECRET,
-            format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", app.client_id),
+            format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
+                app.client_id
+            ),
         ))
     }
 }
@@ -343,7 +363,10 @@ mod tests {
         let reply = post_form(
             &sandbox.token_endpoint(DEMO_TENANT_ID),
             &secret_form(),
-            &[("client-request-id", request_id), ("return-client-request-id", "true")],
+            &[
+                ("client-request-id", request_id),
+                ("return-client-request-id", "true"),
+            ],
         )
         .await;
         assert_eq!(reply.status, 200, "{}", reply.text);
@@ -357,25 +380,41 @@ mod tests {
         let token = body["access_token"].as_str().unwrap();
         let claims = sandbox.verify_access_token(token).unwrap();
         assert_eq!(claims["aud"], "https://api.botframework.com");
-        assert_eq!(claims["iss"], format!("https://sts.windows.net/{DEMO_TENANT_ID}/"));
+        assert_eq!(
+            claims["iss"],
+            format!("https://sts.windows.net/{DEMO_TENANT_ID}/")
+        );
         assert_eq!(claims["appid"], DEMO_CLIENT_ID);
         assert_eq!(claims["azp"], DEMO_CLIENT_ID);
         assert_eq!(claims["tid"], DEMO_TENANT_ID);
         assert_eq!(claims["ver"], "1.0");
         assert_eq!(claims["idtyp"], "app");
-        let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
+        let (iat, exp) = (
+            claims["iat"].as_i64().unwrap(),
+            claims["exp"].as_i64().unwrap(),
+        );
         assert_eq!(exp - iat, 3599);
         assert_eq!(claims["nbf"], claims["iat"]);
 
         // The same token verifies against the served metadata's JWKS.
-        let metadata = get(&sandbox.entra_metadata_url(DEMO_TENANT_ID)).await.json();
-        assert_eq!(metadata["issuer"], format!("{}/{DEMO_TENANT_ID}/v2.0", sandbox.url()));
-        assert_eq!(metadata["token_endpoint"], sandbox.token_endpoint(DEMO_TENANT_ID));
+        let metadata = get(&sandbox.entra_metadata_url(DEMO_TENANT_ID))
+            .await
+            .json();
+        assert_eq!(
+            metadata["issuer"],
+            format!("{}/{DEMO_TENANT_ID}/v2.0", sandbox.url())
+        );
+        assert_eq!(
+            metadata["token_endpoint"],
+            sandbox.token_endpoint(DEMO_TENANT_ID)
+        );
         let jwks = get(metadata["jwks_uri"].as_str().unwrap()).await.json();
         let (served_claims, _) = verify_with_jwks(token, &jwks).unwrap();
         assert_eq!(served_claims, claims);
 
-        let second = sandbox.verify_access_token(&demo_token(&sandbox).await).unwrap();
+        let second = sandbox
+            .verify_access_token(&demo_token(&sandbox).await)
+            .unwrap();
         assert_ne!(second["uti"], claims["uti"]);
     }
 
@@ -392,7 +431,10 @@ mod tests {
 
         sandbox.set_token_lifetime(Duration::ZERO);
         let expired = demo_token(&sandbox).await;
-        assert_eq!(sandbox.verify_access_token(&expired), Err("token has expired".into()));
+        assert_eq!(
+            sandbox.verify_access_token(&expired),
+            Err("token has expired".into())
+        );
     }
 
     #[tokio::test]
@@ -404,7 +446,10 @@ mod tests {
             .unwrap();
         sandbox.set_refresh_in(Some(Duration::from_secs(3600)));
         let body = demo_token_reply(&sandbox).await.json();
-        assert_eq!((body["expires_in"].clone(), body["refresh_in"].clone()), (json!(7200), json!(3600)));
+        assert_eq!(
+            (body["expires_in"].clone(), body["refresh_in"].clone()),
+            (json!(7200), json!(3600))
+        );
 
         sandbox.set_numbers_as_strings(true);
         sandbox.set_token_lifetime(Duration::from_secs(60));
@@ -420,15 +465,26 @@ mod tests {
         let request_id = "0b8e2a55-d0f4-4c5c-a1c1-7c1b1e0f3a99";
         let reply = post_form(
             &sandbox.token_endpoint(DEMO_TENANT_ID),
-            &secret_form_with("client_secret", Some("sandbox~Secret+with/odd=chars_012345678X")),
+            &secret_form_with(
+                "client_secret",
+                Some("sandbox~Secret+with/odd=chars_012345678X"),
+            ),
             &[("client-request-id", request_id)],
         )
         .await;
         reply.assert_entra_error(401, "invalid_client", 7_000_215);
         let body = reply.json();
         assert_eq!(body["correlation_id"], request_id);
-        assert!(body["error_description"].as_str().unwrap().contains("not the client secret ID"));
-        assert!(reply.headers.get("client-request-id").is_none(), "echo only when asked");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("not the client secret ID")
+        );
+        assert!(
+            reply.headers.get("client-request-id").is_none(),
+            "echo only when asked"
+        );
 
         // A secret that is a prefix (different length) is rejected the same way.
         let reply = post_form(
@@ -456,7 +512,12 @@ mod tests {
             .contains("Application with identifier '99999999-0000-0000-0000-000000000000' was not found in the directory"));
 
         // The legacy multi-tenant tenant does not know a single-tenant app (PROTOCOL §2).
-        let reply = post_form(&sandbox.token_endpoint("botframework.com"), &secret_form(), &[]).await;
+        let reply = post_form(
+            &sandbox.token_endpoint("botframework.com"),
+            &secret_form(),
+            &[],
+        )
+        .await;
         reply.assert_entra_error(400, "unauthorized_client", 700_016);
 
         let bad_tenant = format!("{}/bad%20tenant/oauth2/v2.0/token", sandbox.url());
@@ -465,7 +526,10 @@ mod tests {
             .assert_entra_error(400, "invalid_request", 90002);
 
         // Runtime registration, and case-insensitive client id lookup.
-        sandbox.register_app(AppRegistration::new("AAAAAAAA-0000-0000-0000-000000000001", "other-tenant").with_secret("s3cret"));
+        sandbox.register_app(
+            AppRegistration::new("AAAAAAAA-0000-0000-0000-000000000001", "other-tenant")
+                .with_secret("s3cret"),
+        );
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", "aaaaaaaa-0000-0000-0000-000000000001"),
@@ -476,47 +540,144 @@ mod tests {
         assert_eq!(reply.status, 200, "{}", reply.text);
     }
 
+    /// A form and the expected status, `error` and AADSTS code.
+    type ShapeCase<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str, u64);
+
     #[tokio::test]
     async fn request_shape_errors() {
         let sandbox = Sandbox::start().await.unwrap();
         let endpoint = sandbox.token_endpoint(DEMO_TENANT_ID);
-        let cases: Vec<(Vec<(&str, &str)>, u16, &str, u64)> = vec![
-            (secret_form_with("grant_type", Some("password")), 400, "unsupported_grant_type", 70003),
-            (secret_form_with("grant_type", None), 400, "invalid_request", 900_144),
-            (secret_form_with("client_id", None), 400, "invalid_request", 900_144),
-            (secret_form_with("scope", None), 400, "invalid_request", 900_144),
-            (secret_form_with("scope", Some("https://api.botframework.com")), 400, "invalid_scope", 1_002_012),
-            (secret_form_with("scope", Some("https://api.botframework.com/.default https://api.botframework.us/.default")), 400, "invalid_scope", 1_002_012),
-            (secret_form_with("scope", Some("https://graph.microsoft.com/.default")), 400, "invalid_scope", 1_002_012),
-            (secret_form_with("scope", Some("https://api.botframework.com/User.Read")), 400, "invalid_scope", 1_002_012),
-            (secret_form_with("client_secret", None), 401, "invalid_client", 7_000_216),
-            ([secret_form(), vec![("client_assertion_type", crate::assertion::JWT_BEARER), ("client_assertion", "a.b.c")]].concat(), 400, "invalid_request", 90014),
-            ([secret_form(), vec![("scope", BOT_SCOPE)]].concat(), 400, "invalid_request", 90100),
+        let cases: Vec<ShapeCase<'_>> = vec![
+            (
+                secret_form_with("grant_type", Some("password")),
+                400,
+                "unsupported_grant_type",
+                70003,
+            ),
+            (
+                secret_form_with("grant_type", None),
+                400,
+                "invalid_request",
+                900_144,
+            ),
+            (
+                secret_form_with("client_id", None),
+                400,
+                "invalid_request",
+                900_144,
+            ),
+            (
+                secret_form_with("scope", None),
+                400,
+                "invalid_request",
+                900_144,
+            ),
+            (
+                secret_form_with("scope", Some("https://api.botframework.com")),
+                400,
+                "invalid_scope",
+                1_002_012,
+            ),
+            (
+                secret_form_with(
+                    "scope",
+                    Some(
+                        "https://api.botframework.com/.default https://api.botframework.us/.default",
+                    ),
+                ),
+                400,
+                "invalid_scope",
+                1_002_012,
+            ),
+            (
+                secret_form_with("scope", Some("https://graph.microsoft.com/.default")),
+                400,
+                "invalid_scope",
+                1_002_012,
+            ),
+            (
+                secret_form_with("scope", Some("https://api.botframework.com/User.Read")),
+                400,
+                "invalid_scope",
+                1_002_012,
+            ),
+            (
+                secret_form_with("client_secret", None),
+                401,
+                "invalid_client",
+                7_000_216,
+            ),
+            (
+                [
+                    secret_form(),
+                    vec![
+                        ("client_assertion_type", crate::assertion::JWT_BEARER),
+                        ("client_assertion", "a.b.c"),
+                    ],
+                ]
+                .concat(),
+                400,
+                "invalid_request",
+                90014,
+            ),
+            (
+                [secret_form(), vec![("scope", BOT_SCOPE)]].concat(),
+                400,
+                "invalid_request",
+                90100,
+            ),
         ];
         for (form, status, error, code) in cases {
-            post_form(&endpoint, &form, &[]).await.assert_entra_error(status, error, code);
+            post_form(&endpoint, &form, &[])
+                .await
+                .assert_entra_error(status, error, code);
         }
 
-        let reply = crate::testkit::post_json(&endpoint, r#"{"grant_type":"client_credentials"}"#, None).await;
+        let reply =
+            crate::testkit::post_json(&endpoint, r#"{"grant_type":"client_credentials"}"#, None)
+                .await;
         reply.assert_entra_error(400, "invalid_request", 900_144);
 
         // Grant type is checked before the client, the client before the scope.
         let form = [("grant_type", "implicit"), ("scope", "nonsense")];
-        post_form(&endpoint, &form, &[]).await.assert_entra_error(400, "unsupported_grant_type", 70003);
-        let form = [("grant_type", "client_credentials"), ("client_id", "unknown"), ("scope", "nonsense")];
-        post_form(&endpoint, &form, &[]).await.assert_entra_error(400, "unauthorized_client", 700_016);
+        post_form(&endpoint, &form, &[]).await.assert_entra_error(
+            400,
+            "unsupported_grant_type",
+            70003,
+        );
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", "unknown"),
+            ("scope", "nonsense"),
+        ];
+        post_form(&endpoint, &form, &[]).await.assert_entra_error(
+            400,
+            "unauthorized_client",
+            700_016,
+        );
     }
 
     #[tokio::test]
     async fn extra_resources_can_be_accepted() {
-        let sandbox = Sandbox::builder().accept_resource("api://extra").start().await.unwrap();
+        let sandbox = Sandbox::builder()
+            .accept_resource("api://extra")
+            .start()
+            .await
+            .unwrap();
         sandbox.accept_resource("api://later");
         let endpoint = sandbox.token_endpoint(DEMO_TENANT_ID);
-        for scope in ["api://extra/.default", "api://later/.default", "https://api.botframework.us/.default"] {
+        for scope in [
+            "api://extra/.default",
+            "api://later/.default",
+            "https://api.botframework.us/.default",
+        ] {
             let reply = post_form(&endpoint, &secret_form_with("scope", Some(scope)), &[]).await;
             let token = reply.json()["access_token"].as_str().unwrap().to_owned();
             let claims = sandbox.verify_access_token(&token).unwrap();
-            assert_eq!(Some(claims["aud"].as_str().unwrap()), scope.strip_suffix("/.default"));
+            assert_eq!(
+                Some(claims["aud"].as_str().unwrap()),
+                scope.strip_suffix("/.default")
+            );
         }
     }
 
@@ -525,12 +686,20 @@ mod tests {
         let sandbox = Sandbox::start().await.unwrap();
         sandbox.inject(
             Route::Token,
-            Fault::Status { status: 429, body: None, retry_after: Some("7".into()) },
+            Fault::Status {
+                status: 429,
+                body: None,
+                retry_after: Some("7".into()),
+            },
         );
         sandbox.inject_n(Route::Token, Fault::status(503), 2);
         sandbox.inject(
             Route::Token,
-            Fault::Status { status: 500, body: Some("<html>oops</html>".into()), retry_after: None },
+            Fault::Status {
+                status: 500,
+                body: Some("<html>oops</html>".into()),
+                retry_after: None,
+            },
         );
 
         let reply = demo_token_reply(&sandbox).await;
@@ -542,14 +711,25 @@ mod tests {
             assert!(reply.headers.get("retry-after").is_none());
         }
         let reply = demo_token_reply(&sandbox).await;
-        assert_eq!((reply.status, reply.text.as_str()), (500, "<html>oops</html>"));
+        assert_eq!(
+            (reply.status, reply.text.as_str()),
+            (500, "<html>oops</html>")
+        );
         assert_eq!(demo_token_reply(&sandbox).await.status, 200);
 
         // Faults are per route, and clear_faults drops them.
         sandbox.inject(Route::EntraJwks, Fault::status(500));
         assert_eq!(demo_token_reply(&sandbox).await.status, 200);
         sandbox.clear_faults();
-        assert_eq!(get(&format!("{}/{DEMO_TENANT_ID}/discovery/v2.0/keys", sandbox.url())).await.status, 200);
+        assert_eq!(
+            get(&format!(
+                "{}/{DEMO_TENANT_ID}/discovery/v2.0/keys",
+                sandbox.url()
+            ))
+            .await
+            .status,
+            200
+        );
     }
 
     #[tokio::test]
@@ -572,9 +752,13 @@ mod tests {
 
         // A body fault is consumed by a failing request without changing the error.
         sandbox.inject(Route::Token, Fault::MalformedJson);
-        post_form(&sandbox.token_endpoint(DEMO_TENANT_ID), &secret_form_with("client_secret", Some("x")), &[])
-            .await
-            .assert_entra_error(401, "invalid_client", 7_000_215);
+        post_form(
+            &sandbox.token_endpoint(DEMO_TENANT_ID),
+            &secret_form_with("client_secret", Some("x")),
+            &[],
+        )
+        .await
+        .assert_entra_error(401, "invalid_client", 7_000_215);
         assert_eq!(demo_token_reply(&sandbox).await.status, 200);
     }
 
@@ -599,7 +783,9 @@ mod tests {
             &[("client-request-id", request_id)],
         )
         .await;
-        get(&format!("{}/nowhere", sandbox.url())).await.assert_entra_error(404, "invalid_request", 90100);
+        get(&format!("{}/nowhere", sandbox.url()))
+            .await
+            .assert_entra_error(404, "invalid_request", 90100);
         get(&sandbox.bot_service_metadata_url()).await;
 
         let log = sandbox.requests();
@@ -630,11 +816,17 @@ mod tests {
 
     #[tokio::test]
     async fn builder_options_and_lifecycle() {
-        let sandbox = Sandbox::builder().with_demo_app(false).start().await.unwrap();
+        let sandbox = Sandbox::builder()
+            .with_demo_app(false)
+            .start()
+            .await
+            .unwrap();
         assert!(sandbox.url().starts_with("http://127.0.0.1:"));
         assert_eq!(sandbox.url(), format!("http://{}", sandbox.addr()));
         assert!(!sandbox.url().ends_with('/'));
-        demo_token_reply(&sandbox).await.assert_entra_error(400, "unauthorized_client", 700_016);
+        demo_token_reply(&sandbox)
+            .await
+            .assert_entra_error(400, "unauthorized_client", 700_016);
 
         let url = sandbox.url();
         sandbox.shutdown().await;

@@ -79,16 +79,11 @@ impl EntraError {
         Self::new(status, error, code, message)
     }
 
-    #[cfg(test)]
-    pub(crate) fn code(&self) -> u32 {
-        self.code
-    }
-
     /// The response, with `correlation_id` taken from the request's `client-request-id` when present.
     pub(crate) fn into_response(self, request_headers: &HeaderMap) -> Response {
         let trace_id = uuid::Uuid::new_v4().to_string();
-        let correlation_id = client_request_id(request_headers)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let correlation_id =
+            client_request_id(request_headers).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let timestamp = clock::entra_timestamp(clock::unix_now());
         let description = format!(
             "AADSTS{}: {}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {timestamp}",
@@ -112,7 +107,11 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     raw_response(status, "application/json; charset=utf-8", body.to_string())
 }
 
-pub(crate) fn raw_response(status: StatusCode, content_type: &'static str, body: String) -> Response {
+pub(crate) fn raw_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response {
     (
         status,
         [(CONTENT_TYPE, HeaderValue::from_static(content_type))],

@@ -175,6 +175,11 @@ impl SigningKey {
         &self.key
     }
 
+    #[cfg(test)]
+    pub(crate) fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
     /// An RS256 JWT with header `{"typ":"JWT","alg":"RS256","kid":…}`.
     ///
     /// The header deliberately carries no `x5t`: the token endpoint tells certificate assertions
@@ -274,7 +279,14 @@ mod tests {
 
     #[test]
     fn parse_rejects_malformed() {
-        for bad in ["", "a.b", "a.b.c.d", "!!.e30.AA", "e30.W10.AA", "e30.e30.!!"] {
+        for bad in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "!!.e30.AA",
+            "e30.W10.AA",
+            "e30.e30.!!",
+        ] {
             assert!(Jws::parse(bad).is_none(), "{bad}");
         }
         assert!(Jws::parse("e30.e30.").is_some());

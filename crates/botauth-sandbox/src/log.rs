@@ -79,9 +79,15 @@ mod tests {
     fn classifies_paths() {
         let cases = [
             ("/t/oauth2/v2.0/token", Route::Token),
-            ("/t/v2.0/.well-known/openid-configuration", Route::EntraMetadata),
+            (
+                "/t/v2.0/.well-known/openid-configuration",
+                Route::EntraMetadata,
+            ),
             ("/t/discovery/v2.0/keys", Route::EntraJwks),
-            ("/botservice/v1/.well-known/openidconfiguration", Route::BotServiceMetadata),
+            (
+                "/botservice/v1/.well-known/openidconfiguration",
+                Route::BotServiceMetadata,
+            ),
             ("/botservice/v1/.well-known/keys", Route::BotServiceJwks),
             ("/v3/conversations/c/activities", Route::Connector),
             ("/v3/conversations/c/activities/a", Route::Connector),

@@ -108,10 +108,13 @@ impl SandboxBuilder {
         let mut inner = Inner::new(settings, BotKeys::new(bot_key));
         if self.demo_app {
             inner.register_app(
-                AppRegistration::new(DEMO_CLIENT_ID, DEMO_TENANT_ID).with_secret(DEMO_CLIENT_SECRET),
+                AppRegistration::new(DEMO_CLIENT_ID, DEMO_TENANT_ID)
+                    .with_secret(DEMO_CLIENT_SECRET),
             );
         }
-        self.apps.into_iter().for_each(|app| inner.register_app(app));
+        self.apps
+            .into_iter()
+            .for_each(|app| inner.register_app(app));
         self.resources
             .into_iter()
             .for_each(|r| inner.accept_resource(r));
@@ -175,7 +178,8 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn not_found(headers: HeaderMap) -> Response {
-    EntraError::for_status(StatusCode::NOT_FOUND, "sandbox: no such endpoint.").into_response(&headers)
+    EntraError::for_status(StatusCode::NOT_FOUND, "sandbox: no such endpoint.")
+        .into_response(&headers)
 }
 
 /// Applies injected faults, echoes `client-request-id`, and logs every request.
@@ -222,7 +226,10 @@ async fn observe(State(shared): State<Arc<Shared>>, mut request: Request, next: 
         }
     }
 
-    let form = response.extensions_mut().remove::<FormInfo>().unwrap_or_default();
+    let form = response
+        .extensions_mut()
+        .remove::<FormInfo>()
+        .unwrap_or_default();
     let record = RequestRecord {
         route,
         method,
@@ -347,7 +354,12 @@ impl Sandbox {
 
     /// How many requests hit `route`.
     pub fn count(&self, route: Route) -> usize {
-        self.shared.lock().log.iter().filter(|r| r.route == route).count()
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .filter(|r| r.route == route)
+            .count()
     }
 
     /// Empties the request log.
@@ -383,7 +395,12 @@ impl Sandbox {
     /// A managed-identity token (RS256, signed by the sandbox's MI key, no `x5t` header) that the
     /// token endpoint accepts as a federated `client_assertion` when an app's
     /// [`FederatedCredential`](crate::FederatedCredential) matches its issuer, subject and audience.
-    pub fn mint_managed_identity_token(&self, subject: &str, audience: &str, lifetime: Duration) -> String {
+    pub fn mint_managed_identity_token(
+        &self,
+        subject: &str,
+        audience: &str,
+        lifetime: Duration,
+    ) -> String {
         let now = clock::unix_now();
         let claims = serde_json::json!({
             "iss": self.managed_identity_issuer(),
@@ -414,7 +431,7 @@ impl Sandbox {
     }
 
     /// Generates a new Bot Service key, makes it the signer and publishes it in the JWKS next to the
-    /// old ones; returns its kid.
+    /// old ones; returns its kid. Blocks for the ~100 ms RSA key generation takes.
     pub fn rotate_bot_service_key(&self) -> String {
         // Generate outside the lock: it takes ~100 ms.
         match SigningKey::generate("botauth sandbox bot service") {

@@ -78,7 +78,12 @@ impl Inner {
 }
 
 impl Shared {
-    pub(crate) fn new(url: String, entra_key: SigningKey, mi_key: SigningKey, inner: Inner) -> Arc<Self> {
+    pub(crate) fn new(
+        url: String,
+        entra_key: SigningKey,
+        mi_key: SigningKey,
+        inner: Inner,
+    ) -> Arc<Self> {
         Arc::new(Self {
             url,
             entra_key,

@@ -31,9 +31,17 @@ impl Reply {
         assert_eq!(self.status, status, "{}", self.text);
         let body = self.json();
         assert_eq!(body["error"], error, "{}", self.text);
-        assert_eq!(body["error_codes"], serde_json::json!([code]), "{}", self.text);
+        assert_eq!(
+            body["error_codes"],
+            serde_json::json!([code]),
+            "{}",
+            self.text
+        );
         let description = body["error_description"].as_str().unwrap();
-        assert!(description.starts_with(&format!("AADSTS{code}: ")), "{description}");
+        assert!(
+            description.starts_with(&format!("AADSTS{code}: ")),
+            "{description}"
+        );
         for part in ["\r\nTrace ID: ", "\r\nCorrelation ID: ", "\r\nTimestamp: "] {
             assert!(description.contains(part), "{description}");
         }
@@ -57,7 +65,11 @@ pub(crate) async fn get(url: &str) -> Reply {
 }
 
 /// POSTs `pairs` form-encoded, with extra `headers`.
-pub(crate) async fn post_form(url: &str, pairs: &[(&str, &str)], headers: &[(&str, &str)]) -> Reply {
+pub(crate) async fn post_form(
+    url: &str,
+    pairs: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> Reply {
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish();
@@ -93,8 +105,14 @@ pub(crate) fn secret_form() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The demo form with `name` set to `value`, or removed when `None`.
-pub(crate) fn secret_form_with<'a>(name: &'a str, value: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
-    let mut form: Vec<(&str, &str)> = secret_form().into_iter().filter(|(n, _)| *n != name).collect();
+pub(crate) fn secret_form_with<'a>(
+    name: &'a str,
+    value: Option<&'a str>,
+) -> Vec<(&'a str, &'a str)> {
+    let mut form: Vec<(&str, &str)> = secret_form()
+        .into_iter()
+        .filter(|(n, _)| *n != name)
+        .collect();
     if let Some(value) = value {
         form.push((name, value));
     }
@@ -126,7 +144,8 @@ pub(crate) fn verify_with_jwks(token: &str, jwks: &Value) -> Result<(Value, Valu
         let bytes = URL_SAFE_NO_PAD.decode(jwk[name].as_str().unwrap()).unwrap();
         BigNum::from_slice(&bytes).unwrap()
     };
-    let key = PKey::from_rsa(Rsa::from_public_components(number("n"), number("e")).unwrap()).unwrap();
+    let key =
+        PKey::from_rsa(Rsa::from_public_components(number("n"), number("e")).unwrap()).unwrap();
     if !jws.verify(Alg::Rs256, &key) {
         return Err("bad signature".into());
     }

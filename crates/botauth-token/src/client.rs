@@ -110,7 +110,10 @@ impl ClientCredentialsClientBuilder {
         let authority_host = http::validate_endpoint(&self.authority_host, "authority_host")?;
         validate_tenant_id(&self.tenant_id)?;
         if self.client_id.trim().is_empty() {
-            return Err(Error::config("client_id", "the application (client) id is empty"));
+            return Err(Error::config(
+                "client_id",
+                "the application (client) id is empty",
+            ));
         }
         if let ClientAuth::Secret(s) = &self.auth {
             if s.is_empty() {
@@ -270,9 +273,13 @@ impl ClientCredentialsClient {
             .map_err(|e| http::transport_error(endpoint, e, self.options.timeout))?;
         let status = response.status().as_u16();
         let retry_after = http::retry_after(response.headers(), self.clock.now());
-        let bytes =
-            http::read_body(response, endpoint, self.options.max_response_bytes, self.options.timeout)
-                .await?;
+        let bytes = http::read_body(
+            response,
+            endpoint,
+            self.options.max_response_bytes,
+            self.options.timeout,
+        )
+        .await?;
         let result = if status == 200 {
             self.parse_success(endpoint, &bytes)
         } else {
@@ -321,8 +328,12 @@ impl ClientCredentialsClient {
             message,
         };
         // Never quote the body: it may hold a token.
-        let wire: SuccessWire = serde_json::from_slice(bytes)
-            .map_err(|e| invalid(format!("the body is not a JSON token response ({})", e.classify_str())))?;
+        let wire: SuccessWire = serde_json::from_slice(bytes).map_err(|e| {
+            invalid(format!(
+                "the body is not a JSON token response ({})",
+                e.classify_str()
+            ))
+        })?;
         let token = wire
             .access_token
             .filter(|t| !t.is_empty())
@@ -419,4 +430,3 @@ impl CredentialProvider for ClientCredentialsClient {
             .authority_host(&self.authority_host)
     }
 }
-

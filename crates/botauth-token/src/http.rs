@@ -64,14 +64,15 @@ pub fn build_client(options: &HttpOptions) -> Result<reqwest::Client> {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("botauth/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| Error::credential_with_source("could not build the HTTP client (TLS setup failed?)", e))
+        .map_err(|e| {
+            Error::credential_with_source("could not build the HTTP client (TLS setup failed?)", e)
+        })
 }
 
 /// Whether `host` (as it appears in a URL, brackets allowed) is a loopback host.
 pub fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost")
-        || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Checks an endpoint base URL: `https`, or plain `http` for loopback hosts only (local development
@@ -86,7 +87,10 @@ pub fn validate_endpoint(value: &str, key: &str) -> Result<String> {
         return Err(Error::config(key, "must not contain credentials"));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::config(key, format!("`{value}` must not have a query or fragment")));
+        return Err(Error::config(
+            key,
+            format!("`{value}` must not have a query or fragment"),
+        ));
     }
     match url.scheme() {
         "https" => {}
@@ -94,10 +98,17 @@ pub fn validate_endpoint(value: &str, key: &str) -> Result<String> {
         "http" => {
             return Err(Error::config(
                 key,
-                format!("`{value}` must use https (plain http is allowed only for loopback hosts such as 127.0.0.1)"),
+                format!(
+                    "`{value}` must use https (plain http is allowed only for loopback hosts such as 127.0.0.1)"
+                ),
             ));
         }
-        other => return Err(Error::config(key, format!("unsupported scheme `{other}`: use https"))),
+        other => {
+            return Err(Error::config(
+                key,
+                format!("unsupported scheme `{other}`: use https"),
+            ));
+        }
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
@@ -179,7 +190,10 @@ mod tests {
             validate_endpoint("https://login.microsoftonline.com/", "k").unwrap(),
             "https://login.microsoftonline.com"
         );
-        assert_eq!(validate_endpoint("http://127.0.0.1:8080", "k").unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(
+            validate_endpoint("http://127.0.0.1:8080", "k").unwrap(),
+            "http://127.0.0.1:8080"
+        );
         assert!(validate_endpoint("http://localhost:1", "k").is_ok());
         assert!(validate_endpoint("http://[::1]:1", "k").is_ok());
         for bad in [

@@ -99,7 +99,13 @@ impl Slot {
         if self.tenant.as_deref() != request.tenant_id.as_deref() {
             return false;
         }
-        let requested = || request.scopes.iter().map(|s| s.trim()).filter(|s| !s.is_empty());
+        let requested = || {
+            request
+                .scopes
+                .iter()
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+        };
         requested().all(|s| self.scopes.iter().any(|k| k == s))
             && self.scopes.iter().all(|k| requested().any(|s| s == k))
     }
@@ -311,7 +317,10 @@ impl Inner {
     }
 
     fn find(&self, request: &TokenRequest) -> Option<Arc<Slot>> {
-        self.read_slots().iter().find(|s| s.matches(request)).cloned()
+        self.read_slots()
+            .iter()
+            .find(|s| s.matches(request))
+            .cloned()
     }
 
     fn slot(&self, request: &TokenRequest) -> Result<Arc<Slot>> {
@@ -356,7 +365,12 @@ impl Inner {
     }
 
     /// Decides, under the slot's lock, whether to answer from the cache or wait for a flight.
-    fn plan(self: &Arc<Self>, slot: &Arc<Slot>, request: &TokenRequest, force: bool) -> Result<Plan> {
+    fn plan(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        request: &TokenRequest,
+        force: bool,
+    ) -> Result<Plan> {
         let now = self.clock.now();
         let mut state = slot.lock();
         if !force {
@@ -401,7 +415,11 @@ impl Inner {
         )
     }
 
-    fn start_flight(self: &Arc<Self>, slot: &Arc<Slot>, state: &mut State) -> watch::Receiver<Outcome> {
+    fn start_flight(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        state: &mut State,
+    ) -> watch::Receiver<Outcome> {
         let (tx, rx) = watch::channel(None);
         state.flight = Some(rx.clone());
         let inner = Arc::clone(self);
@@ -528,7 +546,10 @@ mod tests {
 
     /// What the fake issuer answers next.
     enum Next {
-        Token { lifetime: Duration, refresh_in: Option<Duration> },
+        Token {
+            lifetime: Duration,
+            refresh_in: Option<Duration>,
+        },
         Fail(Error),
     }
 
@@ -583,17 +604,22 @@ mod tests {
             tokio::time::sleep(self.delay).await;
             let next = self.script.lock().unwrap().pop_front().map(|n| n.1.0);
             let now = self.clock.now();
-            match next.unwrap_or(Next::Token { lifetime: HOUR, refresh_in: None }) {
-                Next::Token { lifetime, refresh_in } => Ok(AccessToken::bearer(
-                    format!("token-{n}"),
-                    now + lifetime,
-                )
-                .with_refresh_on(refresh_in.map(|r| now + r))),
+            match next.unwrap_or(Next::Token {
+                lifetime: HOUR,
+                refresh_in: None,
+            }) {
+                Next::Token {
+                    lifetime,
+                    refresh_in,
+                } => Ok(AccessToken::bearer(format!("token-{n}"), now + lifetime)
+                    .with_refresh_on(refresh_in.map(|r| now + r))),
                 Next::Fail(e) => Err(e),
             }
         }
         fn describe(&self) -> CredentialInfo {
-            CredentialInfo::new("fake").client_id("app").tenant_id("tenant")
+            CredentialInfo::new("fake")
+                .client_id("app")
+                .tenant_id("tenant")
         }
     }
 
@@ -673,13 +699,26 @@ mod tests {
     async fn scopes_are_a_set() {
         let fake = Fake::new(Duration::ZERO);
         let m = manager(&fake);
-        m.get_token(&TokenRequest::with_scopes(["b", "a"])).await.unwrap();
-        m.get_token(&TokenRequest::with_scopes(["a", " b", "a"])).await.unwrap();
+        m.get_token(&TokenRequest::with_scopes(["b", "a"]))
+            .await
+            .unwrap();
+        m.get_token(&TokenRequest::with_scopes(["a", " b", "a"]))
+            .await
+            .unwrap();
         assert_eq!(fake.calls(), 1);
-        m.get_token(&TokenRequest::with_scopes(["a"])).await.unwrap();
-        m.get_token(&TokenRequest::with_scopes(["a", "b"]).tenant("other")).await.unwrap();
+        m.get_token(&TokenRequest::with_scopes(["a"]))
+            .await
+            .unwrap();
+        m.get_token(&TokenRequest::with_scopes(["a", "b"]).tenant("other"))
+            .await
+            .unwrap();
         assert_eq!(fake.calls(), 3);
-        assert!(m.get_token(&TokenRequest::with_scopes([" "])).await.unwrap_err().is_config());
+        assert!(
+            m.get_token(&TokenRequest::with_scopes([" "]))
+                .await
+                .unwrap_err()
+                .is_config()
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -689,15 +728,28 @@ mod tests {
         m.get_token(&req()).await.unwrap();
         // One hour token: refresh at expiry - 300 s - 60 s.
         tokio::time::advance(Duration::from_secs(3239)).await;
-        assert_eq!(m.get_token_with_source(&req()).await.unwrap().1, TokenSource::Cache);
+        assert_eq!(
+            m.get_token_with_source(&req()).await.unwrap().1,
+            TokenSource::Cache
+        );
         tokio::time::advance(Duration::from_secs(2)).await;
         let started = Instant::now();
         let (t, s) = m.get_token_with_source(&req()).await.unwrap();
-        assert_eq!(started.elapsed(), Duration::ZERO, "the caller must not wait");
-        assert_eq!((token_text(&t), s), ("token-1", TokenSource::CacheRefreshing));
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "the caller must not wait"
+        );
+        assert_eq!(
+            (token_text(&t), s),
+            ("token-1", TokenSource::CacheRefreshing)
+        );
         // Callers during the refresh are served at once and start nothing.
         let (t, s) = m.get_token_with_source(&req()).await.unwrap();
-        assert_eq!((token_text(&t), s), ("token-1", TokenSource::CacheRefreshing));
+        assert_eq!(
+            (token_text(&t), s),
+            ("token-1", TokenSource::CacheRefreshing)
+        );
         settle().await;
         assert_eq!(fake.calls(), 2);
         let (t, s) = m.get_token_with_source(&req()).await.unwrap();
@@ -707,12 +759,21 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn long_tokens_refresh_at_half_life_and_refresh_in_wins() {
         let fake = Fake::new(Duration::ZERO);
-        fake.then(Next::Token { lifetime: 4 * HOUR, refresh_in: None })
-            .then(Next::Token { lifetime: HOUR, refresh_in: Some(Duration::from_secs(600)) });
+        fake.then(Next::Token {
+            lifetime: 4 * HOUR,
+            refresh_in: None,
+        })
+        .then(Next::Token {
+            lifetime: HOUR,
+            refresh_in: Some(Duration::from_secs(600)),
+        });
         let m = manager(&fake);
         m.get_token(&req()).await.unwrap();
         tokio::time::advance(2 * HOUR - Duration::from_secs(1)).await;
-        assert_eq!(m.get_token_with_source(&req()).await.unwrap().1, TokenSource::Cache);
+        assert_eq!(
+            m.get_token_with_source(&req()).await.unwrap().1,
+            TokenSource::Cache
+        );
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(
             m.get_token_with_source(&req()).await.unwrap().1,
@@ -721,7 +782,10 @@ mod tests {
         settle().await;
         // The new token said refresh_in = 600 s.
         tokio::time::advance(Duration::from_secs(598)).await;
-        assert_eq!(m.get_token_with_source(&req()).await.unwrap().1, TokenSource::Cache);
+        assert_eq!(
+            m.get_token_with_source(&req()).await.unwrap().1,
+            TokenSource::Cache
+        );
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(
             m.get_token_with_source(&req()).await.unwrap().1,
@@ -734,8 +798,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn failed_refresh_keeps_the_valid_token() {
         let fake = Fake::new(Duration::ZERO);
-        fake.then(Next::Token { lifetime: HOUR, refresh_in: None })
-            .then(Next::Fail(bad_secret()));
+        fake.then(Next::Token {
+            lifetime: HOUR,
+            refresh_in: None,
+        })
+        .then(Next::Fail(bad_secret()));
         let m = manager(&fake);
         m.get_token(&req()).await.unwrap();
         tokio::time::advance(Duration::from_secs(3241)).await;
@@ -762,7 +829,8 @@ mod tests {
         m.get_token(&req()).await.unwrap();
         tokio::time::advance(Duration::from_secs(3241)).await;
         // Background refresh starts here; make it fail so the token ages further.
-        fake.then(Next::Fail(server_error())).then(Next::Fail(server_error()));
+        fake.then(Next::Fail(server_error()))
+            .then(Next::Fail(server_error()));
         assert_eq!(
             m.get_token_with_source(&req()).await.unwrap().1,
             TokenSource::CacheRefreshing
@@ -791,7 +859,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn two_server_errors_fail_with_the_last_one() {
         let fake = Fake::new(Duration::ZERO);
-        fake.then(Next::Fail(server_error())).then(Next::Fail(server_error()));
+        fake.then(Next::Fail(server_error()))
+            .then(Next::Fail(server_error()));
         let m = manager(&fake);
         let e = m.get_token(&req()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
@@ -817,7 +886,10 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Throttled);
         assert_eq!(e.retry_after(), Some(Duration::from_secs(120)));
         tokio::time::advance(Duration::from_secs(119)).await;
-        assert_eq!(m.get_token(&req()).await.unwrap_err().kind(), ErrorKind::Throttled);
+        assert_eq!(
+            m.get_token(&req()).await.unwrap_err().kind(),
+            ErrorKind::Throttled
+        );
         assert_eq!(fake.calls(), 1, "no request before Retry-After has passed");
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-2");
@@ -860,7 +932,10 @@ mod tests {
         fake.then(Next::Fail(bad_secret()));
         let m = manager(&fake);
         m.get_token(&req()).await.unwrap_err();
-        assert_eq!(token_text(&m.force_refresh(&req()).await.unwrap()), "token-2");
+        assert_eq!(
+            token_text(&m.force_refresh(&req()).await.unwrap()),
+            "token-2"
+        );
     }
 
     #[tokio::test(start_paused = true)]

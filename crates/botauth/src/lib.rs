@@ -1,1 +1,20 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod build;
+
+pub use build::{BotAuth, CredentialBuilder, CustomFactory, build_credential};
+
+/// The core types: the trait, tokens, secrets, errors and configuration.
+pub use botauth_core as core;
+pub use botauth_core::{
+    AccessToken, BotAuthConfig, ClientAssertionSource, Cloud, CredentialConfig, CredentialInfo,
+    CredentialProvider, Error, ErrorKind, Result, Secret, TokenRequest, async_trait,
+};
+/// Outbound tokens: the client-credentials client and the token manager.
+pub use botauth_token as token;
+pub use botauth_token::{TokenManager, TokenSource};
+
+/// The client-secret credential (feature `secret`).
+#[cfg(feature = "secret")]
+pub use botauth_secret as secret;

@@ -3,6 +3,7 @@
 mod env;
 mod file;
 mod model;
+mod validate;
 
 pub use env::EnvVars;
 pub use model::{

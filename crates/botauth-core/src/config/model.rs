@@ -102,7 +102,10 @@ impl fmt::Debug for CertificateConfig {
         f.debug_struct("CertificateConfig")
             .field("certificate_path", &self.certificate_path)
             .field("key_path", &self.key_path)
-            .field("base64_pfx", &self.base64_pfx.as_ref().map(|_| "[redacted]"))
+            .field(
+                "base64_pfx",
+                &self.base64_pfx.as_ref().map(|_| "[redacted]"),
+            )
             .field("password", &self.password.as_ref().map(|_| "[redacted]"))
             .field("thumbprint", &self.thumbprint)
             .field("send_x5c", &self.send_x5c)

@@ -98,7 +98,25 @@ pub(crate) fn validate(config: &BotAuthConfig, keys: &KeyNames) -> Result<()> {
 
 /// Validates a tenant id, naming `key` (the dialect's key) on failure.
 pub(crate) fn check_tenant(tenant: &str, key: &str) -> Result<()> {
-    validate_tenant_id(tenant).map_err(|e| rekey(e, key))?;
+    if validate_tenant_id(tenant).is_err() {
+        // Not `validate_tenant_id`'s message: it echoes the value, and a value in the wrong key
+        // can be a secret pasted one line off.
+        let problem = match tenant
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '-'))
+        {
+            Some(c) => format!("it contains `{}`", c.escape_debug()),
+            None if tenant.is_empty() => "it is empty".to_owned(),
+            None => "it is too long".to_owned(),
+        };
+        return Err(Error::config(
+            key,
+            format!(
+                "is not a tenant id ({problem}): use the directory's GUID or a verified domain \
+                 (letters, digits, `.` and `-` only)"
+            ),
+        ));
+    }
     if MULTI_TENANT_ALIASES
         .iter()
         .any(|a| tenant.eq_ignore_ascii_case(a))
@@ -128,7 +146,10 @@ fn validate_credential(i: usize, credential: &CredentialConfig, keys: &KeyNames)
             let has_source = cert.certificate_path.is_some()
                 || cert.key_path.is_some()
                 || cert.base64_pfx.as_ref().is_some_and(|b| !b.is_empty())
-                || cert.thumbprint.as_deref().is_some_and(|t| !t.trim().is_empty());
+                || cert
+                    .thumbprint
+                    .as_deref()
+                    .is_some_and(|t| !t.trim().is_empty());
             if !has_source {
                 return Err(Error::config(
                     keys.credential_field(i, "certificate_path"),
@@ -137,7 +158,8 @@ fn validate_credential(i: usize, credential: &CredentialConfig, keys: &KeyNames)
                 ));
             }
         }
-        CredentialConfig::ManagedIdentity { id } | CredentialConfig::FederatedManagedIdentity { id } => {
+        CredentialConfig::ManagedIdentity { id }
+        | CredentialConfig::FederatedManagedIdentity { id } => {
             let empty = match id {
                 ManagedIdentityId::System => false,
                 ManagedIdentityId::ClientId(v)
@@ -356,9 +378,18 @@ mod tests {
 
     #[test]
     fn known_clouds() {
-        assert_eq!(known_cloud("https://login.microsoftonline.us"), Some(Cloud::UsGov));
-        assert_eq!(known_cloud("https://LOGIN.chinacloudapi.cn/"), Some(Cloud::China));
-        assert_eq!(known_cloud("https://login.microsoftonline.com"), Some(Cloud::Public));
+        assert_eq!(
+            known_cloud("https://login.microsoftonline.us"),
+            Some(Cloud::UsGov)
+        );
+        assert_eq!(
+            known_cloud("https://LOGIN.chinacloudapi.cn/"),
+            Some(Cloud::China)
+        );
+        assert_eq!(
+            known_cloud("https://login.microsoftonline.com"),
+            Some(Cloud::Public)
+        );
         assert_eq!(known_cloud("http://127.0.0.1:1"), None);
     }
 
@@ -417,7 +448,10 @@ mod tests {
         c.credentials = vec![CredentialConfig::FederatedManagedIdentity {
             id: ManagedIdentityId::ClientId(String::new()),
         }];
-        assert_eq!(key_of(&validate(&c, &keys).unwrap_err()), "credentials[0].id");
+        assert_eq!(
+            key_of(&validate(&c, &keys).unwrap_err()),
+            "credentials[0].id"
+        );
     }
 
     #[test]
