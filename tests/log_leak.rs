@@ -1,1 +1,76 @@
-//! placeholder
+//! Captures every `tracing` event of a full run (all crates, TRACE level) and fails if a secret,
+//! an access token or a form-encoded secret appears in it.
+
+use std::time::Duration;
+
+use botauth::{BotAuth, BotAuthConfig, ErrorKind};
+use botauth_e2e::{CapturedLogs, sandbox_auth, sandbox_env};
+use botauth_sandbox::{DEMO_CLIENT_SECRET, Fault, Route, Sandbox};
+
+fn form_encoded(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_or_token_reaches_the_logs() {
+    let logs = CapturedLogs::install();
+    let sandbox = Sandbox::start().await.unwrap();
+
+    // Configuration read and printed the way an application would.
+    let config = BotAuthConfig::from_vars(sandbox_env(&sandbox)).unwrap();
+    tracing::info!(?config, "configuration loaded");
+
+    // Success, cache hit, forced refresh, background failures, and a rejected secret.
+    let auth = sandbox_auth(&sandbox);
+    tracing::info!(?auth, "auth built");
+    let mut tokens = Vec::new();
+    let t = auth.connector_token().await.unwrap();
+    tracing::info!(token = ?t, header = %t.authorization_header(), "token acquired");
+    tokens.push(t);
+    tokens.push(auth.connector_token().await.unwrap());
+    tokens.push(auth.tokens().force_refresh(auth.connector_request()).await.unwrap());
+    sandbox.inject(Route::Token, Fault::status(500));
+    tokens.push(auth.tokens().force_refresh(auth.connector_request()).await.unwrap());
+
+    let mut bad = sandbox_env(&sandbox);
+    let wrong = "wrong+secret/value=~x";
+    for (k, v) in &mut bad {
+        if k == "CLIENT_SECRET" {
+            *v = wrong.into();
+        }
+    }
+    let bad = BotAuth::from_config(BotAuthConfig::from_vars(bad).unwrap()).unwrap();
+    let e = bad.connector_token().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Rejected);
+    tracing::error!(error = %e, debug = ?e, "as an application would log it");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(sandbox);
+
+    let text = logs.text();
+    // The capture works: the run's own events are there.
+    assert!(text.contains("requesting token"), "capture is empty or broken:\n{text}");
+    assert!(text.contains("AADSTS7000215"), "the error was logged");
+    let mut forbidden: Vec<String> = vec![
+        DEMO_CLIENT_SECRET.into(),
+        form_encoded(DEMO_CLIENT_SECRET),
+        wrong.into(),
+        form_encoded(wrong),
+    ];
+    for t in &tokens {
+        let token = t.token.expose_secret().to_owned();
+        // Any of the JWT's three parts is as good as the token to an attacker who has the others.
+        forbidden.extend(token.split('.').map(str::to_owned));
+        forbidden.push(token);
+    }
+    for needle in forbidden {
+        assert!(!text.contains(&needle), "a secret leaked into the logs: {needle}");
+    }
+}

@@ -32,8 +32,9 @@ enum Command {
 
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
+    // The command prints its own one-line error; library logs are opt-in.
     let default = match verbose {
-        0 => "warn",
+        0 => "off",
         1 => "info,botauth_token=debug",
         _ => "debug",
     };

@@ -398,22 +398,23 @@ pub(crate) fn error_response(
             retry_after,
         };
     }
-    if let Some(e) = EntraError::from_body(status, body, retry_after) {
-        return e.into();
-    }
+    let entra = EntraError::from_body(status, body, retry_after);
     if status >= 500 {
-        Error::Unavailable {
+        // A failing service, whatever its body says: retryable, with Entra's details as the cause.
+        return Error::Unavailable {
             endpoint: http::display_endpoint(endpoint),
             status: Some(status),
             retry_after,
-            source: None,
-        }
-    } else {
-        Error::InvalidResponse {
+            source: entra.map(|e| Arc::new(e) as botauth_core::ErrorSource),
+        };
+    }
+    match entra {
+        Some(e) => e.into(),
+        None => Error::InvalidResponse {
             endpoint: http::display_endpoint(endpoint),
             status,
             message: "the error response is not an Entra error document".into(),
-        }
+        },
     }
 }
 

@@ -1,0 +1,161 @@
+//! The `botauth` binary, run as a user would, against an in-process sandbox.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Sandbox};
+
+const BIN: &str = env!("CARGO_BIN_EXE_botauth");
+
+async fn run(args: &[&str], env: Vec<(String, String)>) -> Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(&args)
+            .env_clear()
+            .envs(env)
+            .output()
+            .expect("run botauth")
+    })
+    .await
+    .unwrap()
+}
+
+fn botas(sandbox: &Sandbox, secret: &str) -> Vec<(String, String)> {
+    vec![
+        ("CLIENT_ID".into(), DEMO_CLIENT_ID.into()),
+        ("CLIENT_SECRET".into(), secret.into()),
+        ("TENANT_ID".into(), DEMO_TENANT_ID.into()),
+        ("BOTAUTH_AUTHORITY_HOST".into(), sandbox.url()),
+    ]
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_prints_one_json_object() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let out = run(&["token"], botas(&sandbox, DEMO_CLIENT_SECRET)).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["credential"], "client_secret");
+    assert_eq!(json["client_id"], DEMO_CLIENT_ID);
+    assert_eq!(json["tenant_id"], DEMO_TENANT_ID);
+    assert_eq!(json["scope"], "https://api.botframework.com/.default");
+    assert_eq!(json["token_type"], "Bearer");
+    assert!(json["expires_on"].as_u64().unwrap() > 1_700_000_000);
+    assert!(json["refresh_on"].is_null());
+    let claims = sandbox
+        .verify_access_token(json["access_token"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(claims["appid"], DEMO_CLIENT_ID);
+    assert_eq!(text(&out.stdout).lines().count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_reads_a_config_file() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("appsettings.json");
+    let json = serde_json::json!({"AzureAd": {
+        "Instance": sandbox.url(), "TenantId": DEMO_TENANT_ID, "ClientId": DEMO_CLIENT_ID,
+        "ClientCredentials": [{"SourceType": "ClientSecret", "ClientSecret": DEMO_CLIENT_SECRET}]
+    }});
+    std::fs::write(&path, json.to_string()).unwrap();
+    let out = run(&["token", "--config", path.to_str().unwrap()], vec![]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_is_one_actionable_line_and_exit_1() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let out = run(&["token"], botas(&sandbox, "wrong~secret")).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = text(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.starts_with("botauth: error: Entra ID rejected the token request (invalid_client, AADSTS7000215)"), "{err}");
+    assert!(err.contains("not its Secret ID"));
+    assert!(!err.contains("wrong~secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_scope_fails_with_its_code() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let out = run(
+        &["token", "--scope", "https://graph.microsoft.com/.default"],
+        botas(&sandbox, DEMO_CLIENT_SECRET),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("AADSTS1002012"));
+}
+
+#[tokio::test]
+async fn no_configuration_is_exit_2_naming_the_keys() {
+    let out = run(&["token"], vec![]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("CLIENT_ID") && err.contains("MicrosoftAppId"), "{err}");
+}
+
+#[tokio::test]
+async fn a_missing_config_file_is_exit_2() {
+    let out = run(&["token", "--config", "/nonexistent/botauth.toml"], vec![]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[tokio::test]
+async fn usage_errors_are_exit_2() {
+    let out = run(&["token", "--no-such-flag"], vec![]).await;
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn demo_runs_end_to_end() {
+    let out = run(&["demo", "--callers", "200"], vec![]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {}", text(&out.stderr));
+    assert!(stdout.contains("source: Fetched"));
+    assert!(stdout.contains("source: Cache)"));
+    assert!(stdout.contains("source: CacheRefreshing"));
+    assert!(stdout.contains("token requests made: 1"));
+    assert!(stdout.contains("demo passed"));
+    assert!(!stdout.contains(DEMO_CLIENT_SECRET));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_command_prints_a_working_environment() {
+    let mut child = Command::new(BIN)
+        .args(["sandbox", "--port", "0"])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let env = tokio::task::spawn_blocking(move || {
+        let mut env = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("export ") {
+                let (k, v) = rest.split_once('=').unwrap();
+                env.push((k.to_owned(), v.trim_matches('\'').to_owned()));
+                if k == "TENANT_ID" {
+                    break;
+                }
+            }
+        }
+        env
+    })
+    .await
+    .unwrap();
+    let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(keys.contains(&"BOTAUTH_AUTHORITY_HOST") && keys.contains(&"CLIENT_SECRET"), "{keys:?}");
+    let out = run(&["token"], env).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+}
