@@ -61,8 +61,14 @@ async fn identity_web_environment() {
         ("AzureAd__Instance", s.url() + "/"),
         ("AzureAd__TenantId", DEMO_TENANT_ID.into()),
         ("AzureAd__ClientId", DEMO_CLIENT_ID.into()),
-        ("AzureAd__ClientCredentials__0__SourceType", "ClientSecret".into()),
-        ("AzureAd__ClientCredentials__0__ClientSecret", DEMO_CLIENT_SECRET.into()),
+        (
+            "AzureAd__ClientCredentials__0__SourceType",
+            "ClientSecret".into(),
+        ),
+        (
+            "AzureAd__ClientCredentials__0__ClientSecret",
+            DEMO_CLIENT_SECRET.into(),
+        ),
     ])
     .await
     .unwrap();
@@ -78,7 +84,10 @@ async fn agents_sdk_environment() {
         (&*format!("{p}ClientId"), DEMO_CLIENT_ID.into()),
         (&*format!("{p}ClientSecret"), DEMO_CLIENT_SECRET.into()),
         (&*format!("{p}TenantId"), DEMO_TENANT_ID.into()),
-        (&*format!("{p}AuthorityEndpoint"), format!("{}/{DEMO_TENANT_ID}", s.url())),
+        (
+            &*format!("{p}AuthorityEndpoint"),
+            format!("{}/{DEMO_TENANT_ID}", s.url()),
+        ),
     ])
     .await
     .unwrap();
@@ -142,7 +151,10 @@ async fn a_certificate_without_the_feature_names_the_feature() {
             ("MicrosoftAppId", DEMO_CLIENT_ID),
             ("MicrosoftAppTenantId", DEMO_TENANT_ID),
             ("MicrosoftAppType", "SingleTenant"),
-            ("CertificateThumbprint", "84E05C1D98BCE3A5421D225B140B36E86A3D5534"),
+            (
+                "CertificateThumbprint",
+                "84E05C1D98BCE3A5421D225B140B36E86A3D5534",
+            ),
             ("CertificatePrivateKey", "/etc/bot/key.pem"),
         ])
         .unwrap(),
@@ -154,7 +166,11 @@ async fn a_certificate_without_the_feature_names_the_feature() {
 
 #[test]
 fn a_missing_key_is_named() {
-    let e = BotAuthConfig::from_vars([("CLIENT_ID", DEMO_CLIENT_ID), ("TENANT_ID", DEMO_TENANT_ID)])
-        .unwrap_err();
-    assert!(matches!(e, Error::Config { ref key, .. } if key == "CLIENT_SECRET"), "{e:?}");
+    let e =
+        BotAuthConfig::from_vars([("CLIENT_ID", DEMO_CLIENT_ID), ("TENANT_ID", DEMO_TENANT_ID)])
+            .unwrap_err();
+    assert!(
+        matches!(e, Error::Config { ref key, .. } if key == "CLIENT_SECRET"),
+        "{e:?}"
+    );
 }

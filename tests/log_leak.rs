@@ -11,7 +11,9 @@ fn form_encoded(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -36,9 +38,19 @@ async fn no_secret_or_token_reaches_the_logs() {
     tracing::info!(token = ?t, header = %t.authorization_header(), "token acquired");
     tokens.push(t);
     tokens.push(auth.connector_token().await.unwrap());
-    tokens.push(auth.tokens().force_refresh(auth.connector_request()).await.unwrap());
+    tokens.push(
+        auth.tokens()
+            .force_refresh(auth.connector_request())
+            .await
+            .unwrap(),
+    );
     sandbox.inject(Route::Token, Fault::status(500));
-    tokens.push(auth.tokens().force_refresh(auth.connector_request()).await.unwrap());
+    tokens.push(
+        auth.tokens()
+            .force_refresh(auth.connector_request())
+            .await
+            .unwrap(),
+    );
 
     let mut bad = sandbox_env(&sandbox);
     let wrong = "wrong+secret/value=~x";
@@ -56,7 +68,10 @@ async fn no_secret_or_token_reaches_the_logs() {
 
     let text = logs.text();
     // The capture works: the run's own events are there.
-    assert!(text.contains("requesting token"), "capture is empty or broken:\n{text}");
+    assert!(
+        text.contains("requesting token"),
+        "capture is empty or broken:\n{text}"
+    );
     assert!(text.contains("AADSTS7000215"), "the error was logged");
     let mut forbidden: Vec<String> = vec![
         DEMO_CLIENT_SECRET.into(),
@@ -71,6 +86,9 @@ async fn no_secret_or_token_reaches_the_logs() {
         forbidden.push(token);
     }
     for needle in forbidden {
-        assert!(!text.contains(&needle), "a secret leaked into the logs: {needle}");
+        assert!(
+            !text.contains(&needle),
+            "a secret leaked into the logs: {needle}"
+        );
     }
 }

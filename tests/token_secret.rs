@@ -57,19 +57,27 @@ async fn wait_for_requests(sandbox: &Sandbox, n: usize) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("expected {n} token requests, saw {}", sandbox.count(Route::Token));
+    panic!(
+        "expected {n} token requests, saw {}",
+        sandbox.count(Route::Token)
+    );
 }
 
 #[tokio::test]
 async fn acquires_a_token_the_issuer_accepts() {
     let sandbox = Sandbox::start().await.unwrap();
     let before = SystemTime::now();
-    let token = credential(&sandbox, DEMO_CLIENT_SECRET).get_token(&scope()).await.unwrap();
+    let token = credential(&sandbox, DEMO_CLIENT_SECRET)
+        .get_token(&scope())
+        .await
+        .unwrap();
     assert_eq!(token.token_type, "Bearer");
     let lifetime = token.expires_on.duration_since(before).unwrap().as_secs();
     assert!((3598..=3600).contains(&lifetime), "{lifetime}");
     assert_eq!(token.refresh_on, None);
-    let claims = sandbox.verify_access_token(token.token.expose_secret()).unwrap();
+    let claims = sandbox
+        .verify_access_token(token.token.expose_secret())
+        .unwrap();
     assert_eq!(claims["aud"], "https://api.botframework.com");
     assert_eq!(claims["appid"], DEMO_CLIENT_ID);
     assert_eq!(claims["tid"], DEMO_TENANT_ID);
@@ -78,7 +86,10 @@ async fn acquires_a_token_the_issuer_accepts() {
     assert_eq!(log[0].path, format!("/{DEMO_TENANT_ID}/oauth2/v2.0/token"));
     assert_eq!(log[0].grant_type.as_deref(), Some("client_credentials"));
     assert_eq!(log[0].client_id.as_deref(), Some(DEMO_CLIENT_ID));
-    let request_id = log[0].client_request_id.as_deref().expect("client-request-id sent");
+    let request_id = log[0]
+        .client_request_id
+        .as_deref()
+        .expect("client-request-id sent");
     assert_eq!(request_id.len(), 36, "a UUID: {request_id}");
 }
 
@@ -94,11 +105,17 @@ async fn secrets_are_form_encoded() {
 #[tokio::test]
 async fn wrong_secret_is_aadsts7000215_with_its_hint() {
     let sandbox = Sandbox::start().await.unwrap();
-    let e = credential(&sandbox, "not~the~secret").get_token(&scope()).await.unwrap_err();
+    let e = credential(&sandbox, "not~the~secret")
+        .get_token(&scope())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Rejected);
     assert!(!e.is_retryable());
     let x = entra(&e);
-    assert_eq!((x.status, x.error.as_str(), x.code()), (401, "invalid_client", Some(7000215)));
+    assert_eq!(
+        (x.status, x.error.as_str(), x.code()),
+        (401, "invalid_client", Some(7000215))
+    );
     assert!(x.trace_id.is_some());
     // Entra echoes our client-request-id as its correlation id: the two logs can be joined.
     assert_eq!(x.correlation_id, sandbox.requests()[0].client_request_id);
@@ -120,14 +137,26 @@ async fn unknown_app_is_aadsts700016() {
     );
     let e = c.get_token(&scope()).await.unwrap_err();
     let x = entra(&e);
-    assert_eq!((x.status, x.error.as_str(), x.code()), (400, "unauthorized_client", Some(700016)));
-    assert!(e.to_string().contains("botframework.com"), "the hint names the classic mistake: {e}");
+    assert_eq!(
+        (x.status, x.error.as_str(), x.code()),
+        (400, "unauthorized_client", Some(700016))
+    );
+    assert!(
+        e.to_string().contains("botframework.com"),
+        "the hint names the classic mistake: {e}"
+    );
 }
 
 #[tokio::test]
 async fn app_in_another_tenant_is_aadsts700016() {
     let sandbox = Sandbox::start().await.unwrap();
-    let c = credential_for(&sandbox, "botframework.com", DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, None);
+    let c = credential_for(
+        &sandbox,
+        "botframework.com",
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET,
+        None,
+    );
     let e = c.get_token(&scope()).await.unwrap_err();
     assert_eq!(entra(&e).code(), Some(700016));
 }
@@ -136,13 +165,23 @@ async fn app_in_another_tenant_is_aadsts700016() {
 async fn bad_scope_is_aadsts1002012() {
     let sandbox = Sandbox::start().await.unwrap();
     let c = credential(&sandbox, DEMO_CLIENT_SECRET);
-    for bad in ["https://graph.microsoft.com/.default", "https://api.botframework.com"] {
+    for bad in [
+        "https://graph.microsoft.com/.default",
+        "https://api.botframework.com",
+    ] {
         let e = c.get_token(&TokenRequest::new(bad)).await.unwrap_err();
         let x = entra(&e);
-        assert_eq!((x.status, x.error.as_str(), x.code()), (400, "invalid_scope", Some(1002012)), "{bad}");
+        assert_eq!(
+            (x.status, x.error.as_str(), x.code()),
+            (400, "invalid_scope", Some(1002012)),
+            "{bad}"
+        );
         assert!(x.hint().unwrap().contains("/.default"));
     }
-    let e = c.get_token(&TokenRequest::with_scopes(Vec::<String>::new())).await.unwrap_err();
+    let e = c
+        .get_token(&TokenRequest::with_scopes(Vec::<String>::new()))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Config { ref key, .. } if key == "scope"));
 }
 
@@ -151,13 +190,23 @@ async fn throttling_with_a_short_retry_after_waits_then_succeeds() {
     let sandbox = Sandbox::start().await.unwrap();
     sandbox.inject(
         Route::Token,
-        Fault::Status { status: 429, body: None, retry_after: Some("1".into()) },
+        Fault::Status {
+            status: 429,
+            body: None,
+            retry_after: Some("1".into()),
+        },
     );
     let m = manager(&sandbox);
     m.get_token(&scope()).await.unwrap();
     let log = sandbox.requests();
-    assert_eq!(log.iter().map(|r| r.status).collect::<Vec<_>>(), vec![429, 200]);
-    assert!(log[1].at - log[0].at >= Duration::from_secs(1), "Retry-After must be honoured");
+    assert_eq!(
+        log.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![429, 200]
+    );
+    assert!(
+        log[1].at - log[0].at >= Duration::from_secs(1),
+        "Retry-After must be honoured"
+    );
 }
 
 #[tokio::test]
@@ -165,7 +214,11 @@ async fn throttling_with_a_long_retry_after_fails_fast_and_holds_off() {
     let sandbox = Sandbox::start().await.unwrap();
     sandbox.inject(
         Route::Token,
-        Fault::Status { status: 429, body: None, retry_after: Some("120".into()) },
+        Fault::Status {
+            status: 429,
+            body: None,
+            retry_after: Some("120".into()),
+        },
     );
     let m = manager(&sandbox);
     let e = m.get_token(&scope()).await.unwrap_err();
@@ -173,7 +226,11 @@ async fn throttling_with_a_long_retry_after_fails_fast_and_holds_off() {
     assert_eq!(e.retry_after(), Some(Duration::from_secs(120)));
     let again = m.get_token(&scope()).await.unwrap_err();
     assert_eq!(again.kind(), ErrorKind::Throttled);
-    assert_eq!(sandbox.count(Route::Token), 1, "nothing is sent before Retry-After passes");
+    assert_eq!(
+        sandbox.count(Route::Token),
+        1,
+        "nothing is sent before Retry-After passes"
+    );
 }
 
 #[tokio::test]
@@ -183,7 +240,10 @@ async fn a_server_error_is_retried_once_after_a_second() {
     let m = manager(&sandbox);
     m.get_token(&scope()).await.unwrap();
     let log = sandbox.requests();
-    assert_eq!(log.iter().map(|r| r.status).collect::<Vec<_>>(), vec![500, 200]);
+    assert_eq!(
+        log.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![500, 200]
+    );
     assert!(log[1].at - log[0].at >= Duration::from_secs(1));
 }
 
@@ -194,9 +254,18 @@ async fn two_server_errors_surface_as_unavailable_with_entra_details() {
     let e = manager(&sandbox).get_token(&scope()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable);
     assert!(e.is_retryable());
-    assert!(matches!(e, Error::Unavailable { status: Some(503), .. }));
+    assert!(matches!(
+        e,
+        Error::Unavailable {
+            status: Some(503),
+            ..
+        }
+    ));
     let cause = std::error::Error::source(&e).expect("the Entra body is the cause");
-    assert!(cause.to_string().contains("temporarily_unavailable"), "{cause}");
+    assert!(
+        cause.to_string().contains("temporarily_unavailable"),
+        "{cause}"
+    );
     assert_eq!(sandbox.count(Route::Token), 2);
 }
 
@@ -204,20 +273,35 @@ async fn two_server_errors_surface_as_unavailable_with_entra_details() {
 async fn malformed_json_is_an_invalid_response() {
     let sandbox = Sandbox::start().await.unwrap();
     sandbox.inject(Route::Token, Fault::MalformedJson);
-    let e = credential(&sandbox, DEMO_CLIENT_SECRET).get_token(&scope()).await.unwrap_err();
+    let e = credential(&sandbox, DEMO_CLIENT_SECRET)
+        .get_token(&scope())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidResponse);
-    assert!(matches!(e, Error::InvalidResponse { status: 200, ref message, .. } if message.contains("not a JSON token response")), "{e:?}");
+    assert!(
+        matches!(e, Error::InvalidResponse { status: 200, ref message, .. } if message.contains("not a JSON token response")),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_token_type_other_than_bearer_is_refused() {
     let sandbox = Sandbox::start().await.unwrap();
     sandbox.inject(Route::Token, Fault::TokenType("pop".into()));
-    let e = credential(&sandbox, DEMO_CLIENT_SECRET).get_token(&scope()).await.unwrap_err();
-    assert!(matches!(e, Error::InvalidResponse { ref message, .. } if message == "token_type `pop` is not Bearer"), "{e:?}");
+    let e = credential(&sandbox, DEMO_CLIENT_SECRET)
+        .get_token(&scope())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidResponse { ref message, .. } if message == "token_type `pop` is not Bearer"),
+        "{e:?}"
+    );
     // Case does not matter.
     sandbox.inject(Route::Token, Fault::TokenType("bEaReR".into()));
-    let t = credential(&sandbox, DEMO_CLIENT_SECRET).get_token(&scope()).await.unwrap();
+    let t = credential(&sandbox, DEMO_CLIENT_SECRET)
+        .get_token(&scope())
+        .await
+        .unwrap();
     assert_eq!(t.token_type, "Bearer");
 }
 
@@ -225,8 +309,14 @@ async fn a_token_type_other_than_bearer_is_refused() {
 async fn a_response_without_access_token_is_refused() {
     let sandbox = Sandbox::start().await.unwrap();
     sandbox.inject(Route::Token, Fault::MissingAccessToken);
-    let e = credential(&sandbox, DEMO_CLIENT_SECRET).get_token(&scope()).await.unwrap_err();
-    assert!(matches!(e, Error::InvalidResponse { ref message, .. } if message == "the response has no access_token"), "{e:?}");
+    let e = credential(&sandbox, DEMO_CLIENT_SECRET)
+        .get_token(&scope())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidResponse { ref message, .. } if message == "the response has no access_token"),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -235,8 +325,16 @@ async fn numbers_as_strings_and_refresh_in_are_understood() {
     sandbox.set_numbers_as_strings(true);
     sandbox.set_refresh_in(Some(Duration::from_secs(600)));
     let before = SystemTime::now();
-    let t = credential(&sandbox, DEMO_CLIENT_SECRET).get_token(&scope()).await.unwrap();
-    let refresh = t.refresh_on.expect("refresh_in").duration_since(before).unwrap().as_secs();
+    let t = credential(&sandbox, DEMO_CLIENT_SECRET)
+        .get_token(&scope())
+        .await
+        .unwrap();
+    let refresh = t
+        .refresh_on
+        .expect("refresh_in")
+        .duration_since(before)
+        .unwrap()
+        .as_secs();
     assert!((599..=601).contains(&refresh), "{refresh}");
     let lifetime = t.expires_on.duration_since(before).unwrap().as_secs();
     assert!((3598..=3600).contains(&lifetime), "{lifetime}");
@@ -246,7 +344,10 @@ async fn numbers_as_strings_and_refresh_in_are_understood() {
 async fn a_slow_server_times_out_and_the_manager_retries_once() {
     let sandbox = Sandbox::start().await.unwrap();
     sandbox.inject(Route::Token, Fault::Delay(Duration::from_secs(3)));
-    let e = credential(&sandbox, DEMO_CLIENT_SECRET).get_token(&scope()).await.unwrap_err();
+    let e = credential(&sandbox, DEMO_CLIENT_SECRET)
+        .get_token(&scope())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout);
     assert!(matches!(e, Error::Timeout { after, .. } if after == Duration::from_millis(1500)));
     assert!(e.is_retryable());
@@ -290,7 +391,13 @@ async fn a_thousand_cold_callers_cause_one_request() {
 
 fn clocked(sandbox: &Sandbox) -> (TokenManager, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new());
-    let c = credential_for(sandbox, DEMO_TENANT_ID, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Some(clock.clone()));
+    let c = credential_for(
+        sandbox,
+        DEMO_TENANT_ID,
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET,
+        Some(clock.clone()),
+    );
     let m = TokenManager::builder(Arc::new(c))
         .clock(clock.clone())
         .max_jitter(Duration::ZERO)
@@ -334,7 +441,11 @@ async fn a_failed_refresh_keeps_the_valid_token() {
     for _ in 0..5 {
         assert_eq!(m.get_token(&scope()).await.unwrap(), first);
     }
-    assert_eq!(sandbox.count(Route::Token), 3, "no new attempt before the back-off");
+    assert_eq!(
+        sandbox.count(Route::Token),
+        3,
+        "no new attempt before the back-off"
+    );
 }
 
 #[tokio::test]

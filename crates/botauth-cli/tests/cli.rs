@@ -76,7 +76,12 @@ async fn a_wrong_secret_is_one_actionable_line_and_exit_1() {
     assert!(out.stdout.is_empty());
     let err = text(&out.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.starts_with("botauth: error: Entra ID rejected the token request (invalid_client, AADSTS7000215)"), "{err}");
+    assert!(
+        err.starts_with(
+            "botauth: error: Entra ID rejected the token request (invalid_client, AADSTS7000215)"
+        ),
+        "{err}"
+    );
     assert!(err.contains("not its Secret ID"));
     assert!(!err.contains("wrong~secret"));
 }
@@ -98,7 +103,10 @@ async fn no_configuration_is_exit_2_naming_the_keys() {
     let out = run(&["token"], vec![]).await;
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("CLIENT_ID") && err.contains("MicrosoftAppId"), "{err}");
+    assert!(
+        err.contains("CLIENT_ID") && err.contains("MicrosoftAppId"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -117,7 +125,12 @@ async fn usage_errors_are_exit_2() {
 async fn demo_runs_end_to_end() {
     let out = run(&["demo", "--callers", "200"], vec![]).await;
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {}",
+        text(&out.stderr)
+    );
     assert!(stdout.contains("source: Fetched"));
     assert!(stdout.contains("source: Cache)"));
     assert!(stdout.contains("source: CacheRefreshing"));
@@ -153,7 +166,10 @@ async fn sandbox_command_prints_a_working_environment() {
     .await
     .unwrap();
     let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
-    assert!(keys.contains(&"BOTAUTH_AUTHORITY_HOST") && keys.contains(&"CLIENT_SECRET"), "{keys:?}");
+    assert!(
+        keys.contains(&"BOTAUTH_AUTHORITY_HOST") && keys.contains(&"CLIENT_SECRET"),
+        "{keys:?}"
+    );
     let out = run(&["token"], env).await;
     child.kill().unwrap();
     child.wait().unwrap();

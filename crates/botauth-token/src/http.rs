@@ -1,7 +1,6 @@
 //! HTTP plumbing shared by every botauth client: timeouts, bounded bodies, `Retry-After`,
 //! the https-or-loopback rule, and mapping transport failures to [`Error`].
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -69,48 +68,11 @@ pub fn build_client(options: &HttpOptions) -> Result<reqwest::Client> {
         })
 }
 
-/// Whether `host` (as it appears in a URL, brackets allowed) is a loopback host.
-pub fn is_loopback_host(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 /// Checks an endpoint base URL: `https`, or plain `http` for loopback hosts only (local development
-/// and tests; PROTOCOL §2). Returns the URL without a trailing slash. `key` names the setting in errors.
+/// and tests; PROTOCOL §2). Returns the URL without a trailing slash. `key` names the setting in
+/// errors. The same rule as the configuration readers apply: one implementation.
 pub fn validate_endpoint(value: &str, key: &str) -> Result<String> {
-    let url = url::Url::parse(value.trim())
-        .map_err(|e| Error::config(key, format!("`{value}` is not a URL ({e})")))?;
-    let host = url
-        .host_str()
-        .ok_or_else(|| Error::config(key, format!("`{value}` has no host")))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::config(key, "must not contain credentials"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::config(
-            key,
-            format!("`{value}` must not have a query or fragment"),
-        ));
-    }
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback_host(host) => {}
-        "http" => {
-            return Err(Error::config(
-                key,
-                format!(
-                    "`{value}` must use https (plain http is allowed only for loopback hosts such as 127.0.0.1)"
-                ),
-            ));
-        }
-        other => {
-            return Err(Error::config(
-                key,
-                format!("unsupported scheme `{other}`: use https"),
-            ));
-        }
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+    botauth_core::config::check_endpoint_url(key, value)
 }
 
 /// Parses `Retry-After`: delta-seconds or an HTTP date (measured against `now`).

@@ -10,3 +10,4 @@ pub use model::{
     AssertionAlgorithm, BotAuthConfig, CertificateConfig, CredentialConfig, Dialect, InboundConfig,
     ManagedIdentityId, validate_tenant_id,
 };
+pub use validate::check_endpoint_url;

@@ -4,8 +4,6 @@
 //! naming the keys of the dialect it came from, so the native file format and the environment
 //! dialects cannot drift apart.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-
 use super::model::{BotAuthConfig, CredentialConfig, ManagedIdentityId, validate_tenant_id};
 use crate::{Cloud, Error, Result};
 
@@ -205,13 +203,9 @@ pub(crate) fn rekey(error: Error, key: &str) -> Error {
 /// The parts of an endpoint URL that the https/loopback rule looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct EndpointUrl {
-    /// Lower-cased scheme.
-    pub(crate) scheme: String,
-    /// `scheme://host[:port]` as written (without a trailing slash).
+    /// `scheme://host[:port]` (without a trailing slash).
     pub(crate) origin: String,
-    /// The host, without brackets for IPv6.
-    pub(crate) host: String,
-    /// The path, possibly empty, without query or fragment.
+    /// The path, possibly empty, without a trailing slash.
     pub(crate) path: String,
 }
 
@@ -223,52 +217,25 @@ const URL_RULE: &str = "must be an https URL such as `https://login.microsoftonl
 /// never echoed in the error (a URL may carry credentials in its user info).
 pub(crate) fn parse_endpoint_url(key: &str, value: &str) -> Result<EndpointUrl> {
     let bad = || Error::config(key, format!("is not a valid URL: it {URL_RULE}"));
-    let value = value.trim();
-    let (scheme, rest) = value.split_once("://").ok_or_else(bad)?;
-    let scheme = scheme.to_ascii_lowercase();
-    if value.contains(['?', '#']) || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad());
-    }
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    if authority.contains('@') {
+    let url = url::Url::parse(value.trim()).map_err(|_| bad())?;
+    if !url.username().is_empty() || url.password().is_some() {
         return Err(Error::config(
             key,
             "must not contain user information (`user@host`): give only scheme, host and port",
         ));
     }
-    let (host, port) = if let Some(after) = authority.strip_prefix('[') {
-        let (inside, tail) = after.split_once(']').ok_or_else(bad)?;
-        inside.parse::<Ipv6Addr>().map_err(|_| bad())?;
-        let port = match tail {
-            "" => None,
-            t => Some(t.strip_prefix(':').ok_or_else(bad)?),
-        };
-        (inside, port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if let Some(port) = port {
-        if port.is_empty() || port.parse::<u16>().is_err() {
-            return Err(bad());
-        }
-    }
-    let host_ok = !host.is_empty()
-        && (authority.starts_with('[')
-            || host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_'));
-    if !host_ok {
+    if url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
         return Err(bad());
     }
-    match scheme.as_str() {
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(bad()),
+    };
+    match url.scheme() {
         "https" => {}
-        "http" if is_loopback(host) => {}
+        "http" if loopback => {}
         "http" => {
             return Err(Error::config(
                 key,
@@ -277,25 +244,25 @@ pub(crate) fn parse_endpoint_url(key: &str, value: &str) -> Result<EndpointUrl> 
         }
         _ => return Err(bad()),
     }
-    let origin = format!("{scheme}{}", &value[scheme.len()..value.len() - path.len()]);
     Ok(EndpointUrl {
-        scheme,
-        origin,
-        host: host.to_ascii_lowercase(),
-        path: path.trim_end_matches('/').to_owned(),
+        origin: url.origin().ascii_serialization(),
+        path: url.path().trim_end_matches('/').to_owned(),
     })
 }
 
-/// Checks an endpoint URL (https, or http for loopback) and returns it without a trailing slash.
-pub(crate) fn check_endpoint_url(key: &str, value: &str) -> Result<String> {
+/// Checks an endpoint URL against PROTOCOL §2's rule (`https`, or plain `http` for loopback hosts
+/// only; no user info, query or fragment) and returns it without a trailing slash. `key` names
+/// the setting in the error, which never repeats the value.
+///
+/// ```
+/// use botauth_core::config::check_endpoint_url;
+/// assert_eq!(check_endpoint_url("k", "https://login.microsoftonline.com/").unwrap(), "https://login.microsoftonline.com");
+/// assert!(check_endpoint_url("k", "http://127.0.0.1:8080").is_ok());
+/// assert!(check_endpoint_url("k", "http://login.microsoftonline.com").is_err());
+/// ```
+pub fn check_endpoint_url(key: &str, value: &str) -> Result<String> {
     let url = parse_endpoint_url(key, value)?;
     Ok(format!("{}{}", url.origin, url.path))
-}
-
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
-        || host.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The cloud an authority host belongs to: one of the three known clouds when it is exactly their
