@@ -174,3 +174,61 @@ fn a_missing_key_is_named() {
         "{e:?}"
     );
 }
+
+/// The same bot described in every dialect (`fixtures/config/`) reads to the same model.
+#[test]
+fn every_fixture_dialect_reads_to_the_same_model() {
+    use botauth::{CredentialConfig, Dialect, Secret};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/config");
+    let env_file = |name: &str| -> Vec<(String, String)> {
+        std::fs::read_to_string(dir.join(name))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap();
+                (k.to_owned(), v.to_owned())
+            })
+            .collect()
+    };
+    let configs = [
+        (
+            Dialect::Botas,
+            BotAuthConfig::from_vars(env_file("botas.env")).unwrap(),
+        ),
+        (
+            Dialect::BotFramework,
+            BotAuthConfig::from_vars(env_file("botframework.env")).unwrap(),
+        ),
+        (
+            Dialect::IdentityWeb,
+            BotAuthConfig::from_vars(env_file("identityweb.env")).unwrap(),
+        ),
+        (
+            Dialect::AgentsSdk,
+            BotAuthConfig::from_vars(env_file("agents.env")).unwrap(),
+        ),
+        (
+            Dialect::IdentityWeb,
+            BotAuthConfig::from_file(dir.join("appsettings.json")).unwrap(),
+        ),
+        (
+            Dialect::Native,
+            BotAuthConfig::from_file(dir.join("botauth.toml")).unwrap(),
+        ),
+    ];
+    let secret = Secret::new("fixture~Secret+value/with=odd_chars");
+    for (dialect, c) in configs {
+        assert_eq!(c.dialect, dialect);
+        assert_eq!(c.client_id.as_deref(), Some(DEMO_CLIENT_ID), "{dialect}");
+        assert_eq!(c.tenant_id.as_deref(), Some(DEMO_TENANT_ID), "{dialect}");
+        assert_eq!(c.cloud, botauth::Cloud::Public, "{dialect}");
+        assert_eq!(
+            c.credentials,
+            vec![CredentialConfig::ClientSecret {
+                secret: secret.clone()
+            }],
+            "{dialect}"
+        );
+    }
+}

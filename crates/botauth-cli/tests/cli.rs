@@ -18,7 +18,7 @@ async fn run(args: &[&str], env: Vec<(String, String)>) -> Output {
             .expect("run botauth")
     })
     .await
-    .unwrap()
+    .expect("the botauth process task")
 }
 
 fn botas(sandbox: &Sandbox, secret: &str) -> Vec<(String, String)> {
