@@ -458,3 +458,64 @@ async fn force_refresh_gets_a_new_token() {
     assert_eq!(m.get_token(&scope()).await.unwrap(), second);
     assert_eq!(sandbox.count(Route::Token), 2);
 }
+
+#[tokio::test]
+async fn the_secret_credential_and_the_manager_pass_the_conformance_suite() {
+    use botauth::core::testkit::check_provider;
+    let sandbox = Sandbox::start().await.unwrap();
+    let credential = credential(&sandbox, DEMO_CLIENT_SECRET);
+    check_provider(&credential, &scope(), &[DEMO_CLIENT_SECRET])
+        .await
+        .unwrap();
+    check_provider(&manager(&sandbox), &scope(), &[DEMO_CLIENT_SECRET])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_conformance_suite_catches_a_leaky_provider() {
+    use botauth::core::testkit::check_provider;
+    use botauth::{AccessToken, CredentialInfo, async_trait};
+
+    /// Prints its secret in Debug and hands out tokens that are about to expire.
+    #[derive(Debug)]
+    struct Leaky {
+        #[allow(dead_code)]
+        secret: String,
+    }
+
+    #[async_trait]
+    impl CredentialProvider for Leaky {
+        async fn get_token(&self, _r: &TokenRequest) -> botauth::Result<AccessToken> {
+            Ok(AccessToken::bearer(
+                "t",
+                SystemTime::now() + Duration::from_secs(5),
+            ))
+        }
+        fn describe(&self) -> CredentialInfo {
+            CredentialInfo::new("leaky")
+        }
+    }
+
+    let failures = check_provider(
+        &Leaky {
+            secret: "s3cret".into(),
+        },
+        &scope(),
+        &["s3cret"],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.contains("Debug or its description")),
+        "{failures:?}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.contains("expires within a minute")),
+        "{failures:?}"
+    );
+}

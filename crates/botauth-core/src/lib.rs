@@ -8,6 +8,8 @@ mod credential;
 mod entra;
 mod error;
 mod secret;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod token;
 
 pub use async_trait::async_trait;
