@@ -239,18 +239,7 @@ impl TokenManager {
 
     /// The cache key of `request`, as text (for logs): authority, tenant, client id, scopes.
     pub fn cache_key(&self, request: &TokenRequest) -> String {
-        let info = &self.inner.info;
-        format!(
-            "{}|{}|{}|{}",
-            info.authority_host.as_deref().unwrap_or("-"),
-            request
-                .tenant_id
-                .as_deref()
-                .or(info.tenant_id.as_deref())
-                .unwrap_or("-"),
-            info.client_id.as_deref().unwrap_or("-"),
-            request.normalized_scopes().join(" ")
-        )
+        self.inner.cache_key(request)
     }
 
     /// A valid token for `request`, from the cache when possible.
@@ -381,7 +370,7 @@ impl Inner {
                         return Ok(Plan::Ready(token, TokenSource::Cache));
                     }
                     if state.flight.is_none() && now >= state.next_background {
-                        tracing::debug!(key = %self.key(request), "refreshing token ahead of expiry");
+                        tracing::debug!(key = %self.cache_key(request), "refreshing token ahead of expiry");
                         self.start_flight(slot, &mut state);
                     }
                     return Ok(Plan::Ready(token, TokenSource::CacheRefreshing));
@@ -403,14 +392,17 @@ impl Inner {
         Ok(Plan::Wait(rx))
     }
 
-    fn key(&self, request: &TokenRequest) -> String {
+    fn cache_key(&self, request: &TokenRequest) -> String {
+        let info = &self.info;
         format!(
-            "{}|{}",
+            "{}|{}|{}|{}",
+            info.authority_host.as_deref().unwrap_or("-"),
             request
                 .tenant_id
                 .as_deref()
-                .or(self.info.tenant_id.as_deref())
+                .or(info.tenant_id.as_deref())
                 .unwrap_or("-"),
+            info.client_id.as_deref().unwrap_or("-"),
             request.normalized_scopes().join(" ")
         )
     }
