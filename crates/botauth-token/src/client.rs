@@ -331,7 +331,7 @@ impl ClientCredentialsClient {
         let wire: SuccessWire = serde_json::from_slice(bytes).map_err(|e| {
             invalid(format!(
                 "the body is not a JSON token response ({})",
-                e.classify_str()
+                json_error_kind(&e)
             ))
         })?;
         let token = wire
@@ -370,18 +370,13 @@ impl ClientCredentialsClient {
     }
 }
 
-trait ClassifyStr {
-    fn classify_str(&self) -> &'static str;
-}
-
-impl ClassifyStr for serde_json::Error {
-    fn classify_str(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "I/O error",
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Data => "unexpected field types",
-            serde_json::error::Category::Eof => "truncated",
-        }
+/// What kind of JSON error `e` is, without serde's message (which can quote the body).
+fn json_error_kind(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected field types",
+        serde_json::error::Category::Eof => "truncated",
     }
 }
 
