@@ -3,13 +3,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use botauth_core::config::validate_tenant_id;
 use botauth_core::{
     AccessToken, BotAuthConfig, Clock, Cloud, CredentialConfig, CredentialInfo, CredentialProvider,
     Error, Result, Secret, TokenRequest,
 };
 use botauth_token::http::HttpOptions;
-use botauth_token::{ClientAuth, ClientCredentialsClient};
+use botauth_token::{ClientAuth, ClientCredentialsClient, ClientCredentialsClientBuilder};
 
 /// A client-secret credential: Entra ID's client-credentials grant with `client_secret`.
 #[derive(Debug)]
@@ -17,68 +16,50 @@ pub struct ClientSecretCredential {
     client: ClientCredentialsClient,
 }
 
-/// Builds a [`ClientSecretCredential`].
+/// Builds a [`ClientSecretCredential`]: the client-credentials client's builder plus the
+/// secret checks.
 #[derive(Debug)]
 pub struct ClientSecretCredentialBuilder {
-    tenant_id: String,
-    client_id: String,
     secret: Secret,
-    authority_host: String,
-    http: Option<reqwest::Client>,
-    http_options: HttpOptions,
-    clock: Option<Arc<dyn Clock>>,
+    client: ClientCredentialsClientBuilder,
 }
 
 impl ClientSecretCredentialBuilder {
     /// Uses the authority host of `cloud` (default: public cloud).
-    pub fn cloud(mut self, cloud: &Cloud) -> Self {
-        self.authority_host = cloud.authority_host().to_owned();
-        self
+    pub fn cloud(self, cloud: &Cloud) -> Self {
+        self.authority_host(cloud.authority_host())
     }
 
     /// Uses this authority host (`https://…`, or `http://` on loopback for local development).
     pub fn authority_host(mut self, authority_host: impl Into<String>) -> Self {
-        self.authority_host = authority_host.into();
+        self.client = self.client.authority_host(authority_host);
         self
     }
 
     /// Uses this HTTP client (proxy, custom roots). It should not follow redirects.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http = Some(client);
+        self.client = self.client.http_client(client);
         self
     }
 
     /// Timeouts and size limits.
     pub fn http_options(mut self, options: HttpOptions) -> Self {
-        self.http_options = options;
+        self.client = self.client.http_options(options);
         self
     }
 
     /// Uses this clock for expiry times (tests).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
+        self.client = self.client.clock(clock);
         self
     }
 
-    /// Checks the values and builds the credential.
+    /// Checks the values and builds the credential. The client builder validates the tenant and
+    /// the authority; this adds the secret checks.
     pub fn build(self) -> Result<ClientSecretCredential> {
         check_secret(&self.secret, "client_secret")?;
-        validate_tenant_id(&self.tenant_id)?;
-        let mut builder = ClientCredentialsClient::builder(
-            self.authority_host,
-            self.tenant_id,
-            self.client_id,
-            ClientAuth::Secret(self.secret),
-        )
-        .http_options(self.http_options);
-        if let Some(http) = self.http {
-            builder = builder.http_client(http);
-        }
-        if let Some(clock) = self.clock {
-            builder = builder.clock(clock);
-        }
         Ok(ClientSecretCredential {
-            client: builder.build()?,
+            client: self.client.build()?,
         })
     }
 }
@@ -123,13 +104,13 @@ impl ClientSecretCredential {
         secret: Secret,
     ) -> ClientSecretCredentialBuilder {
         ClientSecretCredentialBuilder {
-            tenant_id: tenant_id.into(),
-            client_id: client_id.into(),
+            client: ClientCredentialsClient::builder(
+                Cloud::Public.authority_host(),
+                tenant_id,
+                client_id,
+                ClientAuth::Secret(secret.clone()),
+            ),
             secret,
-            authority_host: Cloud::Public.authority_host().to_owned(),
-            http: None,
-            http_options: HttpOptions::default(),
-            clock: None,
         }
     }
 

@@ -80,6 +80,12 @@ pub struct ClientCredentialsClientBuilder {
 }
 
 impl ClientCredentialsClientBuilder {
+    /// Replaces the authority host (`https://…`, or `http://` on loopback for local development).
+    pub fn authority_host(mut self, authority_host: impl Into<String>) -> Self {
+        self.authority_host = authority_host.into();
+        self
+    }
+
     /// Uses this HTTP client (for a proxy or custom TLS roots). It should not follow redirects.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
