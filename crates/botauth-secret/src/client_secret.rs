@@ -210,6 +210,10 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::Config, "{t}");
             assert_eq!(config_key(&e), "tenant_id");
         }
+        // The message says what is wrong without echoing the value.
+        let e = build("s3cret~pasted/here", "abc~def").unwrap_err();
+        assert!(e.to_string().contains("it contains `~`"), "{e}");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
     }
 
     #[test]

@@ -291,21 +291,24 @@ impl BotAuthConfig {
 }
 
 /// Validates a tenant id before it goes into a URL: `[A-Za-z0-9.-]+` (PROTOCOL §2).
+///
+/// The error describes the problem without echoing the value: a value in the wrong key can be a
+/// secret pasted one line off.
 pub fn validate_tenant_id(tenant: &str) -> Result<()> {
-    if !tenant.is_empty()
-        && tenant.len() <= 256
-        && tenant
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    let problem = match tenant
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '-'))
     {
-        Ok(())
-    } else {
-        Err(Error::config(
-            "tenant_id",
-            format!(
-                "`{}` is not a tenant id: use the directory's GUID or a verified domain (letters, digits, `.` and `-` only)",
-                tenant.escape_debug()
-            ),
-        ))
-    }
+        Some(c) => format!("it contains `{}`", c.escape_debug()),
+        None if tenant.is_empty() => "it is empty".to_owned(),
+        None if tenant.len() > 256 => "it is too long".to_owned(),
+        None => return Ok(()),
+    };
+    Err(Error::config(
+        "tenant_id",
+        format!(
+            "is not a tenant id ({problem}): use the directory's GUID or a verified domain \
+             (letters, digits, `.` and `-` only)"
+        ),
+    ))
 }

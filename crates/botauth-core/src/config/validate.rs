@@ -96,25 +96,7 @@ pub(crate) fn validate(config: &BotAuthConfig, keys: &KeyNames) -> Result<()> {
 
 /// Validates a tenant id, naming `key` (the dialect's key) on failure.
 pub(crate) fn check_tenant(tenant: &str, key: &str) -> Result<()> {
-    if validate_tenant_id(tenant).is_err() {
-        // Not `validate_tenant_id`'s message: it echoes the value, and a value in the wrong key
-        // can be a secret pasted one line off.
-        let problem = match tenant
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '-'))
-        {
-            Some(c) => format!("it contains `{}`", c.escape_debug()),
-            None if tenant.is_empty() => "it is empty".to_owned(),
-            None => "it is too long".to_owned(),
-        };
-        return Err(Error::config(
-            key,
-            format!(
-                "is not a tenant id ({problem}): use the directory's GUID or a verified domain \
-                 (letters, digits, `.` and `-` only)"
-            ),
-        ));
-    }
+    validate_tenant_id(tenant).map_err(|e| rekey(e, key))?;
     if MULTI_TENANT_ALIASES
         .iter()
         .any(|a| tenant.eq_ignore_ascii_case(a))
