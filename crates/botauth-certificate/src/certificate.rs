@@ -1,0 +1,656 @@
+//! [`ClientCertificate`]: a private key and its certificate chain, loaded from PEM or PFX and
+//! validated once, at load time (PROTOCOL §3).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use botauth_core::Secret;
+use openssl::asn1::{Asn1Time, Asn1TimeRef};
+use openssl::pkcs12::Pkcs12;
+use openssl::pkey::{Id, PKey, Private};
+use openssl::x509::{X509, X509NameRef};
+use zeroize::Zeroizing;
+
+use crate::error::{CertificateError, CertificateErrorKind as Kind};
+use crate::thumbprint::{Thumbprints, parse_sha1_hex};
+
+/// Entra ID accepts RSA keys of at least this size (PROTOCOL §3).
+pub const MIN_RSA_BITS: u32 = 2048;
+
+/// A certificate that expires within this window is loaded with a warning.
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86_400);
+
+/// A validated signing identity: an RSA private key of at least 2048 bits and, unless it was
+/// loaded in thumbprint-only mode, the certificate it belongs to (and any chain behind it).
+pub struct ClientCertificate {
+    key: PKey<Private>,
+    /// Leaf first; empty in thumbprint-only mode.
+    chain: Vec<X509>,
+    thumbprints: Thumbprints,
+    not_after: Option<SystemTime>,
+    subject: Option<String>,
+}
+
+impl fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCertificate")
+            .field("subject", &self.subject)
+            .field("thumbprint", &self.thumbprints.sha1_hex())
+            .field("not_after", &self.not_after.map(rfc3339))
+            .field("chain_len", &self.chain.len())
+            .field("key", &format_args!("[redacted RSA-{}]", self.key.bits()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCertificate {
+    /// Loads a PEM certificate (optionally followed by its chain) and its PEM private key
+    /// (PKCS#8, PKCS#1, or encrypted PKCS#8 / traditional with `password`). With `key = None` the
+    /// key is read from `certificate` (one PEM file holding both).
+    pub fn from_pem(
+        certificate: &[u8],
+        key: Option<&[u8]>,
+        password: Option<&Secret>,
+    ) -> Result<Self, CertificateError> {
+        let chain = pem_certificates(certificate)?;
+        let key = pem_private_key(key.unwrap_or(certificate), password)?;
+        Self::assemble(key, chain)
+    }
+
+    /// Loads a PFX / PKCS#12 file's bytes, with or without a password. Modern (AES, PBKDF2) and
+    /// legacy Windows (3DES, SHA-1 MAC) files are both read.
+    pub fn from_pkcs12(der: &[u8], password: Option<&Secret>) -> Result<Self, CertificateError> {
+        let pkcs12 = Pkcs12::from_der(der).map_err(|e| {
+            CertificateError::new(
+                Kind::Malformed,
+                "the PFX file is corrupt or truncated (it is not PKCS#12 DER): export it again",
+            )
+            .with_source(e)
+        })?;
+        let pass = password.map_or("", Secret::expose_secret);
+        let parsed = pkcs12.parse2(pass).map_err(|e| {
+            let mac = e
+                .errors()
+                .iter()
+                .any(|x| x.reason().is_some_and(|r| r.contains("mac verify")));
+            let unsupported = e
+                .errors()
+                .iter()
+                .any(|x| x.reason().is_some_and(|r| r.contains("unsupported")));
+            let error = if mac && password.is_none() {
+                CertificateError::new(
+                    Kind::PasswordRequired,
+                    "the PFX file is protected by a password: configure its password",
+                )
+            } else if mac {
+                CertificateError::new(
+                    Kind::WrongPassword,
+                    "the password does not open the PFX file (or the file is corrupt): check the configured password",
+                )
+            } else if unsupported {
+                CertificateError::new(
+                    Kind::Malformed,
+                    "the PFX file uses an encryption this OpenSSL cannot read (RC2-40?): export it \
+                     again with AES-256 or 3DES",
+                )
+            } else {
+                CertificateError::new(
+                    Kind::Malformed,
+                    "the PFX file is corrupt and cannot be read: export it again",
+                )
+            };
+            error.with_source(e)
+        })?;
+        let key = parsed.pkey.ok_or_else(|| {
+            CertificateError::new(
+                Kind::NoPrivateKey,
+                "the PFX file holds no private key: export the certificate together with its private key",
+            )
+        })?;
+        let leaf = parsed.cert.ok_or_else(|| {
+            CertificateError::new(Kind::NoCertificate, "the PFX file holds no certificate")
+        })?;
+        let mut chain = vec![leaf];
+        chain.extend(parsed.ca.into_iter().flatten());
+        Self::assemble(key, chain)
+    }
+
+    /// Loads a base64-encoded PFX (Microsoft.Identity.Web `Base64EncodedValue`).
+    pub fn from_base64_pkcs12(
+        base64: &Secret,
+        password: Option<&Secret>,
+    ) -> Result<Self, CertificateError> {
+        let text: String = base64
+            .expose_secret()
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let text = Zeroizing::new(text);
+        let der = Zeroizing::new(STANDARD.decode(text.as_bytes()).map_err(|e| {
+            CertificateError::new(
+                Kind::Malformed,
+                "the base64-encoded PFX is not valid base64: encode the PFX file's bytes (e.g. \
+                 `base64 -w0 bot.pfx`)",
+            )
+            .with_source(e)
+        })?);
+        Self::from_pkcs12(&der, password)
+    }
+
+    /// Bot Framework's thumbprint-only mode: a PEM private key plus the SHA-1 thumbprint of its
+    /// registered certificate, given by the user. Without the certificate botauth cannot check
+    /// that they belong together, cannot send `x5c` or `x5t#S256`, and cannot warn about expiry.
+    pub fn from_key_and_thumbprint(
+        key: &[u8],
+        thumbprint: &str,
+        password: Option<&Secret>,
+    ) -> Result<Self, CertificateError> {
+        let thumbprints = Thumbprints::from_sha1_hex(thumbprint)?;
+        let key = pem_private_key(key, password)?;
+        check_key(&key)?;
+        Ok(ClientCertificate {
+            key,
+            chain: Vec::new(),
+            thumbprints,
+            not_after: None,
+            subject: None,
+        })
+    }
+
+    fn assemble(key: PKey<Private>, mut chain: Vec<X509>) -> Result<Self, CertificateError> {
+        check_key(&key)?;
+        // The leaf is whichever certificate holds the key's public half (PEM bundles are not
+        // always leaf first); the rest keep their order for `x5c`.
+        let leaf = chain
+            .iter()
+            .position(|c| c.public_key().is_ok_and(|p| p.public_eq(&key)))
+            .ok_or_else(|| {
+                CertificateError::new(
+                    Kind::KeyMismatch,
+                    "the private key does not belong to the certificate (their public keys \
+                     differ): configure the key that was created with this certificate",
+                )
+            })?;
+        let leaf = chain.remove(leaf);
+        let leaf_der = leaf.to_der().map_err(|e| {
+            CertificateError::new(Kind::Malformed, "the certificate cannot be encoded").with_source(e)
+        })?;
+        chain.retain(|c| c.to_der().is_ok_and(|d| d != leaf_der));
+        chain.insert(0, leaf);
+        let leaf = &chain[0];
+        Ok(ClientCertificate {
+            key,
+            thumbprints: Thumbprints::of_der(&leaf_der),
+            not_after: asn1_to_system_time(leaf.not_after()),
+            subject: Some(format_name(leaf.subject_name())),
+            chain,
+        })
+    }
+
+    /// The thumbprints of the leaf certificate (or the user-supplied SHA-1 in thumbprint-only mode).
+    pub fn thumbprints(&self) -> &Thumbprints {
+        &self.thumbprints
+    }
+
+    /// The certificate chain as DER, leaf first (empty in thumbprint-only mode).
+    pub fn chain_der(&self) -> Vec<Vec<u8>> {
+        self.chain.iter().filter_map(|c| c.to_der().ok()).collect()
+    }
+
+    /// The end of the leaf certificate's validity, when the certificate is known.
+    pub fn not_after(&self) -> Option<SystemTime> {
+        self.not_after
+    }
+
+    /// The leaf certificate's subject (`CN=…, O=…`), when the certificate is known.
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
+    /// The RSA key size in bits.
+    pub fn key_bits(&self) -> u32 {
+        self.key.bits()
+    }
+
+    /// Whether the certificate itself is known (false in thumbprint-only mode).
+    pub fn has_certificate(&self) -> bool {
+        !self.chain.is_empty()
+    }
+
+    pub(crate) fn key(&self) -> &PKey<Private> {
+        &self.key
+    }
+
+    /// Checks a configured SHA-1 thumbprint (any case, spaces and colons allowed) against the
+    /// computed one.
+    pub fn check_thumbprint(&self, expected: &str) -> Result<(), CertificateError> {
+        let expected = parse_sha1_hex(expected)?;
+        if &expected != self.thumbprints.sha1() {
+            return Err(CertificateError::new(
+                Kind::ThumbprintMismatch,
+                format!(
+                    "the configured thumbprint does not match the certificate, whose SHA-1 \
+                     thumbprint is {}: fix the thumbprint or the certificate path",
+                    self.thumbprints.sha1_hex()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a certificate whose validity ended before `now`, and logs a warning when it ends
+    /// within 30 days. `now` comes from an injected clock, so tests do not depend on the date.
+    pub fn check_validity(&self, now: SystemTime) -> Result<(), CertificateError> {
+        let Some(not_after) = self.not_after else {
+            return Ok(());
+        };
+        if not_after <= now {
+            return Err(CertificateError::new(
+                Kind::Expired,
+                format!(
+                    "the certificate {} expired on {}: create a new one, register it on the app \
+                     and configure it",
+                    self.thumbprints.sha1_hex(),
+                    rfc3339(not_after)
+                ),
+            ));
+        }
+        if not_after.duration_since(now).unwrap_or_default() < EXPIRY_WARNING {
+            tracing::warn!(
+                thumbprint = %self.thumbprints.sha1_hex(),
+                not_after = %rfc3339(not_after),
+                "the client certificate expires within 30 days: register its successor on the app \
+                 and replace the files (botauth picks up the new ones without a restart)"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What `botauth thumbprint` prints: a certificate's public facts, from a PEM or PFX file whose
+/// key is not needed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CertificateSummary {
+    /// The thumbprints.
+    pub thumbprints: Thumbprints,
+    /// The subject (`CN=…, O=…`).
+    pub subject: String,
+    /// The end of the validity period.
+    pub not_after: Option<SystemTime>,
+}
+
+impl CertificateSummary {
+    /// Reads the first (leaf) certificate of PEM data, or of a PFX with `password`.
+    pub fn from_bytes(data: &[u8], password: Option<&Secret>) -> Result<Self, CertificateError> {
+        let leaf = if is_pem(data) {
+            pem_certificates(data)?.swap_remove(0)
+        } else {
+            // A PFX's certificate is usually encrypted with the same password as its key.
+            let cert = ClientCertificate::from_pkcs12(data, password);
+            match cert {
+                Ok(c) => c.chain.into_iter().next().ok_or_else(|| {
+                    CertificateError::new(Kind::NoCertificate, "the PFX file holds no certificate")
+                })?,
+                Err(e) if !matches!(e.kind(), Kind::NotRsa | Kind::KeyTooSmall) => return Err(e),
+                Err(_) => pkcs12_leaf(data, password)?,
+            }
+        };
+        let der = leaf.to_der().map_err(|e| {
+            CertificateError::new(Kind::Malformed, "the certificate cannot be encoded").with_source(e)
+        })?;
+        Ok(CertificateSummary {
+            thumbprints: Thumbprints::of_der(&der),
+            subject: format_name(leaf.subject_name()),
+            not_after: asn1_to_system_time(leaf.not_after()),
+        })
+    }
+
+    /// Reads a PEM or PFX file.
+    pub fn from_file(path: &Path, password: Option<&Secret>) -> Result<Self, CertificateError> {
+        let data = read_file(path)?;
+        Self::from_bytes(&data, password)
+    }
+}
+
+/// Reads a PFX's leaf certificate without judging its key (for inspecting EC or small-key files).
+fn pkcs12_leaf(data: &[u8], password: Option<&Secret>) -> Result<X509, CertificateError> {
+    Pkcs12::from_der(data)
+        .and_then(|p| p.parse2(password.map_or("", Secret::expose_secret)))
+        .ok()
+        .and_then(|p| p.cert)
+        .ok_or_else(|| CertificateError::new(Kind::NoCertificate, "the PFX file holds no certificate"))
+}
+
+/// Reads a whole file into zeroizing memory (it may hold a private key).
+pub(crate) fn read_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, CertificateError> {
+    std::fs::read(path)
+        .map(Zeroizing::new)
+        .map_err(|e| CertificateError::io(path, e))
+}
+
+pub(crate) fn is_pem(data: &[u8]) -> bool {
+    data.windows(11).any(|w| w == b"-----BEGIN ")
+}
+
+fn contains(data: &[u8], needle: &[u8]) -> bool {
+    data.windows(needle.len()).any(|w| w == needle)
+}
+
+fn pem_certificates(data: &[u8]) -> Result<Vec<X509>, CertificateError> {
+    let has_cert_block = contains(data, b"-----BEGIN CERTIFICATE-----");
+    if !has_cert_block {
+        let (kind, message) = if is_pem(data) {
+            (
+                Kind::NoCertificate,
+                "the PEM data holds no certificate (no BEGIN CERTIFICATE block): configure the \
+                 certificate file, not only the key",
+            )
+        } else {
+            (
+                Kind::Malformed,
+                "the certificate file is neither PEM nor PFX: use a PEM certificate or a PFX file",
+            )
+        };
+        return Err(CertificateError::new(kind, message));
+    }
+    match X509::stack_from_pem(data) {
+        Ok(certs) if !certs.is_empty() => Ok(certs),
+        Ok(_) => Err(CertificateError::new(
+            Kind::NoCertificate,
+            "the PEM data holds no readable certificate",
+        )),
+        Err(e) => Err(CertificateError::new(
+            Kind::Malformed,
+            "a PEM certificate is corrupt or truncated: copy the file again",
+        )
+        .with_source(e)),
+    }
+}
+
+fn pem_private_key(
+    data: &[u8],
+    password: Option<&Secret>,
+) -> Result<PKey<Private>, CertificateError> {
+    if !contains(data, b"PRIVATE KEY-----") {
+        return Err(CertificateError::new(
+            Kind::NoPrivateKey,
+            "no PEM private key found: configure the key file (BEGIN PRIVATE KEY or BEGIN RSA \
+             PRIVATE KEY), or a PEM file holding both certificate and key",
+        ));
+    }
+    let encrypted = contains(data, b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || contains(data, b"Proc-Type: 4,ENCRYPTED");
+    if encrypted && password.is_none() {
+        return Err(CertificateError::new(
+            Kind::PasswordRequired,
+            "the private key is encrypted: configure its password",
+        ));
+    }
+    // Always the callback variant: OpenSSL's default would prompt on the terminal.
+    let parsed = PKey::private_key_from_pem_callback(data, |buf| {
+        let pass = password.map_or(&b""[..], |p| p.expose_secret().as_bytes());
+        if pass.len() > buf.len() {
+            return Ok(0);
+        }
+        buf[..pass.len()].copy_from_slice(pass);
+        Ok(pass.len())
+    });
+    parsed.map_err(|e| {
+        if encrypted {
+            CertificateError::new(
+                Kind::WrongPassword,
+                "the password does not decrypt the private key: check the configured password",
+            )
+        } else {
+            CertificateError::new(
+                Kind::Malformed,
+                "the PEM private key is corrupt or truncated: copy the key file again",
+            )
+        }
+        .with_source(e)
+    })
+}
+
+fn check_key(key: &PKey<Private>) -> Result<(), CertificateError> {
+    if key.id() != Id::RSA {
+        return Err(CertificateError::new(
+            Kind::NotRsa,
+            "the private key is not an RSA key: Entra ID accepts only RSA certificates for client \
+             assertions; create an RSA certificate (2048 bits or more)",
+        ));
+    }
+    if key.bits() < MIN_RSA_BITS {
+        return Err(CertificateError::new(
+            Kind::KeyTooSmall,
+            format!(
+                "the RSA key has {} bits; Entra ID requires at least {MIN_RSA_BITS}: create a new \
+                 certificate with a 2048-bit or larger key",
+                key.bits()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn format_name(name: &X509NameRef) -> String {
+    name.entries()
+        .map(|e| {
+            let field = e.object().nid().short_name().unwrap_or("?");
+            let value = e
+                .data()
+                .to_string()
+                .unwrap_or_default();
+            format!("{field}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn asn1_to_system_time(t: &Asn1TimeRef) -> Option<SystemTime> {
+    let epoch = Asn1Time::from_unix(0).ok()?;
+    let diff = epoch.diff(t).ok()?;
+    let secs = i64::from(diff.days) * 86_400 + i64::from(diff.secs);
+    if secs >= 0 {
+        UNIX_EPOCH.checked_add(Duration::from_secs(secs.unsigned_abs()))
+    } else {
+        UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))
+    }
+}
+
+/// `2125-10-30T13:30:00Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Where a certificate credential's key and certificate come from.
+#[derive(Clone)]
+pub struct CertificateSource(Inner);
+
+#[derive(Clone)]
+enum Inner {
+    Files {
+        certificate: Option<PathBuf>,
+        key: Option<PathBuf>,
+    },
+    Pkcs12(Zeroizing<Vec<u8>>),
+    Base64Pkcs12(Secret),
+    Pem {
+        certificate: Vec<u8>,
+        key: Option<Zeroizing<Vec<u8>>>,
+    },
+}
+
+impl fmt::Debug for CertificateSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Inner::Files { certificate, key } => f
+                .debug_struct("Files")
+                .field("certificate", certificate)
+                .field("key", key)
+                .finish(),
+            Inner::Pkcs12(d) => write!(f, "Pkcs12([{} bytes redacted])", d.len()),
+            Inner::Base64Pkcs12(_) => f.write_str("Base64Pkcs12([redacted])"),
+            Inner::Pem { key, .. } => f
+                .debug_struct("Pem")
+                .field("key", &key.as_ref().map(|_| "[redacted]"))
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// A file's identity for change detection: modification time and length.
+pub(crate) type Stamp = Option<(SystemTime, u64)>;
+
+impl CertificateSource {
+    /// One file: a PFX, or a PEM holding the certificate and its key.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        CertificateSource(Inner::Files {
+            certificate: Some(path.into()),
+            key: None,
+        })
+    }
+
+    /// A PEM certificate file and a PEM key file.
+    pub fn pem_files(certificate: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        CertificateSource(Inner::Files {
+            certificate: Some(certificate.into()),
+            key: Some(key.into()),
+        })
+    }
+
+    /// Only a PEM key file: Bot Framework's thumbprint-only mode (set the thumbprint too).
+    pub fn key_file(key: impl Into<PathBuf>) -> Self {
+        CertificateSource(Inner::Files {
+            certificate: None,
+            key: Some(key.into()),
+        })
+    }
+
+    /// PFX / PKCS#12 bytes.
+    pub fn pkcs12(der: impl Into<Vec<u8>>) -> Self {
+        CertificateSource(Inner::Pkcs12(Zeroizing::new(der.into())))
+    }
+
+    /// A base64-encoded PFX (Microsoft.Identity.Web `Base64Encoded`).
+    pub fn base64_pkcs12(base64: Secret) -> Self {
+        CertificateSource(Inner::Base64Pkcs12(base64))
+    }
+
+    /// PEM bytes: a certificate (and chain), and the key unless it is in `certificate`.
+    pub fn pem(certificate: impl Into<Vec<u8>>, key: Option<Vec<u8>>) -> Self {
+        CertificateSource(Inner::Pem {
+            certificate: certificate.into(),
+            key: key.map(Zeroizing::new),
+        })
+    }
+
+    /// Whether the source is files on disk (and so can change: rotation).
+    pub fn is_files(&self) -> bool {
+        matches!(self.0, Inner::Files { .. })
+    }
+
+    pub(crate) fn stamps(&self) -> Vec<Stamp> {
+        let Inner::Files { certificate, key } = &self.0 else {
+            return Vec::new();
+        };
+        [certificate, key]
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                std::fs::metadata(p)
+                    .ok()
+                    .map(|m| (m.modified().unwrap_or(UNIX_EPOCH), m.len()))
+            })
+            .collect()
+    }
+
+    /// Loads and validates: key and certificate, the configured thumbprint, and the validity
+    /// period against `now`.
+    pub fn load(
+        &self,
+        password: Option<&Secret>,
+        thumbprint: Option<&str>,
+        now: SystemTime,
+    ) -> Result<ClientCertificate, CertificateError> {
+        let cert = match &self.0 {
+            Inner::Files {
+                certificate: Some(path),
+                key,
+            } => {
+                let data = read_file(path)?;
+                if is_pem(&data) {
+                    let key = key.as_deref().map(read_file).transpose()?;
+                    ClientCertificate::from_pem(&data, key.as_deref().map(|k| &k[..]), password)?
+                } else if key.is_some() {
+                    return Err(CertificateError::new(
+                        Kind::Unsupported,
+                        format!(
+                            "{} is not PEM, so it is read as a PFX, which holds its own key: \
+                             remove the key path, or convert the certificate to PEM",
+                            path.display()
+                        ),
+                    ));
+                } else {
+                    ClientCertificate::from_pkcs12(&data, password)?
+                }
+            }
+            Inner::Files {
+                certificate: None,
+                key: Some(path),
+            } => {
+                let Some(thumbprint) = thumbprint else {
+                    return Err(CertificateError::new(
+                        Kind::NoCertificate,
+                        "only a key file is configured: set the certificate file too, or the \
+                         certificate's thumbprint (thumbprint-only mode)",
+                    ));
+                };
+                let data = read_file(path)?;
+                return ClientCertificate::from_key_and_thumbprint(&data, thumbprint, password);
+            }
+            Inner::Files {
+                certificate: None,
+                key: None,
+            } => {
+                return Err(CertificateError::new(
+                    Kind::NoCertificate,
+                    "no certificate file is configured",
+                ));
+            }
+            Inner::Pkcs12(der) => ClientCertificate::from_pkcs12(der, password)?,
+            Inner::Base64Pkcs12(b64) => ClientCertificate::from_base64_pkcs12(b64, password)?,
+            Inner::Pem { certificate, key } => {
+                ClientCertificate::from_pem(certificate, key.as_deref().map(|k| &k[..]), password)?
+            }
+        };
+        if let Some(expected) = thumbprint {
+            cert.check_thumbprint(expected)?;
+        }
+        cert.check_validity(now)?;
+        Ok(cert)
+    }
+}
