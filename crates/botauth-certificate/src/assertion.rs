@@ -246,7 +246,11 @@ impl CertificateAssertion {
         if let Some(p) = &config.password {
             builder = builder.password(p.clone());
         }
-        if let Some(t) = config.thumbprint.as_deref().filter(|t| !t.trim().is_empty()) {
+        if let Some(t) = config
+            .thumbprint
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+        {
             builder = builder.thumbprint(t);
         }
         Ok(builder)
@@ -328,11 +332,7 @@ impl CertificateAssertion {
         jws.push_str(&loaded.header_b64);
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut jws);
-        let signature = sign_rs(
-            &loaded.certificate,
-            self.settings.algorithm,
-            jws.as_bytes(),
-        )?;
+        let signature = sign_rs(&loaded.certificate, self.settings.algorithm, jws.as_bytes())?;
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
         Ok(Secret::new(jws))
@@ -377,11 +377,411 @@ impl ClientAssertionSource for CertificateAssertion {
         }
         let mut seen = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
         *seen = self.settings.source.stamps();
-        let reason = format!("Entra rejected the assertion (AADSTS{})", error.code().unwrap_or(0));
+        let reason = format!(
+            "Entra rejected the assertion (AADSTS{})",
+            error.code().unwrap_or(0)
+        );
         self.reload(&reason)
     }
 
     fn kind(&self) -> &'static str {
         "certificate"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use botauth_core::ManualClock;
+    use openssl::sign::Verifier;
+    use openssl::x509::X509;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::fixtures::{PASSWORD, path, read, sha1_hex};
+    use crate::logs::capture;
+
+    const ENDPOINT: &str = "https://login.microsoftonline.com/tenant-x/oauth2/v2.0/token";
+    const CLIENT: &str = "00000000-0000-0000-0000-00000000b07a";
+
+    fn request() -> AssertionRequest<'static> {
+        AssertionRequest::new(ENDPOINT, CLIENT)
+    }
+
+    fn part(jws: &str, i: usize) -> Value {
+        let p = jws.split('.').nth(i).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
+    }
+
+    /// Verifies `jws` with OpenSSL's own verifier and the certificate file's public key: a path
+    /// that shares no code with the signer.
+    fn openssl_verifies(jws: &str, cert_pem: &str, alg: AssertionAlgorithm) -> bool {
+        let (input, sig) = jws.rsplit_once('.').unwrap();
+        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        let key = X509::from_pem(&read(cert_pem))
+            .unwrap()
+            .public_key()
+            .unwrap();
+        let mut v = Verifier::new(MessageDigest::sha256(), &key).unwrap();
+        if alg == AssertionAlgorithm::Ps256 {
+            v.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
+            v.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH).unwrap();
+            v.set_rsa_mgf1_md(MessageDigest::sha256()).unwrap();
+        }
+        v.verify_oneshot(&sig, input.as_bytes()).unwrap()
+    }
+
+    fn x5t_by_openssl(cert_pem: &str) -> String {
+        let cert = X509::from_pem(&read(cert_pem)).unwrap();
+        URL_SAFE_NO_PAD.encode(cert.digest(MessageDigest::sha1()).unwrap())
+    }
+
+    fn pem_files() -> CertificateAssertionBuilder {
+        CertificateAssertion::builder(CertificateSource::pem_files(
+            path("rsa2048.pem"),
+            path("rsa2048.key"),
+        ))
+    }
+
+    #[test]
+    fn rs256_header_and_claims_are_exactly_protocol_3() {
+        let clock = Arc::new(ManualClock::new());
+        clock.set(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+        let a = pem_files().clock(clock.clone()).build().unwrap();
+        let jws = a.sign(&request()).unwrap();
+        let jws = jws.expose_secret();
+        assert_eq!(
+            part(jws, 0),
+            json!({"alg": "RS256", "typ": "JWT", "x5t": x5t_by_openssl("rsa2048.pem")})
+        );
+        let claims = part(jws, 1);
+        let jti = claims["jti"].as_str().unwrap();
+        assert!(uuid::Uuid::parse_str(jti).is_ok(), "{jti}");
+        assert_eq!(
+            claims,
+            json!({
+                "aud": ENDPOINT, "iss": CLIENT, "sub": CLIENT, "jti": jti,
+                "nbf": 1_800_000_000u64, "iat": 1_800_000_000u64, "exp": 1_800_000_600u64,
+            })
+        );
+        assert!(openssl_verifies(
+            jws,
+            "rsa2048.pem",
+            AssertionAlgorithm::Rs256
+        ));
+        // Nor by another key.
+        assert!(!openssl_verifies(
+            jws,
+            "other2048.pem",
+            AssertionAlgorithm::Rs256
+        ));
+    }
+
+    #[test]
+    fn every_assertion_is_fresh() {
+        let clock = Arc::new(ManualClock::new());
+        let a = pem_files().clock(clock.clone()).build().unwrap();
+        let first = a.sign(&request()).unwrap();
+        clock.advance(Duration::from_secs(42));
+        let second = a.sign(&request()).unwrap();
+        let (c1, c2) = (
+            part(first.expose_secret(), 1),
+            part(second.expose_secret(), 1),
+        );
+        assert_ne!(c1["jti"], c2["jti"]);
+        assert_eq!(
+            c2["iat"].as_u64().unwrap() - c1["iat"].as_u64().unwrap(),
+            42
+        );
+        assert_eq!(
+            c2["exp"].as_u64().unwrap() - c2["nbf"].as_u64().unwrap(),
+            600
+        );
+    }
+
+    #[test]
+    fn ps256_with_x5t_s256() {
+        let a = pem_files()
+            .algorithm(AssertionAlgorithm::Ps256)
+            .build()
+            .unwrap();
+        let jws = a.sign(&request()).unwrap();
+        let cert = X509::from_pem(&read("rsa2048.pem")).unwrap();
+        let s256 = URL_SAFE_NO_PAD.encode(cert.digest(MessageDigest::sha256()).unwrap());
+        assert_eq!(
+            part(jws.expose_secret(), 0),
+            json!({"alg": "PS256", "typ": "JWT", "x5t#S256": s256})
+        );
+        assert!(openssl_verifies(
+            jws.expose_secret(),
+            "rsa2048.pem",
+            AssertionAlgorithm::Ps256
+        ));
+        // PSS signatures are randomised; PKCS#1 v1.5 verification must not accept them.
+        assert!(!openssl_verifies(
+            jws.expose_secret(),
+            "rsa2048.pem",
+            AssertionAlgorithm::Rs256
+        ));
+    }
+
+    #[test]
+    fn x5c_is_the_chain_in_standard_base64_leaf_first() {
+        let a = CertificateAssertion::builder(CertificateSource::file(path("chain.pfx")))
+            .password(Secret::new(PASSWORD))
+            .send_x5c(true)
+            .build()
+            .unwrap();
+        let header = part(a.sign(&request()).unwrap().expose_secret(), 0);
+        let x5c: Vec<Vec<u8>> = header["x5c"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| STANDARD.decode(v.as_str().unwrap()).unwrap())
+            .collect();
+        let der = |name| X509::from_pem(&read(name)).unwrap().to_der().unwrap();
+        assert_eq!(x5c, vec![der("leaf.pem"), der("ca.pem")]);
+        assert_eq!(header["x5t"], x5t_by_openssl("leaf.pem"));
+    }
+
+    #[test]
+    fn thumbprint_only_sends_the_given_thumbprint() {
+        let hex = sha1_hex("rsa2048.pem");
+        let only_key = || {
+            CertificateAssertion::builder(CertificateSource::key_file(path("rsa2048.key")))
+                .thumbprint(hex.to_lowercase())
+        };
+        let a = only_key().build().unwrap();
+        let jws = a.sign(&request()).unwrap();
+        assert_eq!(
+            part(jws.expose_secret(), 0)["x5t"],
+            x5t_by_openssl("rsa2048.pem")
+        );
+        assert!(openssl_verifies(
+            jws.expose_secret(),
+            "rsa2048.pem",
+            AssertionAlgorithm::Rs256
+        ));
+        let e = only_key()
+            .algorithm(AssertionAlgorithm::Ps256)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.kind(), Kind::Unsupported);
+        let e = only_key().send_x5c(true).build().unwrap_err();
+        assert_eq!(e.kind(), Kind::Unsupported);
+    }
+
+    #[test]
+    fn warns_when_the_certificate_expires_within_30_days() {
+        let not_after = ClientCertificate::from_pem(&read("rsa2048.combined.pem"), None, None)
+            .unwrap()
+            .not_after()
+            .unwrap();
+        let clock = Arc::new(ManualClock::new());
+        clock.set(not_after - Duration::from_secs(10 * 86_400));
+        let (built, logs) = capture(|| pem_files().clock(clock.clone()).build());
+        built.unwrap();
+        assert!(logs.contains("WARN"), "{logs}");
+        assert!(logs.contains("expires within 30 days"), "{logs}");
+        clock.set(not_after - Duration::from_secs(31 * 86_400));
+        let (built, logs) = capture(|| pem_files().clock(clock.clone()).build());
+        built.unwrap();
+        assert!(!logs.contains("expires within 30 days"), "{logs}");
+        clock.set(not_after + Duration::from_secs(1));
+        let e = pem_files().clock(clock.clone()).build().unwrap_err();
+        assert_eq!(e.kind(), Kind::Expired);
+    }
+
+    fn copy(from: &str, to: &Path) {
+        // Write to a temporary name and rename, as a careful rotation does.
+        let tmp = to.with_extension("tmp");
+        std::fs::write(&tmp, read(from)).unwrap();
+        std::fs::rename(&tmp, to).unwrap();
+    }
+
+    #[test]
+    fn changed_files_are_picked_up_and_a_broken_change_keeps_the_old_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("bot.pem"), dir.path().join("bot.key"));
+        copy("rsa2048.pem", &cert);
+        copy("rsa2048.key", &key);
+        let a = CertificateAssertion::builder(CertificateSource::pem_files(&cert, &key))
+            .build()
+            .unwrap();
+        let first = a.sign(&request()).unwrap();
+        assert_eq!(
+            part(first.expose_secret(), 0)["x5t"],
+            x5t_by_openssl("rsa2048.pem")
+        );
+
+        // Half a rotation: the new certificate with the old key does not load.
+        copy("other2048.pem", &cert);
+        let (jws, logs) = capture(|| a.sign(&request()).unwrap());
+        assert_eq!(
+            part(jws.expose_secret(), 0)["x5t"],
+            x5t_by_openssl("rsa2048.pem")
+        );
+        assert!(openssl_verifies(
+            jws.expose_secret(),
+            "rsa2048.pem",
+            AssertionAlgorithm::Rs256
+        ));
+        assert!(
+            logs.contains("could not be reloaded; keeping the current one"),
+            "{logs}"
+        );
+        assert!(logs.contains("key_mismatch"), "{logs}");
+        // The broken state is not re-parsed (nor re-logged) on every request.
+        let (_, logs) = capture(|| a.sign(&request()).unwrap());
+        assert!(!logs.contains("reloaded"), "{logs}");
+
+        // The rotation completes: the next assertion uses the new certificate.
+        copy("other2048.key", &key);
+        let (jws, logs) = capture(|| a.sign(&request()).unwrap());
+        assert_eq!(
+            part(jws.expose_secret(), 0)["x5t"],
+            x5t_by_openssl("other2048.pem")
+        );
+        assert!(openssl_verifies(
+            jws.expose_secret(),
+            "other2048.pem",
+            AssertionAlgorithm::Rs256
+        ));
+        assert!(logs.contains("client certificate reloaded"), "{logs}");
+        assert_eq!(a.thumbprints().sha1_hex(), sha1_hex("other2048.pem"));
+        assert!(!logs.contains("PRIVATE KEY"));
+    }
+
+    #[tokio::test]
+    async fn on_rejected_reloads_even_without_watching() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bot.pem");
+        copy("rsa2048.combined.pem", &file);
+        let a = CertificateAssertion::builder(CertificateSource::file(&file))
+            .watch_files(false)
+            .build()
+            .unwrap();
+        std::fs::write(
+            &file,
+            [read("other2048.pem"), read("other2048.key")].concat(),
+        )
+        .unwrap();
+        let jws = a.assertion(&request()).await.unwrap();
+        assert_eq!(
+            part(jws.expose_secret(), 0)["x5t"],
+            x5t_by_openssl("rsa2048.pem"),
+            "not watching: the old certificate until Entra complains"
+        );
+        let rejected = EntraError::from_body(
+            401,
+            br#"{"error":"invalid_client","error_codes":[700027]}"#,
+            None,
+        )
+        .unwrap();
+        assert!(a.on_rejected(&rejected).await);
+        let jws = a.assertion(&request()).await.unwrap();
+        assert_eq!(
+            part(jws.expose_secret(), 0)["x5t"],
+            x5t_by_openssl("other2048.pem")
+        );
+        // A reload that fails reports that no retry is worthwhile.
+        std::fs::write(&file, b"garbage").unwrap();
+        assert!(!a.on_rejected(&rejected).await);
+        assert_eq!(a.thumbprints().sha1_hex(), sha1_hex("other2048.pem"));
+    }
+
+    #[tokio::test]
+    async fn in_memory_sources_have_nothing_to_reload() {
+        let a =
+            CertificateAssertion::builder(CertificateSource::pkcs12(read("rsa2048.nopass.pfx")))
+                .build()
+                .unwrap();
+        let rejected = EntraError::from_body(
+            401,
+            br#"{"error":"invalid_client","error_codes":[7000274]}"#,
+            None,
+        )
+        .unwrap();
+        assert!(!a.on_rejected(&rejected).await);
+        assert_eq!(a.kind(), "certificate");
+    }
+
+    #[test]
+    fn from_config_maps_every_shape() {
+        let hex = sha1_hex("rsa2048.pem");
+        let mut c = CertificateConfig::default();
+        c.certificate_path = Some(path("rsa2048.pfx"));
+        c.password = Some(Secret::new(PASSWORD));
+        c.thumbprint = Some(hex.clone());
+        c.algorithm = AssertionAlgorithm::Ps256;
+        c.send_x5c = true;
+        let a = CertificateAssertion::from_config(&c)
+            .unwrap()
+            .build()
+            .unwrap();
+        let header = part(a.sign(&request()).unwrap().expose_secret(), 0);
+        assert_eq!(header["alg"], "PS256");
+        assert!(header["x5c"].is_array());
+
+        let mut c = CertificateConfig::default();
+        c.base64_pfx = Some(Secret::new(
+            String::from_utf8(read("rsa2048.pfx.b64")).unwrap(),
+        ));
+        c.password = Some(Secret::new(PASSWORD));
+        let a = CertificateAssertion::from_config(&c)
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(a.thumbprints().sha1_hex(), hex);
+
+        let mut c = CertificateConfig::default();
+        c.key_path = Some(path("rsa2048.key"));
+        c.thumbprint = Some(hex.clone());
+        let a = CertificateAssertion::from_config(&c)
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(a.thumbprints().sha1_hex(), hex);
+
+        let mut c = CertificateConfig::default();
+        c.thumbprint = Some(hex);
+        let e = CertificateAssertion::from_config(&c).unwrap_err();
+        assert!(
+            matches!(e, Error::Config { ref key, .. } if key == "certificate_path"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn errors_convert_to_the_core_error() {
+        let mut c = CertificateConfig::default();
+        c.certificate_path = Some(path("rsa2048.pfx"));
+        c.password = Some(Secret::new("wrong"));
+        let e: Error = CertificateAssertion::from_config(&c)
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .into();
+        assert_eq!(e.kind(), botauth_core::ErrorKind::Credential);
+        assert_eq!(
+            CertificateError::find_in(&e).map(CertificateError::kind),
+            Some(Kind::WrongPassword)
+        );
+        assert!(e.to_string().contains("cannot be loaded"), "{e}");
+        let mut c = CertificateConfig::default();
+        c.certificate_path = Some(path("rsa2048.combined.pem"));
+        c.thumbprint = Some(sha1_hex("other2048.pem"));
+        let e: Error = CertificateAssertion::from_config(&c)
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .into();
+        assert!(
+            matches!(e, Error::Config { ref key, .. } if key == "thumbprint"),
+            "{e:?}"
+        );
     }
 }

@@ -176,7 +176,8 @@ impl ClientCertificate {
             })?;
         let leaf = chain.remove(leaf);
         let leaf_der = leaf.to_der().map_err(|e| {
-            CertificateError::new(Kind::Malformed, "the certificate cannot be encoded").with_source(e)
+            CertificateError::new(Kind::Malformed, "the certificate cannot be encoded")
+                .with_source(e)
         })?;
         chain.retain(|c| c.to_der().is_ok_and(|d| d != leaf_der));
         chain.insert(0, leaf);
@@ -300,7 +301,8 @@ impl CertificateSummary {
             }
         };
         let der = leaf.to_der().map_err(|e| {
-            CertificateError::new(Kind::Malformed, "the certificate cannot be encoded").with_source(e)
+            CertificateError::new(Kind::Malformed, "the certificate cannot be encoded")
+                .with_source(e)
         })?;
         Ok(CertificateSummary {
             thumbprints: Thumbprints::of_der(&der),
@@ -322,7 +324,9 @@ fn pkcs12_leaf(data: &[u8], password: Option<&Secret>) -> Result<X509, Certifica
         .and_then(|p| p.parse2(password.map_or("", Secret::expose_secret)))
         .ok()
         .and_then(|p| p.cert)
-        .ok_or_else(|| CertificateError::new(Kind::NoCertificate, "the PFX file holds no certificate"))
+        .ok_or_else(|| {
+            CertificateError::new(Kind::NoCertificate, "the PFX file holds no certificate")
+        })
 }
 
 /// Reads a whole file into zeroizing memory (it may hold a private key).
@@ -440,10 +444,7 @@ fn format_name(name: &X509NameRef) -> String {
     name.entries()
         .map(|e| {
             let field = e.object().nid().short_name().unwrap_or("?");
-            let value = e
-                .data()
-                .to_string()
-                .unwrap_or_default();
+            let value = e.data().to_string().unwrap_or_default();
             format!("{field}={value}")
         })
         .collect::<Vec<_>>()
@@ -722,7 +723,10 @@ mod tests {
             assert_eq!(der[0], X509::from_pem(&leaf).unwrap().to_der().unwrap());
             assert_eq!(der[1], X509::from_pem(&ca).unwrap().to_der().unwrap());
         };
-        want(&ClientCertificate::from_pem(&read("chain.pem"), Some(&read("leaf.key")), None).unwrap());
+        want(
+            &ClientCertificate::from_pem(&read("chain.pem"), Some(&read("leaf.key")), None)
+                .unwrap(),
+        );
         want(&ClientCertificate::from_pkcs12(&read("chain.pfx"), Some(&pw())).unwrap());
         // CA first in the bundle: the leaf is found by its key, not by its position.
         let mut reversed = ca.clone();
@@ -732,8 +736,9 @@ mod tests {
 
     #[test]
     fn mismatched_key_and_certificate() {
-        let e = ClientCertificate::from_pem(&read("rsa2048.pem"), Some(&read("other2048.key")), None)
-            .unwrap_err();
+        let e =
+            ClientCertificate::from_pem(&read("rsa2048.pem"), Some(&read("other2048.key")), None)
+                .unwrap_err();
         assert_eq!(e.kind(), Kind::KeyMismatch);
         assert!(e.to_string().contains("does not belong"), "{e}");
     }
@@ -783,7 +788,10 @@ mod tests {
     fn corrupt_and_truncated_files_are_malformed() {
         let pfx = read("rsa2048.pfx");
         assert_eq!(
-            kind(ClientCertificate::from_pkcs12(&pfx[..pfx.len() / 2], Some(&pw()))),
+            kind(ClientCertificate::from_pkcs12(
+                &pfx[..pfx.len() / 2],
+                Some(&pw())
+            )),
             Kind::Malformed
         );
         assert_eq!(
@@ -794,12 +802,20 @@ mod tests {
         let key = read("rsa2048.key");
         // Truncated certificate: BEGIN without END.
         assert_eq!(
-            kind(ClientCertificate::from_pem(&pem[..pem.len() / 2], Some(&key), None)),
+            kind(ClientCertificate::from_pem(
+                &pem[..pem.len() / 2],
+                Some(&key),
+                None
+            )),
             Kind::Malformed
         );
         // Truncated key.
         assert_eq!(
-            kind(ClientCertificate::from_pem(&pem, Some(&key[..key.len() / 2]), None)),
+            kind(ClientCertificate::from_pem(
+                &pem,
+                Some(&key[..key.len() / 2]),
+                None
+            )),
             Kind::Malformed
         );
         // Bit rot inside the base64 body of the certificate.
@@ -811,7 +827,10 @@ mod tests {
         );
         // Not base64 at all.
         assert_eq!(
-            kind(ClientCertificate::from_base64_pkcs12(&Secret::new("%%%"), None)),
+            kind(ClientCertificate::from_base64_pkcs12(
+                &Secret::new("%%%"),
+                None
+            )),
             Kind::Malformed
         );
     }
@@ -819,11 +838,19 @@ mod tests {
     #[test]
     fn pem_without_key_or_certificate() {
         assert_eq!(
-            kind(ClientCertificate::from_pem(&read("rsa2048.pem"), None, None)),
+            kind(ClientCertificate::from_pem(
+                &read("rsa2048.pem"),
+                None,
+                None
+            )),
             Kind::NoPrivateKey
         );
         assert_eq!(
-            kind(ClientCertificate::from_pem(&read("rsa2048.key"), None, None)),
+            kind(ClientCertificate::from_pem(
+                &read("rsa2048.key"),
+                None,
+                None
+            )),
             Kind::NoCertificate
         );
     }
@@ -903,7 +930,10 @@ mod tests {
     #[test]
     fn pfx_with_a_separate_key_is_unsupported() {
         let source = CertificateSource::pem_files(path("rsa2048.pfx"), path("rsa2048.key"));
-        assert_eq!(kind(source.load(Some(&pw()), None, now())), Kind::Unsupported);
+        assert_eq!(
+            kind(source.load(Some(&pw()), None, now())),
+            Kind::Unsupported
+        );
     }
 
     #[test]

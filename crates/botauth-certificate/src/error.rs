@@ -110,6 +110,26 @@ impl CertificateError {
         self.kind
     }
 
+    /// The certificate error behind a botauth [`Error`], if it has one: branch on its
+    /// [`kind`](Self::kind) after a credential failed to load.
+    pub fn find_in(error: &Error) -> Option<&CertificateError> {
+        let mut source = std::error::Error::source(error);
+        while let Some(s) = source {
+            // The core error holds its source in an `Arc`, which is itself an `Error`.
+            if let Some(e) = s.downcast_ref::<CertificateError>() {
+                return Some(e);
+            }
+            if let Some(e) = s
+                .downcast_ref::<ErrorSource>()
+                .and_then(|a| a.downcast_ref::<CertificateError>())
+            {
+                return Some(e);
+            }
+            source = s.source();
+        }
+        None
+    }
+
     /// Whether trying again unchanged may succeed: only reading a file (it may be mid-rotation).
     pub fn is_retryable(&self) -> bool {
         self.kind == CertificateErrorKind::Io

@@ -122,7 +122,11 @@ mod tests {
             "84:E0:5C:1D:98:BC:E3:A5:42:1D:22:5B:14:0B:36:E8:6A:3D:55:34",
             "\u{200e}84E05C1D98BCE3A5421D225B140B36E86A3D5534",
         ] {
-            assert_eq!(Thumbprints::from_sha1_hex(spelled).unwrap(), want, "{spelled}");
+            assert_eq!(
+                Thumbprints::from_sha1_hex(spelled).unwrap(),
+                want,
+                "{spelled}"
+            );
         }
     }
 
