@@ -96,6 +96,10 @@ impl CredentialBuilder {
             CredentialConfig::ClientSecret { secret } => Ok(Arc::new(
                 botauth_secret::ClientSecretCredential::from_parts(config, secret.clone())?,
             )),
+            #[cfg(feature = "certificate")]
+            CredentialConfig::Certificate(cert) => Ok(Arc::new(
+                botauth_certificate::CertificateCredential::from_parts(config, cert)?,
+            )),
             CredentialConfig::Custom { name, settings } => match self.custom.get(name) {
                 Some(factory) => factory(config, settings),
                 None => Err(Error::config(
@@ -223,6 +227,32 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("1. managed_identity"), "{text}");
         assert!(text.contains("2. client_secret"), "{text}");
+    }
+
+    #[cfg(feature = "certificate")]
+    #[test]
+    fn certificate_entries_build_a_certificate_credential() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/certs");
+        let cert: CredentialConfig = serde_json::from_value(serde_json::json!({
+            "type": "certificate",
+            "certificate_path": format!("{dir}/rsa2048.pem"),
+            "key_path": format!("{dir}/rsa2048.key"),
+        }))
+        .unwrap();
+        let p = build_credential(&config(vec![cert])).unwrap();
+        assert_eq!(p.describe().kind, "certificate");
+    }
+
+    #[cfg(not(feature = "certificate"))]
+    #[test]
+    fn certificate_without_its_feature_names_it() {
+        let cert: CredentialConfig =
+            serde_json::from_str(r#"{"type":"certificate","certificate_path":"/x.pem"}"#).unwrap();
+        let e = build_credential(&config(vec![cert])).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::FeatureMissing { ref feature, .. } if feature == "certificate"
+        ));
     }
 
     #[derive(Debug)]

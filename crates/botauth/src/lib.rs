@@ -18,3 +18,7 @@ pub use botauth_token::{TokenManager, TokenSource};
 /// The client-secret credential (feature `secret`).
 #[cfg(feature = "secret")]
 pub use botauth_secret as secret;
+
+/// The certificate credential (feature `certificate`).
+#[cfg(feature = "certificate")]
+pub use botauth_certificate as certificate;
