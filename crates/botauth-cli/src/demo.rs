@@ -11,6 +11,8 @@ use clap::{Args, ValueEnum};
 pub(crate) enum CredentialKind {
     /// A client secret (botas dialect: CLIENT_ID, CLIENT_SECRET, TENANT_ID).
     Secret,
+    /// A certificate (Agents SDK dialect: AuthType=Certificate, CertPemFile, CertKeyFile).
+    Certificate,
 }
 
 #[derive(Debug, Args)]
@@ -37,7 +39,7 @@ pub(crate) async fn run(args: DemoArgs) -> ExitCode {
     }
 }
 
-enum DemoError {
+pub(crate) enum DemoError {
     Botauth(botauth::Error),
     Check(String),
 }
@@ -73,18 +75,36 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
     println!("botauth demo: outbound Bot Connector tokens against the local sandbox");
     println!("  sandbox (Entra ID stand-in): {}", sandbox.url());
 
-    let env = crate::sandbox::environment(&sandbox);
+    // Kept alive until the end of the demo: it removes the certificate files when dropped.
+    let mut _files = None;
     let config = match args.credential {
         CredentialKind::Secret => {
-            BotAuthConfig::from_vars(env.iter().map(|(k, v)| (*k, v.clone())))?
+            let env = crate::sandbox::environment(&sandbox);
+            let config = BotAuthConfig::from_vars(env.iter().map(|(k, v)| (*k, v.clone())))?;
+            println!(
+                "  configuration ({} dialect): CLIENT_ID={} TENANT_ID={} CLIENT_SECRET=[redacted]",
+                config.dialect,
+                config.client_id.as_deref().unwrap_or("-"),
+                config.tenant_id.as_deref().unwrap_or("-"),
+            );
+            config
+        }
+        CredentialKind::Certificate => {
+            let files = crate::demo_certificate::DemoCertificate::install(&sandbox)?;
+            let env = files.environment(&sandbox);
+            let config = BotAuthConfig::from_vars(env.clone())?;
+            println!("  configuration ({} dialect):", config.dialect);
+            for (key, value) in &env {
+                println!("    {key}={value}");
+            }
+            println!(
+                "  the sandbox app has this certificate registered (thumbprint {})",
+                files.thumbprint()
+            );
+            _files = Some(files);
+            config
         }
     };
-    println!(
-        "  configuration ({} dialect): CLIENT_ID={} TENANT_ID={} CLIENT_SECRET=[redacted]",
-        config.dialect,
-        config.client_id.as_deref().unwrap_or("-"),
-        config.tenant_id.as_deref().unwrap_or("-"),
-    );
     let auth = BotAuth::from_config(config)?;
     println!(
         "  credential: {}; scope: {}",

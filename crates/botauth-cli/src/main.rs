@@ -2,7 +2,9 @@
 #![allow(clippy::print_stdout)]
 
 mod demo;
+mod demo_certificate;
 mod sandbox;
+mod thumbprint;
 mod token;
 
 use std::process::ExitCode;
@@ -28,6 +30,8 @@ enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// Show the outbound flow end to end against an in-process sandbox.
     Demo(demo::DemoArgs),
+    /// Print a certificate's thumbprints (SHA-1, x5t, x5t#S256), subject and expiry as JSON.
+    Thumbprint(thumbprint::ThumbprintArgs),
 }
 
 fn init_tracing(verbose: u8) {
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
             Command::Token(args) => token::run(args).await,
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Thumbprint(args) => thumbprint::run(args),
         }
     })
 }

@@ -1,0 +1,235 @@
+//! `botauth thumbprint`, and `token` / `demo` with a certificate, run as a user would.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use base64::Engine as _;
+use botauth_sandbox::{AppRegistration, DEMO_CLIENT_ID, DEMO_TENANT_ID, Sandbox};
+use openssl::hash::MessageDigest;
+use openssl::x509::X509;
+
+const BIN: &str = env!("CARGO_BIN_EXE_botauth");
+const PASSWORD: &str = "fixture-Pfx+pass/1";
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/certs"))
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("run botauth")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// `Oct 30 13:30:17 2126 GMT` (OpenSSL's display) as RFC 3339.
+fn openssl_time_to_rfc3339(s: &str) -> String {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = months.iter().position(|m| *m == parts[0]).unwrap() + 1;
+    let day: u32 = parts[1].parse().unwrap();
+    format!("{}-{month:02}-{day:02}T{}Z", parts[3], parts[2])
+}
+
+/// The JSON the issue documents, computed with OpenSSL independently of botauth.
+fn expected_json(pem: &str) -> String {
+    let cert = X509::from_pem(&std::fs::read(fixture(pem)).unwrap()).unwrap();
+    let sha1 = cert.digest(MessageDigest::sha1()).unwrap();
+    let sha256 = cert.digest(MessageDigest::sha256()).unwrap();
+    let hex: String = sha1.iter().map(|b| format!("{b:02X}")).collect();
+    let subject = cert
+        .subject_name()
+        .entries()
+        .map(|e| {
+            format!(
+                "{}={}",
+                e.object().nid().short_name().unwrap(),
+                e.data().to_string().unwrap()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"{{"sha1": "{hex}", "x5t": "{}", "x5t#S256": "{}", "subject": "{subject}", "not_after": "{}"}}"#,
+        b64url(&sha1),
+        b64url(&sha256),
+        openssl_time_to_rfc3339(&cert.not_after().to_string()),
+    )
+}
+
+#[test]
+fn thumbprint_of_a_pem_certificate() {
+    let out = run(&["thumbprint", &fixture("rsa2048.pem")], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout, expected_json("rsa2048.pem") + "\n");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let sha1 = json["sha1"].as_str().unwrap();
+    assert!(
+        sha1.len() == 40
+            && sha1
+                .chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+    );
+    // A PEM holding the key too, and a chain: the first certificate is the one printed.
+    let out = run(&["thumbprint", &fixture("rsa2048.combined.pem")], &[]);
+    assert_eq!(text(&out.stdout), expected_json("rsa2048.pem") + "\n");
+    let out = run(&["thumbprint", &fixture("chain.pem")], &[]);
+    assert_eq!(text(&out.stdout), expected_json("leaf.pem") + "\n");
+}
+
+#[test]
+fn thumbprint_of_pfx_files() {
+    for pfx in ["rsa2048.pfx", "rsa2048.3des.pfx"] {
+        let out = run(
+            &["thumbprint", &fixture(pfx), "--password-env", "PFX_PASS"],
+            &[("PFX_PASS", PASSWORD)],
+        );
+        assert_eq!(out.status.code(), Some(0), "{pfx}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            expected_json("rsa2048.pem") + "\n",
+            "{pfx}"
+        );
+    }
+    let out = run(&["thumbprint", &fixture("rsa2048.nopass.pfx")], &[]);
+    assert_eq!(text(&out.stdout), expected_json("rsa2048.pem") + "\n");
+}
+
+#[test]
+fn thumbprint_failures() {
+    // (args, env, exit code, text in stderr)
+    let pfx = fixture("rsa2048.pfx");
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, i32, &str)> = vec![
+        (vec![&pfx], vec![], 1, "protected by a password"),
+        (
+            vec![&pfx, "--password-env", "P"],
+            vec![("P", "wrong")],
+            1,
+            "does not open the PFX",
+        ),
+        (
+            vec![&pfx, "--password-env", "UNSET"],
+            vec![],
+            2,
+            "UNSET is not set",
+        ),
+        (vec!["/nonexistent/bot.pem"], vec![], 1, "does not exist"),
+    ];
+    for (args, env, code, needle) in cases {
+        let mut all = vec!["thumbprint"];
+        all.extend(args);
+        let out = run(&all, &env);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{all:?}: {err}");
+        assert!(err.contains(needle), "{all:?}: {err}");
+        assert!(out.stdout.is_empty());
+        assert!(!err.contains("wrong"), "the password is not echoed: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let truncated = dir.path().join("half.pfx");
+    let bytes = std::fs::read(&pfx).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let out = run(&["thumbprint", truncated.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("corrupt or truncated"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_with_a_certificate_configuration() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let der = X509::from_pem(&std::fs::read(fixture("rsa2048.pem")).unwrap())
+        .unwrap()
+        .to_der()
+        .unwrap();
+    sandbox.register_app(
+        AppRegistration::new(DEMO_CLIENT_ID, DEMO_TENANT_ID).with_certificate_der(der),
+    );
+    let url = sandbox.url() + "/";
+    let pfx = fixture("rsa2048.3des.pfx");
+    let out = tokio::task::spawn_blocking(move || {
+        let env = [
+            ("AzureAd__Instance", url.as_str()),
+            ("AzureAd__TenantId", DEMO_TENANT_ID),
+            ("AzureAd__ClientId", DEMO_CLIENT_ID),
+            ("AzureAd__ClientCredentials__0__SourceType", "Path"),
+            (
+                "AzureAd__ClientCredentials__0__CertificateDiskPath",
+                pfx.as_str(),
+            ),
+            (
+                "AzureAd__ClientCredentials__0__CertificatePassword",
+                PASSWORD,
+            ),
+        ];
+        run(&["token"], &env)
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["credential"], "certificate");
+    let claims = sandbox
+        .verify_access_token(json["access_token"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(claims["appid"], DEMO_CLIENT_ID);
+}
+
+#[test]
+fn token_with_a_wrong_pfx_password_is_one_line_exit_1() {
+    let pfx = fixture("rsa2048.pfx");
+    let env = [
+        ("AzureAd__Instance", "http://127.0.0.1:9/"),
+        ("AzureAd__TenantId", DEMO_TENANT_ID),
+        ("AzureAd__ClientId", DEMO_CLIENT_ID),
+        ("AzureAd__ClientCredentials__0__SourceType", "Path"),
+        (
+            "AzureAd__ClientCredentials__0__CertificateDiskPath",
+            pfx.as_str(),
+        ),
+        (
+            "AzureAd__ClientCredentials__0__CertificatePassword",
+            "wrong-pass",
+        ),
+    ];
+    let out = run(&["token"], &env);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("does not open the PFX"), "{err}");
+    assert!(!err.contains("wrong-pass"));
+}
+
+#[test]
+fn demo_with_a_certificate() {
+    let out = run(
+        &["demo", "--credential", "certificate", "--callers", "50"],
+        &[],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("AuthType=Certificate"), "{stdout}");
+    assert!(stdout.contains("credential: certificate"), "{stdout}");
+    assert!(stdout.contains("demo passed"));
+    assert!(!stdout.contains("PRIVATE KEY"));
+}
