@@ -145,7 +145,9 @@ secret = "{DEMO_CLIENT_SECRET}"
 }
 
 #[tokio::test]
-async fn a_certificate_without_the_feature_names_the_feature() {
+async fn a_bot_framework_certificate_is_loaded_from_its_key_file() {
+    // The certificate feature is on here: the configuration reaches the certificate loader, which
+    // names the missing key file (without the feature it would be Error::FeatureMissing).
     let e = BotAuth::from_config(
         BotAuthConfig::from_vars([
             ("MicrosoftAppId", DEMO_CLIENT_ID),
@@ -155,13 +157,18 @@ async fn a_certificate_without_the_feature_names_the_feature() {
                 "CertificateThumbprint",
                 "84E05C1D98BCE3A5421D225B140B36E86A3D5534",
             ),
-            ("CertificatePrivateKey", "/etc/bot/key.pem"),
+            ("CertificatePrivateKey", "/nonexistent/bot/key.pem"),
         ])
         .unwrap(),
     )
     .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::FeatureMissing);
-    assert!(matches!(e, Error::FeatureMissing { ref feature, .. } if feature == "certificate"));
+    assert_eq!(e.kind(), ErrorKind::Credential);
+    let cause = botauth::certificate::CertificateError::find_in(&e).unwrap();
+    assert_eq!(cause.kind(), botauth::certificate::CertificateErrorKind::Io);
+    assert!(
+        cause.to_string().contains("/nonexistent/bot/key.pem"),
+        "{cause}"
+    );
 }
 
 #[test]

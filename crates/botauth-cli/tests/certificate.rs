@@ -41,16 +41,16 @@ fn openssl_time_to_rfc3339(s: &str) -> String {
     let months = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let month = months.iter().position(|m| *m == parts[0]).unwrap() + 1;
-    let day: u32 = parts[1].parse().unwrap();
+    let month = months.iter().position(|m| *m == parts[0]).expect("fixture") + 1;
+    let day: u32 = parts[1].parse().expect("fixture");
     format!("{}-{month:02}-{day:02}T{}Z", parts[3], parts[2])
 }
 
 /// The JSON the issue documents, computed with OpenSSL independently of botauth.
 fn expected_json(pem: &str) -> String {
-    let cert = X509::from_pem(&std::fs::read(fixture(pem)).unwrap()).unwrap();
-    let sha1 = cert.digest(MessageDigest::sha1()).unwrap();
-    let sha256 = cert.digest(MessageDigest::sha256()).unwrap();
+    let cert = X509::from_pem(&std::fs::read(fixture(pem)).expect("fixture")).expect("fixture");
+    let sha1 = cert.digest(MessageDigest::sha1()).expect("fixture");
+    let sha256 = cert.digest(MessageDigest::sha256()).expect("fixture");
     let hex: String = sha1.iter().map(|b| format!("{b:02X}")).collect();
     let subject = cert
         .subject_name()
@@ -58,8 +58,8 @@ fn expected_json(pem: &str) -> String {
         .map(|e| {
             format!(
                 "{}={}",
-                e.object().nid().short_name().unwrap(),
-                e.data().to_string().unwrap()
+                e.object().nid().short_name().expect("fixture"),
+                e.data().to_string().expect("fixture")
             )
         })
         .collect::<Vec<_>>()
@@ -115,7 +115,8 @@ fn thumbprint_of_pfx_files() {
 fn thumbprint_failures() {
     // (args, env, exit code, text in stderr)
     let pfx = fixture("rsa2048.pfx");
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, i32, &str)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, i32, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (vec![&pfx], vec![], 1, "protected by a password"),
         (
             vec![&pfx, "--password-env", "P"],
