@@ -363,6 +363,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn unknown_x5t_s256_is_700027_and_both_thumbprints_must_match() {
+        let f = Fixture::new().await;
+        let stranger = SigningKey::generate("unregistered").unwrap();
+        let header =
+            json!({"alg": "PS256", "typ": "JWT", "x5t#S256": x5t_s256(stranger.cert_der())});
+        let assertion = sign_jws(&header, &f.claims(), Alg::Ps256, f.cert.key()).unwrap();
+        f.assert_code(&assertion, 700_027).await;
+        // A right x5t with a wrong x5t#S256 names no registered certificate either.
+        let header = json!({"alg": "RS256", "typ": "JWT", "x5t": x5t(f.cert.cert_der()),
+            "x5t#S256": x5t_s256(stranger.cert_der())});
+        let assertion = sign_jws(&header, &f.claims(), Alg::Rs256, f.cert.key()).unwrap();
+        f.assert_code(&assertion, 700_027).await;
+        let header = json!({"alg": "RS256", "typ": "JWT", "x5t": x5t(f.cert.cert_der()),
+            "x5t#S256": x5t_s256(f.cert.cert_der())});
+        let assertion = sign_jws(&header, &f.claims(), Alg::Rs256, f.cert.key()).unwrap();
+        f.assert_ok(&assertion).await;
+    }
+
+    #[tokio::test]
     async fn wrong_key_is_7000274() {
         let f = Fixture::new().await;
         let stranger = SigningKey::generate("unregistered").unwrap();
