@@ -282,6 +282,17 @@ mod tests {
     }
 
     #[test]
+    fn only_the_six_protocol_codes_reload_once() {
+        let mut reload: Vec<u32> = CODES
+            .iter()
+            .filter(|i| i.reload_once)
+            .flat_map(|i| i.codes.iter().copied())
+            .collect();
+        reload.sort_unstable();
+        assert_eq!(reload, [700024, 700027, 1000502, 7000214, 7000274, 7000277]);
+    }
+
+    #[test]
     fn code_from_description_when_codes_are_absent() {
         let e = EntraError::from_body(
             400,
