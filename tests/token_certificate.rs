@@ -131,6 +131,27 @@ async fn bot_framework_thumbprint_only() {
 }
 
 #[tokio::test]
+async fn bot_framework_private_key_as_pem_text() {
+    // The JavaScript SDK's `CertificatePrivateKey` is the key's text; in a one-line variable its
+    // line breaks are often written `\n`.
+    let sb = sandbox().await;
+    let pem = std::fs::read_to_string(fixture("rsa2048.key")).expect("fixture");
+    for key in [pem.clone(), pem.trim_end().replace('\n', "\\n")] {
+        for cert_path in [Some(fixture("rsa2048.pem")), None] {
+            let mut extra = vec![
+                ("CertificatePrivateKey", key.clone()),
+                ("CertificateThumbprint", sha1_hex("rsa2048.pem")),
+            ];
+            if let Some(p) = cert_path {
+                extra.push(("CertificatePath", p));
+            }
+            let kind = token_kind(&sb, bot_framework(extra)).await.unwrap();
+            assert_eq!(kind, "certificate");
+        }
+    }
+}
+
+#[tokio::test]
 async fn bot_framework_thumbprint_that_disagrees_is_a_configuration_error() {
     let sb = sandbox().await;
     let e = token_kind(

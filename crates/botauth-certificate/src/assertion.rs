@@ -226,12 +226,17 @@ impl CertificateAssertion {
             &config.base64_pfx,
             &config.certificate_path,
             &config.key_path,
+            &config.key_pem,
         ) {
-            (Some(b64), _, _) => CertificateSource::base64_pkcs12(b64.clone()),
-            (None, Some(cert), Some(key)) => CertificateSource::pem_files(cert, key),
-            (None, Some(cert), None) => CertificateSource::file(cert),
-            (None, None, Some(key)) => CertificateSource::key_file(key),
-            (None, None, None) => {
+            (Some(b64), ..) => CertificateSource::base64_pkcs12(b64.clone()),
+            (None, Some(cert), Some(key), _) => CertificateSource::pem_files(cert, key),
+            (None, Some(cert), None, Some(pem)) => {
+                CertificateSource::pem_file_and_key(cert, pem.clone())
+            }
+            (None, Some(cert), None, None) => CertificateSource::file(cert),
+            (None, None, Some(key), _) => CertificateSource::key_file(key),
+            (None, None, None, Some(pem)) => CertificateSource::key_pem(pem.clone()),
+            (None, None, None, None) => {
                 return Err(Error::config(
                     "certificate_path",
                     "a thumbprint alone cannot sign, and botauth does not read certificate stores: \

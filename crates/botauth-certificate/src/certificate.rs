@@ -503,6 +503,11 @@ enum Inner {
         certificate: Vec<u8>,
         key: Option<Zeroizing<Vec<u8>>>,
     },
+    /// The key's PEM text from configuration, with a certificate file or (thumbprint-only) none.
+    KeyPem {
+        certificate: Option<PathBuf>,
+        key: Secret,
+    },
 }
 
 impl fmt::Debug for CertificateSource {
@@ -519,6 +524,11 @@ impl fmt::Debug for CertificateSource {
                 .debug_struct("Pem")
                 .field("key", &key.as_ref().map(|_| "[redacted]"))
                 .finish_non_exhaustive(),
+            Inner::KeyPem { certificate, .. } => f
+                .debug_struct("KeyPem")
+                .field("certificate", certificate)
+                .field("key", &"[redacted]")
+                .finish(),
         }
     }
 }
@@ -566,6 +576,23 @@ impl CertificateSource {
         CertificateSource(Inner::Pem {
             certificate: certificate.into(),
             key: key.map(Zeroizing::new),
+        })
+    }
+
+    /// A PEM certificate file and the key's PEM text (Bot Framework's `CertificatePrivateKey` as
+    /// the JavaScript SDK uses it).
+    pub fn pem_file_and_key(certificate: impl Into<PathBuf>, key_pem: Secret) -> Self {
+        CertificateSource(Inner::KeyPem {
+            certificate: Some(certificate.into()),
+            key: key_pem,
+        })
+    }
+
+    /// Only the key's PEM text: thumbprint-only mode (set the thumbprint too).
+    pub fn key_pem(key_pem: Secret) -> Self {
+        CertificateSource(Inner::KeyPem {
+            certificate: None,
+            key: key_pem,
         })
     }
 
@@ -641,6 +668,40 @@ impl CertificateSource {
                     Kind::NoCertificate,
                     "no certificate file is configured",
                 ));
+            }
+            Inner::KeyPem {
+                certificate: Some(path),
+                key,
+            } => {
+                let data = read_file(path)?;
+                if !is_pem(&data) {
+                    return Err(CertificateError::new(
+                        Kind::Unsupported,
+                        format!(
+                            "{} is not a PEM certificate: with the key given as PEM text, the \
+                             certificate must be PEM too",
+                            path.display()
+                        ),
+                    ));
+                }
+                ClientCertificate::from_pem(&data, Some(key.expose_secret().as_bytes()), password)?
+            }
+            Inner::KeyPem {
+                certificate: None,
+                key,
+            } => {
+                let Some(thumbprint) = thumbprint else {
+                    return Err(CertificateError::new(
+                        Kind::NoCertificate,
+                        "only a private key is configured: set the certificate file too, or the \
+                         certificate's thumbprint (thumbprint-only mode)",
+                    ));
+                };
+                return ClientCertificate::from_key_and_thumbprint(
+                    key.expose_secret().as_bytes(),
+                    thumbprint,
+                    password,
+                );
             }
             Inner::Pkcs12(der) => ClientCertificate::from_pkcs12(der, password)?,
             Inner::Base64Pkcs12(b64) => ClientCertificate::from_base64_pkcs12(b64, password)?,
@@ -862,6 +923,47 @@ mod tests {
         assert_eq!(e.kind(), Kind::Io);
         assert!(e.to_string().contains("does not exist"), "{e}");
         assert!(e.is_retryable());
+    }
+
+    #[test]
+    fn pem_text_in_a_path_is_not_echoed() {
+        let key = String::from_utf8(read("rsa2048.key")).unwrap();
+        let source = CertificateSource::key_file(key.clone());
+        let e = source
+            .load(None, Some(&sha1_hex("rsa2048.pem")), now())
+            .unwrap_err();
+        assert_eq!(e.kind(), Kind::Malformed);
+        let body = key.lines().nth(1).unwrap();
+        assert!(!e.to_string().contains(body), "{e}");
+        assert!(e.to_string().contains("PEM text"), "{e}");
+    }
+
+    #[test]
+    fn key_given_as_pem_text() {
+        let key = Secret::new(String::from_utf8(read("rsa2048.key")).unwrap());
+        let hex = sha1_hex("rsa2048.pem");
+        let with_cert = CertificateSource::pem_file_and_key(path("rsa2048.pem"), key.clone());
+        assert_eq!(
+            with_cert
+                .load(None, None, now())
+                .unwrap()
+                .thumbprints()
+                .sha1_hex(),
+            hex
+        );
+        let only_key = CertificateSource::key_pem(key.clone());
+        assert_eq!(
+            only_key
+                .load(None, Some(&hex), now())
+                .unwrap()
+                .thumbprints()
+                .sha1_hex(),
+            hex
+        );
+        assert_eq!(kind(only_key.load(None, None, now())), Kind::NoCertificate);
+        let mismatched = CertificateSource::pem_file_and_key(path("other2048.pem"), key);
+        assert_eq!(kind(mismatched.load(None, None, now())), Kind::KeyMismatch);
+        assert!(!format!("{mismatched:?}").contains("PRIVATE"));
     }
 
     #[test]

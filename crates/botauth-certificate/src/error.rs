@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use botauth_core::{Error, ErrorSource};
 
+use CertificateErrorKind as Kind;
+
 /// What went wrong with a certificate, coarsely: branch on this rather than on messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -91,6 +93,15 @@ impl CertificateError {
     }
 
     pub(crate) fn io(path: &Path, e: std::io::Error) -> Self {
+        // A key pasted where its path belongs must not end up in a message or a log.
+        let text = path.to_string_lossy();
+        if text.contains("-----BEGIN") || text.contains('\n') {
+            return Self::new(
+                Kind::Malformed,
+                "a configured certificate or key path holds PEM text, not a file path: save the \
+                 PEM in a file and configure its path",
+            );
+        }
         let what = match e.kind() {
             std::io::ErrorKind::NotFound => "does not exist: check the configured path",
             std::io::ErrorKind::PermissionDenied => {
@@ -99,7 +110,7 @@ impl CertificateError {
             _ => "cannot be read",
         };
         Self::new(
-            CertificateErrorKind::Io,
+            Kind::Io,
             format!("certificate file {} {what}", path.display()),
         )
         .with_source(e)

@@ -426,13 +426,23 @@ fn read_bot_framework(env: &EnvVars) -> Result<Draft> {
         });
         return Ok(draft);
     }
-    let key_path = env.get_ci("CertificatePrivateKey");
+    let private_key = env.get_ci("CertificatePrivateKey");
     let certificate_path = env.get_ci("CertificatePath");
     let thumbprint = env.get_ci("CertificateThumbprint");
-    if key_path.is_some() || certificate_path.is_some() || thumbprint.is_some() {
+    if private_key.is_some() || certificate_path.is_some() || thumbprint.is_some() {
+        // The JavaScript SDK takes the key's PEM text here, other samples a path: accept both,
+        // and never let PEM text travel as a path (paths are printed in messages).
+        let (key_path, key_pem) = match private_key {
+            Some(k) if k.trim_start().starts_with("-----BEGIN") => {
+                (None, Some(Secret::new(unescape_newlines(k))))
+            }
+            Some(k) => (Some(PathBuf::from(k)), None),
+            None => (None, None),
+        };
         credentials.push(CredentialConfig::Certificate(CertificateConfig {
             certificate_path: certificate_path.map(PathBuf::from),
-            key_path: key_path.map(PathBuf::from),
+            key_path,
+            key_pem,
             thumbprint: thumbprint.map(str::to_owned),
             ..CertificateConfig::default()
         }));
@@ -450,6 +460,16 @@ fn read_bot_framework(env: &EnvVars) -> Result<Draft> {
         ));
     }
     Ok(draft)
+}
+
+/// PEM text put in a one-line variable (a `.env` file, a portal setting) often spells its line
+/// breaks as `\n`.
+fn unescape_newlines(pem: &str) -> String {
+    if pem.contains('\n') {
+        pem.to_owned()
+    } else {
+        pem.replace("\\n", "\n")
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1496,6 +1516,28 @@ mod tests {
             Some("84E05C1D98BCE3A5421D225B140B36E86A3D5534")
         );
         assert_eq!(secret_of(&c.credentials[1]), SECRET);
+    }
+
+    #[test]
+    fn bf_private_key_may_be_the_pem_text() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY-----";
+        let escaped = pem.replace('\n', "\\n");
+        for value in [pem, escaped.as_str()] {
+            let c = ok(&[
+                ("MicrosoftAppId", APP),
+                ("MicrosoftAppTenantId", TENANT),
+                ("MicrosoftAppType", "SingleTenant"),
+                ("CertificatePrivateKey", value),
+                (
+                    "CertificateThumbprint",
+                    "84E05C1D98BCE3A5421D225B140B36E86A3D5534",
+                ),
+            ]);
+            let cert = cert_of(&c.credentials[0]);
+            assert_eq!(cert.key_path, None);
+            assert_eq!(cert.key_pem.as_ref().map(Secret::expose_secret), Some(pem));
+            assert!(!format!("{c:?}").contains("MIIEvQ"), "the key is redacted");
+        }
     }
 
     #[test]

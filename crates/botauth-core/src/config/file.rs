@@ -310,6 +310,7 @@ const MODEL_WORDS: &[&str] = &[
     // CertificateConfig
     "certificate_path",
     "key_path",
+    "key_pem",
     "base64_pfx",
     "password",
     "thumbprint",

@@ -80,6 +80,10 @@ pub struct CertificateConfig {
     /// A PEM private key (PKCS#8, PKCS#1, or encrypted PKCS#8) when it is not in `certificate_path`.
     #[serde(default)]
     pub key_path: Option<PathBuf>,
+    /// The PEM private key itself instead of a path to it: Bot Framework's `CertificatePrivateKey`
+    /// holds the key's text in the JavaScript SDK.
+    #[serde(default)]
+    pub key_pem: Option<Secret>,
     /// A base64-encoded PFX (Microsoft.Identity.Web `Base64Encoded`).
     #[serde(default)]
     pub base64_pfx: Option<Secret>,
@@ -102,6 +106,7 @@ impl fmt::Debug for CertificateConfig {
         f.debug_struct("CertificateConfig")
             .field("certificate_path", &self.certificate_path)
             .field("key_path", &self.key_path)
+            .field("key_pem", &self.key_pem.as_ref().map(|_| "[redacted]"))
             .field(
                 "base64_pfx",
                 &self.base64_pfx.as_ref().map(|_| "[redacted]"),

@@ -125,6 +125,7 @@ fn validate_credential(i: usize, credential: &CredentialConfig, keys: &KeyNames)
         CredentialConfig::Certificate(cert) => {
             let has_source = cert.certificate_path.is_some()
                 || cert.key_path.is_some()
+                || cert.key_pem.as_ref().is_some_and(|k| !k.is_empty())
                 || cert.base64_pfx.as_ref().is_some_and(|b| !b.is_empty())
                 || cert
                     .thumbprint
