@@ -103,6 +103,21 @@ async fn no_key_password_or_assertion_reaches_the_logs() {
     tracing::info!(?auth, "auth built");
     let mut tokens = vec![auth.connector_token().await.unwrap()];
 
+    // Bot Framework with the key's PEM text in CertificatePrivateKey.
+    let config = BotAuthConfig::from_vars([
+        ("MicrosoftAppId", DEMO_CLIENT_ID.to_owned()),
+        ("MicrosoftAppTenantId", DEMO_TENANT_ID.to_owned()),
+        ("MicrosoftAppType", "SingleTenant".to_owned()),
+        ("CertificatePrivateKey", read("rsa2048.key")),
+        ("CertificatePath", fixture("rsa2048.pem")),
+        ("BOTAUTH_AUTHORITY_HOST", sandbox.url()),
+    ])
+    .unwrap();
+    tracing::info!(?config, "configuration loaded");
+    let bf = BotAuth::from_config(config).unwrap();
+    tracing::info!(?bf, "auth built");
+    tokens.push(bf.connector_token().await.unwrap());
+
     // 2. Encrypted PEM key on disk, rotated (first half-done, then complete), reload-once on a
     //    rejection, and the assertions recorded.
     let dir = tempfile::tempdir().unwrap();
