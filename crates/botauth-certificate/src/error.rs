@@ -126,14 +126,7 @@ impl CertificateError {
     pub fn find_in(error: &Error) -> Option<&CertificateError> {
         let mut source = std::error::Error::source(error);
         while let Some(s) = source {
-            // The core error holds its source in an `Arc`, which is itself an `Error`.
             if let Some(e) = s.downcast_ref::<CertificateError>() {
-                return Some(e);
-            }
-            if let Some(e) = s
-                .downcast_ref::<ErrorSource>()
-                .and_then(|a| a.downcast_ref::<CertificateError>())
-            {
                 return Some(e);
             }
             source = s.source();

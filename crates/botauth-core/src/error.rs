@@ -51,11 +51,10 @@ impl fmt::Display for ErrorKind {
 ///
 /// `Display` says what failed and what to do next; the `source()` chain carries the underlying cause.
 /// No variant ever holds a secret, a token or an assertion.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
     /// A configuration key is missing or has a bad value.
-    #[error("configuration `{key}`: {message}")]
     Config {
         /// The configuration key at fault (as the user wrote it, e.g. `MicrosoftAppPassword`).
         key: String,
@@ -63,10 +62,6 @@ pub enum Error {
         message: String,
     },
     /// The configuration names a credential type whose provider crate is not compiled in.
-    #[error(
-        "credential type `{credential}` needs botauth's `{feature}` feature: add it to the botauth \
-         dependency in Cargo.toml (features = [\"{feature}\"])"
-    )]
     FeatureMissing {
         /// The credential type the configuration asked for.
         credential: String,
@@ -74,19 +69,15 @@ pub enum Error {
         feature: String,
     },
     /// A credential could not be loaded or used locally.
-    #[error("{message}")]
     Credential {
         /// What is wrong and how to fix it.
         message: String,
         /// The underlying cause, if any.
-        #[source]
         source: Option<ErrorSource>,
     },
     /// Entra ID (or another token issuer) rejected the request.
-    #[error(transparent)]
     Entra(Box<EntraError>),
     /// The endpoint is throttling us.
-    #[error("{endpoint} is throttling token requests (HTTP 429){}", retry_hint(*.retry_after))]
     Throttled {
         /// The endpoint (URL without query) that answered.
         endpoint: String,
@@ -94,7 +85,6 @@ pub enum Error {
         retry_after: Option<Duration>,
     },
     /// The endpoint could not be reached or failed with a server error.
-    #[error("{endpoint} is unavailable{}{}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(), retry_hint(*.retry_after))]
     Unavailable {
         /// The endpoint (URL without query) we tried.
         endpoint: String,
@@ -103,13 +93,9 @@ pub enum Error {
         /// How long the server asked us to wait.
         retry_after: Option<Duration>,
         /// The transport error, if any.
-        #[source]
         source: Option<ErrorSource>,
     },
     /// The endpoint did not answer in time.
-    #[error(
-        "{endpoint} did not answer within {after:?}: check network access to it, or raise the timeout"
-    )]
     Timeout {
         /// The endpoint (URL without query) we tried.
         endpoint: String,
@@ -117,7 +103,6 @@ pub enum Error {
         after: Duration,
     },
     /// The endpoint answered with something that is not a usable token response.
-    #[error("unusable response from {endpoint} (HTTP {status}): {message}")]
     InvalidResponse {
         /// The endpoint (URL without query) that answered.
         endpoint: String,
@@ -126,6 +111,71 @@ pub enum Error {
         /// What was wrong with it.
         message: String,
     },
+}
+
+// Written by hand rather than derived: the sources are `Arc`s (errors are `Clone`), and a derived
+// `source()` would return the `Arc` itself, so `downcast_ref::<CertificateError>()` and the like on
+// the chain would fail. Here `source()` hands out the error inside the `Arc`.
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config { key, message } => write!(f, "configuration `{key}`: {message}"),
+            Error::FeatureMissing {
+                credential,
+                feature,
+            } => write!(
+                f,
+                "credential type `{credential}` needs botauth's `{feature}` feature: add it to the botauth \
+                 dependency in Cargo.toml (features = [\"{feature}\"])"
+            ),
+            Error::Credential { message, .. } => f.write_str(message),
+            Error::Entra(e) => fmt::Display::fmt(e, f),
+            Error::Throttled {
+                endpoint,
+                retry_after,
+            } => write!(
+                f,
+                "{endpoint} is throttling token requests (HTTP 429){}",
+                retry_hint(*retry_after)
+            ),
+            Error::Unavailable {
+                endpoint,
+                status,
+                retry_after,
+                ..
+            } => write!(
+                f,
+                "{endpoint} is unavailable{}{}",
+                status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(),
+                retry_hint(*retry_after)
+            ),
+            Error::Timeout { endpoint, after } => write!(
+                f,
+                "{endpoint} did not answer within {after:?}: check network access to it, or raise the timeout"
+            ),
+            Error::InvalidResponse {
+                endpoint,
+                status,
+                message,
+            } => write!(
+                f,
+                "unusable response from {endpoint} (HTTP {status}): {message}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Credential { source, .. } | Error::Unavailable { source, .. } => source
+                .as_deref()
+                .map(|s| s as &(dyn std::error::Error + 'static)),
+            // `Entra` is transparent: its source is the Entra error's own.
+            Error::Entra(e) => std::error::Error::source(&**e),
+            _ => None,
+        }
+    }
 }
 
 fn retry_hint(retry_after: Option<Duration>) -> String {
@@ -275,5 +325,18 @@ mod tests {
             std::error::Error::source(&e).map(|s| s.to_string()),
             Some("refused".to_string())
         );
+    }
+
+    #[test]
+    fn the_source_chain_downcasts_to_the_original_error() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let e = Error::credential_with_source("cannot read the key file", io);
+        let source = std::error::Error::source(&e).expect("a source");
+        assert_eq!(
+            source.downcast_ref::<std::io::Error>().map(|io| io.kind()),
+            Some(std::io::ErrorKind::PermissionDenied)
+        );
+        let config = Error::config("ClientId", "missing");
+        assert!(std::error::Error::source(&config).is_none());
     }
 }
