@@ -22,6 +22,7 @@ use crate::error::{EntraError, client_request_id};
 use crate::faults::{self, Fault, MALFORMED_BODY, PendingFault};
 use crate::jwt::SigningKey;
 use crate::log::{FormInfo, RequestRecord, Route};
+use crate::managed_identity::{self, ManagedIdentity};
 use crate::state::{Inner, Shared, TokenSettings};
 use crate::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, clock, connector, entra};
 
@@ -119,6 +120,7 @@ impl SandboxBuilder {
             .into_iter()
             .for_each(|r| inner.accept_resource(r));
         let shared = Shared::new(format!("http://{addr}"), entra_key, mi_key, inner);
+        let (tls_addr, thumbprint, tls_task) = managed_identity::start_tls(&shared).await?;
 
         let (stop, stopped) = oneshot::channel::<()>();
         let app = router(Arc::clone(&shared));
@@ -140,6 +142,9 @@ impl SandboxBuilder {
             addr,
             task: Some(task),
             stop: Some(stop),
+            tls_addr,
+            thumbprint,
+            tls_task: Some(tls_task),
         })
     }
 }
@@ -151,8 +156,26 @@ async fn generate_key(common_name: &'static str) -> io::Result<SigningKey> {
         .map_err(io::Error::other)
 }
 
-fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route(managed_identity::IMDS_PATH, get(managed_identity::imds))
+        .route(
+            managed_identity::APP_SERVICE_PATH,
+            get(managed_identity::app_service),
+        )
+        .route(managed_identity::ARC_PATH, get(managed_identity::arc))
+        .route(
+            managed_identity::CLOUD_SHELL_PATH,
+            post(managed_identity::cloud_shell),
+        )
+        .route(
+            managed_identity::SERVICE_FABRIC_PATH,
+            get(managed_identity::service_fabric),
+        )
+        .route(
+            managed_identity::AZURE_ML_PATH,
+            get(managed_identity::azure_ml),
+        )
         .route("/{tenant}/oauth2/v2.0/token", post(entra::token))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
@@ -189,9 +212,22 @@ async fn observe(State(shared): State<Arc<Shared>>, mut request: Request, next: 
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let headers = request.headers().clone();
-    let fault = shared.lock().faults.pop(route);
+    let (outage, fault) = {
+        let mut inner = shared.lock();
+        match inner.mi.outage(route) {
+            Some(status) => (Some(status), None),
+            None => (None, inner.faults.pop(route)),
+        }
+    };
 
     let mut response = match fault {
+        _ if outage.is_some() => {
+            faults::status_response(outage.unwrap_or(500), None, None, &headers)
+        }
+        Some(Fault::StatusFor { status, duration }) => {
+            shared.lock().mi.open_outage(route, status, duration);
+            faults::status_response(status, None, None, &headers)
+        }
         Some(Fault::Status {
             status,
             body,
@@ -257,6 +293,9 @@ pub struct Sandbox {
     addr: SocketAddr,
     task: Option<JoinHandle<()>>,
     stop: Option<oneshot::Sender<()>>,
+    tls_addr: SocketAddr,
+    thumbprint: String,
+    tls_task: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -270,6 +309,9 @@ impl std::fmt::Debug for Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        if let Some(task) = self.tls_task.take() {
             task.abort();
         }
     }
@@ -288,6 +330,9 @@ impl Sandbox {
 
     /// Stops accepting connections and waits (briefly) for open ones to finish.
     pub async fn shutdown(mut self) {
+        if let Some(task) = self.tls_task.take() {
+            task.abort();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -467,5 +512,91 @@ impl Sandbox {
     /// The activity bodies the Bot Connector accepted, in order.
     pub fn connector_activities(&self) -> Vec<serde_json::Value> {
         self.shared.lock().activities.clone()
+    }
+
+    /// `{url}`: the IMDS host, for `AZURE_POD_IDENTITY_AUTHORITY_HOST` (the token endpoint is
+    /// `{url}/metadata/identity/oauth2/token`).
+    pub fn imds_host(&self) -> String {
+        self.shared.url.clone()
+    }
+
+    /// The App Service / Functions endpoint, for `IDENTITY_ENDPOINT`.
+    pub fn app_service_endpoint(&self) -> String {
+        format!("{}{}", self.shared.url, managed_identity::APP_SERVICE_PATH)
+    }
+
+    /// The Azure Arc endpoint, for `IDENTITY_ENDPOINT` (with `IMDS_ENDPOINT` set to anything).
+    pub fn arc_endpoint(&self) -> String {
+        format!("{}{}", self.shared.url, managed_identity::ARC_PATH)
+    }
+
+    /// The Cloud Shell endpoint, for `MSI_ENDPOINT`.
+    pub fn cloud_shell_endpoint(&self) -> String {
+        format!("{}{}", self.shared.url, managed_identity::CLOUD_SHELL_PATH)
+    }
+
+    /// The Azure ML endpoint, for `MSI_ENDPOINT` (with `MSI_SECRET`).
+    pub fn azure_ml_endpoint(&self) -> String {
+        format!("{}{}", self.shared.url, managed_identity::AZURE_ML_PATH)
+    }
+
+    /// The Service Fabric endpoint on its own TLS listener, for `IDENTITY_ENDPOINT`.
+    pub fn service_fabric_endpoint(&self) -> String {
+        format!(
+            "https://{}{}",
+            self.tls_addr,
+            managed_identity::SERVICE_FABRIC_PATH
+        )
+    }
+
+    /// The SHA-1 thumbprint (40 upper-case hex digits) of the Service Fabric listener's
+    /// certificate, generated when the sandbox started: `IDENTITY_SERVER_THUMBPRINT`.
+    pub fn service_fabric_thumbprint(&self) -> &str {
+        &self.thumbprint
+    }
+
+    /// The secret the App Service, Service Fabric and Azure ML endpoints expect
+    /// (`IDENTITY_HEADER`, `MSI_SECRET`): a fresh random value per sandbox.
+    pub fn identity_header(&self) -> String {
+        self.shared.lock().mi.secret.clone()
+    }
+
+    /// Sets the host's system-assigned identity (`None`: the host has none, and requests for it
+    /// answer 400 "Identity not found"). Default: [`ManagedIdentity::demo_system_assigned`].
+    pub fn set_system_identity(&self, identity: Option<ManagedIdentity>) {
+        self.shared.lock().mi.system = identity;
+    }
+
+    /// Assigns a user-assigned identity to the host (default: [`ManagedIdentity::demo_user_assigned`]).
+    pub fn add_user_assigned_identity(&self, identity: ManagedIdentity) {
+        self.shared.lock().mi.users.push(identity);
+    }
+
+    /// Removes every user-assigned identity.
+    pub fn clear_user_assigned_identities(&self) {
+        self.shared.lock().mi.users.clear();
+    }
+
+    /// The directory the Arc endpoint writes its challenge key files to. Until it is set, Arc
+    /// requests answer 500.
+    pub fn set_arc_key_directory(&self, directory: impl Into<std::path::PathBuf>) {
+        self.shared.lock().mi.arc_key_directory = Some(directory.into());
+    }
+
+    /// The length of the Arc key files written from now on (default 64).
+    pub fn set_arc_key_len(&self, len: usize) {
+        self.shared.lock().mi.arc_key_len = len;
+    }
+
+    /// The time source of windowed faults ([`Fault::StatusFor`]); default: the system clock.
+    /// Tests that drive a client with a manual clock pass the same clock here.
+    pub fn set_clock(&self, now: impl Fn() -> std::time::SystemTime + Send + Sync + 'static) {
+        self.shared.lock().mi.clock = Some(Arc::new(now));
+    }
+
+    /// Checks the signature and `exp` of a managed identity token this sandbox issued and returns
+    /// its claims.
+    pub fn verify_managed_identity_token(&self, token: &str) -> Result<serde_json::Value, String> {
+        managed_identity::verify(&self.shared, token)
     }
 }
