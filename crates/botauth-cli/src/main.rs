@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout)]
 
 mod demo;
+mod identity;
 mod sandbox;
 mod token;
 

@@ -248,7 +248,13 @@ enum Shape {
 }
 
 fn issue(shared: &Shared, identity: &ManagedIdentity, resource: &str, shape: Shape) -> Response {
-    let lifetime = clock::secs(shared.lock().token.lifetime);
+    let (lifetime, refresh_in) = {
+        let settings = &shared.lock().token;
+        (
+            clock::secs(settings.lifetime),
+            settings.refresh_in.map(clock::secs),
+        )
+    };
     let now = clock::unix_now();
     let exp = now.saturating_add(lifetime);
     let claims = json!({
@@ -265,7 +271,7 @@ fn issue(shared: &Shared, identity: &ManagedIdentity, resource: &str, shape: Sha
         "uti": uuid::Uuid::new_v4().to_string(),
     });
     let token = shared.mi_key.sign(&claims);
-    let body = match shape {
+    let mut body = match shape {
         Shape::Strings => json!({
             "access_token": token,
             "client_id": identity.client_id,
@@ -290,6 +296,9 @@ fn issue(shared: &Shared, identity: &ManagedIdentity, resource: &str, shape: Sha
             "token_type": "Bearer",
         }),
     };
+    if let (Some(refresh_in), Some(map)) = (refresh_in, body.as_object_mut()) {
+        map.insert("refresh_in".into(), Value::String(refresh_in.to_string()));
+    }
     json_response(StatusCode::OK, &body)
 }
 

@@ -417,7 +417,7 @@ impl Sandbox {
         self.shared.lock().token.lifetime = lifetime;
     }
 
-    /// When `Some`, token responses include `refresh_in`.
+    /// When `Some`, token responses (also those of the managed identity endpoints) include `refresh_in`.
     pub fn set_refresh_in(&self, refresh_in: Option<Duration>) {
         self.shared.lock().token.refresh_in = refresh_in;
     }

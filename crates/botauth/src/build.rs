@@ -22,6 +22,7 @@ pub type CustomFactory = Arc<
 #[derive(Clone, Default)]
 pub struct CredentialBuilder {
     custom: HashMap<String, CustomFactory>,
+    env: Option<botauth_core::config::EnvVars>,
 }
 
 impl fmt::Debug for CredentialBuilder {
@@ -36,6 +37,12 @@ impl CredentialBuilder {
     /// A builder that knows the compiled-in credential types.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The environment that managed identity endpoint detection reads (default: the process's).
+    pub fn env(mut self, env: botauth_core::config::EnvVars) -> Self {
+        self.env = Some(env);
+        self
     }
 
     /// Registers a factory for `type = "custom"` entries whose `name` is `name`.
@@ -96,6 +103,18 @@ impl CredentialBuilder {
             CredentialConfig::ClientSecret { secret } => Ok(Arc::new(
                 botauth_secret::ClientSecretCredential::from_parts(config, secret.clone())?,
             )),
+            #[cfg(feature = "managed-identity")]
+            CredentialConfig::ManagedIdentity { .. }
+            | CredentialConfig::FederatedManagedIdentity { .. }
+            | CredentialConfig::WorkloadIdentity { .. } => {
+                let mut identities = botauth_managed_identity::IdentityCredentials::new();
+                if let Some(env) = &self.env {
+                    identities = identities.env(env.clone());
+                }
+                identities
+                    .build(config, entry)?
+                    .ok_or_else(|| missing_feature(entry))
+            }
             CredentialConfig::Custom { name, settings } => match self.custom.get(name) {
                 Some(factory) => factory(config, settings),
                 None => Err(Error::config(
@@ -174,7 +193,7 @@ impl BotAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use botauth_core::{CredentialInfo, ErrorKind, async_trait};
+    use botauth_core::{CredentialInfo, async_trait};
 
     fn config(credentials: Vec<CredentialConfig>) -> BotAuthConfig {
         let mut c = BotAuthConfig::new(botauth_core::Dialect::Native);
@@ -188,10 +207,11 @@ mod tests {
         serde_json::from_str(r#"{"type":"managed_identity"}"#).unwrap()
     }
 
+    #[cfg(not(feature = "managed-identity"))]
     #[test]
     fn a_type_not_compiled_in_names_its_feature() {
         let e = build_credential(&config(vec![managed_identity()])).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::FeatureMissing);
+        assert_eq!(e.kind(), botauth_core::ErrorKind::FeatureMissing);
         assert!(matches!(
             e,
             Error::FeatureMissing { ref credential, ref feature }
@@ -205,7 +225,7 @@ mod tests {
         assert!(matches!(e, Error::Config { ref key, .. } if key == "credentials"));
     }
 
-    #[cfg(feature = "secret")]
+    #[cfg(all(feature = "secret", not(feature = "managed-identity")))]
     #[test]
     fn falls_back_to_the_next_credential() {
         let secret: CredentialConfig =
@@ -214,7 +234,7 @@ mod tests {
         assert_eq!(p.describe().kind, "client_secret");
     }
 
-    #[cfg(feature = "secret")]
+    #[cfg(all(feature = "secret", not(feature = "managed-identity")))]
     #[test]
     fn every_failure_is_listed_when_none_loads() {
         let empty: CredentialConfig =
@@ -223,6 +243,34 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("1. managed_identity"), "{text}");
         assert!(text.contains("2. client_secret"), "{text}");
+    }
+
+    #[cfg(feature = "managed-identity")]
+    #[test]
+    fn identity_credentials_are_built_from_configuration() {
+        let workload: CredentialConfig =
+            serde_json::from_str(r#"{"type":"workload_identity","token_file":"/var/run/token"}"#)
+                .unwrap();
+        let p = build_credential(&config(vec![workload])).unwrap();
+        assert_eq!(p.describe().kind, "workload_identity");
+        assert_eq!(
+            p.describe().client_id.as_deref(),
+            Some("00000000-0000-0000-0000-00000000b07a")
+        );
+        // A managed identity whose source cannot select it is skipped for the next entry.
+        let empty: CredentialConfig =
+            serde_json::from_str(r#"{"type":"managed_identity","id":{"client_id":" "}}"#).unwrap();
+        let federated: CredentialConfig =
+            serde_json::from_str(r#"{"type":"federated_managed_identity"}"#).unwrap();
+        let p = build_credential(&config(vec![empty, federated])).unwrap();
+        assert_eq!(p.describe().kind, "federated_managed_identity");
+        assert_eq!(
+            build_credential(&config(vec![managed_identity()]))
+                .unwrap()
+                .describe()
+                .kind,
+            "managed_identity"
+        );
     }
 
     #[derive(Debug)]

@@ -18,3 +18,8 @@ pub use botauth_token::{TokenManager, TokenSource};
 /// The client-secret credential (feature `secret`).
 #[cfg(feature = "secret")]
 pub use botauth_secret as secret;
+
+/// Managed identity, federated managed identity and workload identity credentials (feature
+/// `managed-identity`).
+#[cfg(feature = "managed-identity")]
+pub use botauth_managed_identity as managed_identity;
