@@ -686,9 +686,280 @@ impl axum::serve::Listener for TlsListener {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Fault, Sandbox};
 
     #[test]
     fn old_dates() {
         assert_eq!(old_date(1_700_000_000), "11/14/2023 22:13:20 +00:00");
+    }
+
+    const BOT: &str = "https://api.botframework.com";
+
+    async fn get(url: &str, query: &[(&str, &str)], headers: &[(&str, &str)]) -> (u16, Value) {
+        let client = reqwest::Client::builder()
+            // The Service Fabric listener's certificate is self-signed; these tests check the
+            // endpoint's own rules, the client crate tests the pinning.
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        let mut request = client.get(with_query(url, query));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    fn with_query(url: &str, query: &[(&str, &str)]) -> String {
+        let q = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        format!("{url}?{q}")
+    }
+
+    fn description(body: &Value) -> &str {
+        body["error_description"].as_str().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn imds_checks_its_header_version_and_identity() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let url = format!("{}{IMDS_PATH}", sandbox.imds_host());
+        let meta = [("Metadata", "true")];
+        let (status, body) = get(&url, &[("api-version", IMDS_API), ("resource", BOT)], &[]).await;
+        assert_eq!(
+            (status, description(&body)),
+            (400, "Required metadata header not specified")
+        );
+        let (status, _) = get(
+            &url,
+            &[("api-version", IMDS_API), ("resource", BOT)],
+            &[("Metadata", "True")],
+        )
+        .await;
+        assert_eq!(status, 400, "the header value is exact");
+        let (status, body) = get(
+            &url,
+            &[("api-version", "2019-08-01"), ("resource", BOT)],
+            &meta,
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(description(&body).starts_with("Invalid api-version"));
+        let (status, _) = get(&url, &[("resource", BOT)], &meta).await;
+        assert_eq!(status, 400);
+        let (status, _) = get(&url, &[("api-version", IMDS_API)], &meta).await;
+        assert_eq!(status, 400);
+        let (status, body) = get(
+            &url,
+            &[
+                ("api-version", IMDS_API),
+                ("resource", BOT),
+                ("client_id", "nobody"),
+            ],
+            &meta,
+        )
+        .await;
+        assert_eq!((status, description(&body)), (400, "Identity not found"));
+        let (status, _) = get(
+            &url,
+            &[
+                ("api-version", IMDS_API),
+                ("resource", BOT),
+                ("client_id", DEMO_MI_CLIENT_ID),
+                ("object_id", DEMO_MI_OBJECT_ID),
+            ],
+            &meta,
+        )
+        .await;
+        assert_eq!(status, 400, "one id at most");
+        let (status, body) = get(
+            &url,
+            &[
+                ("api-version", IMDS_API),
+                ("resource", BOT),
+                ("msi_res_id", DEMO_MI_RESOURCE_ID),
+            ],
+            &meta,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(body["expires_on"].is_string() && body["expires_in"].is_string());
+        let claims = sandbox
+            .verify_managed_identity_token(body["access_token"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            (claims["sub"].as_str(), claims["aud"].as_str()),
+            (Some(DEMO_MI_OBJECT_ID), Some(BOT))
+        );
+        sandbox.set_system_identity(None);
+        let (status, body) =
+            get(&url, &[("api-version", IMDS_API), ("resource", BOT)], &meta).await;
+        assert_eq!((status, description(&body)), (400, "Identity not found"));
+    }
+
+    #[tokio::test]
+    async fn secret_header_endpoints_answer_401_then_check_the_version() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let secret = sandbox.identity_header();
+        let cases = [
+            (
+                sandbox.app_service_endpoint(),
+                "X-IDENTITY-HEADER",
+                APP_SERVICE_API,
+            ),
+            (sandbox.azure_ml_endpoint(), "secret", AZURE_ML_API),
+            (
+                sandbox.service_fabric_endpoint(),
+                "secret",
+                SERVICE_FABRIC_API,
+            ),
+        ];
+        for (url, header, version) in cases {
+            let q = [("api-version", version), ("resource", BOT)];
+            assert_eq!(get(&url, &q, &[]).await.0, 401, "{url}");
+            assert_eq!(get(&url, &q, &[(header, "wrong")]).await.0, 401, "{url}");
+            let wrong_version = [("api-version", "2018-02-01"), ("resource", BOT)];
+            assert_eq!(
+                get(&url, &wrong_version, &[(header, &secret)]).await.0,
+                400,
+                "{url}"
+            );
+            let (status, body) = get(&url, &q, &[(header, &secret)]).await;
+            assert_eq!(status, 200, "{url}: {body}");
+        }
+        // Azure ML answers in the 2017 date format.
+        let (_, body) = get(
+            &sandbox.azure_ml_endpoint(),
+            &[("api-version", AZURE_ML_API), ("resource", BOT)],
+            &[("secret", &secret)],
+        )
+        .await;
+        assert!(
+            body["expires_on"].as_str().unwrap().ends_with(" +00:00"),
+            "{body}"
+        );
+        // Service Fabric is not served over plain http.
+        let plain = format!("{}{SERVICE_FABRIC_PATH}", sandbox.url());
+        let (status, _) = get(
+            &plain,
+            &[("api-version", SERVICE_FABRIC_API), ("resource", BOT)],
+            &[("secret", &secret)],
+        )
+        .await;
+        assert_eq!(status, 400);
+    }
+
+    #[tokio::test]
+    async fn arc_challenges_then_accepts_the_key() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let url = sandbox.arc_endpoint();
+        let q = [("api-version", ARC_API), ("resource", BOT)];
+        let meta = ("Metadata", "true");
+        assert_eq!(get(&url, &q, &[meta]).await.0, 500, "no key directory yet");
+        sandbox.set_arc_key_directory(dir.path());
+        assert_eq!(
+            get(
+                &url,
+                &[("api-version", IMDS_API), ("resource", BOT)],
+                &[meta]
+            )
+            .await
+            .0,
+            400
+        );
+        assert_eq!(get(&url, &q, &[]).await.0, 400);
+        let response = reqwest::Client::new()
+            .get(with_query(&url, &q))
+            .header("Metadata", "true")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        let realm = response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let path = realm.strip_prefix("Basic realm=").unwrap();
+        assert!(std::path::Path::new(path).starts_with(dir.path()));
+        let key = std::fs::read_to_string(path).unwrap();
+        assert_eq!(key.len(), 64);
+        assert_eq!(
+            get(&url, &q, &[meta, ("Authorization", "Basic not-the-key")])
+                .await
+                .0,
+            401
+        );
+        let auth = format!("Basic {key}");
+        assert_eq!(
+            get(&url, &q, &[meta, ("Authorization", &auth)]).await.0,
+            200
+        );
+        let user = [
+            ("api-version", ARC_API),
+            ("resource", BOT),
+            ("client_id", DEMO_MI_CLIENT_ID),
+        ];
+        assert_eq!(
+            get(&url, &user, &[meta, ("Authorization", &auth)]).await.0,
+            400
+        );
+    }
+
+    #[tokio::test]
+    async fn cloud_shell_takes_a_form() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let post = |headers: bool, form: &'static str| {
+            let mut r = reqwest::Client::new()
+                .post(sandbox.cloud_shell_endpoint())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form);
+            if headers {
+                r = r.header("Metadata", "true");
+            }
+            r.send()
+        };
+        assert_eq!(
+            post(false, "resource=https%3A%2F%2Fapi.botframework.com")
+                .await
+                .unwrap()
+                .status(),
+            400
+        );
+        assert_eq!(post(true, "").await.unwrap().status(), 400);
+        let ok = post(true, "resource=https%3A%2F%2Fapi.botframework.com")
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+        let body: Value = serde_json::from_slice(&ok.bytes().await.unwrap()).unwrap();
+        assert!(body["expires_in"].is_number());
+    }
+
+    #[tokio::test]
+    async fn outages_last_for_their_duration_on_the_sandbox_clock() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let now = Arc::new(std::sync::Mutex::new(SystemTime::now()));
+        let t = Arc::clone(&now);
+        sandbox.set_clock(move || *t.lock().unwrap());
+        sandbox.inject(
+            Route::Imds,
+            Fault::StatusFor {
+                status: 410,
+                duration: Duration::from_secs(30),
+            },
+        );
+        let url = format!("{}{IMDS_PATH}", sandbox.imds_host());
+        let q = [("api-version", IMDS_API), ("resource", BOT)];
+        let meta = [("Metadata", "true")];
+        assert_eq!(get(&url, &q, &meta).await.0, 410);
+        *now.lock().unwrap() += Duration::from_secs(29);
+        assert_eq!(get(&url, &q, &meta).await.0, 410);
+        *now.lock().unwrap() += Duration::from_secs(1);
+        assert_eq!(get(&url, &q, &meta).await.0, 200);
+        // Other routes are not affected.
+        assert_eq!(sandbox.count(Route::Imds), 3);
     }
 }
