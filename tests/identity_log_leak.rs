@@ -16,8 +16,8 @@ const EXCHANGE: &str = "api://AzureADTokenExchange";
 
 fn auth(vars: Vec<(&str, String)>) -> BotAuth {
     let env: EnvVars = vars.iter().map(|(k, v)| (*k, v.clone())).collect();
-    let config = BotAuthConfig::from_vars(vars).unwrap();
-    BotAuth::with_builder(config, &CredentialBuilder::new().env(env)).unwrap()
+    let config = BotAuthConfig::from_vars(vars).expect("configuration");
+    BotAuth::with_builder(config, &CredentialBuilder::new().env(env)).expect("credential")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,7 +34,7 @@ fn text(b: &[u8]) -> String {
 async fn token(env: Vec<(&str, String)>) -> serde_json::Value {
     let out = run(&["token"], env).await;
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&out.stdout).expect("botauth token prints JSON")
 }
 
 fn trust(sandbox: &Sandbox, subject: &str) {

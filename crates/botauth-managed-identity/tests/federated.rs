@@ -1,6 +1,9 @@
 //! Managed identity and workload identity as federated credentials of an app registration, through
 //! the token crate's client-credentials client, against the sandbox's token endpoint.
 
+// Helpers shared by the tests panic like the tests do.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;

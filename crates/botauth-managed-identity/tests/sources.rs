@@ -1,5 +1,8 @@
 //! Every source against the sandbox: request shapes, ids, refusals and retry schedules.
 
+// Helpers shared by the tests panic like the tests do.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::error::Error as _;

@@ -159,14 +159,26 @@ pub(crate) struct ViaTls;
 
 type Params = Query<HashMap<String, String>>;
 
-fn error(status: StatusCode, error: &str, description: &str) -> Response {
-    json_response(
-        status,
-        &json!({"error": error, "error_description": description}),
-    )
+/// A refusal, turned into a response at the end of a handler (small, unlike a `Response`).
+struct Refusal {
+    status: StatusCode,
+    body: Value,
 }
 
-fn bad_request(description: &str) -> Response {
+impl Refusal {
+    fn into_response(self) -> Response {
+        json_response(self.status, &self.body)
+    }
+}
+
+fn error(status: StatusCode, error: &str, description: &str) -> Refusal {
+    Refusal {
+        status,
+        body: json!({"error": error, "error_description": description}),
+    }
+}
+
+fn bad_request(description: &str) -> Refusal {
     error(StatusCode::BAD_REQUEST, "invalid_request", description)
 }
 
@@ -174,7 +186,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn api_version(params: &HashMap<String, String>, expected: &str) -> Result<(), Response> {
+fn api_version(params: &HashMap<String, String>, expected: &str) -> Result<(), Refusal> {
     match params.get("api-version").map(String::as_str) {
         Some(v) if v == expected => Ok(()),
         Some(_) => Err(bad_request(&format!(
@@ -186,7 +198,7 @@ fn api_version(params: &HashMap<String, String>, expected: &str) -> Result<(), R
     }
 }
 
-fn resource(params: &HashMap<String, String>) -> Result<String, Response> {
+fn resource(params: &HashMap<String, String>) -> Result<String, Refusal> {
     params
         .get("resource")
         .filter(|r| !r.trim().is_empty())
@@ -205,7 +217,7 @@ fn find_identity(
     shared: &Shared,
     params: &HashMap<String, String>,
     names: &IdNames,
-) -> Result<ManagedIdentity, Response> {
+) -> Result<ManagedIdentity, Refusal> {
     let given: Vec<(usize, &String)> = [names.client_id, names.object_id, names.resource_id]
         .iter()
         .enumerate()
@@ -316,7 +328,7 @@ fn old_date(unix: i64) -> String {
     format!("{m}/{day}/{y} {} +00:00", time.trim_end_matches('Z'))
 }
 
-fn require_secret(shared: &Shared, headers: &HeaderMap, name: &str) -> Result<(), Response> {
+fn require_secret(shared: &Shared, headers: &HeaderMap, name: &str) -> Result<(), Refusal> {
     let expected = shared.lock().mi.secret.clone();
     match header(headers, name) {
         Some(v) if v == expected => Ok(()),
@@ -333,15 +345,15 @@ fn require_secret(shared: &Shared, headers: &HeaderMap, name: &str) -> Result<()
     }
 }
 
-fn require_metadata(headers: &HeaderMap) -> Result<(), Response> {
+fn require_metadata(headers: &HeaderMap) -> Result<(), Refusal> {
     match header(headers, "metadata") {
         Some("true") => Ok(()),
         _ => Err(bad_request("Required metadata header not specified")),
     }
 }
 
-fn answer(result: Result<Response, Response>) -> Response {
-    result.unwrap_or_else(|r| r)
+fn answer(result: Result<Response, Refusal>) -> Response {
+    result.unwrap_or_else(Refusal::into_response)
 }
 
 /// `GET /metadata/identity/oauth2/token`.
@@ -350,7 +362,7 @@ pub(crate) async fn imds(
     headers: HeaderMap,
     Query(params): Params,
 ) -> Response {
-    answer((|| -> Result<Response, Response> {
+    answer((|| -> Result<Response, Refusal> {
         require_metadata(&headers)?;
         api_version(&params, IMDS_API)?;
         let resource = resource(&params)?;
@@ -370,7 +382,7 @@ pub(crate) async fn app_service(
     headers: HeaderMap,
     Query(params): Params,
 ) -> Response {
-    answer((|| -> Result<Response, Response> {
+    answer((|| -> Result<Response, Refusal> {
         require_secret(&shared, &headers, "x-identity-header")?;
         api_version(&params, APP_SERVICE_API)?;
         let resource = resource(&params)?;
@@ -390,21 +402,19 @@ pub(crate) async fn arc(
     headers: HeaderMap,
     Query(params): Params,
 ) -> Response {
-    if let Err(r) = require_metadata(&headers) {
-        return r;
-    }
-    if let Err(r) = api_version(&params, ARC_API) {
-        return r;
+    if let Err(r) = require_metadata(&headers).and_then(|()| api_version(&params, ARC_API)) {
+        return r.into_response();
     }
     let resource = match resource(&params) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if ["client_id", "object_id", "msi_res_id", "mi_res_id"]
         .iter()
         .any(|k| params.contains_key(*k))
     {
-        return bad_request("Azure Arc supports only the system-assigned identity.");
+        return bad_request("Azure Arc supports only the system-assigned identity.")
+            .into_response();
     }
     match header(&headers, "authorization") {
         None => challenge(&shared).await,
@@ -416,12 +426,13 @@ pub(crate) async fn arc(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized_client",
                     "The key presented in the Authorization header is not valid.",
-                );
+                )
+                .into_response();
             }
             let identity = shared.lock().mi.system.clone();
             match identity {
                 Some(identity) => issue(&shared, &identity, &resource, Shape::Strings),
-                None => bad_request("Identity not found"),
+                None => bad_request("Identity not found").into_response(),
             }
         }
     }
@@ -437,7 +448,8 @@ async fn challenge(shared: &Shared) -> Response {
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
             "sandbox: no Arc key directory is set (Sandbox::set_arc_key_directory).",
-        );
+        )
+        .into_response();
     };
     let mut key = String::new();
     while key.len() < len {
@@ -450,14 +462,16 @@ async fn challenge(shared: &Shared) -> Response {
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
             &format!("sandbox: cannot write the Arc key file: {e}"),
-        );
+        )
+        .into_response();
     }
     shared.lock().mi.arc_keys.insert(key);
     let mut response = error(
         StatusCode::UNAUTHORIZED,
         "unauthorized_client",
         "Authorization required: read the key file named in WWW-Authenticate.",
-    );
+    )
+    .into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("Basic realm={}", path.display())) {
         response.headers_mut().insert(WWW_AUTHENTICATE, v);
     }
@@ -470,7 +484,7 @@ pub(crate) async fn cloud_shell(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer((|| -> Result<Response, Response> {
+    answer((|| -> Result<Response, Refusal> {
         require_metadata(&headers)?;
         let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
         let resource = resource(&form)?;
@@ -497,7 +511,8 @@ pub(crate) async fn service_fabric(
     Query(params): Params,
 ) -> Response {
     if tls.is_none() {
-        return bad_request("Service Fabric's identity endpoint is served over https only.");
+        return bad_request("Service Fabric's identity endpoint is served over https only.")
+            .into_response();
     }
     let expected = shared.lock().mi.secret.clone();
     match header(&headers, "secret") {
@@ -509,7 +524,7 @@ pub(crate) async fn service_fabric(
             );
         }
     }
-    answer((|| -> Result<Response, Response> {
+    answer((|| -> Result<Response, Refusal> {
         api_version(&params, SERVICE_FABRIC_API)?;
         let resource = resource(&params)?;
         let names = IdNames {
@@ -528,7 +543,7 @@ pub(crate) async fn azure_ml(
     headers: HeaderMap,
     Query(params): Params,
 ) -> Response {
-    answer((|| -> Result<Response, Response> {
+    answer((|| -> Result<Response, Refusal> {
         require_secret(&shared, &headers, "secret")?;
         api_version(&params, AZURE_ML_API)?;
         let resource = resource(&params)?;
