@@ -127,6 +127,15 @@ impl IdentityCredentials {
                         "the federated token file path is empty",
                     ));
                 }
+                // A file that is not there cannot be loaded: fail now, so that an ordered list of
+                // credentials moves on to the next one (Microsoft.Identity.Web semantics).
+                if !token_file.is_file() {
+                    return Err(Error::credential(format!(
+                        "the federated token file {} does not exist: check the path, or that the \
+                         workload identity webhook mounted the token",
+                        token_file.display()
+                    )));
+                }
                 self.client(config, Arc::new(WorkloadIdentityAssertion::new(token_file)))?
             }
             _ => return Ok(None),

@@ -248,15 +248,27 @@ mod tests {
     #[cfg(feature = "managed-identity")]
     #[test]
     fn identity_credentials_are_built_from_configuration() {
-        let workload: CredentialConfig =
-            serde_json::from_str(r#"{"type":"workload_identity","token_file":"/var/run/token"}"#)
-                .unwrap();
+        let dir = std::env::temp_dir().join(format!("botauth-build-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "eyJ.token.file").unwrap();
+        let workload = CredentialConfig::WorkloadIdentity {
+            token_file: file.clone(),
+        };
         let p = build_credential(&config(vec![workload])).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(p.describe().kind, "workload_identity");
         assert_eq!(
             p.describe().client_id.as_deref(),
             Some("00000000-0000-0000-0000-00000000b07a")
         );
+        // A token file that is not there cannot be loaded.
+        let missing = CredentialConfig::WorkloadIdentity {
+            token_file: dir.join("gone"),
+        };
+        let e = build_credential(&config(vec![missing])).unwrap_err();
+        assert_eq!(e.kind(), botauth_core::ErrorKind::Credential);
+        assert!(e.to_string().contains("does not exist"), "{e}");
         // A managed identity whose source cannot select it is skipped for the next entry.
         let empty: CredentialConfig =
             serde_json::from_str(r#"{"type":"managed_identity","id":{"client_id":" "}}"#).unwrap();
