@@ -65,6 +65,20 @@ async fn token_with_a_managed_identity_that_is_the_bot() {
     assert_eq!(claims["aud"], "https://api.botframework.com");
     assert_eq!(sandbox.count(Route::Imds), 1);
 
+    // Managed identity endpoints are never reached through a proxy, even when one is configured.
+    let json = token(vec![
+        ("CLIENT_ID", DEMO_MI_CLIENT_ID.into()),
+        ("TENANT_ID", DEMO_TENANT_ID.into()),
+        ("MANAGED_IDENTITY_CLIENT_ID", DEMO_MI_CLIENT_ID.into()),
+        ("AZURE_POD_IDENTITY_AUTHORITY_HOST", sandbox.imds_host()),
+        ("HTTP_PROXY", "http://127.0.0.1:9".into()),
+        ("http_proxy", "http://127.0.0.1:9".into()),
+        ("ALL_PROXY", "http://127.0.0.1:9".into()),
+    ])
+    .await;
+    assert_eq!(json["credential"], "managed_identity");
+    assert_eq!(sandbox.count(Route::Imds), 2);
+
     // Bot Framework: MicrosoftAppType=UserAssignedMSI, on App Service.
     let json = token(vec![
         ("MicrosoftAppId", DEMO_MI_CLIENT_ID.into()),

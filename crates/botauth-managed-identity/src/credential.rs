@@ -371,8 +371,8 @@ impl ManagedIdentityCredential {
         };
         Error::Credential {
             message: format!(
-                "no managed identity endpoint is available: {} at {endpoint} did not accept a \
-                 connection within {:?}; {advice}",
+                "no managed identity endpoint is available: {} at {endpoint} refused the connection \
+                 or did not accept it within {:?}; {advice}",
                 source.product(),
                 self.options.connect_timeout
             ),

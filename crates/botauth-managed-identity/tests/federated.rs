@@ -104,6 +104,38 @@ async fn outcome(sandbox: &Sandbox, cloud: Cloud) -> Result<(), Error> {
 }
 
 #[tokio::test]
+async fn an_assertion_rejected_by_the_token_endpoint_is_replaced_for_one_retry() {
+    let sandbox = Sandbox::start().await.unwrap();
+    register(
+        &sandbox,
+        &sandbox.managed_identity_issuer(),
+        DEMO_MI_OBJECT_ID,
+        EXCHANGE,
+    );
+    let provider = federated(&sandbox);
+    provider
+        .get_token(&TokenRequest::new(BOT_SCOPE))
+        .await
+        .unwrap();
+    // Entra says the (cached) assertion is outside its validity window.
+    sandbox.inject(
+        Route::Token,
+        botauth_sandbox::Fault::Status {
+            status: 401,
+            body: Some(r#"{"error":"invalid_client","error_description":"AADSTS700024: Client assertion is not within its valid time range.","error_codes":[700024]}"#.into()),
+            retry_after: None,
+        },
+    );
+    provider
+        .get_token(&TokenRequest::new(BOT_SCOPE))
+        .await
+        .unwrap();
+    // The rejected request and its retry; the retry carried a freshly fetched MI token.
+    assert_eq!(sandbox.count(Route::Token), 3);
+    assert_eq!(sandbox.count(Route::Imds), 2);
+}
+
+#[tokio::test]
 async fn federated_credential_mismatches_have_their_codes() {
     let sandbox = Sandbox::start().await.unwrap();
     let issuer = sandbox.managed_identity_issuer();

@@ -565,3 +565,46 @@ async fn malformed_and_incomplete_answers_are_invalid_responses() {
         Error::InvalidResponse { ref message, .. } if message == "the response has no access_token"
     ));
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_bodies_are_bounded() {
+    let sandbox = Sandbox::start().await.unwrap();
+    sandbox.inject(Route::Imds, Fault::status(307));
+    let (result, times) = run(&sandbox, imds_env(&sandbox)).await;
+    assert_eq!(times, [0]);
+    assert!(matches!(
+        result.unwrap_err(),
+        Error::InvalidResponse { status: 307, .. }
+    ));
+    assert_eq!(sandbox.count(Route::Imds), 1);
+
+    let huge = format!(
+        r#"{{"access_token":"{}","expires_in":"3600"}}"#,
+        "a".repeat(70 * 1024)
+    );
+    sandbox.inject(
+        Route::AppService,
+        Fault::Status {
+            status: 200,
+            body: Some(huge.clone()),
+            retry_after: None,
+        },
+    );
+    let (result, _) = run(&sandbox, app_service_env(&sandbox)).await;
+    assert!(matches!(
+        result.unwrap_err(),
+        Error::InvalidResponse { ref message, .. } if message == "the response body is larger than 65536 bytes"
+    ));
+    // The pinned Service Fabric client has the same bound.
+    sandbox.inject(
+        Route::ServiceFabric,
+        Fault::Status {
+            status: 200,
+            body: Some(huge),
+            retry_after: None,
+        },
+    );
+    let sf = service_fabric_env(&sandbox, sandbox.service_fabric_thumbprint());
+    let (result, _) = run(&sandbox, sf).await;
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::InvalidResponse);
+}
