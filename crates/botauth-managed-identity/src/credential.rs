@@ -349,7 +349,8 @@ impl ManagedIdentityCredential {
     async fn send_once(&self, request: &Request) -> Result<Response, SendError> {
         match self.endpoint.thumbprint {
             Some(thumbprint) => {
-                service_fabric::send_pinned(request, thumbprint, &self.options).await
+                service_fabric::send_pinned(request, thumbprint, &self.options, self.clock.now())
+                    .await
             }
             None => transport::send(&self.http, &self.options, request, self.clock.now()).await,
         }
@@ -497,11 +498,10 @@ impl CredentialProvider for ManagedIdentityCredential {
     fn describe(&self) -> CredentialInfo {
         let info = CredentialInfo::new("managed_identity")
             .authority_host(self.endpoint.url.origin().ascii_serialization());
+        // The client id is known only when the identity is selected by it.
         match &self.id {
             ManagedIdentityId::ClientId(c) => info.client_id(c),
-            ManagedIdentityId::ObjectId(o) => info.client_id(format!("object_id={o}")),
-            ManagedIdentityId::ResourceId(r) => info.client_id(format!("resource_id={r}")),
-            _ => info.client_id(format!("system@{}", self.endpoint.source)),
+            _ => info,
         }
     }
 }

@@ -68,9 +68,10 @@ pub(crate) async fn send_pinned(
     request: &Request,
     thumbprint: [u8; 20],
     options: &HttpOptions,
+    now: std::time::SystemTime,
 ) -> Result<Response, SendError> {
     let timeout = options.timeout;
-    match tokio::time::timeout(timeout, exchange(request, thumbprint, options)).await {
+    match tokio::time::timeout(timeout, exchange(request, thumbprint, options, now)).await {
         Ok(result) => result,
         Err(_) => Err(SendError::Timeout(timeout)),
     }
@@ -80,6 +81,7 @@ async fn exchange(
     request: &Request,
     thumbprint: [u8; 20],
     options: &HttpOptions,
+    now: std::time::SystemTime,
 ) -> Result<Response, SendError> {
     let endpoint = request.endpoint();
     let url = &request.url;
@@ -186,9 +188,7 @@ async fn exchange(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let retry_after = header("retry-after")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(std::time::Duration::from_secs);
+    let retry_after = botauth_token::http::retry_after(response.headers(), now);
     let www_authenticate = header("www-authenticate");
     let limit = options.max_response_bytes;
     let body = Limited::new(response.into_body(), limit)
