@@ -87,7 +87,7 @@ impl ManagedIdentity {
     }
 }
 
-/// A time source for windowed faults ([`Fault::StatusFor`](crate::Fault::StatusFor)).
+/// A time source for windowed faults ([`Fault::StatusFor`](crate::Fault::StatusFor)(crate::Fault::StatusFor)).
 pub(crate) type TimeSource = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// The managed identity part of the sandbox's state.
@@ -565,6 +565,93 @@ pub(crate) fn verify(shared: &Shared, token: &str) -> Result<Value, String> {
         return Err("token has expired".into());
     }
     Ok(Value::Object(jws.claims))
+}
+
+// ------------------------------------------------------------------------------------------------
+// The managed identity part of the `Sandbox` handle.
+
+impl crate::Sandbox {
+    /// `{url}`: the IMDS host, for `AZURE_POD_IDENTITY_AUTHORITY_HOST` (the token endpoint is
+    /// `{url}/metadata/identity/oauth2/token`).
+    pub fn imds_host(&self) -> String {
+        self.shared.url.clone()
+    }
+
+    /// The App Service / Functions endpoint, for `IDENTITY_ENDPOINT`.
+    pub fn app_service_endpoint(&self) -> String {
+        format!("{}{}", self.shared.url, APP_SERVICE_PATH)
+    }
+
+    /// The Azure Arc endpoint, for `IDENTITY_ENDPOINT` (with `IMDS_ENDPOINT` set to anything).
+    pub fn arc_endpoint(&self) -> String {
+        format!("{}{}", self.shared.url, ARC_PATH)
+    }
+
+    /// The Cloud Shell endpoint, for `MSI_ENDPOINT`.
+    pub fn cloud_shell_endpoint(&self) -> String {
+        format!("{}{}", self.shared.url, CLOUD_SHELL_PATH)
+    }
+
+    /// The Azure ML endpoint, for `MSI_ENDPOINT` (with `MSI_SECRET`).
+    pub fn azure_ml_endpoint(&self) -> String {
+        format!("{}{}", self.shared.url, AZURE_ML_PATH)
+    }
+
+    /// The Service Fabric endpoint on its own TLS listener, for `IDENTITY_ENDPOINT`.
+    pub fn service_fabric_endpoint(&self) -> String {
+        format!("https://{}{}", self.tls_addr, SERVICE_FABRIC_PATH)
+    }
+
+    /// The SHA-1 thumbprint (40 upper-case hex digits) of the Service Fabric listener's
+    /// certificate, generated when the sandbox started: `IDENTITY_SERVER_THUMBPRINT`.
+    pub fn service_fabric_thumbprint(&self) -> &str {
+        &self.thumbprint
+    }
+
+    /// The secret the App Service, Service Fabric and Azure ML endpoints expect
+    /// (`IDENTITY_HEADER`, `MSI_SECRET`): a fresh random value per sandbox.
+    pub fn identity_header(&self) -> String {
+        self.shared.lock().mi.secret.clone()
+    }
+
+    /// Sets the host's system-assigned identity (`None`: the host has none, and requests for it
+    /// answer 400 "Identity not found"). Default: [`ManagedIdentity::demo_system_assigned`].
+    pub fn set_system_identity(&self, identity: Option<ManagedIdentity>) {
+        self.shared.lock().mi.system = identity;
+    }
+
+    /// Assigns a user-assigned identity to the host (default: [`ManagedIdentity::demo_user_assigned`]).
+    pub fn add_user_assigned_identity(&self, identity: ManagedIdentity) {
+        self.shared.lock().mi.users.push(identity);
+    }
+
+    /// Removes every user-assigned identity.
+    pub fn clear_user_assigned_identities(&self) {
+        self.shared.lock().mi.users.clear();
+    }
+
+    /// The directory the Arc endpoint writes its challenge key files to. Until it is set, Arc
+    /// requests answer 500.
+    pub fn set_arc_key_directory(&self, directory: impl Into<std::path::PathBuf>) {
+        self.shared.lock().mi.arc_key_directory = Some(directory.into());
+    }
+
+    /// The length of the Arc key files written from now on (default 64).
+    pub fn set_arc_key_len(&self, len: usize) {
+        self.shared.lock().mi.arc_key_len = len;
+    }
+
+    /// The time source of windowed faults ([`Fault::StatusFor`](crate::Fault::StatusFor)); default: the system clock.
+    /// Tests that drive a client with a manual clock pass the same clock here.
+    pub fn set_clock(&self, now: impl Fn() -> std::time::SystemTime + Send + Sync + 'static) {
+        self.shared.lock().mi.clock = Some(Arc::new(now));
+    }
+
+    /// Checks the signature and `exp` of a managed identity token this sandbox issued and returns
+    /// its claims.
+    pub fn verify_managed_identity_token(&self, token: &str) -> Result<serde_json::Value, String> {
+        verify(&self.shared, token)
+    }
 }
 
 // ------------------------------------------------------------------------------------------------

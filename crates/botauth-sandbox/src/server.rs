@@ -22,7 +22,7 @@ use crate::error::{EntraError, client_request_id};
 use crate::faults::{self, Fault, MALFORMED_BODY, PendingFault};
 use crate::jwt::SigningKey;
 use crate::log::{FormInfo, RequestRecord, Route};
-use crate::managed_identity::{self, ManagedIdentity};
+use crate::managed_identity;
 use crate::state::{Inner, Shared, TokenSettings};
 use crate::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, clock, connector, entra};
 
@@ -212,18 +212,16 @@ async fn observe(State(shared): State<Arc<Shared>>, mut request: Request, next: 
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let headers = request.headers().clone();
-    let (outage, fault) = {
+    // An open outage window answers like a queued status fault, without consuming one.
+    let fault = {
         let mut inner = shared.lock();
         match inner.mi.outage(route) {
-            Some(status) => (Some(status), None),
-            None => (None, inner.faults.pop(route)),
+            Some(status) => Some(Fault::status(status)),
+            None => inner.faults.pop(route),
         }
     };
 
     let mut response = match fault {
-        _ if outage.is_some() => {
-            faults::status_response(outage.unwrap_or(500), None, None, &headers)
-        }
         Some(Fault::StatusFor { status, duration }) => {
             shared.lock().mi.open_outage(route, status, duration);
             faults::status_response(status, None, None, &headers)
@@ -289,12 +287,12 @@ async fn observe(State(shared): State<Arc<Shared>>, mut request: Request, next: 
 
 /// A running sandbox on 127.0.0.1. Dropping it stops the server.
 pub struct Sandbox {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     addr: SocketAddr,
     task: Option<JoinHandle<()>>,
     stop: Option<oneshot::Sender<()>>,
-    tls_addr: SocketAddr,
-    thumbprint: String,
+    pub(crate) tls_addr: SocketAddr,
+    pub(crate) thumbprint: String,
     tls_task: Option<JoinHandle<()>>,
 }
 
@@ -512,91 +510,5 @@ impl Sandbox {
     /// The activity bodies the Bot Connector accepted, in order.
     pub fn connector_activities(&self) -> Vec<serde_json::Value> {
         self.shared.lock().activities.clone()
-    }
-
-    /// `{url}`: the IMDS host, for `AZURE_POD_IDENTITY_AUTHORITY_HOST` (the token endpoint is
-    /// `{url}/metadata/identity/oauth2/token`).
-    pub fn imds_host(&self) -> String {
-        self.shared.url.clone()
-    }
-
-    /// The App Service / Functions endpoint, for `IDENTITY_ENDPOINT`.
-    pub fn app_service_endpoint(&self) -> String {
-        format!("{}{}", self.shared.url, managed_identity::APP_SERVICE_PATH)
-    }
-
-    /// The Azure Arc endpoint, for `IDENTITY_ENDPOINT` (with `IMDS_ENDPOINT` set to anything).
-    pub fn arc_endpoint(&self) -> String {
-        format!("{}{}", self.shared.url, managed_identity::ARC_PATH)
-    }
-
-    /// The Cloud Shell endpoint, for `MSI_ENDPOINT`.
-    pub fn cloud_shell_endpoint(&self) -> String {
-        format!("{}{}", self.shared.url, managed_identity::CLOUD_SHELL_PATH)
-    }
-
-    /// The Azure ML endpoint, for `MSI_ENDPOINT` (with `MSI_SECRET`).
-    pub fn azure_ml_endpoint(&self) -> String {
-        format!("{}{}", self.shared.url, managed_identity::AZURE_ML_PATH)
-    }
-
-    /// The Service Fabric endpoint on its own TLS listener, for `IDENTITY_ENDPOINT`.
-    pub fn service_fabric_endpoint(&self) -> String {
-        format!(
-            "https://{}{}",
-            self.tls_addr,
-            managed_identity::SERVICE_FABRIC_PATH
-        )
-    }
-
-    /// The SHA-1 thumbprint (40 upper-case hex digits) of the Service Fabric listener's
-    /// certificate, generated when the sandbox started: `IDENTITY_SERVER_THUMBPRINT`.
-    pub fn service_fabric_thumbprint(&self) -> &str {
-        &self.thumbprint
-    }
-
-    /// The secret the App Service, Service Fabric and Azure ML endpoints expect
-    /// (`IDENTITY_HEADER`, `MSI_SECRET`): a fresh random value per sandbox.
-    pub fn identity_header(&self) -> String {
-        self.shared.lock().mi.secret.clone()
-    }
-
-    /// Sets the host's system-assigned identity (`None`: the host has none, and requests for it
-    /// answer 400 "Identity not found"). Default: [`ManagedIdentity::demo_system_assigned`].
-    pub fn set_system_identity(&self, identity: Option<ManagedIdentity>) {
-        self.shared.lock().mi.system = identity;
-    }
-
-    /// Assigns a user-assigned identity to the host (default: [`ManagedIdentity::demo_user_assigned`]).
-    pub fn add_user_assigned_identity(&self, identity: ManagedIdentity) {
-        self.shared.lock().mi.users.push(identity);
-    }
-
-    /// Removes every user-assigned identity.
-    pub fn clear_user_assigned_identities(&self) {
-        self.shared.lock().mi.users.clear();
-    }
-
-    /// The directory the Arc endpoint writes its challenge key files to. Until it is set, Arc
-    /// requests answer 500.
-    pub fn set_arc_key_directory(&self, directory: impl Into<std::path::PathBuf>) {
-        self.shared.lock().mi.arc_key_directory = Some(directory.into());
-    }
-
-    /// The length of the Arc key files written from now on (default 64).
-    pub fn set_arc_key_len(&self, len: usize) {
-        self.shared.lock().mi.arc_key_len = len;
-    }
-
-    /// The time source of windowed faults ([`Fault::StatusFor`]); default: the system clock.
-    /// Tests that drive a client with a manual clock pass the same clock here.
-    pub fn set_clock(&self, now: impl Fn() -> std::time::SystemTime + Send + Sync + 'static) {
-        self.shared.lock().mi.clock = Some(Arc::new(now));
-    }
-
-    /// Checks the signature and `exp` of a managed identity token this sandbox issued and returns
-    /// its claims.
-    pub fn verify_managed_identity_token(&self, token: &str) -> Result<serde_json::Value, String> {
-        managed_identity::verify(&self.shared, token)
     }
 }
