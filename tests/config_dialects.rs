@@ -106,7 +106,7 @@ async fn appsettings_json_falls_back_past_a_credential_that_cannot_load() {
             "TenantId": DEMO_TENANT_ID,
             "ClientId": DEMO_CLIENT_ID,
             "ClientCredentials": [
-                {"SourceType": "SignedAssertionFromManagedIdentity"},
+                {"SourceType": "SignedAssertionFilePath", "SignedAssertionFileDiskPath": dir.path().join("missing-token")},
                 {"SourceType": "ClientSecret", "ClientSecret": DEMO_CLIENT_SECRET}
             ]
         }

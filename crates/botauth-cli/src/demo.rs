@@ -13,6 +13,12 @@ pub(crate) enum CredentialKind {
     Secret,
     /// A certificate (Agents SDK dialect: AuthType=Certificate, CertPemFile, CertKeyFile).
     Certificate,
+    /// A user-assigned managed identity that is the bot (botas: MANAGED_IDENTITY_CLIENT_ID = CLIENT_ID).
+    ManagedIdentity,
+    /// A managed identity as the app's federated credential (botas: MANAGED_IDENTITY_CLIENT_ID ≠ CLIENT_ID).
+    Federated,
+    /// AKS workload identity (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE).
+    WorkloadIdentity,
 }
 
 #[derive(Debug, Args)]
@@ -75,44 +81,62 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
     println!("botauth demo: outbound Bot Connector tokens against the local sandbox");
     println!("  sandbox (Entra ID stand-in): {}", sandbox.url());
 
-    // Kept alive until the end of the demo: it removes the certificate files when dropped.
-    let mut _files = None;
-    let config = match args.credential {
-        CredentialKind::Secret => {
-            let env = crate::sandbox::environment(&sandbox);
-            let config = BotAuthConfig::from_vars(env.iter().map(|(k, v)| (*k, v.clone())))?;
-            println!(
-                "  configuration ({} dialect): CLIENT_ID={} TENANT_ID={} CLIENT_SECRET=[redacted]",
-                config.dialect,
-                config.client_id.as_deref().unwrap_or("-"),
-                config.tenant_id.as_deref().unwrap_or("-"),
-            );
-            config
-        }
+    // Kept alive until the end of the demo: the certificate files are removed when it is dropped.
+    let mut _certificate = None;
+    let mut token_file = None;
+    let owned = |env: Vec<(&'static str, String)>| -> Vec<(String, String)> {
+        env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    };
+    let env = match args.credential {
+        CredentialKind::Secret => owned(crate::sandbox::environment(&sandbox)),
         CredentialKind::Certificate => {
             let files = crate::demo_certificate::DemoCertificate::install(&sandbox)?;
-            let env = files.environment(&sandbox);
-            let config = BotAuthConfig::from_vars(env.clone())?;
-            println!("  configuration ({} dialect):", config.dialect);
-            for (key, value) in &env {
-                println!("    {key}={value}");
-            }
             println!(
                 "  the sandbox app has this certificate registered (thumbprint {})",
                 files.thumbprint()
             );
-            _files = Some(files);
-            config
+            let env = files.environment(&sandbox);
+            _certificate = Some(files);
+            env
+        }
+        CredentialKind::ManagedIdentity => owned(crate::identity::managed_identity(&sandbox)),
+        CredentialKind::Federated => owned(crate::identity::federated(&sandbox)),
+        CredentialKind::WorkloadIdentity => {
+            let (env, file) = crate::identity::workload_identity(&sandbox)
+                .map_err(|e| DemoError::Check(format!("cannot write the token file: {e}")))?;
+            token_file = Some(file);
+            owned(env)
         }
     };
-    let auth = BotAuth::from_config(config)?;
+    let vars = || env.iter().map(|(k, v)| (k.as_str(), v.clone()));
+    let config = BotAuthConfig::from_vars(vars())?;
+    let shown: Vec<String> = env
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "CLIENT_SECRET" => format!("{k}=[redacted]"),
+            _ => format!("{k}={v}"),
+        })
+        .collect();
+    println!(
+        "  configuration ({} dialect): {}",
+        config.dialect,
+        shown.join(" ")
+    );
+    // The managed identity endpoint is detected from the same variables, not the process's.
+    let builder = botauth::CredentialBuilder::new().env(vars().collect());
+    let auth = BotAuth::with_builder(config, &builder)?;
     println!(
         "  credential: {}; scope: {}",
         auth.tokens().credential(),
         auth.connector_request().scopes.join(" ")
     );
     let request = auth.connector_request().clone();
-    let requests = || sandbox.count(Route::Token);
+    // A managed identity that is the bot gets its tokens from IMDS, the others from Entra.
+    let route = match args.credential {
+        CredentialKind::ManagedIdentity => Route::Imds,
+        _ => Route::Token,
+    };
+    let requests = || sandbox.count(route);
 
     println!(
         "\n1. First call: nothing cached, so one client-credentials request goes to the token endpoint"
@@ -125,9 +149,13 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
         micros(started.elapsed()),
         requests()
     );
-    let claims = sandbox
-        .verify_access_token(first.token.expose_secret())
-        .map_err(|e| DemoError::Check(format!("the sandbox does not accept its own token: {e}")))?;
+    let claims = match args.credential {
+        CredentialKind::ManagedIdentity => {
+            sandbox.verify_managed_identity_token(first.token.expose_secret())
+        }
+        _ => sandbox.verify_access_token(first.token.expose_secret()),
+    }
+    .map_err(|e| DemoError::Check(format!("the sandbox does not accept its own token: {e}")))?;
     println!(
         "   the token verifies: aud={} appid={} tid={}",
         claims["aud"], claims["appid"], claims["tid"]
@@ -221,6 +249,12 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
         tokens.windows(2).all(|w| w[0].token == w[1].token),
         "every caller should get the same token",
     )?;
+    if let Some(file) = token_file {
+        let _ = std::fs::remove_file(&file);
+        if let Some(dir) = file.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
     sandbox.shutdown().await;
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod demo;
 mod demo_certificate;
+mod identity;
 mod sandbox;
 mod thumbprint;
 mod token;

@@ -1,12 +1,25 @@
 //! Injectable wall-clock time, so expiry and refresh decisions are testable.
 
 use std::fmt::Debug;
-use std::time::SystemTime;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
 
-/// A source of the current wall-clock time.
+/// The future returned by [`Clock::sleep`].
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// A source of the current wall-clock time, and of waits measured on it.
 pub trait Clock: Send + Sync + Debug {
     /// The current time.
     fn now(&self) -> SystemTime;
+
+    /// Waits for `duration`. Retry loops wait through their clock rather than calling
+    /// `tokio::time::sleep` directly, so a test clock can make the waits virtual while the I/O
+    /// between them stays real: [`ManualClock`] advances itself by `duration` and returns at once.
+    /// The default is `tokio::time::sleep`.
+    fn sleep(&self, duration: Duration) -> Sleep {
+        Box::pin(tokio::time::sleep(duration))
+    }
 }
 
 /// The operating system's clock. The default everywhere.
@@ -96,6 +109,13 @@ impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
         self.with(|t| *t)
     }
+
+    /// Advances the clock by `duration` and returns at once: code that waits on this clock runs
+    /// through its waits without waiting, and reads the times it would have seen.
+    fn sleep(&self, duration: Duration) -> Sleep {
+        self.advance(duration);
+        Box::pin(std::future::ready(()))
+    }
 }
 
 #[cfg(test)]
@@ -112,6 +132,24 @@ mod tests {
             clock.now().duration_since(t0).unwrap(),
             Duration::from_secs(3600)
         );
+    }
+
+    #[tokio::test]
+    async fn manual_clock_sleeps_by_advancing() {
+        let clock = ManualClock::new();
+        let t0 = clock.now();
+        clock.sleep(Duration::from_secs(70)).await;
+        assert_eq!(
+            clock.now().duration_since(t0).unwrap(),
+            Duration::from_secs(70)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn default_sleep_is_tokio_sleep() {
+        let start = tokio::time::Instant::now();
+        SystemClock.sleep(Duration::from_secs(5)).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
     }
 
     #[test]

@@ -25,6 +25,15 @@ pub enum Fault {
         /// `Retry-After` header value, sent verbatim.
         retry_after: Option<String>,
     },
+    /// Answer with this status (an Entra-style error body) to every request on the route for
+    /// `duration`, starting with this one: an outage, e.g. IMDS answering 410 while it is updated.
+    /// Time is the sandbox's clock ([`Sandbox::set_clock`](crate::Sandbox::set_clock)).
+    StatusFor {
+        /// HTTP status.
+        status: u16,
+        /// How long the outage lasts.
+        duration: Duration,
+    },
     /// Sleep (`tokio::time::sleep`) and then answer normally.
     Delay(Duration),
     /// Replace a successful answer's body with something that is not JSON (any route).

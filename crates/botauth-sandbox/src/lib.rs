@@ -11,6 +11,7 @@ mod error;
 mod faults;
 mod jwt;
 mod log;
+mod managed_identity;
 mod server;
 mod state;
 
@@ -21,6 +22,10 @@ pub use app::{AppRegistration, FederatedCredential};
 pub use botservice::ChannelTokenClaims;
 pub use faults::Fault;
 pub use log::{RequestRecord, Route};
+pub use managed_identity::{
+    DEMO_MI_CLIENT_ID, DEMO_MI_OBJECT_ID, DEMO_MI_RESOURCE_ID, DEMO_SYSTEM_MI_CLIENT_ID,
+    DEMO_SYSTEM_MI_OBJECT_ID, ManagedIdentity,
+};
 pub use server::{Sandbox, SandboxBuilder};
 
 /// Tenant of the demo app.

@@ -18,6 +18,18 @@ pub enum Route {
     EntraJwks,
     /// `POST /v3/conversations/{conversationId}/activities[/{activityId}]`.
     Connector,
+    /// `GET /metadata/identity/oauth2/token`: IMDS.
+    Imds,
+    /// `GET /appservice/msi/token`: App Service / Functions.
+    AppService,
+    /// `GET /arc/metadata/identity/oauth2/token`: Azure Arc.
+    AzureArc,
+    /// `POST /cloudshell/oauth2/token`: Cloud Shell.
+    CloudShell,
+    /// `GET /servicefabric/metadata/identity/oauth2/token` on the TLS listener: Service Fabric.
+    ServiceFabric,
+    /// `GET /azureml/msi/token`: Azure ML.
+    AzureMl,
     /// Anything else (answered 404).
     Other,
 }
@@ -34,6 +46,12 @@ impl Route {
             ["botservice", "v1", ".well-known", "keys"] => Self::BotServiceJwks,
             ["v3", "conversations", _, "activities"]
             | ["v3", "conversations", _, "activities", _] => Self::Connector,
+            ["metadata", "identity", "oauth2", "token"] => Self::Imds,
+            ["appservice", "msi", "token"] => Self::AppService,
+            ["arc", "metadata", "identity", "oauth2", "token"] => Self::AzureArc,
+            ["cloudshell", "oauth2", "token"] => Self::CloudShell,
+            ["servicefabric", "metadata", "identity", "oauth2", "token"] => Self::ServiceFabric,
+            ["azureml", "msi", "token"] => Self::AzureMl,
             [_, "oauth2", "v2.0", "token"] => Self::Token,
             [_, "v2.0", ".well-known", "openid-configuration"] => Self::EntraMetadata,
             [_, "discovery", "v2.0", "keys"] => Self::EntraJwks,
@@ -91,6 +109,15 @@ mod tests {
             ("/botservice/v1/.well-known/keys", Route::BotServiceJwks),
             ("/v3/conversations/c/activities", Route::Connector),
             ("/v3/conversations/c/activities/a", Route::Connector),
+            ("/metadata/identity/oauth2/token", Route::Imds),
+            ("/appservice/msi/token", Route::AppService),
+            ("/arc/metadata/identity/oauth2/token", Route::AzureArc),
+            ("/cloudshell/oauth2/token", Route::CloudShell),
+            (
+                "/servicefabric/metadata/identity/oauth2/token",
+                Route::ServiceFabric,
+            ),
+            ("/azureml/msi/token", Route::AzureMl),
             ("//oauth2/v2.0/token", Route::Other),
             ("/t/oauth2/v2.0/token/", Route::Other),
             ("/", Route::Other),

@@ -22,6 +22,7 @@ use crate::error::{EntraError, client_request_id};
 use crate::faults::{self, Fault, MALFORMED_BODY, PendingFault};
 use crate::jwt::SigningKey;
 use crate::log::{FormInfo, RequestRecord, Route};
+use crate::managed_identity;
 use crate::state::{Inner, Shared, TokenSettings};
 use crate::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, clock, connector, entra};
 
@@ -119,6 +120,7 @@ impl SandboxBuilder {
             .into_iter()
             .for_each(|r| inner.accept_resource(r));
         let shared = Shared::new(format!("http://{addr}"), entra_key, mi_key, inner);
+        let (tls_addr, thumbprint, tls_task) = managed_identity::start_tls(&shared).await?;
 
         let (stop, stopped) = oneshot::channel::<()>();
         let app = router(Arc::clone(&shared));
@@ -140,6 +142,9 @@ impl SandboxBuilder {
             addr,
             task: Some(task),
             stop: Some(stop),
+            tls_addr,
+            thumbprint,
+            tls_task: Some(tls_task),
         })
     }
 }
@@ -151,8 +156,26 @@ async fn generate_key(common_name: &'static str) -> io::Result<SigningKey> {
         .map_err(io::Error::other)
 }
 
-fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route(managed_identity::IMDS_PATH, get(managed_identity::imds))
+        .route(
+            managed_identity::APP_SERVICE_PATH,
+            get(managed_identity::app_service),
+        )
+        .route(managed_identity::ARC_PATH, get(managed_identity::arc))
+        .route(
+            managed_identity::CLOUD_SHELL_PATH,
+            post(managed_identity::cloud_shell),
+        )
+        .route(
+            managed_identity::SERVICE_FABRIC_PATH,
+            get(managed_identity::service_fabric),
+        )
+        .route(
+            managed_identity::AZURE_ML_PATH,
+            get(managed_identity::azure_ml),
+        )
         .route("/{tenant}/oauth2/v2.0/token", post(entra::token))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
@@ -189,9 +212,20 @@ async fn observe(State(shared): State<Arc<Shared>>, mut request: Request, next: 
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let headers = request.headers().clone();
-    let fault = shared.lock().faults.pop(route);
+    // An open outage window answers like a queued status fault, without consuming one.
+    let fault = {
+        let mut inner = shared.lock();
+        match inner.mi.outage(route) {
+            Some(status) => Some(Fault::status(status)),
+            None => inner.faults.pop(route),
+        }
+    };
 
     let mut response = match fault {
+        Some(Fault::StatusFor { status, duration }) => {
+            shared.lock().mi.open_outage(route, status, duration);
+            faults::status_response(status, None, None, &headers)
+        }
         Some(Fault::Status {
             status,
             body,
@@ -253,10 +287,13 @@ async fn observe(State(shared): State<Arc<Shared>>, mut request: Request, next: 
 
 /// A running sandbox on 127.0.0.1. Dropping it stops the server.
 pub struct Sandbox {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     addr: SocketAddr,
     task: Option<JoinHandle<()>>,
     stop: Option<oneshot::Sender<()>>,
+    pub(crate) tls_addr: SocketAddr,
+    pub(crate) thumbprint: String,
+    tls_task: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -270,6 +307,9 @@ impl std::fmt::Debug for Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        if let Some(task) = self.tls_task.take() {
             task.abort();
         }
     }
@@ -288,6 +328,9 @@ impl Sandbox {
 
     /// Stops accepting connections and waits (briefly) for open ones to finish.
     pub async fn shutdown(mut self) {
+        if let Some(task) = self.tls_task.take() {
+            task.abort();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -372,7 +415,7 @@ impl Sandbox {
         self.shared.lock().token.lifetime = lifetime;
     }
 
-    /// When `Some`, token responses include `refresh_in`.
+    /// When `Some`, token responses (also those of the managed identity endpoints) include `refresh_in`.
     pub fn set_refresh_in(&self, refresh_in: Option<Duration>) {
         self.shared.lock().token.refresh_in = refresh_in;
     }

@@ -11,6 +11,7 @@ use crate::botservice::BotKeys;
 use crate::faults::FaultQueues;
 use crate::jwt::SigningKey;
 use crate::log::RequestRecord;
+use crate::managed_identity::MiState;
 
 /// The Bot Connector resources every sandbox accepts as token scopes (PROTOCOL §2).
 pub(crate) const BOT_CONNECTOR_RESOURCES: [&str; 3] = [
@@ -50,6 +51,8 @@ pub(crate) struct Inner {
     pub(crate) seen_jti: HashMap<(String, String), i64>,
     pub(crate) bot: BotKeys,
     pub(crate) activities: Vec<Value>,
+    /// Managed identities, endpoint secrets and outage windows.
+    pub(crate) mi: MiState,
 }
 
 impl Inner {
@@ -63,6 +66,7 @@ impl Inner {
             seen_jti: HashMap::new(),
             bot,
             activities: Vec::new(),
+            mi: MiState::default(),
         }
     }
 

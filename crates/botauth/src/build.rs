@@ -22,6 +22,7 @@ pub type CustomFactory = Arc<
 #[derive(Clone, Default)]
 pub struct CredentialBuilder {
     custom: HashMap<String, CustomFactory>,
+    env: Option<botauth_core::config::EnvVars>,
 }
 
 impl fmt::Debug for CredentialBuilder {
@@ -36,6 +37,12 @@ impl CredentialBuilder {
     /// A builder that knows the compiled-in credential types.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The environment that managed identity endpoint detection reads (default: the process's).
+    pub fn env(mut self, env: botauth_core::config::EnvVars) -> Self {
+        self.env = Some(env);
+        self
     }
 
     /// Registers a factory for `type = "custom"` entries whose `name` is `name`.
@@ -100,6 +107,18 @@ impl CredentialBuilder {
             CredentialConfig::Certificate(cert) => Ok(Arc::new(
                 botauth_certificate::CertificateCredential::from_parts(config, cert)?,
             )),
+            #[cfg(feature = "managed-identity")]
+            CredentialConfig::ManagedIdentity { .. }
+            | CredentialConfig::FederatedManagedIdentity { .. }
+            | CredentialConfig::WorkloadIdentity { .. } => {
+                let mut identities = botauth_managed_identity::IdentityCredentials::new();
+                if let Some(env) = &self.env {
+                    identities = identities.env(env.clone());
+                }
+                identities
+                    .build(config, entry)?
+                    .ok_or_else(|| missing_feature(entry))
+            }
             CredentialConfig::Custom { name, settings } => match self.custom.get(name) {
                 Some(factory) => factory(config, settings),
                 None => Err(Error::config(
@@ -178,7 +197,7 @@ impl BotAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use botauth_core::{CredentialInfo, ErrorKind, async_trait};
+    use botauth_core::{CredentialInfo, async_trait};
 
     fn config(credentials: Vec<CredentialConfig>) -> BotAuthConfig {
         let mut c = BotAuthConfig::new(botauth_core::Dialect::Native);
@@ -192,10 +211,11 @@ mod tests {
         serde_json::from_str(r#"{"type":"managed_identity"}"#).unwrap()
     }
 
+    #[cfg(not(feature = "managed-identity"))]
     #[test]
     fn a_type_not_compiled_in_names_its_feature() {
         let e = build_credential(&config(vec![managed_identity()])).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::FeatureMissing);
+        assert_eq!(e.kind(), botauth_core::ErrorKind::FeatureMissing);
         assert!(matches!(
             e,
             Error::FeatureMissing { ref credential, ref feature }
@@ -209,7 +229,7 @@ mod tests {
         assert!(matches!(e, Error::Config { ref key, .. } if key == "credentials"));
     }
 
-    #[cfg(feature = "secret")]
+    #[cfg(all(feature = "secret", not(feature = "managed-identity")))]
     #[test]
     fn falls_back_to_the_next_credential() {
         let secret: CredentialConfig =
@@ -218,7 +238,7 @@ mod tests {
         assert_eq!(p.describe().kind, "client_secret");
     }
 
-    #[cfg(feature = "secret")]
+    #[cfg(all(feature = "secret", not(feature = "managed-identity")))]
     #[test]
     fn every_failure_is_listed_when_none_loads() {
         let empty: CredentialConfig =
@@ -253,6 +273,46 @@ mod tests {
             e,
             Error::FeatureMissing { ref feature, .. } if feature == "certificate"
         ));
+    }
+
+    #[cfg(feature = "managed-identity")]
+    #[test]
+    fn identity_credentials_are_built_from_configuration() {
+        let dir = std::env::temp_dir().join(format!("botauth-build-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "eyJ.token.file").unwrap();
+        let workload = CredentialConfig::WorkloadIdentity {
+            token_file: file.clone(),
+        };
+        let p = build_credential(&config(vec![workload])).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(p.describe().kind, "workload_identity");
+        assert_eq!(
+            p.describe().client_id.as_deref(),
+            Some("00000000-0000-0000-0000-00000000b07a")
+        );
+        // A token file that is not there cannot be loaded.
+        let missing = CredentialConfig::WorkloadIdentity {
+            token_file: dir.join("gone"),
+        };
+        let e = build_credential(&config(vec![missing])).unwrap_err();
+        assert_eq!(e.kind(), botauth_core::ErrorKind::Credential);
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        // A managed identity whose source cannot select it is skipped for the next entry.
+        let empty: CredentialConfig =
+            serde_json::from_str(r#"{"type":"managed_identity","id":{"client_id":" "}}"#).unwrap();
+        let federated: CredentialConfig =
+            serde_json::from_str(r#"{"type":"federated_managed_identity"}"#).unwrap();
+        let p = build_credential(&config(vec![empty, federated])).unwrap();
+        assert_eq!(p.describe().kind, "federated_managed_identity");
+        assert_eq!(
+            build_credential(&config(vec![managed_identity()]))
+                .unwrap()
+                .describe()
+                .kind,
+            "managed_identity"
+        );
     }
 
     #[derive(Debug)]

@@ -22,3 +22,7 @@ pub use botauth_secret as secret;
 /// The certificate credential (feature `certificate`).
 #[cfg(feature = "certificate")]
 pub use botauth_certificate as certificate;
+/// Managed identity, federated managed identity and workload identity credentials (feature
+/// `managed-identity`).
+#[cfg(feature = "managed-identity")]
+pub use botauth_managed_identity as managed_identity;

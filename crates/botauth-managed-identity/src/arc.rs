@@ -1,0 +1,227 @@
+//! Azure Arc-enabled servers: a `401` challenge names a key file that only local administrators
+//! can read; its contents prove that the caller runs on the machine.
+
+use std::path::{Path, PathBuf};
+
+use botauth_core::config::ManagedIdentityId;
+use botauth_core::{Error, Result, Secret};
+
+use crate::ids::{IdParams, id_param};
+use crate::source::{Endpoint, ManagedIdentitySource};
+use crate::transport::Request;
+
+/// The api-version Arc is called with.
+pub(crate) const API_VERSION: &str = "2020-06-01";
+
+/// The largest key file accepted (PROTOCOL §4): anything bigger is not an Arc key.
+pub(crate) const MAX_KEY_BYTES: u64 = 4096;
+
+const IDS: IdParams = IdParams {
+    client_id: None,
+    object_id: None,
+    resource_id: None,
+};
+
+/// `GET $IDENTITY_ENDPOINT?api-version=2020-06-01&resource=R`, `Metadata: true`.
+pub(crate) fn request(
+    endpoint: &Endpoint,
+    resource: &str,
+    id: &ManagedIdentityId,
+) -> Result<Request> {
+    check_id(id)?;
+    let mut url = endpoint.url.clone();
+    url.query_pairs_mut()
+        .append_pair("api-version", API_VERSION)
+        .append_pair("resource", resource);
+    Ok(Request::get(url).header("Metadata", "true"))
+}
+
+/// Arc has the machine's system-assigned identity only.
+pub(crate) fn check_id(id: &ManagedIdentityId) -> Result<()> {
+    id_param(ManagedIdentitySource::AzureArc, &IDS, id).map(|_| ())
+}
+
+/// Reads the key file named by the challenge `WWW-Authenticate: Basic realm=<path>`.
+///
+/// The path comes from a network answer, so it is checked before anything is read: it must be a
+/// `.key` file directly inside `directory` (the agent's token directory), and at most 4096 bytes.
+/// Otherwise any local process answering on the Arc port could make us read and send any file.
+pub(crate) async fn read_challenge_key(
+    www_authenticate: Option<&str>,
+    directory: &Path,
+) -> Result<Secret> {
+    let header = www_authenticate
+        .ok_or_else(|| challenge_error("answered 401 without a WWW-Authenticate challenge"))?;
+    let path = realm_path(header).ok_or_else(|| {
+        challenge_error("answered 401 with a challenge that is not `Basic realm=<key file>`")
+    })?;
+    check_key_path(&path, directory).await?;
+    let metadata = tokio::fs::metadata(&path)
+        .await
+        .map_err(|e| key_error("the challenge's key file cannot be read", e))?;
+    if !metadata.is_file() {
+        return Err(challenge_error(
+            "named a key file that is not a regular file",
+        ));
+    }
+    if metadata.len() > MAX_KEY_BYTES {
+        return Err(challenge_error(
+            "named a key file larger than 4096 bytes, which is not an Arc key",
+        ));
+    }
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| key_error("the challenge's key file cannot be read (run as a member of the himds group or as administrator)", e))?;
+    // Checked again after reading: the file may have grown in between.
+    if bytes.len() as u64 > MAX_KEY_BYTES {
+        return Err(challenge_error(
+            "named a key file larger than 4096 bytes, which is not an Arc key",
+        ));
+    }
+    let key = String::from_utf8(bytes)
+        .map_err(|_| challenge_error("named a key file that is not text"))?;
+    Ok(Secret::new(key.trim().to_owned()))
+}
+
+fn realm_path(header: &str) -> Option<PathBuf> {
+    let (scheme, rest) = header.trim().split_once(char::is_whitespace)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let (name, value) = rest.trim().split_once('=')?;
+    if !name.trim().eq_ignore_ascii_case("realm") {
+        return None;
+    }
+    let value = value.trim().trim_matches('"');
+    (!value.is_empty()).then(|| PathBuf::from(value))
+}
+
+async fn check_key_path(path: &Path, directory: &Path) -> Result<()> {
+    if path.extension().and_then(|e| e.to_str()) != Some("key") {
+        return Err(challenge_error("named a file that is not a `.key` file"));
+    }
+    let outside = || {
+        challenge_error(&format!(
+            "named a key file outside the Arc agent's token directory {}",
+            directory.display()
+        ))
+    };
+    // Compare resolved paths, so `..` and symbolic links cannot lead out of the directory.
+    let resolved = tokio::fs::canonicalize(path)
+        .await
+        .map_err(|e| key_error("the challenge's key file cannot be read", e))?;
+    let directory = tokio::fs::canonicalize(directory)
+        .await
+        .map_err(|_| outside())?;
+    if resolved.parent() != Some(directory.as_path()) {
+        return Err(outside());
+    }
+    Ok(())
+}
+
+fn challenge_error(what: &str) -> Error {
+    Error::credential(format!("the Azure Arc identity endpoint {what}"))
+}
+
+fn key_error(what: &str, e: std::io::Error) -> Error {
+    Error::credential_with_source(what, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use botauth_core::ErrorKind;
+
+    #[test]
+    fn realms() {
+        assert_eq!(
+            realm_path("Basic realm=/var/opt/azcmagent/tokens/a.key"),
+            Some(PathBuf::from("/var/opt/azcmagent/tokens/a.key"))
+        );
+        assert_eq!(
+            realm_path("basic  realm=\"/t/a.key\""),
+            Some(PathBuf::from("/t/a.key"))
+        );
+        assert_eq!(realm_path("Bearer realm=/t/a.key"), None);
+        assert_eq!(realm_path("Basic"), None);
+        assert_eq!(realm_path("Basic realm="), None);
+        assert_eq!(realm_path("Basic charset=/t/a.key"), None);
+    }
+
+    async fn read(header: Option<&str>, dir: &Path) -> Result<Secret> {
+        read_challenge_key(header, dir).await
+    }
+
+    fn message(e: Error) -> String {
+        assert_eq!(e.kind(), ErrorKind::Credential);
+        e.to_string()
+    }
+
+    #[tokio::test]
+    async fn key_file_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let good = dir.path().join("k.key");
+        std::fs::write(&good, "secret-key\n").unwrap();
+        let header = format!("Basic realm={}", good.display());
+        assert_eq!(
+            read(Some(&header), dir.path())
+                .await
+                .unwrap()
+                .expose_secret(),
+            "secret-key"
+        );
+
+        assert!(
+            message(read(None, dir.path()).await.unwrap_err())
+                .contains("without a WWW-Authenticate")
+        );
+        assert!(
+            message(read(Some("Bearer x"), dir.path()).await.unwrap_err())
+                .contains("not `Basic realm")
+        );
+
+        let elsewhere = other.path().join("k.key");
+        std::fs::write(&elsewhere, "x").unwrap();
+        let e = read(
+            Some(&format!("Basic realm={}", elsewhere.display())),
+            dir.path(),
+        )
+        .await;
+        assert!(message(e.unwrap_err()).contains("outside the Arc agent's token directory"));
+
+        let sneaky = dir
+            .path()
+            .join("..")
+            .join(other.path().file_name().unwrap())
+            .join("k.key");
+        let e = read(
+            Some(&format!("Basic realm={}", sneaky.display())),
+            dir.path(),
+        )
+        .await;
+        assert!(message(e.unwrap_err()).contains("outside"));
+
+        let txt = dir.path().join("k.txt");
+        std::fs::write(&txt, "x").unwrap();
+        let e = read(Some(&format!("Basic realm={}", txt.display())), dir.path()).await;
+        assert!(message(e.unwrap_err()).contains("not a `.key` file"));
+
+        let big = dir.path().join("big.key");
+        std::fs::write(&big, vec![b'a'; 4097]).unwrap();
+        let e = read(Some(&format!("Basic realm={}", big.display())), dir.path()).await;
+        assert!(message(e.unwrap_err()).contains("larger than 4096 bytes"));
+        let max = dir.path().join("max.key");
+        std::fs::write(&max, vec![b'a'; 4096]).unwrap();
+        let ok = read(Some(&format!("Basic realm={}", max.display())), dir.path()).await;
+        assert_eq!(ok.unwrap().expose_secret().len(), 4096);
+
+        let missing = dir.path().join("gone.key");
+        let e = read(
+            Some(&format!("Basic realm={}", missing.display())),
+            dir.path(),
+        )
+        .await;
+        assert!(message(e.unwrap_err()).contains("cannot be read"));
+    }
+}

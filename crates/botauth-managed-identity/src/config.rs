@@ -1,0 +1,164 @@
+//! From a configuration entry to a credential: the three identity-based credential types.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use botauth_core::config::EnvVars;
+use botauth_core::{
+    BotAuthConfig, ClientAssertionSource, Clock, CredentialConfig, CredentialProvider, Error,
+    Result, SystemClock,
+};
+use botauth_token::http::HttpOptions;
+use botauth_token::{ClientAuth, ClientCredentialsClient};
+
+use crate::{
+    ManagedIdentityAssertion, ManagedIdentityCredential, ManagedIdentityCredentialBuilder,
+    RetryOptions, WorkloadIdentityAssertion, default_http_options,
+};
+
+/// Builds the `managed_identity`, `federated_managed_identity` and `workload_identity` entries of a
+/// [`BotAuthConfig`]. The environment used to detect the managed identity endpoint, the clock and
+/// the limits can be injected (tests, or a host that passes its environment explicitly).
+#[derive(Clone)]
+pub struct IdentityCredentials {
+    env: Option<EnvVars>,
+    clock: Arc<dyn Clock>,
+    options: HttpOptions,
+    retry: RetryOptions,
+    arc_key_directory: Option<PathBuf>,
+}
+
+impl fmt::Debug for IdentityCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdentityCredentials")
+            .field("env", &self.env)
+            .field("options", &self.options)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for IdentityCredentials {
+    fn default() -> Self {
+        IdentityCredentials {
+            env: None,
+            clock: Arc::new(SystemClock),
+            options: default_http_options(),
+            retry: RetryOptions::default(),
+            arc_key_directory: None,
+        }
+    }
+}
+
+impl IdentityCredentials {
+    /// Detection from the process environment, the system clock, default limits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Detects the managed identity endpoint from these variables.
+    pub fn env(mut self, env: EnvVars) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// The clock for expiry and retry waits.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Limits of the managed identity endpoint exchanges.
+    pub fn http_options(mut self, options: HttpOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Retry schedules of the managed identity endpoint.
+    pub fn retry_options(mut self, retry: RetryOptions) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Where Arc key files must be.
+    pub fn arc_key_directory(mut self, directory: impl AsRef<Path>) -> Self {
+        self.arc_key_directory = Some(directory.as_ref().to_owned());
+        self
+    }
+
+    fn managed_identity(&self) -> ManagedIdentityCredentialBuilder {
+        let mut b = ManagedIdentityCredential::builder()
+            .clock(Arc::clone(&self.clock))
+            .http_options(self.options)
+            .retry_options(self.retry.clone());
+        if let Some(env) = &self.env {
+            b = b.env(env.clone());
+        }
+        if let Some(dir) = &self.arc_key_directory {
+            b = b.arc_key_directory(dir);
+        }
+        b
+    }
+
+    /// Builds `entry` of `config`; `Ok(None)` when the entry is not one of the identity types.
+    pub fn build(
+        &self,
+        config: &BotAuthConfig,
+        entry: &CredentialConfig,
+    ) -> Result<Option<Arc<dyn CredentialProvider>>> {
+        Ok(Some(match entry {
+            CredentialConfig::ManagedIdentity { id } => {
+                Arc::new(self.managed_identity().id(id.clone()).build()?)
+            }
+            CredentialConfig::FederatedManagedIdentity { id } => {
+                let mi = self.managed_identity().id(id.clone()).build()?;
+                let assertion = ManagedIdentityAssertion::with_clock(
+                    mi,
+                    config.cloud.federation_audience(),
+                    Arc::clone(&self.clock),
+                );
+                self.client(config, Arc::new(assertion))?
+            }
+            CredentialConfig::WorkloadIdentity { token_file } => {
+                if token_file.as_os_str().is_empty() {
+                    return Err(Error::config(
+                        "token_file",
+                        "the federated token file path is empty",
+                    ));
+                }
+                // A file that is not there cannot be loaded: fail now, so that an ordered list of
+                // credentials moves on to the next one (Microsoft.Identity.Web semantics).
+                if !token_file.is_file() {
+                    return Err(Error::credential(format!(
+                        "the federated token file {} does not exist: check the path, or that the \
+                         workload identity webhook mounted the token",
+                        token_file.display()
+                    )));
+                }
+                self.client(config, Arc::new(WorkloadIdentityAssertion::new(token_file)))?
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The app's client-credentials client with `assertion`: the one implementation of that flow.
+    fn client(
+        &self,
+        config: &BotAuthConfig,
+        assertion: Arc<dyn ClientAssertionSource>,
+    ) -> Result<Arc<dyn CredentialProvider>> {
+        let client_id = config.require_client_id("client_id")?;
+        let tenant_id = config.require_tenant_id("tenant_id")?;
+        Ok(Arc::new(
+            ClientCredentialsClient::builder(
+                config.cloud.authority_host(),
+                tenant_id,
+                client_id,
+                ClientAuth::Assertion(assertion),
+            )
+            .clock(Arc::clone(&self.clock))
+            .build()?,
+        ))
+    }
+}

@@ -1,0 +1,644 @@
+//! [`ManagedIdentityCredential`]: a token from the host's managed identity endpoint.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use botauth_core::config::{EnvVars, ManagedIdentityId};
+use botauth_core::{
+    AccessToken, BotAuthConfig, Clock, CredentialConfig, CredentialInfo, CredentialProvider, Error,
+    Result, SystemClock, TokenRequest,
+};
+use botauth_token::http::HttpOptions;
+use serde::Deserialize;
+
+use crate::retry::{Decision, Outcome, RetryOptions, Schedule};
+use crate::source::{self, Endpoint, ManagedIdentitySource};
+use crate::transport::{self, Request, Response, SendError};
+use crate::{app_service, arc, azure_ml, cloud_shell, imds, response, service_fabric};
+
+/// A managed identity: system-assigned, or user-assigned by client id, object id or resource id.
+///
+/// The endpoint is detected from the environment when the credential is built (PROTOCOL §4:
+/// Service Fabric, App Service / Functions, Azure ML, Cloud Shell, Azure Arc, else IMDS). Like every
+/// provider it does not cache: wrap it in a `botauth_token::TokenManager`.
+pub struct ManagedIdentityCredential {
+    id: ManagedIdentityId,
+    endpoint: Endpoint,
+    http: reqwest::Client,
+    options: HttpOptions,
+    retry: RetryOptions,
+    clock: Arc<dyn Clock>,
+    arc_key_directory: PathBuf,
+}
+
+impl fmt::Debug for ManagedIdentityCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagedIdentityCredential")
+            .field("id", &self.id)
+            .field("endpoint", &self.endpoint)
+            .field("options", &self.options)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`ManagedIdentityCredential`].
+pub struct ManagedIdentityCredentialBuilder {
+    id: ManagedIdentityId,
+    env: Option<EnvVars>,
+    file_exists: Arc<dyn Fn(&Path) -> bool + Send + Sync>,
+    options: HttpOptions,
+    retry: RetryOptions,
+    clock: Arc<dyn Clock>,
+    arc_key_directory: Option<PathBuf>,
+}
+
+impl fmt::Debug for ManagedIdentityCredentialBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagedIdentityCredentialBuilder")
+            .field("id", &self.id)
+            .field("env", &self.env)
+            .field("options", &self.options)
+            .field("retry", &self.retry)
+            .field("arc_key_directory", &self.arc_key_directory)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default limits for managed identity endpoints: they live on the host, so a connection that
+/// is not accepted within a second means there is no endpoint (not on Azure) and waiting longer
+/// only delays the error.
+pub fn default_http_options() -> HttpOptions {
+    HttpOptions::default()
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(10))
+        .max_response_bytes(64 * 1024)
+}
+
+impl ManagedIdentityCredentialBuilder {
+    /// Selects the identity (default: system-assigned).
+    pub fn id(mut self, id: ManagedIdentityId) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Detects the endpoint from these variables instead of the process environment.
+    pub fn env(mut self, env: EnvVars) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// Answers "does this file exist" for detection (the Arc agent binary); default: the file system.
+    pub fn file_exists(mut self, f: impl Fn(&Path) -> bool + Send + Sync + 'static) -> Self {
+        self.file_exists = Arc::new(f);
+        self
+    }
+
+    /// Timeouts and the response size limit (default: [`default_http_options`]).
+    pub fn http_options(mut self, options: HttpOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The retry schedules (default: PROTOCOL §4's).
+    pub fn retry_options(mut self, retry: RetryOptions) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The clock for expiry times, `Retry-After` dates and the waits between retries.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The directory Arc's challenge key files must be in (default: the agent's,
+    /// `/var/opt/azcmagent/tokens` or `%ProgramData%\AzureConnectedMachineAgent\Tokens`).
+    pub fn arc_key_directory(mut self, directory: impl Into<PathBuf>) -> Self {
+        self.arc_key_directory = Some(directory.into());
+        self
+    }
+
+    /// Detects the endpoint and checks that it can serve the selected identity.
+    pub fn build(self) -> Result<ManagedIdentityCredential> {
+        let env = self.env.unwrap_or_else(EnvVars::from_process);
+        let endpoint = source::detect(&env, &*self.file_exists)?;
+        check_id(&self.id)?;
+        match endpoint.source {
+            ManagedIdentitySource::Imds => imds::check_id(&self.id)?,
+            ManagedIdentitySource::AppService => app_service::check_id(&self.id)?,
+            ManagedIdentitySource::AzureArc => arc::check_id(&self.id)?,
+            ManagedIdentitySource::CloudShell => cloud_shell::check_id(&self.id)?,
+            ManagedIdentitySource::ServiceFabric => service_fabric::check_id(&self.id)?,
+            ManagedIdentitySource::AzureMl => azure_ml::check_id(&self.id)?,
+        }
+        let http = transport::build_client(&self.options)?;
+        tracing::debug!(source = %endpoint.source, endpoint = %endpoint.url, "managed identity endpoint detected");
+        Ok(ManagedIdentityCredential {
+            id: self.id,
+            endpoint,
+            http,
+            options: self.options,
+            retry: self.retry,
+            clock: self.clock,
+            arc_key_directory: self
+                .arc_key_directory
+                .unwrap_or_else(source::default_arc_key_directory),
+        })
+    }
+}
+
+fn check_id(id: &ManagedIdentityId) -> Result<()> {
+    let value = match id {
+        ManagedIdentityId::System => return Ok(()),
+        ManagedIdentityId::ClientId(v)
+        | ManagedIdentityId::ObjectId(v)
+        | ManagedIdentityId::ResourceId(v) => v,
+        _ => return Ok(()),
+    };
+    if value.trim().is_empty() {
+        return Err(Error::config(
+            "managed_identity",
+            "the user-assigned identity's id is empty",
+        ));
+    }
+    Ok(())
+}
+
+/// The error of a managed identity endpoint that answered with a refusal: what it said, for the
+/// `source()` chain of the [`Error`] botauth returns (whose message says what to do).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{endpoint} answered HTTP {status}{}{}", error.as_deref().map(|e| format!(": {e}")).unwrap_or_default(), description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+#[non_exhaustive]
+pub struct EndpointRejection {
+    /// Which endpoint answered.
+    pub endpoint: ManagedIdentitySource,
+    /// The HTTP status.
+    pub status: u16,
+    /// Its `error` field, when the body had one.
+    pub error: Option<String>,
+    /// Its `error_description` (or `message`), when the body had one.
+    pub description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorWire {
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+    #[serde(default)]
+    error_description: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+impl EndpointRejection {
+    fn parse(source: ManagedIdentitySource, status: u16, body: &[u8]) -> Self {
+        let wire: Option<ErrorWire> = serde_json::from_slice(body).ok();
+        let (error, description) = match wire {
+            Some(w) => {
+                // Some endpoints nest `{"error":{"code":…,"message":…}}`.
+                let (error, nested) = match w.error {
+                    Some(serde_json::Value::String(s)) => (Some(s), None),
+                    Some(serde_json::Value::Object(o)) => (
+                        o.get("code").and_then(|v| v.as_str()).map(str::to_owned),
+                        o.get("message").and_then(|v| v.as_str()).map(str::to_owned),
+                    ),
+                    _ => (None, None),
+                };
+                (error, w.error_description.or(w.message).or(nested))
+            }
+            None => (None, None),
+        };
+        let clip = |s: String| s.chars().take(300).collect::<String>();
+        EndpointRejection {
+            endpoint: source,
+            status,
+            error: error.map(clip),
+            description: description.map(clip),
+        }
+    }
+}
+
+impl ManagedIdentityCredential {
+    /// A builder for the system-assigned identity, detecting the endpoint from the process
+    /// environment.
+    pub fn builder() -> ManagedIdentityCredentialBuilder {
+        ManagedIdentityCredentialBuilder {
+            id: ManagedIdentityId::System,
+            env: None,
+            file_exists: Arc::new(|p: &Path| p.exists()),
+            options: default_http_options(),
+            retry: RetryOptions::default(),
+            clock: Arc::new(SystemClock),
+            arc_key_directory: None,
+        }
+    }
+
+    /// The system-assigned identity of this host.
+    pub fn system() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// A user-assigned identity.
+    pub fn user_assigned(id: ManagedIdentityId) -> Result<Self> {
+        Self::builder().id(id).build()
+    }
+
+    /// The credential of the first `managed_identity` entry of `config` (the identity *is* the
+    /// bot), with the endpoint detected from the process environment.
+    pub fn from_config(config: &BotAuthConfig) -> Result<Self> {
+        let id = config
+            .credentials
+            .iter()
+            .find_map(|c| match c {
+                CredentialConfig::ManagedIdentity { id } => Some(id.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| Error::config("credentials", "no managed identity is configured"))?;
+        Self::builder().id(id).build()
+    }
+
+    /// The detected source.
+    pub fn source(&self) -> ManagedIdentitySource {
+        self.endpoint.source
+    }
+
+    /// The selected identity.
+    pub fn id(&self) -> &ManagedIdentityId {
+        &self.id
+    }
+
+    /// The endpoint URL (without query).
+    pub fn endpoint(&self) -> &str {
+        self.endpoint.url.as_str()
+    }
+
+    /// A token for the single resource of `request`.
+    pub async fn request_token(&self, request: &TokenRequest) -> Result<AccessToken> {
+        let resource = resource(request)?;
+        let source = self.endpoint.source;
+        let mut schedule = Schedule::new(&self.retry, source, self.clock.now());
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let built = self.build_request(&resource)?;
+            let endpoint = built.endpoint();
+            tracing::debug!(%source, endpoint, attempt, "requesting a managed identity token");
+            let outcome = match self.send(&built).await {
+                Ok(response) if response.status == 200 => {
+                    return response::parse(&endpoint, &response.body, self.clock.now());
+                }
+                Ok(response) => Err(response),
+                Err(SendError::Timeout(after)) => Ok(after),
+                Err(SendError::Connect(cause)) => return Err(self.unreachable(&endpoint, cause)),
+                Err(SendError::Other(e)) => return Err(e),
+            };
+            let now = self.clock.now();
+            let retry = match &outcome {
+                Err(r) => Outcome::Status(r.status, r.retry_after),
+                Ok(_) => Outcome::Timeout,
+            };
+            match schedule.next(retry, now) {
+                Decision::Retry(wait) => {
+                    tracing::info!(%source, attempt, wait_ms = wait.as_millis() as u64, ?retry, "managed identity request failed; retrying");
+                    self.clock.sleep(wait).await;
+                }
+                Decision::GiveUp => {
+                    return Err(match outcome {
+                        Err(response) => self.failure(&endpoint, &response),
+                        Ok(after) => Error::Timeout { endpoint, after },
+                    });
+                }
+            }
+        }
+    }
+
+    fn build_request(&self, resource: &str) -> Result<Request> {
+        let e = &self.endpoint;
+        match e.source {
+            ManagedIdentitySource::Imds => imds::request(e, resource, &self.id),
+            ManagedIdentitySource::AppService => app_service::request(e, resource, &self.id),
+            ManagedIdentitySource::AzureArc => arc::request(e, resource, &self.id),
+            ManagedIdentitySource::CloudShell => cloud_shell::request(e, resource, &self.id),
+            ManagedIdentitySource::ServiceFabric => service_fabric::request(e, resource, &self.id),
+            ManagedIdentitySource::AzureMl => azure_ml::request(e, resource, &self.id),
+        }
+    }
+
+    /// One exchange; for Arc, including the challenge round trip.
+    async fn send(&self, request: &Request) -> Result<Response, SendError> {
+        let response = self.send_once(request).await?;
+        if self.endpoint.source != ManagedIdentitySource::AzureArc || response.status != 401 {
+            return Ok(response);
+        }
+        let key = arc::read_challenge_key(
+            response.www_authenticate.as_deref(),
+            &self.arc_key_directory,
+        )
+        .await
+        .map_err(SendError::Other)?;
+        let authorized = request
+            .clone()
+            .header("Authorization", format!("Basic {}", key.expose_secret()));
+        self.send_once(&authorized).await
+    }
+
+    async fn send_once(&self, request: &Request) -> Result<Response, SendError> {
+        match self.endpoint.thumbprint {
+            Some(thumbprint) => {
+                service_fabric::send_pinned(request, thumbprint, &self.options, self.clock.now())
+                    .await
+            }
+            None => transport::send(&self.http, &self.options, request, self.clock.now()).await,
+        }
+    }
+
+    fn unreachable(&self, endpoint: &str, cause: botauth_core::ErrorSource) -> Error {
+        let source = self.endpoint.source;
+        let advice = match source {
+            ManagedIdentitySource::Imds => {
+                "this host does not look like an Azure VM, scale set or AKS node. Off Azure, use \
+                 another credential (a client secret or a certificate), or point \
+                 AZURE_POD_IDENTITY_AUTHORITY_HOST at a local stand-in; on App Service or Functions, \
+                 enable the managed identity (Identity blade), which sets IDENTITY_ENDPOINT and \
+                 IDENTITY_HEADER"
+            }
+            _ => {
+                "the platform's identity agent is not running: check that the managed identity is enabled"
+            }
+        };
+        Error::Credential {
+            message: format!(
+                "no managed identity endpoint is available: {} at {endpoint} refused the connection \
+                 or did not accept it within {:?}; {advice}",
+                source.product(),
+                self.options.connect_timeout
+            ),
+            source: Some(cause),
+        }
+    }
+
+    /// The error for a final non-200 answer.
+    fn failure(&self, endpoint: &str, response: &Response) -> Error {
+        let source = self.endpoint.source;
+        let status = response.status;
+        let rejection = EndpointRejection::parse(source, status, &response.body);
+        let endpoint = endpoint.to_owned();
+        match status {
+            429 => Error::Throttled {
+                endpoint,
+                retry_after: response.retry_after,
+            },
+            404 | 408 | 410 | 500..=599 => Error::Unavailable {
+                endpoint,
+                status: Some(status),
+                retry_after: response.retry_after,
+                source: Some(Arc::new(rejection)),
+            },
+            400 | 401 | 403 => Error::Credential {
+                message: self.refusal_advice(&rejection),
+                source: Some(Arc::new(rejection)),
+            },
+            _ => Error::InvalidResponse {
+                endpoint,
+                status,
+                message: "unexpected status from the managed identity endpoint".into(),
+            },
+        }
+    }
+
+    fn refusal_advice(&self, r: &EndpointRejection) -> String {
+        let product = r.endpoint.product();
+        let not_found = r
+            .description
+            .as_deref()
+            .is_some_and(|d| d.to_ascii_lowercase().contains("identity not found"));
+        let which = match &self.id {
+            ManagedIdentityId::System => "system-assigned identity".to_owned(),
+            ManagedIdentityId::ClientId(v) => format!("user-assigned identity with client id {v}"),
+            ManagedIdentityId::ObjectId(v) => format!("user-assigned identity with object id {v}"),
+            ManagedIdentityId::ResourceId(v) => format!("user-assigned identity {v}"),
+            _ => "such identity".to_owned(),
+        };
+        match (r.endpoint, r.status) {
+            (ManagedIdentitySource::Imds, 400) if not_found || r.description.is_none() => format!(
+                "{product} has no {which}: {}",
+                if matches!(self.id, ManagedIdentityId::System) {
+                    "enable the system-assigned identity of this VM (Identity blade, Status On), or configure the client id of a user-assigned identity assigned to it"
+                } else {
+                    "assign that identity to this VM or scale set (Identity blade, User assigned), or check the id"
+                }
+            ),
+            (_, 400) if not_found => format!(
+                "{product} has no {which}: assign it to this resource (Identity blade) or check the id"
+            ),
+            (ManagedIdentitySource::AppService, 401 | 403) => format!(
+                "{product} refused the request (HTTP {}): IDENTITY_HEADER is not accepted; it changes \
+                 when the app restarts, so read it from the environment at start-up rather than copying it",
+                r.status
+            ),
+            (ManagedIdentitySource::AzureArc, 401 | 403) => format!(
+                "{product} refused the challenge key: run the bot as a member of the himds group (or as administrator)"
+            ),
+            (ManagedIdentitySource::ServiceFabric | ManagedIdentitySource::AzureMl, 401 | 403) => {
+                format!(
+                    "{product} refused the request (HTTP {}): the secret from the environment is not accepted",
+                    r.status
+                )
+            }
+            _ => format!(
+                "{product} refused the token request for the {which} (HTTP {}): check the identity and the requested resource",
+                r.status
+            ),
+        }
+    }
+}
+
+/// The one resource of a managed identity request: its scope without `/.default`.
+pub(crate) fn resource(request: &TokenRequest) -> Result<String> {
+    if request.tenant_id.is_some() {
+        return Err(Error::config(
+            "tenant_id",
+            "a managed identity issues tokens in its own tenant only: do not set a tenant on the request",
+        ));
+    }
+    let scopes = request.normalized_scopes();
+    match scopes.as_slice() {
+        [] => Err(Error::config(
+            "scope",
+            "no scope requested: the Bot Connector scope is https://api.botframework.com/.default",
+        )),
+        [scope] => {
+            let resource = scope.strip_suffix("/.default").unwrap_or(scope);
+            if resource.is_empty() {
+                return Err(Error::config("scope", "the scope names no resource"));
+            }
+            Ok(resource.to_owned())
+        }
+        _ => Err(Error::config(
+            "scope",
+            format!(
+                "a managed identity token is for exactly one resource, but {} scopes were requested: \
+                 request each resource separately",
+                scopes.len()
+            ),
+        )),
+    }
+}
+
+#[async_trait]
+impl CredentialProvider for ManagedIdentityCredential {
+    async fn get_token(&self, request: &TokenRequest) -> Result<AccessToken> {
+        self.request_token(request).await
+    }
+
+    fn describe(&self) -> CredentialInfo {
+        let info = CredentialInfo::new("managed_identity")
+            .authority_host(self.endpoint.url.origin().ascii_serialization());
+        // The client id is known only when the identity is selected by it.
+        match &self.id {
+            ManagedIdentityId::ClientId(c) => info.client_id(c),
+            _ => info,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use botauth_core::ErrorKind;
+
+    fn key(e: Error) -> String {
+        match e {
+            Error::Config { key, .. } => key,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn scopes_become_one_resource() {
+        assert_eq!(
+            resource(&TokenRequest::new("https://api.botframework.com/.default")).unwrap(),
+            "https://api.botframework.com"
+        );
+        assert_eq!(
+            resource(&TokenRequest::new("api://AzureADTokenExchange")).unwrap(),
+            "api://AzureADTokenExchange"
+        );
+        // Duplicates collapse into one.
+        assert_eq!(
+            resource(&TokenRequest::with_scopes(["a/.default", "a/.default"])).unwrap(),
+            "a"
+        );
+        let two = TokenRequest::with_scopes(["https://a/.default", "https://b/.default"]);
+        let e = resource(&two).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("exactly one resource"), "{e}");
+        assert_eq!(
+            key(resource(&TokenRequest::with_scopes([" "])).unwrap_err()),
+            "scope"
+        );
+        assert_eq!(
+            key(resource(&TokenRequest::new("/.default")).unwrap_err()),
+            "scope"
+        );
+        assert_eq!(
+            key(resource(&TokenRequest::new("a").tenant("t")).unwrap_err()),
+            "tenant_id"
+        );
+    }
+
+    fn build(vars: &[(&str, &str)], id: ManagedIdentityId) -> Result<ManagedIdentityCredential> {
+        ManagedIdentityCredential::builder()
+            .env(vars.iter().map(|(k, v)| (*k, *v)).collect())
+            .file_exists(|_| false)
+            .id(id)
+            .build()
+    }
+
+    #[test]
+    fn sources_refuse_ids_they_cannot_select() {
+        let arc = [
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:40342/x"),
+            ("IMDS_ENDPOINT", "http://127.0.0.1:40342"),
+        ];
+        let e = build(&arc, ManagedIdentityId::ClientId("c".into())).unwrap_err();
+        assert_eq!(key(e), "managed_identity");
+        let shell = [("MSI_ENDPOINT", "http://127.0.0.1:1/x")];
+        assert!(build(&shell, ManagedIdentityId::System).is_ok());
+        assert_eq!(
+            key(build(&shell, ManagedIdentityId::ObjectId("o".into())).unwrap_err()),
+            "managed_identity"
+        );
+        let ml = [
+            ("MSI_ENDPOINT", "http://127.0.0.1:1/x"),
+            ("MSI_SECRET", "s"),
+        ];
+        assert!(build(&ml, ManagedIdentityId::ClientId("c".into())).is_ok());
+        assert_eq!(
+            key(build(&ml, ManagedIdentityId::ResourceId("r".into())).unwrap_err()),
+            "managed_identity"
+        );
+        let sf = [
+            ("IDENTITY_ENDPOINT", "https://127.0.0.1:1/x"),
+            ("IDENTITY_HEADER", "h"),
+            (
+                "IDENTITY_SERVER_THUMBPRINT",
+                "84E05C1D98BCE3A5421D225B140B36E86A3D5534",
+            ),
+        ];
+        assert!(build(&sf, ManagedIdentityId::ResourceId("r".into())).is_ok());
+        assert_eq!(
+            key(build(&sf, ManagedIdentityId::ObjectId("o".into())).unwrap_err()),
+            "managed_identity"
+        );
+        assert_eq!(
+            key(build(&[], ManagedIdentityId::ClientId(" ".into())).unwrap_err()),
+            "managed_identity"
+        );
+    }
+
+    #[test]
+    fn debug_and_describe_hide_the_secret_header() {
+        let c = build(
+            &[
+                ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi/token"),
+                ("IDENTITY_HEADER", "hdr-s3cret"),
+            ],
+            ManagedIdentityId::ClientId("cid".into()),
+        )
+        .unwrap();
+        assert_eq!(c.source(), ManagedIdentitySource::AppService);
+        let debug = format!("{c:?} {:?} {}", c.describe(), c.describe());
+        assert!(!debug.contains("hdr-s3cret"), "{debug}");
+        assert_eq!(c.describe().kind, "managed_identity");
+        assert_eq!(c.describe().client_id.as_deref(), Some("cid"));
+    }
+
+    #[test]
+    fn rejections_parse_flat_and_nested_bodies() {
+        let r = EndpointRejection::parse(
+            ManagedIdentitySource::Imds,
+            400,
+            br#"{"error":"invalid_request","error_description":"Identity not found"}"#,
+        );
+        assert_eq!(r.error.as_deref(), Some("invalid_request"));
+        assert_eq!(r.description.as_deref(), Some("Identity not found"));
+        assert_eq!(
+            r.to_string(),
+            "imds answered HTTP 400: invalid_request (Identity not found)"
+        );
+        let r = EndpointRejection::parse(
+            ManagedIdentitySource::ServiceFabric,
+            401,
+            br#"{"error":{"code":"SecretHeaderNotFound","message":"Secret is not found"}}"#,
+        );
+        assert_eq!(r.error.as_deref(), Some("SecretHeaderNotFound"));
+        assert_eq!(r.description.as_deref(), Some("Secret is not found"));
+        let r = EndpointRejection::parse(ManagedIdentitySource::AppService, 500, b"<html>");
+        assert_eq!(r.error, None);
+    }
+}
