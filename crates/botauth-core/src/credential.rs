@@ -64,6 +64,10 @@ pub struct CredentialInfo {
     pub tenant_id: Option<String>,
     /// The authority host (`https://login.microsoftonline.com`), when the credential talks to one.
     pub authority_host: Option<String>,
+    /// Whether the credential already retries transient failures on its own schedule (managed
+    /// identity endpoints do, PROTOCOL §4). The token manager then adds no retry of its own, so an
+    /// outage is not waited through twice.
+    pub retries_internally: bool,
 }
 
 impl CredentialInfo {
@@ -92,6 +96,13 @@ impl CredentialInfo {
         self.authority_host = Some(authority_host.into());
         self
     }
+
+    /// Marks the credential as retrying transient failures itself (see
+    /// [`retries_internally`](Self::retries_internally)).
+    pub fn retries_internally(mut self) -> Self {
+        self.retries_internally = true;
+        self
+    }
 }
 
 impl Debug for CredentialInfo {
@@ -101,6 +112,7 @@ impl Debug for CredentialInfo {
             .field("client_id", &self.client_id)
             .field("tenant_id", &self.tenant_id)
             .field("authority_host", &self.authority_host)
+            .field("retries_internally", &self.retries_internally)
             .finish()
     }
 }

@@ -496,8 +496,10 @@ impl CredentialProvider for ManagedIdentityCredential {
     }
 
     fn describe(&self) -> CredentialInfo {
+        // The source's own retry schedule (PROTOCOL §4) is the only one.
         let info = CredentialInfo::new("managed_identity")
-            .authority_host(self.endpoint.url.origin().ascii_serialization());
+            .authority_host(self.endpoint.url.origin().ascii_serialization())
+            .retries_internally();
         // The client id is known only when the identity is selected by it.
         match &self.id {
             ManagedIdentityId::ClientId(c) => info.client_id(c),
@@ -616,6 +618,8 @@ mod tests {
         assert!(!debug.contains("hdr-s3cret"), "{debug}");
         assert_eq!(c.describe().kind, "managed_identity");
         assert_eq!(c.describe().client_id.as_deref(), Some("cid"));
+        // Its own PROTOCOL §4 schedule is the only one: the token manager must not add another.
+        assert!(c.describe().retries_internally);
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub struct ManagerOptions {
     /// The largest random amount taken off a refresh time, so that many processes started together
     /// do not refresh together (default 60 s; never more than a tenth of the time to refresh).
     pub max_jitter: Duration,
-    /// Retries after a retryable failure (default 1).
+    /// Retries after a retryable failure (default 1; none for a credential that
+    /// [retries internally](botauth_core::CredentialInfo::retries_internally)).
     pub max_retries: u32,
     /// The wait before a retry when the server gave no `Retry-After` (default 1 s).
     pub retry_delay: Duration,
@@ -439,7 +440,13 @@ impl Inner {
                 Ok(token) => return Ok(token),
                 Err(e) => e,
             };
-            if attempt >= self.options.max_retries || !error.is_retryable() {
+            // A credential with its own retry schedule has already waited the outage out once.
+            let max_retries = if self.info.retries_internally {
+                0
+            } else {
+                self.options.max_retries
+            };
+            if attempt >= max_retries || !error.is_retryable() {
                 return Err(error);
             }
             let wait = match error.retry_after() {
@@ -857,6 +864,30 @@ mod tests {
         let e = m.get_token(&req()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert_eq!(fake.calls(), 2);
+    }
+
+    /// A credential with its own retry schedule (managed identity) is not retried a second time.
+    #[derive(Debug)]
+    struct SelfRetrying(Arc<Fake>);
+
+    #[async_trait]
+    impl CredentialProvider for SelfRetrying {
+        async fn get_token(&self, request: &TokenRequest) -> Result<AccessToken> {
+            self.0.get_token(request).await
+        }
+        fn describe(&self) -> CredentialInfo {
+            self.0.describe().retries_internally()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn credentials_that_retry_internally_are_not_retried_again() {
+        let fake = Fake::new(Duration::ZERO);
+        fake.then(Next::Fail(server_error()));
+        let m = TokenManager::new(Arc::new(SelfRetrying(fake.clone())));
+        let e = m.get_token(&req()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert_eq!(fake.calls(), 1);
     }
 
     #[tokio::test(start_paused = true)]
