@@ -11,6 +11,7 @@ mod error;
 mod faults;
 mod jwt;
 mod log;
+mod mint;
 mod server;
 mod state;
 
