@@ -18,3 +18,9 @@ pub use botauth_token::{TokenManager, TokenSource};
 /// The client-secret credential (feature `secret`).
 #[cfg(feature = "secret")]
 pub use botauth_secret as secret;
+
+/// Inbound JWT validation (feature `validator`; axum extractors with feature `axum`).
+#[cfg(feature = "validator")]
+pub use botauth_validator as validator;
+#[cfg(feature = "validator")]
+pub use botauth_validator::{BotAuthLayer, BotClaims, Validator, VerifiedActivity};
