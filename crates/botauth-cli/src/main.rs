@@ -4,6 +4,7 @@
 mod demo;
 mod sandbox;
 mod token;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,8 @@ enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// Show the outbound flow end to end against an in-process sandbox.
     Demo(demo::DemoArgs),
+    /// Validate an inbound Bot Service token: exit 0 valid, 1 rejected, 2 usage, 3 keys unavailable.
+    Validate(validate::ValidateArgs),
 }
 
 fn init_tracing(verbose: u8) {
@@ -47,7 +50,7 @@ fn init_tracing(verbose: u8) {
 }
 
 /// One line: the error and its causes.
-pub(crate) fn error_line(error: &botauth::Error) -> String {
+pub(crate) fn error_line(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(s) = source {
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
             Command::Token(args) => token::run(args).await,
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Validate(args) => validate::run(args).await,
         }
     })
 }
