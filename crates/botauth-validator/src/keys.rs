@@ -197,6 +197,8 @@ struct State {
     last_error: Option<botauth_core::Error>,
     /// Completed fetch attempts, so that a caller who waited for the single flight knows one ran.
     attempts: u64,
+    /// Successful fetches: a verification made with generation `g` still stands while it is `g`.
+    generation: u64,
 }
 
 #[derive(Debug)]
@@ -219,6 +221,15 @@ pub(crate) struct KeyCache {
     state: RwLock<State>,
     fetch_lock: tokio::sync::Mutex<()>,
     fetches: AtomicU64,
+    /// Mirrors of `State::generation` and of the key set's fetch time (Unix seconds), so that the
+    /// verified-token cache can check them without taking the lock.
+    generation: AtomicU64,
+    fetched_at: AtomicU64,
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn age(now: SystemTime, then: SystemTime) -> Duration {
@@ -241,6 +252,8 @@ impl KeyCache {
             state: RwLock::new(State::default()),
             fetch_lock: tokio::sync::Mutex::new(()),
             fetches: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            fetched_at: AtomicU64::new(0),
         }
     }
 
@@ -265,6 +278,8 @@ impl KeyCache {
             state: RwLock::new(state),
             fetch_lock: tokio::sync::Mutex::new(()),
             fetches: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            fetched_at: AtomicU64::new(unix_secs(now)),
         }
     }
 
@@ -285,14 +300,24 @@ impl KeyCache {
         f(&mut self.state.write().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The current key `kid` without fetching, when present and not stale beyond the bound:
-    /// the verified-token cache uses it to re-check that a key was not withdrawn.
-    pub(crate) fn cached(&self, kid: &str) -> Option<Arc<Jwk>> {
+    /// Whether a key found in generation `generation` still stands at `now`: no fetch has
+    /// replaced the key set since, and the set is not stale beyond the bound. Lock-free, for the
+    /// verified-token cache's hit path.
+    pub(crate) fn still_current(&self, generation: u64, now: SystemTime) -> bool {
+        self.generation.load(Ordering::Acquire) == generation
+            && (self.is_fixed()
+                || unix_secs(now).saturating_sub(self.fetched_at.load(Ordering::Acquire))
+                    <= self.timing.max_stale.as_secs())
+    }
+
+    /// The key `kid` of the current set and its generation, without fetching, when the set is
+    /// not stale beyond the bound.
+    pub(crate) fn cached(&self, kid: &str) -> Option<(Arc<Jwk>, u64)> {
         let now = self.clock.now();
         self.read(|s| {
             let set = s.current.as_ref()?;
             if self.is_fixed() || age(now, set.fetched_at) <= self.timing.max_stale {
-                set.keys.get(kid).cloned()
+                set.keys.get(kid).map(|k| (Arc::clone(k), s.generation))
             } else {
                 None
             }
@@ -303,18 +328,29 @@ impl KeyCache {
         matches!(self.source, Source::Fixed)
     }
 
-    /// The key named `kid`, fetching or refreshing as the rules allow.
-    pub(crate) async fn key(&self, kid: &str) -> Result<Arc<Jwk>> {
+    /// The key named `kid` and the generation of the set it came from, fetching or refreshing as
+    /// the rules allow.
+    pub(crate) async fn key(&self, kid: &str) -> Result<(Arc<Jwk>, u64)> {
         if self.is_fixed() {
             return self
                 .read(|s| {
-                    s.current
-                        .as_ref()
-                        .and_then(|set| set.keys.get(kid).cloned())
+                    let key = s.current.as_ref()?.keys.get(kid)?;
+                    Some((Arc::clone(key), s.generation))
                 })
                 .ok_or(Error::UnknownKeyId);
         }
         let now = self.clock.now();
+        // The common case in one read: fresh keys that know this kid.
+        let hit = self.read(|s| {
+            let set = s.current.as_ref()?;
+            if age(now, set.fetched_at) >= self.timing.refresh_every {
+                return None;
+            }
+            Some((Arc::clone(set.keys.get(kid)?), s.generation))
+        });
+        if let Some(hit) = hit {
+            return Ok(hit);
+        }
         let (has_keys, refresh_due, attempts, may_retry) = self.read(|s| {
             let may_retry = s.last_attempt.is_none_or(|t| {
                 let wait = if s.last_failed {
@@ -376,12 +412,14 @@ impl KeyCache {
 
     /// Looks `kid` up in the current set; fails when there is no set or it is too stale.
     #[allow(clippy::type_complexity)]
-    fn lookup(&self, kid: &str) -> Result<(Option<Arc<Jwk>>, u64, Option<SystemTime>)> {
+    fn lookup(&self, kid: &str) -> Result<(Option<(Arc<Jwk>, u64)>, u64, Option<SystemTime>)> {
         let now = self.clock.now();
         self.read(|s| match &s.current {
-            Some(set) if age(now, set.fetched_at) <= self.timing.max_stale => {
-                Ok((set.keys.get(kid).cloned(), s.attempts, s.last_attempt))
-            }
+            Some(set) if age(now, set.fetched_at) <= self.timing.max_stale => Ok((
+                set.keys.get(kid).map(|k| (Arc::clone(k), s.generation)),
+                s.attempts,
+                s.last_attempt,
+            )),
             _ => Err(self.unavailable(s.last_error.clone())),
         })
     }
@@ -415,6 +453,9 @@ impl KeyCache {
                         keys,
                         fetched_at: now,
                     }));
+                    s.generation += 1;
+                    self.generation.store(s.generation, Ordering::Release);
+                    self.fetched_at.store(unix_secs(now), Ordering::Release);
                     s.last_failed = false;
                     s.last_error = None;
                 }

@@ -512,14 +512,17 @@ impl Validator {
             });
         }
         let digest = verified::digest(token);
-        if let Some(hit) = inner.verified.get(&digest) {
-            match self.recheck(&hit, activity) {
-                Some(result) => return result,
-                // The key was withdrawn (or went stale): judge the token afresh.
-                None => inner.verified.remove(&digest),
-            }
+        match inner
+            .verified
+            .with(&digest, |hit| self.recheck(hit, activity))
+        {
+            Some(Some(result)) => return result,
+            // The key was withdrawn (or went stale): judge the token afresh.
+            Some(None) => inner.verified.remove(&digest),
+            None => {}
         }
-        let verified = self.verify(token, activity).await?;
+        // Boxed so that the hit path's future stays small.
+        let verified = Box::pin(self.verify(token, activity)).await?;
         let claims = verified.claims.clone();
         let now = unix(inner.clock.now());
         inner
@@ -531,8 +534,16 @@ impl Validator {
     /// The per-request rules for a cached verification; `None` when its key is gone.
     fn recheck(&self, v: &Verified, activity: ActivityInfo<'_>) -> Option<Result<BotClaims>> {
         let inner = &*self.inner;
-        let key = v.keys.cached(&v.kid)?;
-        let now = unix(inner.clock.now());
+        let now = inner.clock.now();
+        // Unless the keys were refetched since, the key that verified the token still stands.
+        let refetched;
+        let key = if v.keys.still_current(v.generation, now) {
+            &v.key
+        } else {
+            refetched = v.keys.cached(&v.kid)?.0;
+            &refetched
+        };
+        let now = unix(now);
         let check = || -> Result<()> {
             rules::check_time(now, v.nbf, v.exp, inner.skew)?;
             if let (Some(claim), Some(activity)) = (v.claims.service_url(), activity.service_url) {
@@ -607,7 +618,7 @@ impl Validator {
                 )
             }
         };
-        let key = keys.key(&parsed.kid).await?;
+        let (key, generation) = keys.key(&parsed.kid).await?;
         key.verify(parsed.alg, parsed.signing_input, &parsed.signature)?;
 
         if let (Some(claim), Some(activity)) = (service_url, activity.service_url) {
@@ -628,6 +639,8 @@ impl Validator {
             exp,
             kid: parsed.kid,
             keys: Arc::clone(keys),
+            key,
+            generation,
             claims: BotClaims::from(Parts {
                 profile,
                 app_id,

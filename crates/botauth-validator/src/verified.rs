@@ -4,10 +4,11 @@
 //! published) is checked again on every hit.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::claims::BotClaims;
-use crate::keys::KeyCache;
+use crate::keys::{Jwk, KeyCache};
 
 /// What a successful validation leaves behind.
 #[derive(Debug)]
@@ -17,6 +18,9 @@ pub(crate) struct Verified {
     pub(crate) exp: i64,
     pub(crate) kid: String,
     pub(crate) keys: Arc<KeyCache>,
+    /// The key that verified the signature, and the generation of the key set it came from.
+    pub(crate) key: Arc<Jwk>,
+    pub(crate) generation: u64,
 }
 
 pub(crate) type Digest = [u8; 32];
@@ -25,37 +29,71 @@ pub(crate) fn digest(token: &str) -> Digest {
     openssl::sha::sha256(token.as_bytes())
 }
 
+/// The key is already a SHA-256 digest: its first eight bytes are as good a hash as any, and
+/// cheaper than hashing it again.
+#[derive(Debug, Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(*b) << (8 * i);
+        }
+    }
+}
+
+type Shard = Mutex<HashMap<Digest, Arc<Verified>, BuildHasherDefault<DigestHasher>>>;
+
+/// Shards keep concurrent requests on different tokens off each other's lock.
+const SHARDS: usize = 16;
+
 /// A bounded map from token digest to its verification.
 #[derive(Debug)]
 pub(crate) struct VerifiedCache {
+    /// Capacity per shard.
     capacity: usize,
-    map: Mutex<HashMap<Digest, Arc<Verified>>>,
+    shards: Box<[Shard]>,
 }
 
 impl VerifiedCache {
     pub(crate) fn new(capacity: usize) -> Self {
         VerifiedCache {
-            capacity,
-            map: Mutex::new(HashMap::new()),
+            capacity: capacity.div_ceil(SHARDS),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
         }
     }
 
-    pub(crate) fn get(&self, key: &Digest) -> Option<Arc<Verified>> {
+    fn shard(&self, key: &Digest) -> std::sync::MutexGuard<'_, HashMap<Digest, Arc<Verified>, BuildHasherDefault<DigestHasher>>> {
+        // The last byte picks the shard; the first eight feed the map's hash.
+        self.shards[usize::from(key[31]) % SHARDS]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the entry for `key`, under the shard's lock (the hit path: no reference
+    /// counting, one lock).
+    pub(crate) fn with<R>(&self, key: &Digest, f: impl FnOnce(&Verified) -> R) -> Option<R> {
         if self.capacity == 0 {
             return None;
         }
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
+        self.shard(key).get(key).map(|v| f(v))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn get(&self, key: &Digest) -> Option<Arc<Verified>> {
+        self.with(key, |_| ())?;
+        self.shard(key).get(key).cloned()
     }
 
     pub(crate) fn insert(&self, key: Digest, value: Arc<Verified>, now_unix: i64, skew: i64) {
         if self.capacity == 0 {
             return;
         }
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.shard(&key);
         if map.len() >= self.capacity && !map.contains_key(&key) {
             // Expired entries go first; if the cache is still full (a flood of distinct valid
             // tokens), an arbitrary eighth makes room, which keeps insertion O(1) amortised.
@@ -75,18 +113,15 @@ impl VerifiedCache {
     }
 
     pub(crate) fn remove(&self, key: &Digest) {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
+        self.shard(key).remove(key);
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
     }
 }
 
@@ -95,8 +130,17 @@ mod tests {
     use super::*;
     use crate::claims::Parts;
     use crate::profile::ProfileKind;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-    fn entry(keys: &Arc<KeyCache>, exp: i64) -> Arc<Verified> {
+    fn jwk() -> Arc<Jwk> {
+        let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+        let doc = serde_json::json!({"keys": [{"kty": "RSA", "kid": "k",
+            "n": URL_SAFE_NO_PAD.encode(rsa.n().to_vec()), "e": URL_SAFE_NO_PAD.encode(rsa.e().to_vec())}]});
+        crate::keys::parse_jwks(&doc, "http://127.0.0.1/k").unwrap().remove("k").unwrap()
+    }
+
+    fn entry(keys: &Arc<KeyCache>, key: &Arc<Jwk>, exp: i64) -> Arc<Verified> {
         Arc::new(Verified {
             claims: BotClaims::from(Parts {
                 profile: ProfileKind::BotService,
@@ -113,7 +157,18 @@ mod tests {
             exp,
             kid: "k".into(),
             keys: Arc::clone(keys),
+            key: Arc::clone(key),
+            generation: 0,
         })
+    }
+
+    /// Tokens whose digests fall in shard 0.
+    fn shard0(n: usize) -> Vec<Digest> {
+        (0u32..)
+            .map(|i| digest(&i.to_string()))
+            .filter(|d| usize::from(d[31]) % SHARDS == 0)
+            .take(n)
+            .collect()
     }
 
     #[test]
@@ -123,27 +178,30 @@ mod tests {
             HashMap::new(),
             Arc::new(botauth_core::SystemClock),
         ));
-        let cache = VerifiedCache::new(16);
-        // Eight expired entries (exp 0) and eight live ones fill it.
-        for i in 0..16u8 {
-            let exp = if i < 8 { 0 } else { 10_000 };
-            cache.insert(digest(&i.to_string()), entry(&keys, exp), 1_000, 300);
+        let key = jwk();
+        // Ten per shard.
+        let cache = VerifiedCache::new(10 * SHARDS);
+        let digests = shard0(12);
+        for d in &digests[..10] {
+            cache.insert(*d, entry(&keys, &key, 0), 1_000, 300);
         }
-        assert_eq!(cache.len(), 16);
-        cache.insert(digest("new"), entry(&keys, 10_000), 1_000, 300);
-        assert_eq!(cache.len(), 9, "the expired eight went first");
-        assert!(cache.get(&digest("new")).is_some());
-        assert!(cache.get(&digest("15")).is_some());
-        assert!(cache.get(&digest("0")).is_none());
-        // All live: an eighth is dropped to make room, never more than the capacity kept.
-        for i in 100..200u32 {
-            cache.insert(digest(&i.to_string()), entry(&keys, 10_000), 1_000, 300);
-            assert!(cache.len() <= 16);
+        assert_eq!(cache.len(), 10);
+        // The shard is full of expired entries: they all go, the new one stays.
+        cache.insert(digests[10], entry(&keys, &key, 10_000), 1_000, 300);
+        assert_eq!(cache.len(), 1);
+        assert!(cache.get(&digests[10]).is_some());
+        assert!(cache.get(&digests[0]).is_none());
+        // All live: room is made, never more than the capacity kept, the newest always present.
+        for i in 0..2_000u32 {
+            let d = digest(&format!("live-{i}"));
+            cache.insert(d, entry(&keys, &key, 10_000), 1_000, 300);
+            assert!(cache.get(&d).is_some());
+            assert!(cache.len() <= 10 * SHARDS);
         }
-        cache.remove(&digest("199"));
-        assert!(cache.get(&digest("199")).is_none());
+        cache.remove(&digests[10]);
+        assert!(cache.get(&digests[10]).is_none());
         let off = VerifiedCache::new(0);
-        off.insert(digest("x"), entry(&keys, 10_000), 0, 0);
-        assert!(off.get(&digest("x")).is_none());
+        off.insert(digests[11], entry(&keys, &key, 10_000), 0, 0);
+        assert!(off.get(&digests[11]).is_none());
     }
 }
