@@ -46,7 +46,8 @@ impl Hasher for DigestHasher {
     }
 }
 
-type Shard = Mutex<HashMap<Digest, Arc<Verified>, BuildHasherDefault<DigestHasher>>>;
+type Map = HashMap<Digest, Arc<Verified>, BuildHasherDefault<DigestHasher>>;
+type Shard = Mutex<Map>;
 
 /// Shards keep concurrent requests on different tokens off each other's lock.
 const SHARDS: usize = 16;
@@ -67,7 +68,7 @@ impl VerifiedCache {
         }
     }
 
-    fn shard(&self, key: &Digest) -> std::sync::MutexGuard<'_, HashMap<Digest, Arc<Verified>, BuildHasherDefault<DigestHasher>>> {
+    fn shard(&self, key: &Digest) -> std::sync::MutexGuard<'_, Map> {
         // The last byte picks the shard; the first eight feed the map's hash.
         self.shards[usize::from(key[31]) % SHARDS]
             .lock()
@@ -137,7 +138,10 @@ mod tests {
         let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
         let doc = serde_json::json!({"keys": [{"kty": "RSA", "kid": "k",
             "n": URL_SAFE_NO_PAD.encode(rsa.n().to_vec()), "e": URL_SAFE_NO_PAD.encode(rsa.e().to_vec())}]});
-        crate::keys::parse_jwks(&doc, "http://127.0.0.1/k").unwrap().remove("k").unwrap()
+        crate::keys::parse_jwks(&doc, "http://127.0.0.1/k")
+            .unwrap()
+            .remove("k")
+            .unwrap()
     }
 
     fn entry(keys: &Arc<KeyCache>, key: &Arc<Jwk>, exp: i64) -> Arc<Verified> {
