@@ -449,9 +449,24 @@ enum Target {
 /// Validates the JWTs on inbound activities for one bot (PROTOCOL §6).
 ///
 /// Cheap to clone; clones share the key caches and the verified-token cache.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Validator {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut issuers: Vec<&str> = self.inner.issuers.keys().map(String::as_str).collect();
+        issuers.sort_unstable();
+        let metadata: Vec<&str> = self.inner.caches.iter().map(|c| c.metadata_url()).collect();
+        f.debug_struct("Validator")
+            .field("app_id", &self.inner.app_id)
+            .field("issuers", &issuers)
+            .field("metadata", &metadata)
+            .field("algorithms", &self.inner.algorithms)
+            .field("strict_endorsements", &self.inner.strict_endorsements)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
