@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use botauth_core::{Clock, SystemClock};
+use botauth_core::{BotAuthConfig, Clock, Cloud, SystemClock};
 use botauth_token::http::HttpOptions;
 use serde_json::Value;
 
@@ -96,6 +96,59 @@ impl ValidatorBuilder {
             verified_capacity: 10_000,
             fixed: Vec::new(),
         }
+    }
+
+    /// A builder from botauth's configuration model (any dialect): the app id is `client_id`;
+    /// `inbound` chooses the profiles — Bot Service of the configured cloud (with
+    /// `BOTAUTH_METADATA_URL` as its metadata when set), Entra tenants, the emulator (with the
+    /// bot's tenant) — and carries extra audiences, allowed callers and strict endorsements.
+    pub fn from_config(config: &BotAuthConfig) -> Result<Self> {
+        let app_id = config
+            .client_id
+            .clone()
+            .filter(|id| !id.trim().is_empty())
+            .ok_or_else(|| Error::config("client_id", "the bot's app id is not configured"))?;
+        let inbound = &config.inbound;
+        let mut builder = Validator::builder(app_id);
+        if inbound.bot_service {
+            let mut profile = BotServiceProfile::for_cloud(&config.cloud);
+            if let Some(url) = &inbound.metadata_url {
+                profile.metadata_url.clone_from(url);
+            }
+            builder = builder.bot_service(profile);
+        }
+        let authority = config.cloud.authority_host();
+        let v1_host = match config.cloud {
+            Cloud::China => "https://sts.chinacloudapi.cn",
+            _ => crate::profile::PUBLIC_V1_ISSUER_HOST,
+        };
+        if let Some((first, rest)) = inbound.entra_tenants.split_first() {
+            let mut entra = EntraProfile::new(first)
+                .authority_host(authority)
+                .v1_issuer_host(v1_host);
+            for tenant in rest {
+                entra = entra.tenant(tenant);
+            }
+            if !inbound.allowed_callers.is_empty() {
+                entra = entra.allowed_callers(AllowedCallers::from_list(
+                    inbound.allowed_callers.iter().cloned(),
+                ));
+            }
+            builder = builder.entra(entra);
+        }
+        if inbound.emulator {
+            let mut emulator = EmulatorProfile::new()
+                .authority_host(authority)
+                .v1_issuer_host(v1_host);
+            if let Some(tenant) = &config.tenant_id {
+                emulator = emulator.tenant(tenant);
+            }
+            builder = builder.emulator(emulator);
+        }
+        for audience in &inbound.extra_audiences {
+            builder = builder.audience(audience);
+        }
+        Ok(builder.strict_endorsements(inbound.strict_endorsements))
     }
 
     /// Accepts Bot Service channel tokens of this cloud (may be called for several clouds).
@@ -495,6 +548,11 @@ impl Validator {
     /// A builder for the bot whose Microsoft App ID is `app_id`.
     pub fn builder(app_id: impl Into<String>) -> ValidatorBuilder {
         ValidatorBuilder::new(app_id.into())
+    }
+
+    /// The validator botauth's configuration describes (see [`ValidatorBuilder::from_config`]).
+    pub fn from_config(config: &BotAuthConfig) -> Result<Validator> {
+        ValidatorBuilder::from_config(config)?.build()
     }
 
     /// The bot's app id.

@@ -742,3 +742,45 @@ async fn the_verified_token_cache_rechecks_per_request_rules() {
     assert_eq!(kind(&v, &token).await, ErrorKind::Expired);
     assert_eq!(env.sandbox.count(Route::BotServiceJwks), fetches);
 }
+
+#[tokio::test]
+async fn built_from_the_configuration_model() {
+    let env = Env::start().await;
+    let vars = [
+        ("MicrosoftAppId", APP.to_owned()),
+        ("MicrosoftAppPassword", "unused".to_owned()),
+        ("MicrosoftAppTenantId", TENANT.to_owned()),
+        (
+            "BOTAUTH_METADATA_URL",
+            env.sandbox.bot_service_metadata_url(),
+        ),
+    ];
+    let mut config = botauth_core::BotAuthConfig::from_vars(vars).unwrap();
+    let v = Validator::from_config(&config).unwrap();
+    let claims = v
+        .validate(
+            &env.sandbox
+                .mint_channel_token(botauth_sandbox::ChannelTokenClaims::new(APP, TEAMS)),
+            teams(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claims.caller_id(), Some("urn:botframework:azure"));
+    // Entra tenants and extra audiences from the model; a missing app id is named.
+    config.inbound.entra_tenants = vec![TENANT.into()];
+    config.inbound.extra_audiences = vec!["https://bot.example".into()];
+    let debug = format!("{:?}", Validator::from_config(&config).unwrap());
+    assert!(
+        debug.contains(&format!("https://login.microsoftonline.com/{TENANT}/v2.0")),
+        "{debug}"
+    );
+    assert!(
+        debug.contains(&format!("https://sts.windows.net/{TENANT}/")),
+        "{debug}"
+    );
+    config.client_id = None;
+    match Validator::from_config(&config).unwrap_err() {
+        botauth_validator::Error::Config { key, .. } => assert_eq!(key, "client_id"),
+        other => panic!("{other:?}"),
+    }
+}
