@@ -193,7 +193,7 @@ pub enum Error {
         endpoint: String,
         /// What went wrong.
         #[source]
-        source: Box<botauth_core::Error>,
+        source: botauth_core::Error,
     },
     /// The validator's configuration is invalid.
     #[error("validator configuration `{key}`: {message}")]
@@ -268,10 +268,10 @@ mod tests {
     fn kinds_classify() {
         let unavailable = Error::KeysUnavailable {
             endpoint: "https://login.botframework.com/v1/.well-known/keys".into(),
-            source: Box::new(botauth_core::Error::Timeout {
+            source: botauth_core::Error::Timeout {
                 endpoint: "x".into(),
                 after: std::time::Duration::from_secs(1),
-            }),
+            },
         };
         assert!(unavailable.is_retryable());
         assert!(!unavailable.is_rejection());

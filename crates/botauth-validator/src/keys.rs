@@ -433,7 +433,7 @@ impl KeyCache {
         });
         Error::KeysUnavailable {
             endpoint: display_endpoint(&self.metadata_url),
-            source: Box::new(source),
+            source,
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod activity;
 mod claims;
+pub mod dangerous;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;

@@ -20,7 +20,7 @@ use crate::token::{self, Algorithm, Limits};
 use crate::verified::{self, Verified, VerifiedCache};
 
 /// What the activity says about itself: the values the token's claims must agree with.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ActivityInfo<'a> {
     service_url: Option<&'a str>,
     channel_id: Option<&'a str>,
@@ -36,10 +36,12 @@ impl<'a> ActivityInfo<'a> {
         }
     }
 
-    /// Checks neither `serviceurl` nor endorsements, for diagnostics on a token alone (as
-    /// `botauth validate` without `--service-url`/`--channel-id` does). Never use it for requests.
-    pub fn unchecked() -> Self {
-        ActivityInfo::default()
+    /// Nothing to compare with: see [`dangerous::unchecked_activity`](crate::dangerous::unchecked_activity).
+    pub(crate) fn unchecked() -> Self {
+        ActivityInfo {
+            service_url: None,
+            channel_id: None,
+        }
     }
 
     /// Sets the `serviceUrl` to compare with.

@@ -245,3 +245,38 @@ async fn jwks_uri_must_be_https_or_loopback() {
     let source = std::error::Error::source(&e).unwrap();
     assert!(source.to_string().contains("jwks_uri"), "{source}");
 }
+
+#[tokio::test]
+async fn key_fetches_are_bounded_in_size_and_time() {
+    use botauth_token::http::HttpOptions;
+    let env = Env::start().await;
+    // A JWKS larger than the limit is a failed fetch: 503, not keys.
+    let small = env
+        .builder()
+        .http_options(HttpOptions::default().max_response_bytes(512))
+        .build()
+        .unwrap();
+    let e = small.validate(&env.token(), teams()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::KeysUnavailable);
+    let source = std::error::Error::source(&e).unwrap().to_string();
+    assert!(source.contains("larger than 512 bytes"), "{source}");
+
+    // An endpoint slower than the timeout: the fetch is abandoned, the request answered.
+    let impatient = env
+        .builder()
+        .http_options(HttpOptions::default().timeout(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    env.sandbox
+        .inject(Route::BotServiceJwks, Fault::Delay(Duration::from_secs(30)));
+    let e = impatient.validate(&env.token(), teams()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::KeysUnavailable);
+    let source = std::error::Error::source(&e).unwrap();
+    assert!(
+        matches!(
+            source.downcast_ref::<botauth_core::Error>(),
+            Some(botauth_core::Error::Timeout { .. })
+        ),
+        "{source:?}"
+    );
+}

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use botauth_sandbox::{Route, Sandbox};
 use botauth_validator::{
     ActivityInfo, Algorithm, AllowedCallers, EmulatorProfile, EntraProfile, ErrorKind, ProfileKind,
-    SkillProfile, Validator,
+    SkillProfile, Validator, dangerous,
 };
 use common::*;
 use openssl::pkey::PKey;
@@ -411,9 +411,13 @@ async fn service_url_claim_must_match_the_activity() {
     });
     assert_eq!(kind(&v, &number).await, ErrorKind::ClaimType);
     // Diagnostics may skip the comparison, never the claim.
-    assert!(v.validate(&token, ActivityInfo::unchecked()).await.is_ok());
+    assert!(
+        v.validate(&token, dangerous::unchecked_activity())
+            .await
+            .is_ok()
+    );
     assert_eq!(
-        kind_for(&v, &missing, ActivityInfo::unchecked()).await,
+        kind_for(&v, &missing, dangerous::unchecked_activity()).await,
         ErrorKind::MissingClaim
     );
 }
@@ -484,7 +488,7 @@ async fn entra_single_tenant_tokens() {
     let ok = v
         .validate(
             &sign(&entra_claims(&env, v2.clone(), "2.0", "caller-app")),
-            ActivityInfo::unchecked(),
+            dangerous::unchecked_activity(),
         )
         .await
         .unwrap();
@@ -615,7 +619,7 @@ async fn emulator_and_skills_are_off_by_default_and_follow_their_rules() {
         .build()
         .unwrap();
     let claims = emulator
-        .validate(&token(&v1, "1.0", APP), ActivityInfo::unchecked())
+        .validate(&token(&v1, "1.0", APP), dangerous::unchecked_activity())
         .await
         .unwrap();
     assert_eq!(claims.profile(), ProfileKind::Emulator);
