@@ -260,7 +260,8 @@ impl ValidatorBuilder {
         self
     }
 
-    /// How many verified tokens to remember (default 10,000; 0 turns the cache off).
+    /// How many verified tokens to remember (default 10,000, rounded up to a multiple of 16; 0
+    /// turns the cache off).
     #[must_use]
     pub fn verified_token_cache(mut self, capacity: usize) -> Self {
         self.verified_capacity = capacity;
