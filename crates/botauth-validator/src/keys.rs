@@ -88,6 +88,14 @@ impl Jwk {
         if ok { Ok(()) } else { Err(Error::BadSignature) }
     }
 
+    /// Whether `other` holds the same public key (a kid could be reused for new key material).
+    pub(crate) fn same_key(&self, other: &Jwk) -> bool {
+        match (&self.key, &other.key) {
+            (Ok(a), Ok(b)) => a.public_eq(b),
+            _ => false,
+        }
+    }
+
     /// The channels the key endorses, when it says.
     pub(crate) fn endorsements(&self) -> Option<&[String]> {
         self.endorsements.as_deref()

@@ -617,6 +617,10 @@ impl Validator {
             &v.key
         } else {
             refetched = v.keys.cached(&v.kid)?.0;
+            // The same kid for other key material is a new key: verify afresh.
+            if !refetched.same_key(&v.key) {
+                return None;
+            }
             &refetched
         };
         let now = unix(now);
