@@ -23,7 +23,7 @@ pub(crate) struct ValidateArgs {
     /// The activity's `channelId`, which the key's endorsements must include (unchecked when absent).
     #[arg(long, value_name = "ID")]
     channel_id: Option<String>,
-    /// The JWT; read from stdin when absent.
+    /// The JWT; read from stdin when absent (preferable: arguments show in the process list).
     #[arg(long, value_name = "JWT")]
     token: Option<String>,
 }
