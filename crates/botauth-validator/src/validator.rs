@@ -202,8 +202,8 @@ impl ValidatorBuilder {
         self
     }
 
-    /// Strict endorsements: also refuse keys that carry no endorsements (default lax, as Bot
-    /// Framework JS).
+    /// Strict endorsements: also refuse Bot Service keys that carry no endorsements (default lax,
+    /// as Bot Framework JS). Entra keys never carry endorsements and are not affected.
     #[must_use]
     pub fn strict_endorsements(mut self, on: bool) -> Self {
         self.strict_endorsements = on;
@@ -634,7 +634,7 @@ impl Validator {
             rules::check_endorsements(
                 key.endorsements(),
                 activity.channel_id,
-                inner.strict_endorsements,
+                self.strict_for(v.claims.profile()),
             )
         };
         Some(check().map(|()| v.claims.clone()))
@@ -709,7 +709,7 @@ impl Validator {
         rules::check_endorsements(
             key.endorsements(),
             activity.channel_id,
-            inner.strict_endorsements,
+            self.strict_for(profile),
         )?;
 
         let service_url = service_url.map(str::to_owned);
@@ -733,6 +733,13 @@ impl Validator {
                 claims: parsed.claims,
             }),
         })
+    }
+
+    /// Strict endorsements concern Bot Service keys: Entra's keys never carry endorsements, so
+    /// demanding them would refuse every Entra, emulator and skill token. A key that does list
+    /// endorsements is held to them whatever the profile.
+    fn strict_for(&self, profile: ProfileKind) -> bool {
+        self.inner.strict_endorsements && profile == ProfileKind::BotService
     }
 
     /// `ver`, `tid` and caller rules of Entra-issued tokens (PROTOCOL §6 rule 8 and the emulator

@@ -586,6 +586,13 @@ async fn entra_single_tenant_tokens() {
     );
     let denied = sign(&entra_claims(&env, v1.clone(), "1.0", "other-app"));
     assert_eq!(kind(&restricted, &denied).await, ErrorKind::Caller);
+
+    // Strict endorsements concern Bot Service keys; Entra keys carry none.
+    let strict = builder().strict_endorsements(true).build().unwrap();
+    assert_eq!(
+        strict.validate(&allowed, teams()).await.unwrap().profile(),
+        ProfileKind::Entra
+    );
 }
 
 #[tokio::test]
