@@ -1,5 +1,7 @@
 //! Shared pieces of botauth's benchmarks.
 
+pub mod validator;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 

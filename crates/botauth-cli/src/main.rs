@@ -7,6 +7,7 @@ mod identity;
 mod sandbox;
 mod thumbprint;
 mod token;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Print a certificate's thumbprints (SHA-1, x5t, x5t#S256), subject and expiry as JSON.
     Thumbprint(thumbprint::ThumbprintArgs),
+    /// Validate an inbound Bot Service token: exit 0 valid, 1 rejected, 2 usage, 3 keys unavailable.
+    Validate(validate::ValidateArgs),
 }
 
 fn init_tracing(verbose: u8) {
@@ -52,7 +55,7 @@ fn init_tracing(verbose: u8) {
 }
 
 /// One line: the error and its causes.
-pub(crate) fn error_line(error: &botauth::Error) -> String {
+pub(crate) fn error_line(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(s) = source {
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Thumbprint(args) => thumbprint::run(args),
+            Command::Validate(args) => validate::run(args).await,
         }
     })
 }

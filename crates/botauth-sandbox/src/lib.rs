@@ -12,6 +12,7 @@ mod faults;
 mod jwt;
 mod log;
 mod managed_identity;
+mod mint;
 mod server;
 mod state;
 

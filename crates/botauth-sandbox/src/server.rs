@@ -316,6 +316,10 @@ impl Drop for Sandbox {
 }
 
 impl Sandbox {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// Starts a sandbox with the defaults (ephemeral port, demo app registered).
     pub async fn start() -> io::Result<Self> {
         SandboxBuilder::default().start().await

@@ -26,3 +26,8 @@ pub use botauth_certificate as certificate;
 /// `managed-identity`).
 #[cfg(feature = "managed-identity")]
 pub use botauth_managed_identity as managed_identity;
+/// Inbound JWT validation (feature `validator`; axum extractors with feature `axum`).
+#[cfg(feature = "validator")]
+pub use botauth_validator as validator;
+#[cfg(feature = "validator")]
+pub use botauth_validator::{BotAuthLayer, BotClaims, Validator, VerifiedActivity};

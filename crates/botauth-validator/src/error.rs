@@ -1,0 +1,293 @@
+//! Why a token was rejected, or why it could not be judged.
+
+use std::fmt;
+
+/// The kind of an [`Error`]: a stable, machine-readable name (`Display` prints it in snake case,
+/// as `botauth validate` does on its `rejected: <kind>` line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No `Authorization` header.
+    MissingToken,
+    /// The header is not `Bearer <one token>`.
+    BadScheme,
+    /// The token (or its header) is larger than the configured limit.
+    TooLarge,
+    /// Not a well-formed compact JWS (segments, base64url, JSON, UTF-8, duplicate members).
+    Malformed,
+    /// `alg` is not in the allow-list.
+    Algorithm,
+    /// The header carries `crit`.
+    CriticalHeader,
+    /// The header has no `kid`.
+    MissingKeyId,
+    /// `kid` names no key of the issuer's JWKS.
+    UnknownKeyId,
+    /// The key exists but may not be used (RSA below 2048 bits, or its `alg` differs).
+    UnusableKey,
+    /// The signature does not verify.
+    BadSignature,
+    /// `iss` is not a trusted issuer.
+    Issuer,
+    /// `aud` is not this bot.
+    Audience,
+    /// A required claim is absent.
+    MissingClaim,
+    /// A claim has the wrong JSON type or value format.
+    ClaimType,
+    /// `exp` (plus skew) has passed.
+    Expired,
+    /// `nbf` (minus skew) has not yet come.
+    NotYetValid,
+    /// The `serviceurl` claim differs from the activity's `serviceUrl`.
+    ServiceUrl,
+    /// The signing key's endorsements do not include the activity's `channelId`.
+    Endorsement,
+    /// `tid` does not match the tenant of `iss`.
+    Tenant,
+    /// The caller (`appid`/`azp`) is not allowed.
+    Caller,
+    /// The signing keys could not be obtained (never fetched, or stale beyond the bound).
+    KeysUnavailable,
+    /// The validator's configuration is invalid.
+    Config,
+}
+
+impl ErrorKind {
+    /// The snake-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::MissingToken => "missing_token",
+            ErrorKind::BadScheme => "bad_scheme",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::Malformed => "malformed",
+            ErrorKind::Algorithm => "algorithm",
+            ErrorKind::CriticalHeader => "critical_header",
+            ErrorKind::MissingKeyId => "missing_key_id",
+            ErrorKind::UnknownKeyId => "unknown_key_id",
+            ErrorKind::UnusableKey => "unusable_key",
+            ErrorKind::BadSignature => "bad_signature",
+            ErrorKind::Issuer => "issuer",
+            ErrorKind::Audience => "audience",
+            ErrorKind::MissingClaim => "missing_claim",
+            ErrorKind::ClaimType => "claim_type",
+            ErrorKind::Expired => "expired",
+            ErrorKind::NotYetValid => "not_yet_valid",
+            ErrorKind::ServiceUrl => "service_url",
+            ErrorKind::Endorsement => "endorsement",
+            ErrorKind::Tenant => "tenant",
+            ErrorKind::Caller => "caller",
+            ErrorKind::KeysUnavailable => "keys_unavailable",
+            ErrorKind::Config => "config",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of every validation. No variant holds the token or any value taken from it: the
+/// token is attacker-controlled and may be a live credential.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No `Authorization` header.
+    #[error(
+        "the request has no Authorization header: Bot Service sends `Authorization: Bearer <JWT>`"
+    )]
+    MissingToken,
+    /// The header is not `Bearer <one token>`.
+    #[error(
+        "the Authorization header is not `Bearer <one JWT>` (scheme Bearer, exactly one token)"
+    )]
+    BadScheme,
+    /// The token or a decoded part of it exceeds the limit.
+    #[error("the {part} is larger than the {limit}-byte limit")]
+    TooLarge {
+        /// `token` or `token header`.
+        part: &'static str,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Not a well-formed compact JWS.
+    #[error("the token is not a well-formed compact JWS: {problem}")]
+    Malformed {
+        /// What is wrong, in fixed words.
+        problem: &'static str,
+    },
+    /// `alg` is not in the allow-list.
+    #[error(
+        "the token's `alg` is not in the allow-list (by default RS256, RS384, RS512; `none`, HMAC, \
+         ECDSA and PSS are never accepted)"
+    )]
+    Algorithm,
+    /// The header carries `crit`.
+    #[error("the token header has a `crit` parameter; botauth understands no critical extensions")]
+    CriticalHeader,
+    /// The header has no `kid`.
+    #[error(
+        "the token header has no string `kid`: the key must be named and found in the issuer's JWKS"
+    )]
+    MissingKeyId,
+    /// `kid` is not in the issuer's JWKS.
+    #[error(
+        "the token's `kid` is not in the issuer's key set (the keys are refetched for an unknown kid \
+         at most once per cooldown)"
+    )]
+    UnknownKeyId,
+    /// The key named by `kid` may not be used.
+    #[error("the signing key named by `kid` is unusable: {problem}")]
+    UnusableKey {
+        /// Why, in fixed words.
+        problem: &'static str,
+    },
+    /// The signature does not verify.
+    #[error("the token's signature does not verify with the issuer's key")]
+    BadSignature,
+    /// `iss` is not trusted.
+    #[error("claim `iss` is not an issuer of any enabled trust profile")]
+    Issuer,
+    /// `aud` is not this bot.
+    #[error("claim `aud` is not this bot's app id (or a configured audience)")]
+    Audience,
+    /// A required claim is absent.
+    #[error("claim `{claim}` is required but absent")]
+    MissingClaim {
+        /// The claim's name.
+        claim: &'static str,
+    },
+    /// A claim has the wrong type.
+    #[error("claim `{claim}` has the wrong type or format")]
+    ClaimType {
+        /// The claim's name.
+        claim: &'static str,
+    },
+    /// The token has expired.
+    #[error("the token has expired (`exp` plus the allowed clock skew has passed)")]
+    Expired,
+    /// The token is not valid yet.
+    #[error("the token is not valid yet (`nbf` minus the allowed clock skew is in the future)")]
+    NotYetValid,
+    /// `serviceurl` differs from the activity's `serviceUrl`.
+    #[error("claim `serviceurl` does not match the activity's `serviceUrl`")]
+    ServiceUrl,
+    /// The key does not endorse the activity's channel.
+    #[error(
+        "the signing key's endorsements do not include the activity's `channelId` (or, in strict \
+         mode, the key has no endorsements)"
+    )]
+    Endorsement,
+    /// `tid` does not match the tenant in `iss`.
+    #[error("claim `tid` does not match the tenant in `iss`")]
+    Tenant,
+    /// The caller is not allowed.
+    #[error("the calling app (`appid`/`azp`) is not in the allowed callers")]
+    Caller,
+    /// The signing keys could not be obtained.
+    #[error("the signing keys from {endpoint} cannot be obtained; the endpoint must be reachable")]
+    KeysUnavailable {
+        /// The metadata or JWKS URL (without query).
+        endpoint: String,
+        /// What went wrong.
+        #[source]
+        source: botauth_core::Error,
+    },
+    /// The validator's configuration is invalid.
+    #[error("validator configuration `{key}`: {message}")]
+    Config {
+        /// The setting at fault.
+        key: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+impl Error {
+    /// The kind of error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::MissingToken => ErrorKind::MissingToken,
+            Error::BadScheme => ErrorKind::BadScheme,
+            Error::TooLarge { .. } => ErrorKind::TooLarge,
+            Error::Malformed { .. } => ErrorKind::Malformed,
+            Error::Algorithm => ErrorKind::Algorithm,
+            Error::CriticalHeader => ErrorKind::CriticalHeader,
+            Error::MissingKeyId => ErrorKind::MissingKeyId,
+            Error::UnknownKeyId => ErrorKind::UnknownKeyId,
+            Error::UnusableKey { .. } => ErrorKind::UnusableKey,
+            Error::BadSignature => ErrorKind::BadSignature,
+            Error::Issuer => ErrorKind::Issuer,
+            Error::Audience => ErrorKind::Audience,
+            Error::MissingClaim { .. } => ErrorKind::MissingClaim,
+            Error::ClaimType { .. } => ErrorKind::ClaimType,
+            Error::Expired => ErrorKind::Expired,
+            Error::NotYetValid => ErrorKind::NotYetValid,
+            Error::ServiceUrl => ErrorKind::ServiceUrl,
+            Error::Endorsement => ErrorKind::Endorsement,
+            Error::Tenant => ErrorKind::Tenant,
+            Error::Caller => ErrorKind::Caller,
+            Error::KeysUnavailable { .. } => ErrorKind::KeysUnavailable,
+            Error::Config { .. } => ErrorKind::Config,
+        }
+    }
+
+    /// True when the token itself was judged and found bad (an HTTP 401), as opposed to keys
+    /// being unavailable (503) or a configuration error.
+    pub fn is_rejection(&self) -> bool {
+        !matches!(self, Error::KeysUnavailable { .. } | Error::Config { .. })
+    }
+
+    /// True when trying again later may succeed (only when the keys could not be obtained).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::KeysUnavailable { .. })
+    }
+
+    pub(crate) fn config(key: &str, message: impl Into<String>) -> Self {
+        Error::Config {
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn malformed(problem: &'static str) -> Self {
+        Error::Malformed { problem }
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_classify() {
+        let unavailable = Error::KeysUnavailable {
+            endpoint: "https://login.botframework.com/v1/.well-known/keys".into(),
+            source: botauth_core::Error::Timeout {
+                endpoint: "x".into(),
+                after: std::time::Duration::from_secs(1),
+            },
+        };
+        assert!(unavailable.is_retryable());
+        assert!(!unavailable.is_rejection());
+        assert_eq!(unavailable.kind().to_string(), "keys_unavailable");
+        assert!(Error::Expired.is_rejection());
+        assert!(!Error::Expired.is_retryable());
+        assert_eq!(
+            Error::ClaimType { claim: "exp" }.kind(),
+            ErrorKind::ClaimType
+        );
+        assert_eq!(
+            Error::ClaimType { claim: "exp" }.to_string(),
+            "claim `exp` has the wrong type or format"
+        );
+        // Display names the endpoint once; the cause travels in source().
+        assert!(!unavailable.to_string().contains("did not answer"));
+        assert!(std::error::Error::source(&unavailable).is_some());
+    }
+}

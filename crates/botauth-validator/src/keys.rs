@@ -1,0 +1,604 @@
+//! OpenID metadata + JWKS per metadata URL: fetched on first use with single flight, refreshed on
+//! a schedule, refetched for an unknown `kid` at most once per cooldown, last-known-good kept
+//! through outages up to a max-stale bound (PROTOCOL §6, "Key cache").
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use botauth_core::Clock;
+use botauth_token::http::{
+    HttpOptions, build_client, display_endpoint, read_body, transport_error,
+};
+use openssl::bn::BigNum;
+use openssl::pkey::{PKey, Public};
+use openssl::rsa::Rsa;
+use openssl::sign::Verifier;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::token::Algorithm;
+
+/// The smallest RSA modulus accepted (PROTOCOL §6: "Only RSA keys ≥ 2048 bits are usable").
+pub(crate) const MIN_RSA_BITS: u32 = 2048;
+
+/// Timing of the key cache. Every value is configurable on the
+/// [`ValidatorBuilder`](crate::ValidatorBuilder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyTiming {
+    /// Refresh metadata + JWKS when the keys are this old (botbuilder: 24 h).
+    pub(crate) refresh_every: Duration,
+    /// At most one refetch per this interval because of an unknown `kid`.
+    pub(crate) unknown_kid_cooldown: Duration,
+    /// After a failed fetch, wait this long before trying again.
+    pub(crate) retry_after_failure: Duration,
+    /// Serve keys fetched at most this long ago while the endpoint is failing.
+    pub(crate) max_stale: Duration,
+}
+
+impl Default for KeyTiming {
+    fn default() -> Self {
+        KeyTiming {
+            refresh_every: Duration::from_secs(24 * 3600),
+            unknown_kid_cooldown: Duration::from_secs(300),
+            retry_after_failure: Duration::from_secs(30),
+            max_stale: Duration::from_secs(72 * 3600),
+        }
+    }
+}
+
+/// One key of a JWKS, parsed once into an OpenSSL public key.
+pub(crate) struct Jwk {
+    kid: String,
+    key: std::result::Result<PKey<Public>, &'static str>,
+    alg: Option<Algorithm>,
+    endorsements: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for Jwk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jwk")
+            .field("kid", &self.kid)
+            .field("usable", &self.key.is_ok())
+            .field("alg", &self.alg)
+            .field("endorsements", &self.endorsements)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Jwk {
+    /// Verifies `signature` over `input` with the algorithm the allow-list accepted, provided the
+    /// key permits it: the algorithm is never the token's word alone (PROTOCOL §6 rule 2).
+    pub(crate) fn verify(&self, alg: Algorithm, input: &[u8], signature: &[u8]) -> Result<()> {
+        let key = self
+            .key
+            .as_ref()
+            .map_err(|&problem| Error::UnusableKey { problem })?;
+        if self.alg.is_some_and(|a| a != alg) {
+            return Err(Error::UnusableKey {
+                problem: "the key's `alg` differs from the token's",
+            });
+        }
+        let ok = Verifier::new(alg.digest(), key)
+            .and_then(|mut v| v.verify_oneshot(signature, input))
+            .unwrap_or(false);
+        if ok { Ok(()) } else { Err(Error::BadSignature) }
+    }
+
+    /// Whether `other` holds the same public key (a kid could be reused for new key material).
+    pub(crate) fn same_key(&self, other: &Jwk) -> bool {
+        match (&self.key, &other.key) {
+            (Ok(a), Ok(b)) => a.public_eq(b),
+            _ => false,
+        }
+    }
+
+    /// The channels the key endorses, when it says.
+    pub(crate) fn endorsements(&self) -> Option<&[String]> {
+        self.endorsements.as_deref()
+    }
+}
+
+/// Parses one JWK. `None` for keys that are not RSA signing keys (ignored, PROTOCOL §6) or lack a
+/// `kid`; unusable RSA keys are kept so that their tokens get a precise rejection.
+fn parse_jwk(value: &Value) -> Option<Jwk> {
+    let obj = value.as_object()?;
+    if obj.get("kty").and_then(Value::as_str) != Some("RSA") {
+        return None;
+    }
+    if obj.get("use").is_some_and(|u| u.as_str() != Some("sig")) {
+        return None;
+    }
+    let kid = obj.get("kid").and_then(Value::as_str)?.to_owned();
+    let component = |name: &str| -> Option<BigNum> {
+        let text = obj.get(name)?.as_str()?;
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        BigNum::from_slice(&bytes).ok()
+    };
+    let key = match (component("n"), component("e")) {
+        (Some(n), Some(e)) => Rsa::from_public_components(n, e)
+            .ok()
+            .and_then(|rsa| PKey::from_rsa(rsa).ok())
+            .ok_or("its `n`/`e` do not form an RSA key")
+            .and_then(|key| {
+                if key.bits() >= MIN_RSA_BITS {
+                    Ok(key)
+                } else {
+                    Err("RSA keys shorter than 2048 bits are not accepted")
+                }
+            }),
+        _ => Err("its `n`/`e` are missing or not base64url"),
+    };
+    let (alg, key) = match obj.get("alg") {
+        None => (None, key),
+        Some(v) => match v.as_str().and_then(Algorithm::from_name) {
+            Some(a) => (Some(a), key),
+            None => (
+                None,
+                Err("its `alg` is not an RSA PKCS#1 signing algorithm"),
+            ),
+        },
+    };
+    // A malformed endorsements member endorses nothing, rather than everything.
+    let endorsements = obj.get("endorsements").map(|v| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    Some(Jwk {
+        kid,
+        key,
+        alg,
+        endorsements,
+    })
+}
+
+/// Parses a JWKS document. Fails when it holds no usable key: an empty or garbled answer must not
+/// replace keys that work.
+pub(crate) fn parse_jwks(
+    doc: &Value,
+    endpoint: &str,
+) -> std::result::Result<HashMap<String, Arc<Jwk>>, botauth_core::Error> {
+    let invalid = |message: &str| botauth_core::Error::InvalidResponse {
+        endpoint: display_endpoint(endpoint),
+        status: 200,
+        message: message.to_owned(),
+    };
+    let keys = doc
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("the JWKS has no `keys` array"))?;
+    let mut map = HashMap::with_capacity(keys.len());
+    for jwk in keys.iter().filter_map(parse_jwk) {
+        if map.contains_key(&jwk.kid) {
+            tracing::warn!(kid = %jwk.kid, "JWKS lists a kid twice; keeping the first");
+            continue;
+        }
+        map.insert(jwk.kid.clone(), Arc::new(jwk));
+    }
+    if !map.values().any(|k| k.key.is_ok()) {
+        return Err(invalid("the JWKS has no usable RSA signing key"));
+    }
+    Ok(map)
+}
+
+#[derive(Debug)]
+struct KeySet {
+    keys: HashMap<String, Arc<Jwk>>,
+    fetched_at: SystemTime,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    current: Option<Arc<KeySet>>,
+    /// When the last fetch (successful or not) finished.
+    last_attempt: Option<SystemTime>,
+    last_failed: bool,
+    last_error: Option<botauth_core::Error>,
+    /// Completed fetch attempts, so that a caller who waited for the single flight knows one ran.
+    attempts: u64,
+    /// Successful fetches: a verification made with generation `g` still stands while it is `g`.
+    generation: u64,
+}
+
+#[derive(Debug)]
+enum Source {
+    Http {
+        client: reqwest::Client,
+        options: HttpOptions,
+    },
+    /// Keys given up front; never fetched (offline validation, the fuzz target).
+    Fixed,
+}
+
+/// The keys behind one metadata URL.
+#[derive(Debug)]
+pub(crate) struct KeyCache {
+    metadata_url: String,
+    source: Source,
+    timing: KeyTiming,
+    clock: Arc<dyn Clock>,
+    state: RwLock<State>,
+    fetch_lock: tokio::sync::Mutex<()>,
+    fetches: AtomicU64,
+    /// Mirrors of `State::generation` and of the key set's fetch time (Unix seconds), so that the
+    /// verified-token cache can check them without taking the lock.
+    generation: AtomicU64,
+    fetched_at: AtomicU64,
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn age(now: SystemTime, then: SystemTime) -> Duration {
+    now.duration_since(then).unwrap_or_default()
+}
+
+impl KeyCache {
+    pub(crate) fn http(
+        metadata_url: String,
+        client: reqwest::Client,
+        options: HttpOptions,
+        timing: KeyTiming,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        KeyCache {
+            metadata_url,
+            source: Source::Http { client, options },
+            timing,
+            clock,
+            state: RwLock::new(State::default()),
+            fetch_lock: tokio::sync::Mutex::new(()),
+            fetches: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            fetched_at: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn fixed(
+        name: String,
+        keys: HashMap<String, Arc<Jwk>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let now = clock.now();
+        let state = State {
+            current: Some(Arc::new(KeySet {
+                keys,
+                fetched_at: now,
+            })),
+            ..State::default()
+        };
+        KeyCache {
+            metadata_url: name,
+            source: Source::Fixed,
+            timing: KeyTiming::default(),
+            clock,
+            state: RwLock::new(state),
+            fetch_lock: tokio::sync::Mutex::new(()),
+            fetches: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            fetched_at: AtomicU64::new(unix_secs(now)),
+        }
+    }
+
+    pub(crate) fn metadata_url(&self) -> &str {
+        &self.metadata_url
+    }
+
+    /// How many metadata + JWKS fetches were started.
+    pub(crate) fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.state.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.state.write().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Whether a key found in generation `generation` still stands at `now`: no fetch has
+    /// replaced the key set since, and the set is not stale beyond the bound. Lock-free, for the
+    /// verified-token cache's hit path.
+    pub(crate) fn still_current(&self, generation: u64, now: SystemTime) -> bool {
+        self.generation.load(Ordering::Acquire) == generation
+            && (self.is_fixed()
+                || unix_secs(now).saturating_sub(self.fetched_at.load(Ordering::Acquire))
+                    <= self.timing.max_stale.as_secs())
+    }
+
+    /// The key `kid` of the current set and its generation, without fetching, when the set is
+    /// not stale beyond the bound.
+    pub(crate) fn cached(&self, kid: &str) -> Option<(Arc<Jwk>, u64)> {
+        let now = self.clock.now();
+        self.read(|s| {
+            let set = s.current.as_ref()?;
+            if self.is_fixed() || age(now, set.fetched_at) <= self.timing.max_stale {
+                set.keys.get(kid).map(|k| (Arc::clone(k), s.generation))
+            } else {
+                None
+            }
+        })
+    }
+
+    fn is_fixed(&self) -> bool {
+        matches!(self.source, Source::Fixed)
+    }
+
+    /// The key named `kid` and the generation of the set it came from, fetching or refreshing as
+    /// the rules allow.
+    pub(crate) async fn key(&self, kid: &str) -> Result<(Arc<Jwk>, u64)> {
+        if self.is_fixed() {
+            return self
+                .read(|s| {
+                    let key = s.current.as_ref()?.keys.get(kid)?;
+                    Some((Arc::clone(key), s.generation))
+                })
+                .ok_or(Error::UnknownKeyId);
+        }
+        let now = self.clock.now();
+        // The common case in one read: fresh keys that know this kid.
+        let hit = self.read(|s| {
+            let set = s.current.as_ref()?;
+            if age(now, set.fetched_at) >= self.timing.refresh_every {
+                return None;
+            }
+            Some((Arc::clone(set.keys.get(kid)?), s.generation))
+        });
+        if let Some(hit) = hit {
+            return Ok(hit);
+        }
+        let (has_keys, refresh_due, attempts, may_retry) = self.read(|s| {
+            let may_retry = s.last_attempt.is_none_or(|t| {
+                let wait = if s.last_failed {
+                    self.timing.retry_after_failure
+                } else {
+                    Duration::ZERO
+                };
+                age(now, t) >= wait
+            });
+            let refresh_due = s
+                .current
+                .as_ref()
+                .is_some_and(|set| age(now, set.fetched_at) >= self.timing.refresh_every);
+            (s.current.is_some(), refresh_due, s.attempts, may_retry)
+        });
+
+        if !has_keys {
+            if may_retry {
+                // First use: everyone waits for the one fetch.
+                let _guard = self.fetch_lock.lock().await;
+                if self.read(|s| s.attempts) == attempts {
+                    self.fetch_and_store().await;
+                }
+            }
+        } else if refresh_due && may_retry {
+            // Scheduled refresh: one caller fetches; the others go on with the current keys
+            // instead of queueing behind it.
+            if let Ok(_guard) = self.fetch_lock.try_lock() {
+                if self.read(|s| s.attempts) == attempts {
+                    self.fetch_and_store().await;
+                }
+            }
+        }
+
+        let (found, attempts, last_attempt) = self.lookup(kid)?;
+        if let Some(key) = found {
+            return Ok(key);
+        }
+        // Unknown kid: at most one refetch per cooldown, so a flood of random kids cannot make
+        // us hammer the key endpoint.
+        let now = self.clock.now();
+        if last_attempt.is_some_and(|t| age(now, t) < self.timing.unknown_kid_cooldown) {
+            return Err(Error::UnknownKeyId);
+        }
+        {
+            let _guard = self.fetch_lock.lock().await;
+            let now = self.clock.now();
+            let still_due = self.read(|s| {
+                s.attempts == attempts
+                    && s.last_attempt
+                        .is_none_or(|t| age(now, t) >= self.timing.unknown_kid_cooldown)
+            });
+            if still_due {
+                self.fetch_and_store().await;
+            }
+        }
+        self.lookup(kid)?.0.ok_or(Error::UnknownKeyId)
+    }
+
+    /// Looks `kid` up in the current set; fails when there is no set or it is too stale.
+    #[allow(clippy::type_complexity)]
+    fn lookup(&self, kid: &str) -> Result<(Option<(Arc<Jwk>, u64)>, u64, Option<SystemTime>)> {
+        let now = self.clock.now();
+        self.read(|s| match &s.current {
+            Some(set) if age(now, set.fetched_at) <= self.timing.max_stale => Ok((
+                set.keys.get(kid).map(|k| (Arc::clone(k), s.generation)),
+                s.attempts,
+                s.last_attempt,
+            )),
+            _ => Err(self.unavailable(s.last_error.clone())),
+        })
+    }
+
+    fn unavailable(&self, error: Option<botauth_core::Error>) -> Error {
+        let source = error.unwrap_or_else(|| botauth_core::Error::Unavailable {
+            endpoint: display_endpoint(&self.metadata_url),
+            status: None,
+            retry_after: None,
+            source: None,
+        });
+        Error::KeysUnavailable {
+            endpoint: display_endpoint(&self.metadata_url),
+            source,
+        }
+    }
+
+    /// Fetches and, on success, replaces the key set; on failure keeps the old one (a failed or
+    /// partial fetch never drops good keys). Call with `fetch_lock` held.
+    async fn fetch_and_store(&self) {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let result = self.fetch().await;
+        let now = self.clock.now();
+        self.write(|s| {
+            s.attempts += 1;
+            s.last_attempt = Some(now);
+            match result {
+                Ok(keys) => {
+                    tracing::debug!(metadata = %display_endpoint(&self.metadata_url), keys = keys.len(), "signing keys fetched");
+                    s.current = Some(Arc::new(KeySet {
+                        keys,
+                        fetched_at: now,
+                    }));
+                    s.generation += 1;
+                    self.generation.store(s.generation, Ordering::Release);
+                    self.fetched_at.store(unix_secs(now), Ordering::Release);
+                    s.last_failed = false;
+                    s.last_error = None;
+                }
+                Err(error) => {
+                    tracing::warn!(metadata = %display_endpoint(&self.metadata_url), %error, "fetching signing keys failed; keeping the last good keys");
+                    s.last_failed = true;
+                    s.last_error = Some(error);
+                }
+            }
+        });
+    }
+
+    async fn fetch(&self) -> std::result::Result<HashMap<String, Arc<Jwk>>, botauth_core::Error> {
+        let Source::Http { client, options } = &self.source else {
+            return Err(botauth_core::Error::credential(
+                "fixed key sets are never fetched",
+            ));
+        };
+        let metadata = get_json(client, options, &self.metadata_url).await?;
+        let jwks_uri = metadata
+            .get("jwks_uri")
+            .and_then(Value::as_str)
+            .ok_or_else(|| botauth_core::Error::InvalidResponse {
+                endpoint: display_endpoint(&self.metadata_url),
+                status: 200,
+                message: "the OpenID metadata has no string `jwks_uri`".into(),
+            })?;
+        // The same https-or-loopback rule as every configured endpoint: the metadata must not be
+        // able to send us to plain http elsewhere.
+        let jwks_uri = botauth_core::config::check_endpoint_url("jwks_uri", jwks_uri)?;
+        let doc = get_json(client, options, &jwks_uri).await?;
+        parse_jwks(&doc, &jwks_uri)
+    }
+}
+
+async fn get_json(
+    client: &reqwest::Client,
+    options: &HttpOptions,
+    url: &str,
+) -> std::result::Result<Value, botauth_core::Error> {
+    let response = client
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| transport_error(url, e, options.timeout))?;
+    let status = response.status().as_u16();
+    if !response.status().is_success() {
+        return Err(botauth_core::Error::Unavailable {
+            endpoint: display_endpoint(url),
+            status: Some(status),
+            retry_after: None,
+            source: None,
+        });
+    }
+    let body = read_body(response, url, options.max_response_bytes, options.timeout).await?;
+    serde_json::from_slice(&body).map_err(|_| botauth_core::Error::InvalidResponse {
+        endpoint: display_endpoint(url),
+        status,
+        message: "the body is not JSON".into(),
+    })
+}
+
+/// The HTTP client for key fetches: botauth's (timeouts, no redirects).
+pub(crate) fn client(options: &HttpOptions) -> Result<reqwest::Client> {
+    build_client(options).map_err(|e| Error::config("http", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rsa_jwk(bits: u32, kid: &str) -> Value {
+        let rsa = Rsa::generate(bits).unwrap();
+        json!({
+            "kty": "RSA", "use": "sig", "kid": kid,
+            "n": URL_SAFE_NO_PAD.encode(rsa.n().to_vec()),
+            "e": URL_SAFE_NO_PAD.encode(rsa.e().to_vec()),
+        })
+    }
+
+    #[test]
+    fn jwks_parsing_keeps_rsa_signing_keys_only() {
+        let good = rsa_jwk(2048, "good");
+        let weak = rsa_jwk(1024, "weak");
+        let mut enc = rsa_jwk(2048, "enc");
+        enc["use"] = json!("enc");
+        let mut hs = rsa_jwk(2048, "hs");
+        hs["alg"] = json!("HS256");
+        let mut endorsed = rsa_jwk(2048, "endorsed");
+        endorsed["endorsements"] = json!(["msteams", 7]);
+        let mut garbled = rsa_jwk(2048, "garbled");
+        garbled["endorsements"] = json!("msteams");
+        let doc = json!({"keys": [
+            good, weak, enc, hs, endorsed, garbled,
+            {"kty": "EC", "kid": "ec", "crv": "P-256", "x": "AA", "y": "AA"},
+            {"kty": "oct", "kid": "oct", "k": "AA"},
+            {"kty": "RSA", "n": "AA", "e": "AQAB"},
+            {"kty": "RSA", "kid": "bad-n", "n": "!!", "e": "AQAB"},
+            "not an object",
+        ]});
+        let keys = parse_jwks(&doc, "http://127.0.0.1/keys").unwrap();
+        let mut kids: Vec<_> = keys.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        assert_eq!(kids, ["bad-n", "endorsed", "garbled", "good", "hs", "weak"]);
+        assert!(keys["good"].key.is_ok());
+        assert_eq!(
+            keys["weak"].key.as_ref().err(),
+            Some(&"RSA keys shorter than 2048 bits are not accepted")
+        );
+        assert!(keys["hs"].key.is_err());
+        assert!(keys["bad-n"].key.is_err());
+        assert_eq!(
+            keys["endorsed"].endorsements(),
+            Some(&["msteams".to_owned()][..])
+        );
+        assert_eq!(keys["garbled"].endorsements(), Some(&[][..]));
+        assert_eq!(keys["good"].endorsements(), None);
+        let e = keys["weak"]
+            .verify(Algorithm::Rs256, b"x", b"y")
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::UnusableKey);
+    }
+
+    #[test]
+    fn jwks_without_a_usable_key_is_a_failed_fetch() {
+        for doc in [
+            json!({"keys": []}),
+            json!({"keys": [rsa_jwk(1024, "weak")]}),
+            json!({"nokeys": 1}),
+            json!([]),
+        ] {
+            let e = parse_jwks(&doc, "http://127.0.0.1/keys").unwrap_err();
+            assert_eq!(e.kind(), botauth_core::ErrorKind::InvalidResponse, "{doc}");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod activity;
+mod claims;
+pub mod dangerous;
+mod error;
+#[cfg(feature = "axum")]
+mod extract;
+mod future;
+mod keys;
+mod layer;
+mod profile;
+mod rules;
+mod service;
+mod token;
+mod validator;
+mod verified;
+
+pub use activity::VerifiedActivity;
+pub use claims::BotClaims;
+pub use error::{Error, ErrorKind, Result};
+#[cfg(feature = "axum")]
+pub use extract::MissingBotAuthLayer;
+pub use future::ResponseFuture;
+pub use layer::{BotAuthLayer, DEFAULT_MAX_BODY_BYTES};
+pub use profile::{
+    AllowedCallers, BOT_FRAMEWORK_TENANTS, BotServiceProfile, EmulatorProfile, EntraProfile,
+    ProfileKind, SkillProfile,
+};
+pub use service::BotAuthService;
+pub use token::Algorithm;
+pub use validator::{ActivityInfo, Validator, ValidatorBuilder};

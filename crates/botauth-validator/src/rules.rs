@@ -1,0 +1,243 @@
+//! The claim rules of PROTOCOL §6, as pure functions over parsed claims.
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// A NumericDate claim (`exp`, `nbf`): a JSON number, possibly fractional (RFC 7519 §2). A string
+/// or any other type is a rejection, not "absent".
+pub(crate) fn numeric_date(
+    claims: &Map<String, Value>,
+    claim: &'static str,
+) -> Result<Option<i64>> {
+    match claims.get(claim) {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            if let Some(i) = n.as_i64() {
+                Ok(Some(i))
+            } else {
+                match n.as_f64() {
+                    // Floor: a fractional exp expires at the start of its second.
+                    #[allow(clippy::cast_possible_truncation)]
+                    Some(f) if f.is_finite() && f.abs() < 1e15 => Ok(Some(f.floor() as i64)),
+                    _ => Err(Error::ClaimType { claim }),
+                }
+            }
+        }
+        Some(_) => Err(Error::ClaimType { claim }),
+    }
+}
+
+/// `exp` required, `nbf` honoured, both with `skew` seconds of tolerance (PROTOCOL §6 rule 5).
+/// Valid while `nbf - skew <= now < exp + skew`.
+pub(crate) fn check_time(now: i64, nbf: Option<i64>, exp: i64, skew: i64) -> Result<()> {
+    if now >= exp.saturating_add(skew) {
+        return Err(Error::Expired);
+    }
+    if nbf.is_some_and(|nbf| now < nbf.saturating_sub(skew)) {
+        return Err(Error::NotYetValid);
+    }
+    Ok(())
+}
+
+/// A string claim: `Ok(None)` when absent, a rejection when present with another type.
+pub(crate) fn string_claim<'a>(
+    claims: &'a Map<String, Value>,
+    claim: &'static str,
+) -> Result<Option<&'a str>> {
+    match claims.get(claim) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Error::ClaimType { claim }),
+    }
+}
+
+pub(crate) fn required_string<'a>(
+    claims: &'a Map<String, Value>,
+    claim: &'static str,
+) -> Result<&'a str> {
+    string_claim(claims, claim)?.ok_or(Error::MissingClaim { claim })
+}
+
+/// `aud`: a string, or an array of exactly one string, equal to one of `accepted` (PROTOCOL §6
+/// rule 4). Returns the audience that matched.
+pub(crate) fn audience<'a>(claims: &Map<String, Value>, accepted: &'a [String]) -> Result<&'a str> {
+    let aud = match claims.get("aud") {
+        None => return Err(Error::MissingClaim { claim: "aud" }),
+        Some(Value::String(s)) => s.as_str(),
+        Some(Value::Array(items)) => match items.as_slice() {
+            [Value::String(s)] => s.as_str(),
+            [] | [_] => return Err(Error::ClaimType { claim: "aud" }),
+            // Several audiences: the token was meant for more than this bot.
+            _ => return Err(Error::Audience),
+        },
+        Some(_) => return Err(Error::ClaimType { claim: "aud" }),
+    };
+    accepted
+        .iter()
+        .find(|a| a.as_str() == aud)
+        .map(String::as_str)
+        .ok_or(Error::Audience)
+}
+
+/// `serviceurl` equals the activity's `serviceUrl`, ignoring ASCII case and one trailing `/`
+/// (PROTOCOL §6 rule 6).
+pub(crate) fn same_service_url(claim: &str, activity: &str) -> bool {
+    fn trim(s: &str) -> &str {
+        s.strip_suffix('/').unwrap_or(s)
+    }
+    trim(claim).eq_ignore_ascii_case(trim(activity))
+}
+
+/// Endorsements (PROTOCOL §6 rule 7): a key that lists endorsements must list the channel; in
+/// strict mode a key without endorsements is refused too. `channel: None` means the caller chose
+/// not to check the channel (diagnostics), which only strict mode's missing-list rule survives.
+pub(crate) fn check_endorsements(
+    endorsements: Option<&[String]>,
+    channel: Option<&str>,
+    strict: bool,
+) -> Result<()> {
+    match (endorsements, channel) {
+        (None, _) if strict => Err(Error::Endorsement),
+        (None, _) | (Some(_), None) => Ok(()),
+        (Some(list), Some(channel)) => {
+            if !channel.is_empty() && list.iter().any(|e| e == channel) {
+                Ok(())
+            } else {
+                Err(Error::Endorsement)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+    use serde_json::json;
+
+    fn map(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn numeric_dates() {
+        let c = map(json!({"a": 5, "b": 5.9, "c": "5", "d": null, "e": true, "f": 1e300, "g": -3}));
+        assert_eq!(numeric_date(&c, "a").unwrap(), Some(5));
+        assert_eq!(numeric_date(&c, "b").unwrap(), Some(5));
+        assert_eq!(numeric_date(&c, "g").unwrap(), Some(-3));
+        assert_eq!(numeric_date(&c, "zz").unwrap(), None);
+        for bad in ["c", "d", "e", "f"] {
+            let e = numeric_date(&c, if bad == "c" { "c" } else { bad }).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ClaimType, "{bad}");
+        }
+    }
+
+    #[test]
+    fn time_window_edges() {
+        // exp = 1000, skew = 300: valid through 1299, expired from 1300.
+        assert!(check_time(1299, None, 1000, 300).is_ok());
+        assert_eq!(
+            check_time(1300, None, 1000, 300).unwrap_err().kind(),
+            ErrorKind::Expired
+        );
+        // nbf = 1000, skew = 300: valid from 700, not yet at 699.
+        assert!(check_time(700, Some(1000), 5000, 300).is_ok());
+        assert_eq!(
+            check_time(699, Some(1000), 5000, 300).unwrap_err().kind(),
+            ErrorKind::NotYetValid
+        );
+        assert_eq!(
+            check_time(i64::MAX, None, i64::MAX, 300)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Expired
+        );
+        assert!(check_time(0, Some(i64::MIN), 10, 300).is_ok());
+    }
+
+    #[test]
+    fn audiences() {
+        let ok = ["app".to_owned(), "api://app".to_owned()];
+        assert_eq!(audience(&map(json!({"aud": "app"})), &ok).unwrap(), "app");
+        assert_eq!(
+            audience(&map(json!({"aud": ["api://app"]})), &ok).unwrap(),
+            "api://app"
+        );
+        let cases = [
+            (json!({}), ErrorKind::MissingClaim),
+            (json!({"aud": "other"}), ErrorKind::Audience),
+            (json!({"aud": "APP"}), ErrorKind::Audience),
+            (json!({"aud": ["app", "other"]}), ErrorKind::Audience),
+            (json!({"aud": ["app", "app"]}), ErrorKind::Audience),
+            (json!({"aud": []}), ErrorKind::ClaimType),
+            (json!({"aud": [1]}), ErrorKind::ClaimType),
+            (json!({"aud": 1}), ErrorKind::ClaimType),
+            (json!({"aud": null}), ErrorKind::ClaimType),
+        ];
+        for (claims, kind) in cases {
+            assert_eq!(
+                audience(&map(claims.clone()), &ok).unwrap_err().kind(),
+                kind,
+                "{claims}"
+            );
+        }
+    }
+
+    #[test]
+    fn service_urls() {
+        let teams = "https://smba.trafficmanager.net/teams/";
+        assert!(same_service_url(
+            teams,
+            "https://SMBA.trafficmanager.net/teams"
+        ));
+        assert!(same_service_url("https://a/", "https://a/"));
+        assert!(!same_service_url("https://a//", "https://a"));
+        assert!(!same_service_url(
+            teams,
+            "https://smba.trafficmanager.net/teams/x"
+        ));
+        assert!(!same_service_url(teams, "https://evil.example/teams/"));
+        assert!(!same_service_url(teams, ""));
+    }
+
+    #[test]
+    fn endorsements() {
+        let list = ["msteams".to_owned(), "webchat".to_owned()];
+        assert!(check_endorsements(Some(&list), Some("msteams"), false).is_ok());
+        assert!(check_endorsements(None, Some("msteams"), false).is_ok());
+        for (e, c, strict) in [
+            (Some(&list[..]), Some("slack"), false),
+            (Some(&list[..]), Some("MSTEAMS"), false),
+            (Some(&list[..]), Some(""), false),
+            (Some(&[][..]), Some("msteams"), false),
+            (None, Some("msteams"), true),
+            (None, None, true),
+        ] {
+            assert_eq!(
+                check_endorsements(e, c, strict).unwrap_err().kind(),
+                ErrorKind::Endorsement,
+                "{e:?} {c:?} {strict}"
+            );
+        }
+        assert!(check_endorsements(Some(&list), Some("webchat"), true).is_ok());
+    }
+
+    #[test]
+    fn string_claims() {
+        let c = map(json!({"s": "x", "n": 1}));
+        assert_eq!(required_string(&c, "s").unwrap(), "x");
+        assert_eq!(
+            required_string(&c, "n").unwrap_err().kind(),
+            ErrorKind::ClaimType
+        );
+        assert_eq!(
+            required_string(&c, "m").unwrap_err().kind(),
+            ErrorKind::MissingClaim
+        );
+        assert_eq!(string_claim(&c, "m").unwrap(), None);
+    }
+}

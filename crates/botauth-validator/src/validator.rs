@@ -1,0 +1,857 @@
+//! The [`Validator`]: trust profiles, key caches and the verified-token cache of one bot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use botauth_core::{BotAuthConfig, Clock, Cloud, SystemClock};
+use botauth_token::http::HttpOptions;
+use serde_json::Value;
+
+use crate::claims::{BotClaims, Parts};
+use crate::error::{Error, Result};
+use crate::keys::{KeyCache, KeyTiming, parse_jwks};
+use crate::profile::{
+    AllowedCallers, BOT_FRAMEWORK_TENANTS, BotServiceProfile, EmulatorProfile, EntraHosts,
+    EntraProfile, ProfileKind, SkillProfile,
+};
+use crate::rules;
+use crate::token::{self, Algorithm, Limits};
+use crate::verified::{self, Verified, VerifiedCache};
+
+/// What the activity says about itself: the values the token's claims must agree with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityInfo<'a> {
+    service_url: Option<&'a str>,
+    channel_id: Option<&'a str>,
+}
+
+impl<'a> ActivityInfo<'a> {
+    /// The activity's `serviceUrl` and `channelId` (empty strings when the activity lacks them:
+    /// they then match nothing).
+    pub fn new(service_url: &'a str, channel_id: &'a str) -> Self {
+        ActivityInfo {
+            service_url: Some(service_url),
+            channel_id: Some(channel_id),
+        }
+    }
+
+    /// Nothing to compare with: see [`dangerous::unchecked_activity`](crate::dangerous::unchecked_activity).
+    pub(crate) fn unchecked() -> Self {
+        ActivityInfo {
+            service_url: None,
+            channel_id: None,
+        }
+    }
+
+    /// Sets the `serviceUrl` to compare with.
+    #[must_use]
+    pub fn with_service_url(mut self, service_url: &'a str) -> Self {
+        self.service_url = Some(service_url);
+        self
+    }
+
+    /// Sets the `channelId` the key must endorse.
+    #[must_use]
+    pub fn with_channel_id(mut self, channel_id: &'a str) -> Self {
+        self.channel_id = Some(channel_id);
+        self
+    }
+}
+
+/// Configures a [`Validator`].
+#[derive(Debug, Clone)]
+pub struct ValidatorBuilder {
+    app_id: String,
+    extra_audiences: Vec<String>,
+    bot_service: Vec<BotServiceProfile>,
+    entra: Option<EntraProfile>,
+    emulator: Option<EmulatorProfile>,
+    skills: Option<SkillProfile>,
+    algorithms: Vec<Algorithm>,
+    skew: Duration,
+    strict_endorsements: bool,
+    limits: Limits,
+    timing: KeyTiming,
+    http: HttpOptions,
+    clock: Arc<dyn Clock>,
+    verified_capacity: usize,
+    fixed: Vec<(String, Value)>,
+}
+
+impl ValidatorBuilder {
+    fn new(app_id: String) -> Self {
+        ValidatorBuilder {
+            app_id,
+            extra_audiences: Vec::new(),
+            bot_service: Vec::new(),
+            entra: None,
+            emulator: None,
+            skills: None,
+            algorithms: Algorithm::DEFAULT.to_vec(),
+            skew: Duration::from_secs(300),
+            strict_endorsements: false,
+            limits: Limits::default(),
+            timing: KeyTiming::default(),
+            http: HttpOptions::default().timeout(Duration::from_secs(10)),
+            clock: Arc::new(SystemClock),
+            verified_capacity: 10_000,
+            fixed: Vec::new(),
+        }
+    }
+
+    /// A builder from botauth's configuration model (any dialect): the app id is `client_id`;
+    /// `inbound` chooses the profiles — Bot Service of the configured cloud (with
+    /// `BOTAUTH_METADATA_URL` as its metadata when set), Entra tenants, the emulator (with the
+    /// bot's tenant) — and carries extra audiences, allowed callers and strict endorsements.
+    pub fn from_config(config: &BotAuthConfig) -> Result<Self> {
+        let app_id = config
+            .client_id
+            .clone()
+            .filter(|id| !id.trim().is_empty())
+            .ok_or_else(|| Error::config("client_id", "the bot's app id is not configured"))?;
+        let inbound = &config.inbound;
+        let mut builder = Validator::builder(app_id);
+        if inbound.bot_service {
+            let mut profile = BotServiceProfile::for_cloud(&config.cloud);
+            if let Some(url) = &inbound.metadata_url {
+                profile.metadata_url.clone_from(url);
+            }
+            builder = builder.bot_service(profile);
+        }
+        let authority = config.cloud.authority_host();
+        let v1_host = match config.cloud {
+            Cloud::China => "https://sts.chinacloudapi.cn",
+            _ => crate::profile::PUBLIC_V1_ISSUER_HOST,
+        };
+        if let Some((first, rest)) = inbound.entra_tenants.split_first() {
+            let mut entra = EntraProfile::new(first)
+                .authority_host(authority)
+                .v1_issuer_host(v1_host);
+            for tenant in rest {
+                entra = entra.tenant(tenant);
+            }
+            if !inbound.allowed_callers.is_empty() {
+                entra = entra.allowed_callers(AllowedCallers::from_list(
+                    inbound.allowed_callers.iter().cloned(),
+                ));
+            }
+            builder = builder.entra(entra);
+        }
+        if inbound.emulator {
+            let mut emulator = EmulatorProfile::new()
+                .authority_host(authority)
+                .v1_issuer_host(v1_host);
+            if let Some(tenant) = &config.tenant_id {
+                emulator = emulator.tenant(tenant);
+            }
+            builder = builder.emulator(emulator);
+        }
+        for audience in &inbound.extra_audiences {
+            builder = builder.audience(audience);
+        }
+        Ok(builder.strict_endorsements(inbound.strict_endorsements))
+    }
+
+    /// Accepts Bot Service channel tokens of this cloud (may be called for several clouds).
+    #[must_use]
+    pub fn bot_service(mut self, profile: BotServiceProfile) -> Self {
+        self.bot_service.push(profile);
+        self
+    }
+
+    /// Accepts Entra ID tokens of the profile's tenants.
+    #[must_use]
+    pub fn entra(mut self, profile: EntraProfile) -> Self {
+        self.entra = Some(profile);
+        self
+    }
+
+    /// Accepts Bot Framework Emulator tokens (off by default).
+    #[must_use]
+    pub fn emulator(mut self, profile: EmulatorProfile) -> Self {
+        self.emulator = Some(profile);
+        self
+    }
+
+    /// Accepts skill calls from the profile's allowed callers (off by default).
+    #[must_use]
+    pub fn skills(mut self, profile: SkillProfile) -> Self {
+        self.skills = Some(profile);
+        self
+    }
+
+    /// Accepts this `aud` besides the app id (Entra profiles also accept `api://{app id}`).
+    #[must_use]
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.extra_audiences.push(audience.into());
+        self
+    }
+
+    /// The algorithm allow-list (default RS256, RS384, RS512).
+    #[must_use]
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// Clock skew tolerated on `exp` and `nbf` (default 300 s).
+    #[must_use]
+    pub fn clock_skew(mut self, skew: Duration) -> Self {
+        self.skew = skew;
+        self
+    }
+
+    /// Strict endorsements: also refuse Bot Service keys that carry no endorsements (default lax,
+    /// as Bot Framework JS). Entra keys never carry endorsements and are not affected.
+    #[must_use]
+    pub fn strict_endorsements(mut self, on: bool) -> Self {
+        self.strict_endorsements = on;
+        self
+    }
+
+    /// The largest token accepted, in bytes (default 16 KiB).
+    #[must_use]
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_token_bytes = bytes;
+        self
+    }
+
+    /// How often keys are refreshed (default 24 h).
+    #[must_use]
+    pub fn key_refresh_interval(mut self, every: Duration) -> Self {
+        self.timing.refresh_every = every;
+        self
+    }
+
+    /// At most one refetch per this interval for an unknown `kid` (default 5 min).
+    #[must_use]
+    pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
+        self.timing.unknown_kid_cooldown = cooldown;
+        self
+    }
+
+    /// After a failed key fetch, wait this long before trying again (default 30 s).
+    #[must_use]
+    pub fn retry_after_failure(mut self, wait: Duration) -> Self {
+        self.timing.retry_after_failure = wait;
+        self
+    }
+
+    /// Keep serving keys fetched at most this long ago while the endpoint fails (default 72 h).
+    #[must_use]
+    pub fn max_stale(mut self, max: Duration) -> Self {
+        self.timing.max_stale = max;
+        self
+    }
+
+    /// Timeouts and the response size limit of key fetches (default: 5 s connect, 10 s overall,
+    /// 256 KiB).
+    #[must_use]
+    pub fn http_options(mut self, options: HttpOptions) -> Self {
+        self.http = options;
+        self
+    }
+
+    /// The clock for time claims and cache ages (default the system clock).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How many verified tokens to remember (default 10,000, rounded up to a multiple of 16; 0
+    /// turns the cache off).
+    #[must_use]
+    pub fn verified_token_cache(mut self, capacity: usize) -> Self {
+        self.verified_capacity = capacity;
+        self
+    }
+
+    /// Uses this JWKS document for the profile whose metadata URL is `metadata_url`, and never
+    /// fetches it: for offline validation and tests.
+    #[must_use]
+    pub fn fixed_jwks(mut self, metadata_url: impl Into<String>, jwks: Value) -> Self {
+        self.fixed.push((metadata_url.into(), jwks));
+        self
+    }
+
+    /// Checks the configuration and builds the validator.
+    pub fn build(self) -> Result<Validator> {
+        let app_id = self.app_id.trim().to_owned();
+        if app_id.is_empty() {
+            return Err(Error::config(
+                "app_id",
+                "the bot's app id is empty: set it to the bot's Microsoft App ID",
+            ));
+        }
+        if self.bot_service.is_empty()
+            && self.entra.is_none()
+            && self.emulator.is_none()
+            && self.skills.is_none()
+        {
+            return Err(Error::config(
+                "profiles",
+                "no trust profile is enabled: add at least BotServiceProfile::public()",
+            ));
+        }
+        if self.algorithms.is_empty() {
+            return Err(Error::config(
+                "algorithms",
+                "the algorithm allow-list is empty",
+            ));
+        }
+        if let Some(skills) = &self.skills {
+            if !skills.has_callers() {
+                return Err(Error::config(
+                    "skills.allowed_callers",
+                    "skills need an allowed-callers list (app ids, or `*` to accept any bot)",
+                ));
+            }
+        }
+        let skew = i64::try_from(self.skew.as_secs()).unwrap_or(i64::MAX);
+        let fixed: HashMap<String, Value> = self.fixed.into_iter().collect();
+        let http = self.http;
+        let mut client = None;
+        let mut caches: HashMap<String, Arc<KeyCache>> = HashMap::new();
+        let mut cache_for = |url: &str| -> Result<Arc<KeyCache>> {
+            let url = botauth_core::config::check_endpoint_url("metadata_url", url)
+                .map_err(|e| Error::config("metadata_url", e.to_string()))?;
+            if let Some(c) = caches.get(&url) {
+                return Ok(Arc::clone(c));
+            }
+            let cache = match fixed.get(&url) {
+                Some(doc) => {
+                    let keys = parse_jwks(doc, &url)
+                        .map_err(|e| Error::config("fixed_jwks", e.to_string()))?;
+                    KeyCache::fixed(url.clone(), keys, Arc::clone(&self.clock))
+                }
+                None => {
+                    let client = match &client {
+                        Some(c) => Clone::clone(c),
+                        None => {
+                            let c = crate::keys::client(&http)?;
+                            client = Some(c.clone());
+                            c
+                        }
+                    };
+                    KeyCache::http(
+                        url.clone(),
+                        client,
+                        http,
+                        self.timing,
+                        Arc::clone(&self.clock),
+                    )
+                }
+            };
+            let cache = Arc::new(cache);
+            caches.insert(url, Arc::clone(&cache));
+            Ok(cache)
+        };
+
+        let mut issuers: HashMap<String, Target> = HashMap::new();
+        let mut add = |issuer: String, target: Target| -> Result<()> {
+            if issuers.insert(issuer, target).is_some() {
+                return Err(Error::config(
+                    "issuer",
+                    "two trust profiles claim the same issuer; configure each issuer once",
+                ));
+            }
+            Ok(())
+        };
+        for profile in &self.bot_service {
+            if profile.issuer.is_empty() {
+                return Err(Error::config(
+                    "issuer",
+                    "a Bot Service profile has an empty issuer",
+                ));
+            }
+            let keys = cache_for(&profile.metadata_url)?;
+            add(
+                profile.issuer.clone(),
+                Target::BotService {
+                    keys,
+                    caller_id: profile.caller_id.clone(),
+                },
+            )?;
+        }
+
+        // Entra-style issuers: each (hosts, tenant) once, with every profile that accepts it.
+        let mut entra_like: Vec<(EntraHosts, String, EntraRules)> = Vec::new();
+        let mut merge = |hosts: &EntraHosts, tenant: &str, f: &dyn Fn(&mut EntraRules)| {
+            if let Some((_, _, rules)) = entra_like
+                .iter_mut()
+                .find(|(h, t, _)| h == hosts && t == tenant)
+            {
+                f(rules);
+            } else {
+                let mut rules = EntraRules::default();
+                f(&mut rules);
+                entra_like.push((hosts.clone(), tenant.to_owned(), rules));
+            }
+        };
+        if let Some(entra) = &self.entra {
+            for tenant in &entra.tenants {
+                if tenant.is_empty() || tenant == "common" || tenant == "organizations" {
+                    return Err(Error::config(
+                        "entra.tenant",
+                        "an Entra profile needs a specific tenant id (not empty, `common` or `organizations`)",
+                    ));
+                }
+                merge(&entra.hosts, tenant, &|r| {
+                    r.entra = Some(entra.allowed_callers.clone());
+                });
+            }
+        }
+        if let Some(emulator) = &self.emulator {
+            for tenant in BOT_FRAMEWORK_TENANTS
+                .iter()
+                .copied()
+                .chain(emulator.extra_tenants.iter().map(String::as_str))
+            {
+                merge(&emulator.hosts, tenant, &|r| r.emulator = true);
+            }
+        }
+        if let Some(skills) = &self.skills {
+            for tenant in BOT_FRAMEWORK_TENANTS
+                .iter()
+                .copied()
+                .chain(skills.extra_tenants.iter().map(String::as_str))
+            {
+                merge(&skills.hosts, tenant, &|r| {
+                    r.skills = Some(skills.allowed_callers.clone());
+                });
+            }
+        }
+        for (hosts, tenant, rules) in entra_like {
+            // Single-tenant Entra validation reads the tenant's own metadata; emulator and skill
+            // tokens come from several tenants and use `common`.
+            let metadata = if rules.entra.is_some() {
+                hosts.metadata_url(&tenant)
+            } else {
+                hosts.metadata_url("common")
+            };
+            let keys = cache_for(&metadata)?;
+            for v2 in [false, true] {
+                let issuer = if v2 {
+                    hosts.v2_issuer(&tenant)
+                } else {
+                    hosts.v1_issuer(&tenant)
+                };
+                add(
+                    issuer,
+                    Target::Entra {
+                        keys: Arc::clone(&keys),
+                        tenant: tenant.clone(),
+                        v2,
+                        rules: rules.clone(),
+                    },
+                )?;
+            }
+        }
+        if let Some(url) = fixed.keys().find(|u| !caches.contains_key(*u)) {
+            return Err(Error::config(
+                "fixed_jwks",
+                format!("{url} is not the metadata URL of any enabled profile"),
+            ));
+        }
+
+        let mut channel_audiences = vec![app_id.clone()];
+        channel_audiences.extend(self.extra_audiences.iter().cloned());
+        let mut entra_audiences = channel_audiences.clone();
+        entra_audiences.insert(1, format!("api://{app_id}"));
+        let mut caches: Vec<Arc<KeyCache>> = caches.into_values().collect();
+        caches.sort_by(|a, b| a.metadata_url().cmp(b.metadata_url()));
+        Ok(Validator {
+            inner: Arc::new(Inner {
+                app_id,
+                channel_audiences,
+                entra_audiences,
+                issuers,
+                caches,
+                algorithms: self.algorithms,
+                skew,
+                strict_endorsements: self.strict_endorsements,
+                limits: self.limits,
+                clock: self.clock,
+                verified: VerifiedCache::new(self.verified_capacity),
+            }),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct EntraRules {
+    /// `Some(callers)` when the single-tenant Entra profile covers this tenant.
+    entra: Option<Option<AllowedCallers>>,
+    emulator: bool,
+    skills: Option<AllowedCallers>,
+}
+
+#[derive(Debug)]
+enum Target {
+    BotService {
+        keys: Arc<KeyCache>,
+        caller_id: Option<String>,
+    },
+    Entra {
+        keys: Arc<KeyCache>,
+        tenant: String,
+        v2: bool,
+        rules: EntraRules,
+    },
+}
+
+/// Validates the JWTs on inbound activities for one bot (PROTOCOL §6).
+///
+/// Cheap to clone; clones share the key caches and the verified-token cache.
+#[derive(Clone)]
+pub struct Validator {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut issuers: Vec<&str> = self.inner.issuers.keys().map(String::as_str).collect();
+        issuers.sort_unstable();
+        let metadata: Vec<&str> = self.inner.caches.iter().map(|c| c.metadata_url()).collect();
+        f.debug_struct("Validator")
+            .field("app_id", &self.inner.app_id)
+            .field("issuers", &issuers)
+            .field("metadata", &metadata)
+            .field("algorithms", &self.inner.algorithms)
+            .field("strict_endorsements", &self.inner.strict_endorsements)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    app_id: String,
+    channel_audiences: Vec<String>,
+    entra_audiences: Vec<String>,
+    issuers: HashMap<String, Target>,
+    caches: Vec<Arc<KeyCache>>,
+    algorithms: Vec<Algorithm>,
+    skew: i64,
+    strict_endorsements: bool,
+    limits: Limits,
+    clock: Arc<dyn Clock>,
+    verified: VerifiedCache,
+}
+
+fn unix(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+impl Validator {
+    /// A builder for the bot whose Microsoft App ID is `app_id`.
+    pub fn builder(app_id: impl Into<String>) -> ValidatorBuilder {
+        ValidatorBuilder::new(app_id.into())
+    }
+
+    /// The validator botauth's configuration describes (see [`ValidatorBuilder::from_config`]).
+    pub fn from_config(config: &BotAuthConfig) -> Result<Validator> {
+        ValidatorBuilder::from_config(config)?.build()
+    }
+
+    /// The bot's app id.
+    pub fn app_id(&self) -> &str {
+        &self.inner.app_id
+    }
+
+    /// How many metadata + JWKS fetches this validator has started (all profiles).
+    pub fn key_fetches(&self) -> u64 {
+        self.inner.caches.iter().map(|c| c.fetch_count()).sum()
+    }
+
+    /// Validates an `Authorization` header value (`None` when the request had none).
+    pub async fn validate_header(
+        &self,
+        authorization: Option<&str>,
+        activity: ActivityInfo<'_>,
+    ) -> Result<BotClaims> {
+        let header = authorization.ok_or(Error::MissingToken)?;
+        self.validate(token::bearer(header)?, activity).await
+    }
+
+    /// Validates a bare token.
+    pub async fn validate(&self, token: &str, activity: ActivityInfo<'_>) -> Result<BotClaims> {
+        let inner = &*self.inner;
+        if token.len() > inner.limits.max_token_bytes {
+            return Err(Error::TooLarge {
+                part: "token",
+                limit: inner.limits.max_token_bytes,
+            });
+        }
+        let digest = verified::digest(token);
+        match inner
+            .verified
+            .with(&digest, |hit| self.recheck(hit, activity))
+        {
+            Some(Some(result)) => return result,
+            // The key was withdrawn (or went stale): judge the token afresh.
+            Some(None) => inner.verified.remove(&digest),
+            None => {}
+        }
+        // Boxed so that the hit path's future stays small.
+        let verified = Box::pin(self.verify(token, activity)).await?;
+        let claims = verified.claims.clone();
+        let now = unix(inner.clock.now());
+        inner
+            .verified
+            .insert(digest, Arc::new(verified), now, inner.skew);
+        Ok(claims)
+    }
+
+    /// The per-request rules for a cached verification; `None` when its key is gone.
+    fn recheck(&self, v: &Verified, activity: ActivityInfo<'_>) -> Option<Result<BotClaims>> {
+        let inner = &*self.inner;
+        let now = inner.clock.now();
+        // Unless the keys were refetched since, the key that verified the token still stands.
+        let refetched;
+        let key = if v.keys.still_current(v.generation, now) {
+            &v.key
+        } else {
+            refetched = v.keys.cached(&v.kid)?.0;
+            // The same kid for other key material is a new key: verify afresh.
+            if !refetched.same_key(&v.key) {
+                return None;
+            }
+            &refetched
+        };
+        let now = unix(now);
+        let check = || -> Result<()> {
+            rules::check_time(now, v.nbf, v.exp, inner.skew)?;
+            if let (Some(claim), Some(activity)) = (v.claims.service_url(), activity.service_url) {
+                if !rules::same_service_url(claim, activity) {
+                    return Err(Error::ServiceUrl);
+                }
+            }
+            rules::check_endorsements(
+                key.endorsements(),
+                activity.channel_id,
+                self.strict_for(v.claims.profile()),
+            )
+        };
+        Some(check().map(|()| v.claims.clone()))
+    }
+
+    /// The full check: parse, header rules, claims, key, signature, profile rules.
+    async fn verify(&self, token: &str, activity: ActivityInfo<'_>) -> Result<Verified> {
+        let inner = &*self.inner;
+        let parsed = token::parse(token, &inner.algorithms, &inner.limits)?;
+        let claims = &parsed.claims;
+        let iss = rules::required_string(claims, "iss")?;
+        let target = inner.issuers.get(iss).ok_or(Error::Issuer)?;
+        let accepted = match target {
+            Target::BotService { .. } => &inner.channel_audiences,
+            Target::Entra { .. } => &inner.entra_audiences,
+        };
+        let audience = rules::audience(claims, accepted)?.to_owned();
+        let exp =
+            rules::numeric_date(claims, "exp")?.ok_or(Error::MissingClaim { claim: "exp" })?;
+        let nbf = rules::numeric_date(claims, "nbf")?;
+        let now = unix(inner.clock.now());
+        rules::check_time(now, nbf, exp, inner.skew)?;
+        let service_url = rules::string_claim(claims, "serviceurl")?;
+        let appid = rules::string_claim(claims, "appid")?;
+        let azp = rules::string_claim(claims, "azp")?;
+
+        // Only now, with a plausible token, may a key be looked up (and perhaps fetched).
+        let (keys, profile, caller_id, app_id, tenant_id) = match target {
+            Target::BotService { keys, caller_id } => {
+                if service_url.is_none() {
+                    return Err(Error::MissingClaim {
+                        claim: "serviceurl",
+                    });
+                }
+                let app_id = appid.or(azp).map(str::to_owned);
+                (
+                    keys,
+                    ProfileKind::BotService,
+                    caller_id.clone(),
+                    app_id,
+                    None,
+                )
+            }
+            Target::Entra {
+                keys,
+                tenant,
+                v2,
+                rules: entra,
+            } => {
+                let (profile, caller) = self.entra_rules(claims, tenant, *v2, entra, appid, azp)?;
+                let caller_id = match profile {
+                    ProfileKind::Emulator => None,
+                    _ => Some(format!("urn:botframework:aadappid:{caller}")),
+                };
+                (
+                    keys,
+                    profile,
+                    caller_id,
+                    Some(caller.to_owned()),
+                    Some(tenant.clone()),
+                )
+            }
+        };
+        let (key, generation) = keys.key(&parsed.kid).await?;
+        key.verify(parsed.alg, parsed.signing_input, &parsed.signature)?;
+
+        if let (Some(claim), Some(activity)) = (service_url, activity.service_url) {
+            if !rules::same_service_url(claim, activity) {
+                return Err(Error::ServiceUrl);
+            }
+        }
+        rules::check_endorsements(
+            key.endorsements(),
+            activity.channel_id,
+            self.strict_for(profile),
+        )?;
+
+        let service_url = service_url.map(str::to_owned);
+        let issuer = iss.to_owned();
+        Ok(Verified {
+            nbf,
+            exp,
+            kid: parsed.kid,
+            keys: Arc::clone(keys),
+            key,
+            generation,
+            claims: BotClaims::from(Parts {
+                profile,
+                app_id,
+                issuer,
+                audience,
+                service_url,
+                caller_id,
+                tenant_id,
+                expires_at: exp,
+                claims: parsed.claims,
+            }),
+        })
+    }
+
+    /// Strict endorsements concern Bot Service keys: Entra's keys never carry endorsements, so
+    /// demanding them would refuse every Entra, emulator and skill token. A key that does list
+    /// endorsements is held to them whatever the profile.
+    fn strict_for(&self, profile: ProfileKind) -> bool {
+        self.inner.strict_endorsements && profile == ProfileKind::BotService
+    }
+
+    /// `ver`, `tid` and caller rules of Entra-issued tokens (PROTOCOL §6 rule 8 and the emulator
+    /// rules); returns the profile that accepts the caller.
+    fn entra_rules<'c>(
+        &self,
+        claims: &serde_json::Map<String, Value>,
+        tenant: &str,
+        v2: bool,
+        rules: &EntraRules,
+        appid: Option<&'c str>,
+        azp: Option<&'c str>,
+    ) -> Result<(ProfileKind, &'c str)> {
+        let ver = rules::required_string(claims, "ver")?;
+        let token_v2 = match ver {
+            "1.0" => false,
+            "2.0" => true,
+            _ => return Err(Error::ClaimType { claim: "ver" }),
+        };
+        // A v1 issuer issues v1 tokens; a mismatch means the token was not made by Entra.
+        if token_v2 != v2 {
+            return Err(Error::ClaimType { claim: "ver" });
+        }
+        let tid = rules::required_string(claims, "tid")?;
+        if !tid.eq_ignore_ascii_case(tenant) {
+            return Err(Error::Tenant);
+        }
+        let caller = if v2 {
+            azp.ok_or(Error::MissingClaim { claim: "azp" })?
+        } else {
+            appid.ok_or(Error::MissingClaim { claim: "appid" })?
+        };
+        if let Some(callers) = &rules.entra {
+            if callers.as_ref().is_none_or(|c| c.allows(caller)) {
+                return Ok((ProfileKind::Entra, caller));
+            }
+        }
+        if rules.emulator && caller.eq_ignore_ascii_case(&self.inner.app_id) {
+            return Ok((ProfileKind::Emulator, caller));
+        }
+        if rules.skills.as_ref().is_some_and(|c| c.allows(caller)) {
+            return Ok((ProfileKind::Skill, caller));
+        }
+        Err(Error::Caller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_errors_name_the_setting() {
+        let key = |b: ValidatorBuilder| match b.build().unwrap_err() {
+            Error::Config { key, .. } => key,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            key(Validator::builder(" ").bot_service(BotServiceProfile::public())),
+            "app_id"
+        );
+        assert_eq!(key(Validator::builder("app")), "profiles");
+        assert_eq!(
+            key(Validator::builder("app")
+                .bot_service(BotServiceProfile::public())
+                .algorithms([])),
+            "algorithms"
+        );
+        assert_eq!(
+            key(
+                Validator::builder("app").skills(SkillProfile::new(AllowedCallers::from_list(
+                    Vec::<String>::new()
+                )))
+            ),
+            "skills.allowed_callers"
+        );
+        assert_eq!(
+            key(Validator::builder("app")
+                .bot_service(BotServiceProfile::custom("http://example.com/m", "iss"))),
+            "metadata_url"
+        );
+        assert_eq!(
+            key(Validator::builder("app")
+                .bot_service(BotServiceProfile::public())
+                .bot_service(BotServiceProfile::custom(
+                    "https://example.com/m",
+                    "https://api.botframework.com"
+                ))),
+            "issuer"
+        );
+        assert_eq!(
+            key(Validator::builder("app").entra(EntraProfile::new("common"))),
+            "entra.tenant"
+        );
+        assert_eq!(
+            key(Validator::builder("app")
+                .bot_service(BotServiceProfile::public())
+                .fixed_jwks("https://example.com/other", serde_json::json!({"keys": []}))),
+            "fixed_jwks"
+        );
+        let ok = Validator::builder("app")
+            .bot_service(BotServiceProfile::public())
+            .bot_service(BotServiceProfile::us_gov())
+            .bot_service(BotServiceProfile::china())
+            .entra(EntraProfile::new("T1"))
+            .emulator(EmulatorProfile::new().tenant("t1"))
+            .skills(SkillProfile::new(AllowedCallers::Any))
+            .build()
+            .unwrap();
+        // Three Bot Service clouds, tenant t1, and `common` for the emulator/skill tenants.
+        assert_eq!(ok.inner.caches.len(), 5);
+        assert_eq!(ok.inner.issuers.len(), 3 + 2 * 3);
+        assert_eq!(ok.inner.entra_audiences, ["app", "api://app"]);
+    }
+}
