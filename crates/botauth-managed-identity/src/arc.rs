@@ -3,43 +3,26 @@
 
 use std::path::{Path, PathBuf};
 
-use botauth_core::config::ManagedIdentityId;
 use botauth_core::{Error, Result, Secret};
 
-use crate::ids::{IdParams, id_param};
-use crate::source::{Endpoint, ManagedIdentitySource};
-use crate::transport::Request;
+use crate::request::{Header, IdParams, Spec};
+use crate::source::ManagedIdentitySource;
 
-/// The api-version Arc is called with.
-pub(crate) const API_VERSION: &str = "2020-06-01";
+/// `GET $IDENTITY_ENDPOINT?api-version=2020-06-01&resource=R`, `Metadata: true`. Arc has the
+/// machine's system-assigned identity only.
+pub(crate) const SPEC: Spec = Spec {
+    source: ManagedIdentitySource::AzureArc,
+    api_version: Some("2020-06-01"),
+    ids: IdParams {
+        client_id: None,
+        object_id: None,
+        resource_id: None,
+    },
+    header: Header::Metadata,
+};
 
 /// The largest key file accepted (PROTOCOL §4): anything bigger is not an Arc key.
 pub(crate) const MAX_KEY_BYTES: u64 = 4096;
-
-const IDS: IdParams = IdParams {
-    client_id: None,
-    object_id: None,
-    resource_id: None,
-};
-
-/// `GET $IDENTITY_ENDPOINT?api-version=2020-06-01&resource=R`, `Metadata: true`.
-pub(crate) fn request(
-    endpoint: &Endpoint,
-    resource: &str,
-    id: &ManagedIdentityId,
-) -> Result<Request> {
-    check_id(id)?;
-    let mut url = endpoint.url.clone();
-    url.query_pairs_mut()
-        .append_pair("api-version", API_VERSION)
-        .append_pair("resource", resource);
-    Ok(Request::get(url).header("Metadata", "true"))
-}
-
-/// Arc has the machine's system-assigned identity only.
-pub(crate) fn check_id(id: &ManagedIdentityId) -> Result<()> {
-    id_param(ManagedIdentitySource::AzureArc, &IDS, id).map(|_| ())
-}
 
 /// Reads the key file named by the challenge `WWW-Authenticate: Basic realm=<path>`.
 ///

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::retry::{Decision, Outcome, RetryOptions, Schedule};
 use crate::source::{self, Endpoint, ManagedIdentitySource};
 use crate::transport::{self, Request, Response, SendError};
-use crate::{app_service, arc, azure_ml, cloud_shell, imds, response, service_fabric};
+use crate::{arc, cloud_shell, request, response, service_fabric};
 
 /// A managed identity: system-assigned, or user-assigned by client id, object id or resource id.
 ///
@@ -127,14 +127,7 @@ impl ManagedIdentityCredentialBuilder {
         let env = self.env.unwrap_or_else(EnvVars::from_process);
         let endpoint = source::detect(&env, &*self.file_exists)?;
         check_id(&self.id)?;
-        match endpoint.source {
-            ManagedIdentitySource::Imds => imds::check_id(&self.id)?,
-            ManagedIdentitySource::AppService => app_service::check_id(&self.id)?,
-            ManagedIdentitySource::AzureArc => arc::check_id(&self.id)?,
-            ManagedIdentitySource::CloudShell => cloud_shell::check_id(&self.id)?,
-            ManagedIdentitySource::ServiceFabric => service_fabric::check_id(&self.id)?,
-            ManagedIdentitySource::AzureMl => azure_ml::check_id(&self.id)?,
-        }
+        request::spec(endpoint.source).check_id(&self.id)?;
         let http = transport::build_client(&self.options)?;
         tracing::debug!(source = %endpoint.source, endpoint = %endpoint.url, "managed identity endpoint detected");
         Ok(ManagedIdentityCredential {
@@ -319,12 +312,8 @@ impl ManagedIdentityCredential {
     fn build_request(&self, resource: &str) -> Result<Request> {
         let e = &self.endpoint;
         match e.source {
-            ManagedIdentitySource::Imds => imds::request(e, resource, &self.id),
-            ManagedIdentitySource::AppService => app_service::request(e, resource, &self.id),
-            ManagedIdentitySource::AzureArc => arc::request(e, resource, &self.id),
             ManagedIdentitySource::CloudShell => cloud_shell::request(e, resource, &self.id),
-            ManagedIdentitySource::ServiceFabric => service_fabric::request(e, resource, &self.id),
-            ManagedIdentitySource::AzureMl => azure_ml::request(e, resource, &self.id),
+            source => request::spec(source).get(e, resource, &self.id),
         }
     }
 

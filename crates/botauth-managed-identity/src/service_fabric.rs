@@ -11,7 +11,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use botauth_core::config::ManagedIdentityId;
 use botauth_core::{Error, Result};
 use botauth_token::http::HttpOptions;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -22,46 +21,26 @@ use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 
-use crate::ids::{IdParams, id_param};
-use crate::source::{Endpoint, ManagedIdentitySource};
+use crate::request::{Header, IdParams, Spec};
+use crate::source::{ManagedIdentitySource, env};
 use crate::transport::{Method, Request, Response, SendError};
-
-/// The api-version Service Fabric is called with.
-pub(crate) const API_VERSION: &str = "2019-07-01-preview";
-
-const IDS: IdParams = IdParams {
-    client_id: Some("client_id"),
-    object_id: None,
-    resource_id: Some("mi_res_id"),
-};
 
 /// `GET $IDENTITY_ENDPOINT?api-version=2019-07-01-preview&resource=R[&client_id|mi_res_id]`,
 /// `secret: $IDENTITY_HEADER`.
-pub(crate) fn request(
-    endpoint: &Endpoint,
-    resource: &str,
-    id: &ManagedIdentityId,
-) -> Result<Request> {
-    let mut url = endpoint.url.clone();
-    {
-        let mut q = url.query_pairs_mut();
-        q.append_pair("api-version", API_VERSION)
-            .append_pair("resource", resource);
-        if let Some((name, value)) = id_param(ManagedIdentitySource::ServiceFabric, &IDS, id)? {
-            q.append_pair(name, &value);
-        }
-    }
-    let secret = endpoint
-        .secret
-        .clone()
-        .ok_or_else(|| Error::config("IDENTITY_HEADER", "is required by Service Fabric"))?;
-    Ok(Request::get(url).header("secret", secret))
-}
-
-/// Validates the id at build time.
-pub(crate) fn check_id(id: &ManagedIdentityId) -> Result<()> {
-    id_param(ManagedIdentitySource::ServiceFabric, &IDS, id).map(|_| ())
-}
+pub(crate) const SPEC: Spec = Spec {
+    source: ManagedIdentitySource::ServiceFabric,
+    api_version: Some("2019-07-01-preview"),
+    ids: IdParams {
+        client_id: Some("client_id"),
+        object_id: None,
+        resource_id: Some("mi_res_id"),
+    },
+    header: Header::Secret {
+        name: "secret",
+        variable: env::IDENTITY_HEADER,
+        required_by: "Service Fabric",
+    },
+};
 
 /// Sends `request` over TLS to a server whose leaf certificate's SHA-1 is `thumbprint`.
 pub(crate) async fn send_pinned(
