@@ -5,10 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use botauth_core::config::CertificateConfig;
 use botauth_core::{
-    AccessToken, BotAuthConfig, Clock, Cloud, CredentialConfig, CredentialInfo, CredentialProvider,
-    Error, Result, TokenRequest,
+    AccessToken, BotAuthConfig, Cloud, CredentialConfig, CredentialInfo, CredentialProvider, Error,
+    Result, TokenRequest,
 };
-use botauth_token::http::HttpOptions;
 use botauth_token::{ClientAuth, ClientCredentialsClient, ClientCredentialsClientBuilder};
 
 use crate::assertion::CertificateAssertion;
@@ -31,34 +30,11 @@ pub struct CertificateCredentialBuilder {
 }
 
 impl CertificateCredentialBuilder {
-    /// Uses the authority host of `cloud` (default: public cloud).
-    pub fn cloud(self, cloud: &Cloud) -> Self {
-        self.authority_host(cloud.authority_host())
-    }
-
-    /// Uses this authority host (`https://…`, or `http://` on loopback for local development).
-    pub fn authority_host(mut self, authority_host: impl Into<String>) -> Self {
-        self.client = self.client.authority_host(authority_host);
-        self
-    }
-
-    /// Uses this HTTP client (proxy, custom roots). It should not follow redirects.
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.client = self.client.http_client(client);
-        self
-    }
-
-    /// Timeouts and size limits.
-    pub fn http_options(mut self, options: HttpOptions) -> Self {
-        self.client = self.client.http_options(options);
-        self
-    }
-
-    /// Uses this clock for token expiry times (tests). The assertion has its own clock
-    /// ([`CertificateAssertionBuilder::clock`](crate::CertificateAssertionBuilder::clock)).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.client = self.client.clock(clock);
-        self
+    botauth_token::forward_client_builder_settings! {
+        client;
+        /// Uses this clock for token expiry times (tests). The assertion has its own clock
+        /// ([`CertificateAssertionBuilder::clock`](crate::CertificateAssertionBuilder::clock)).
+        clock
     }
 
     /// Validates the tenant, client id and authority, and builds the credential.

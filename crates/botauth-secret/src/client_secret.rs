@@ -1,13 +1,10 @@
 //! [`ClientSecretCredential`].
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use botauth_core::{
-    AccessToken, BotAuthConfig, Clock, Cloud, CredentialConfig, CredentialInfo, CredentialProvider,
-    Error, Result, Secret, TokenRequest,
+    AccessToken, BotAuthConfig, Cloud, CredentialConfig, CredentialInfo, CredentialProvider, Error,
+    Result, Secret, TokenRequest,
 };
-use botauth_token::http::HttpOptions;
 use botauth_token::{ClientAuth, ClientCredentialsClient, ClientCredentialsClientBuilder};
 
 /// A client-secret credential: Entra ID's client-credentials grant with `client_secret`.
@@ -25,33 +22,10 @@ pub struct ClientSecretCredentialBuilder {
 }
 
 impl ClientSecretCredentialBuilder {
-    /// Uses the authority host of `cloud` (default: public cloud).
-    pub fn cloud(self, cloud: &Cloud) -> Self {
-        self.authority_host(cloud.authority_host())
-    }
-
-    /// Uses this authority host (`https://…`, or `http://` on loopback for local development).
-    pub fn authority_host(mut self, authority_host: impl Into<String>) -> Self {
-        self.client = self.client.authority_host(authority_host);
-        self
-    }
-
-    /// Uses this HTTP client (proxy, custom roots). It should not follow redirects.
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.client = self.client.http_client(client);
-        self
-    }
-
-    /// Timeouts and size limits.
-    pub fn http_options(mut self, options: HttpOptions) -> Self {
-        self.client = self.client.http_options(options);
-        self
-    }
-
-    /// Uses this clock for expiry times (tests).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.client = self.client.clock(clock);
-        self
+    botauth_token::forward_client_builder_settings! {
+        client;
+        /// Uses this clock for expiry times (tests).
+        clock
     }
 
     /// Checks the values and builds the credential. The client builder validates the tenant and

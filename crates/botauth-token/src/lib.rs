@@ -2,8 +2,11 @@
 #![warn(missing_docs)]
 
 mod client;
+mod forward;
 pub mod http;
 mod manager;
 
 pub use client::{ClientAuth, ClientCredentialsClient, ClientCredentialsClientBuilder};
+#[doc(hidden)]
+pub use forward::__private;
 pub use manager::{ManagerOptions, TokenManager, TokenManagerBuilder, TokenSource};
