@@ -13,7 +13,7 @@ pub mod testkit;
 mod token;
 
 pub use async_trait::async_trait;
-pub use clock::{Clock, ManualClock, Sleep, SystemClock, TokioClock};
+pub use clock::{Clock, ManualClock, Sleep, SystemClock, TokioClock, UtcDateTime};
 pub use cloud::{Cloud, CloudEndpoints};
 pub use config::{BotAuthConfig, CredentialConfig, Dialect};
 pub use credential::{AssertionRequest, ClientAssertionSource, CredentialInfo, CredentialProvider};
