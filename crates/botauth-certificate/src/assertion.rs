@@ -396,7 +396,6 @@ impl ClientAssertionSource for CertificateAssertion {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::time::Duration;
 
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -406,7 +405,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::fixtures::{PASSWORD, path, read, sha1_hex};
+    use crate::fixtures::{PASSWORD, copy, path, read, sha1_hex};
     use crate::logs::capture;
 
     const ENDPOINT: &str = "https://login.microsoftonline.com/tenant-x/oauth2/v2.0/token";
@@ -442,6 +441,20 @@ mod tests {
     fn x5t_by_openssl(cert_pem: &str) -> String {
         let cert = X509::from_pem(&read(cert_pem)).unwrap();
         URL_SAFE_NO_PAD.encode(cert.digest(MessageDigest::sha1()).unwrap())
+    }
+
+    /// `jws` names `cert_pem` in its `x5t` and verifies (RS256) with that certificate's key.
+    #[track_caller]
+    fn assert_rs256_by(jws: &Secret, cert_pem: &str) {
+        assert_eq!(
+            part(jws.expose_secret(), 0)["x5t"],
+            x5t_by_openssl(cert_pem)
+        );
+        assert!(openssl_verifies(
+            jws.expose_secret(),
+            cert_pem,
+            AssertionAlgorithm::Rs256
+        ));
     }
 
     fn pem_files() -> CertificateAssertionBuilder {
@@ -561,15 +574,7 @@ mod tests {
         };
         let a = only_key().build().unwrap();
         let jws = a.sign(&request()).unwrap();
-        assert_eq!(
-            part(jws.expose_secret(), 0)["x5t"],
-            x5t_by_openssl("rsa2048.pem")
-        );
-        assert!(openssl_verifies(
-            jws.expose_secret(),
-            "rsa2048.pem",
-            AssertionAlgorithm::Rs256
-        ));
+        assert_rs256_by(&jws, "rsa2048.pem");
         let e = only_key()
             .algorithm(AssertionAlgorithm::Ps256)
             .build()
@@ -600,13 +605,6 @@ mod tests {
         assert_eq!(e.kind(), Kind::Expired);
     }
 
-    fn copy(from: &str, to: &Path) {
-        // Write to a temporary name and rename, as a careful rotation does.
-        let tmp = to.with_extension("tmp");
-        std::fs::write(&tmp, read(from)).unwrap();
-        std::fs::rename(&tmp, to).unwrap();
-    }
-
     #[test]
     fn changed_files_are_picked_up_and_a_broken_change_keeps_the_old_certificate() {
         let dir = tempfile::tempdir().unwrap();
@@ -625,15 +623,7 @@ mod tests {
         // Half a rotation: the new certificate with the old key does not load.
         copy("other2048.pem", &cert);
         let (jws, logs) = capture(|| a.sign(&request()).unwrap());
-        assert_eq!(
-            part(jws.expose_secret(), 0)["x5t"],
-            x5t_by_openssl("rsa2048.pem")
-        );
-        assert!(openssl_verifies(
-            jws.expose_secret(),
-            "rsa2048.pem",
-            AssertionAlgorithm::Rs256
-        ));
+        assert_rs256_by(&jws, "rsa2048.pem");
         assert!(
             logs.contains("could not be reloaded; keeping the current one"),
             "{logs}"
@@ -646,15 +636,7 @@ mod tests {
         // The rotation completes: the next assertion uses the new certificate.
         copy("other2048.key", &key);
         let (jws, logs) = capture(|| a.sign(&request()).unwrap());
-        assert_eq!(
-            part(jws.expose_secret(), 0)["x5t"],
-            x5t_by_openssl("other2048.pem")
-        );
-        assert!(openssl_verifies(
-            jws.expose_secret(),
-            "other2048.pem",
-            AssertionAlgorithm::Rs256
-        ));
+        assert_rs256_by(&jws, "other2048.pem");
         assert!(logs.contains("client certificate reloaded"), "{logs}");
         assert_eq!(a.thumbprints().sha1_hex(), sha1_hex("other2048.pem"));
         assert!(!logs.contains("PRIVATE KEY"));
@@ -716,6 +698,12 @@ mod tests {
 
     #[test]
     fn from_config_maps_every_shape() {
+        let built = |c: &CertificateConfig| {
+            CertificateAssertion::from_config(c)
+                .unwrap()
+                .build()
+                .unwrap()
+        };
         let hex = sha1_hex("rsa2048.pem");
         let mut c = CertificateConfig::default();
         c.certificate_path = Some(path("rsa2048.pfx"));
@@ -723,10 +711,7 @@ mod tests {
         c.thumbprint = Some(hex.clone());
         c.algorithm = AssertionAlgorithm::Ps256;
         c.send_x5c = true;
-        let a = CertificateAssertion::from_config(&c)
-            .unwrap()
-            .build()
-            .unwrap();
+        let a = built(&c);
         let header = part(a.sign(&request()).unwrap().expose_secret(), 0);
         assert_eq!(header["alg"], "PS256");
         assert!(header["x5c"].is_array());
@@ -736,19 +721,13 @@ mod tests {
             String::from_utf8(read("rsa2048.pfx.b64")).unwrap(),
         ));
         c.password = Some(Secret::new(PASSWORD));
-        let a = CertificateAssertion::from_config(&c)
-            .unwrap()
-            .build()
-            .unwrap();
+        let a = built(&c);
         assert_eq!(a.thumbprints().sha1_hex(), hex);
 
         let mut c = CertificateConfig::default();
         c.key_path = Some(path("rsa2048.key"));
         c.thumbprint = Some(hex.clone());
-        let a = CertificateAssertion::from_config(&c)
-            .unwrap()
-            .build()
-            .unwrap();
+        let a = built(&c);
         assert_eq!(a.thumbprints().sha1_hex(), hex);
 
         let mut c = CertificateConfig::default();

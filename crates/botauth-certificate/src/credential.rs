@@ -117,8 +117,6 @@ impl CredentialProvider for CertificateCredential {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use botauth_core::config::AssertionAlgorithm;
     use botauth_core::{ErrorKind, Secret};
     use botauth_sandbox::{AppRegistration, Fault, Route, Sandbox};
@@ -126,7 +124,7 @@ mod tests {
 
     use super::*;
     use crate::certificate::CertificateSource;
-    use crate::fixtures::{PASSWORD, path, read, sha1_hex};
+    use crate::fixtures::{PASSWORD, copy, path, read, sha1_hex};
 
     const TENANT: &str = "cert-tenant";
     const APP: &str = "c0ffee00-1111-2222-3333-444444444444";
@@ -153,6 +151,13 @@ mod tests {
     fn credential(sandbox: &Sandbox, assertion: CertificateAssertion) -> CertificateCredential {
         CertificateCredential::builder(TENANT, APP, assertion)
             .authority_host(sandbox.url())
+            .build()
+            .unwrap()
+    }
+
+    /// The assertion of `rsa2048.combined.pem` (certificate and key in one file).
+    fn combined_pem() -> CertificateAssertion {
+        CertificateAssertion::builder(CertificateSource::file(path("rsa2048.combined.pem")))
             .build()
             .unwrap()
     }
@@ -198,12 +203,7 @@ mod tests {
     #[tokio::test]
     async fn describes_itself() {
         let sandbox = sandbox_with(&[]).await;
-        let c = credential(
-            &sandbox,
-            CertificateAssertion::builder(CertificateSource::file(path("rsa2048.combined.pem")))
-                .build()
-                .unwrap(),
-        );
+        let c = credential(&sandbox, combined_pem());
         let info = c.describe();
         assert_eq!(info.kind, "certificate");
         assert_eq!(info.client_id.as_deref(), Some(APP));
@@ -216,12 +216,7 @@ mod tests {
     #[tokio::test]
     async fn an_unregistered_certificate_is_700027_after_one_reload_and_retry() {
         let sandbox = sandbox_with(&["other2048.pem"]).await;
-        let c = credential(
-            &sandbox,
-            CertificateAssertion::builder(CertificateSource::file(path("rsa2048.combined.pem")))
-                .build()
-                .unwrap(),
-        );
+        let c = credential(&sandbox, combined_pem());
         let e = token(&c).await.unwrap_err();
         assert_eq!(code(&e), Some(700027));
         assert!(e.to_string().contains("not registered"), "{e}");
@@ -257,12 +252,7 @@ mod tests {
     #[tokio::test]
     async fn reload_once_codes_reload_and_retry_once_and_others_do_not() {
         let sandbox = sandbox_with(&["rsa2048.pem"]).await;
-        let c = credential(
-            &sandbox,
-            CertificateAssertion::builder(CertificateSource::file(path("rsa2048.combined.pem")))
-                .build()
-                .unwrap(),
-        );
+        let c = credential(&sandbox, combined_pem());
         for reload in [700027, 7000274, 700024, 1000502, 7000214, 7000277] {
             sandbox.clear_log();
             sandbox.inject(Route::Token, entra_fault(reload));
@@ -285,12 +275,6 @@ mod tests {
         sandbox.inject_n(Route::Token, entra_fault(1000502), 2);
         assert_eq!(code(&token(&c).await.unwrap_err()), Some(1000502));
         assert_eq!(sandbox.count(Route::Token), 2);
-    }
-
-    fn copy(from: &str, to: &Path) {
-        let tmp = to.with_extension("tmp");
-        std::fs::write(&tmp, read(from)).unwrap();
-        std::fs::rename(&tmp, to).unwrap();
     }
 
     #[tokio::test]

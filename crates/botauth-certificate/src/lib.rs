@@ -30,7 +30,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     /// The password of every fixture PFX and of `rsa2048.enc.key` (fixtures/certs/README.md).
     pub(crate) const PASSWORD: &str = "fixture-Pfx+pass/1";
@@ -41,6 +41,13 @@ pub(crate) mod fixtures {
 
     pub(crate) fn read(name: &str) -> Vec<u8> {
         std::fs::read(path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+    }
+
+    /// Copies fixture `from` to `to` as a careful rotation does: a temporary name, then a rename.
+    pub(crate) fn copy(from: &str, to: &Path) {
+        let tmp = to.with_extension("tmp");
+        std::fs::write(&tmp, read(from)).unwrap();
+        std::fs::rename(&tmp, to).unwrap();
     }
 
     /// The SHA-1 thumbprint of a fixture certificate, by the openssl crate (not by botauth).
