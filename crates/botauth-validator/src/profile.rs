@@ -102,6 +102,16 @@ impl Default for EntraHosts {
 }
 
 impl EntraHosts {
+    /// Issuers and metadata URLs are built as `{host}/{tenant}/…`, so a configured trailing
+    /// slash must not double up and make every issuer comparison fail.
+    fn set_authority(&mut self, host: impl Into<String>) {
+        self.authority = host.into().trim_end_matches('/').to_owned();
+    }
+
+    fn set_v1_issuer(&mut self, host: impl Into<String>) {
+        self.v1_issuer = host.into().trim_end_matches('/').to_owned();
+    }
+
     pub(crate) fn v1_issuer(&self, tenant: &str) -> String {
         format!("{}/{tenant}/", self.v1_issuer)
     }
@@ -116,6 +126,54 @@ impl EntraHosts {
             self.authority
         )
     }
+}
+
+/// A configured tenant as issuers are matched: tenant ids and domains compare without case.
+fn tenant_id(tenant: impl Into<String>) -> String {
+    tenant.into().to_ascii_lowercase()
+}
+
+/// The Bot Framework tenants followed by a profile's extra ones: the tenants whose issuers the
+/// emulator and skill profiles accept.
+pub(crate) fn bot_framework_tenants(extra: &[String]) -> impl Iterator<Item = &str> {
+    BOT_FRAMEWORK_TENANTS
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+}
+
+/// The `tenant`, `authority_host` and `v1_issuer_host` setters of the Entra-style profiles
+/// (Entra, emulator, skill): one definition of how a configured tenant and host become issuers,
+/// with each profile's own docs and its own tenant list (`tenants` for Entra, `extra_tenants` for
+/// the others, which add to [`BOT_FRAMEWORK_TENANTS`]).
+macro_rules! entra_issuer_setters {
+    (
+        tenants: $tenants:ident,
+        $(#[$tenant_doc:meta])* tenant,
+        $(#[$authority_doc:meta])* authority_host,
+        $(#[$v1_doc:meta])* v1_issuer_host $(,)?
+    ) => {
+        $(#[$tenant_doc])*
+        #[must_use]
+        pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+            self.$tenants.push(tenant_id(tenant));
+            self
+        }
+
+        $(#[$authority_doc])*
+        #[must_use]
+        pub fn authority_host(mut self, host: impl Into<String>) -> Self {
+            self.hosts.set_authority(host);
+            self
+        }
+
+        $(#[$v1_doc])*
+        #[must_use]
+        pub fn v1_issuer_host(mut self, host: impl Into<String>) -> Self {
+            self.hosts.set_v1_issuer(host);
+            self
+        }
+    };
 }
 
 /// Who may call: a list of app ids, or anyone (only when `*` was given explicitly).
@@ -168,32 +226,21 @@ impl EntraProfile {
     /// Tokens of `tenant` (a tenant id from configuration, never from a token).
     pub fn new(tenant: impl Into<String>) -> Self {
         EntraProfile {
-            tenants: vec![tenant.into().to_ascii_lowercase()],
+            tenants: vec![tenant_id(tenant)],
             hosts: EntraHosts::default(),
             allowed_callers: None,
         }
     }
 
-    /// Also accepts tokens of `tenant`.
-    #[must_use]
-    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.tenants.push(tenant.into().to_ascii_lowercase());
-        self
-    }
-
-    /// The authority host for v2 issuers and metadata (default `https://login.microsoftonline.com`;
-    /// the sandbox's URL in tests).
-    #[must_use]
-    pub fn authority_host(mut self, host: impl Into<String>) -> Self {
-        self.hosts.authority = host.into().trim_end_matches('/').to_owned();
-        self
-    }
-
-    /// The host of v1 issuers (default `https://sts.windows.net`).
-    #[must_use]
-    pub fn v1_issuer_host(mut self, host: impl Into<String>) -> Self {
-        self.hosts.v1_issuer = host.into().trim_end_matches('/').to_owned();
-        self
+    entra_issuer_setters! {
+        tenants: tenants,
+        /// Also accepts tokens of `tenant`.
+        tenant,
+        /// The authority host for v2 issuers and metadata (default
+        /// `https://login.microsoftonline.com`; the sandbox's URL in tests).
+        authority_host,
+        /// The host of v1 issuers (default `https://sts.windows.net`).
+        v1_issuer_host,
     }
 
     /// Accepts only tokens whose caller (`appid` in v1, `azp` in v2) is listed.
@@ -218,25 +265,14 @@ impl EmulatorProfile {
         Self::default()
     }
 
-    /// Also accepts the bot's own tenant.
-    #[must_use]
-    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.extra_tenants.push(tenant.into().to_ascii_lowercase());
-        self
-    }
-
-    /// The authority host (issuers and the `common` metadata).
-    #[must_use]
-    pub fn authority_host(mut self, host: impl Into<String>) -> Self {
-        self.hosts.authority = host.into().trim_end_matches('/').to_owned();
-        self
-    }
-
-    /// The host of v1 issuers.
-    #[must_use]
-    pub fn v1_issuer_host(mut self, host: impl Into<String>) -> Self {
-        self.hosts.v1_issuer = host.into().trim_end_matches('/').to_owned();
-        self
+    entra_issuer_setters! {
+        tenants: extra_tenants,
+        /// Also accepts the bot's own tenant.
+        tenant,
+        /// The authority host (issuers and the `common` metadata).
+        authority_host,
+        /// The host of v1 issuers.
+        v1_issuer_host,
     }
 }
 
@@ -259,25 +295,14 @@ impl SkillProfile {
         }
     }
 
-    /// Also accepts the bot's own tenant.
-    #[must_use]
-    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.extra_tenants.push(tenant.into().to_ascii_lowercase());
-        self
-    }
-
-    /// The authority host (issuers and the `common` metadata).
-    #[must_use]
-    pub fn authority_host(mut self, host: impl Into<String>) -> Self {
-        self.hosts.authority = host.into().trim_end_matches('/').to_owned();
-        self
-    }
-
-    /// The host of v1 issuers.
-    #[must_use]
-    pub fn v1_issuer_host(mut self, host: impl Into<String>) -> Self {
-        self.hosts.v1_issuer = host.into().trim_end_matches('/').to_owned();
-        self
+    entra_issuer_setters! {
+        tenants: extra_tenants,
+        /// Also accepts the bot's own tenant.
+        tenant,
+        /// The authority host (issuers and the `common` metadata).
+        authority_host,
+        /// The host of v1 issuers.
+        v1_issuer_host,
     }
 
     pub(crate) fn has_callers(&self) -> bool {

@@ -12,8 +12,8 @@ use crate::claims::{BotClaims, Parts};
 use crate::error::{Error, Result};
 use crate::keys::{KeyCache, KeyTiming, parse_jwks};
 use crate::profile::{
-    AllowedCallers, BOT_FRAMEWORK_TENANTS, BotServiceProfile, EmulatorProfile, EntraHosts,
-    EntraProfile, ProfileKind, SkillProfile,
+    AllowedCallers, BotServiceProfile, EmulatorProfile, EntraHosts, EntraProfile, ProfileKind,
+    SkillProfile, bot_framework_tenants,
 };
 use crate::rules;
 use crate::token::{self, Algorithm, Limits};
@@ -404,20 +404,12 @@ impl ValidatorBuilder {
             }
         }
         if let Some(emulator) = &self.emulator {
-            for tenant in BOT_FRAMEWORK_TENANTS
-                .iter()
-                .copied()
-                .chain(emulator.extra_tenants.iter().map(String::as_str))
-            {
+            for tenant in bot_framework_tenants(&emulator.extra_tenants) {
                 merge(&emulator.hosts, tenant, &|r| r.emulator = true);
             }
         }
         if let Some(skills) = &self.skills {
-            for tenant in BOT_FRAMEWORK_TENANTS
-                .iter()
-                .copied()
-                .chain(skills.extra_tenants.iter().map(String::as_str))
-            {
+            for tenant in bot_framework_tenants(&skills.extra_tenants) {
                 merge(&skills.hosts, tenant, &|r| {
                     r.skills = Some(skills.allowed_callers.clone());
                 });
