@@ -138,9 +138,11 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
     };
     let requests = || sandbox.count(route);
 
-    println!(
-        "\n1. First call: nothing cached, so one client-credentials request goes to the token endpoint"
-    );
+    let issuer = match args.credential {
+        CredentialKind::ManagedIdentity => "the managed identity endpoint (IMDS)",
+        _ => "Entra's token endpoint (client credentials)",
+    };
+    println!("\n1. First call: nothing cached, so one request goes to {issuer}");
     let started = Instant::now();
     let (first, source) = auth.tokens().get_token_with_source(&request).await?;
     println!(
