@@ -1,16 +1,13 @@
-//! The certificate for `botauth demo --credential certificate`: the fixture certificate, written
-//! to a private temporary directory and registered on the sandbox's demo app.
+//! The certificate for `botauth demo --credential certificate`: a key and certificate made on the
+//! spot, written to a private temporary directory and registered on the sandbox's demo app.
 
 use std::path::{Path, PathBuf};
 
 use botauth::certificate::ClientCertificate;
 use botauth_sandbox::{
-    AppRegistration, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Sandbox,
+    AppRegistration, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, GeneratedCertificate,
+    Sandbox,
 };
-
-/// A public test certificate (fixtures/certs/README.md), compiled in so the demo runs anywhere.
-const CERT_PEM: &[u8] = include_bytes!("../../../fixtures/certs/rsa2048.pem");
-const KEY_PEM: &[u8] = include_bytes!("../../../fixtures/certs/rsa2048.key");
 
 pub(crate) struct DemoCertificate {
     dir: PathBuf,
@@ -20,7 +17,12 @@ pub(crate) struct DemoCertificate {
 impl DemoCertificate {
     /// Writes the files and registers the certificate (besides the secret) on the demo app.
     pub(crate) fn install(sandbox: &Sandbox) -> Result<Self, super::demo::DemoError> {
-        let cert = ClientCertificate::from_pem(CERT_PEM, Some(KEY_PEM), None)
+        // Made now rather than compiled in, so the demo carries no key and works from any checkout.
+        let generated = GeneratedCertificate::generate("botauth demo bot").map_err(|e| {
+            super::demo::DemoError::Check(format!("cannot make the demo certificate: {e}"))
+        })?;
+        let (cert_pem, key_pem) = (generated.certificate_pem(), generated.private_key_pem());
+        let cert = ClientCertificate::from_pem(cert_pem, Some(key_pem), None)
             .map_err(|e| super::demo::DemoError::Botauth(e.into()))?;
         let der = cert.chain_der().into_iter().next().ok_or_else(|| {
             super::demo::DemoError::Check("the demo certificate has no certificate".into())
@@ -46,8 +48,8 @@ impl DemoCertificate {
             ))
         };
         create_private_dir(&files.dir).map_err(io)?;
-        std::fs::write(files.cert_path(), CERT_PEM).map_err(io)?;
-        std::fs::write(files.key_path(), KEY_PEM).map_err(io)?;
+        std::fs::write(files.cert_path(), cert_pem).map_err(io)?;
+        std::fs::write(files.key_path(), key_pem).map_err(io)?;
         Ok(files)
     }
 

@@ -157,7 +157,7 @@ impl SigningKey {
     /// Generates a fresh key (≈100 ms of CPU: call from a blocking context).
     pub(crate) fn generate(common_name: &str) -> Result<Self, ErrorStack> {
         let key = PKey::from_rsa(Rsa::generate(2048)?)?;
-        let cert = self_signed_certificate(&key, common_name)?;
+        let cert = self_signed_certificate(&key, common_name, 365)?;
         let cert_der = cert.to_der()?;
         Ok(Self {
             kid: x5t(&cert_der),
@@ -228,7 +228,12 @@ impl SigningKey {
     }
 }
 
-fn self_signed_certificate(key: &PKeyRef<Private>, common_name: &str) -> Result<X509, ErrorStack> {
+/// A self-signed certificate for `key`, valid from now for `days` days.
+pub(crate) fn self_signed_certificate(
+    key: &PKeyRef<Private>,
+    common_name: &str,
+    days: u32,
+) -> Result<X509, ErrorStack> {
     let mut name = X509NameBuilder::new()?;
     name.append_entry_by_text("CN", common_name)?;
     let name = name.build();
@@ -237,7 +242,7 @@ fn self_signed_certificate(key: &PKeyRef<Private>, common_name: &str) -> Result<
     let mut cert = X509::builder()?;
     cert.set_version(2)?;
     let serial = serial.to_asn1_integer()?;
-    let (not_before, not_after) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(365)?);
+    let (not_before, not_after) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(days)?);
     cert.set_serial_number(&serial)?;
     cert.set_subject_name(&name)?;
     cert.set_issuer_name(&name)?;

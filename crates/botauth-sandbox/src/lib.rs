@@ -4,6 +4,7 @@
 mod app;
 mod assertion;
 mod botservice;
+mod certificate;
 mod clock;
 mod connector;
 mod entra;
@@ -21,6 +22,7 @@ mod testkit;
 
 pub use app::{AppRegistration, FederatedCredential};
 pub use botservice::ChannelTokenClaims;
+pub use certificate::GeneratedCertificate;
 pub use faults::Fault;
 pub use log::{RequestRecord, Route};
 pub use managed_identity::{

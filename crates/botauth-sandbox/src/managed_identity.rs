@@ -695,36 +695,15 @@ impl std::fmt::Debug for TlsIdentity {
 impl TlsIdentity {
     /// An EC P-256 key and a self-signed certificate for 127.0.0.1, generated with OpenSSL.
     pub(crate) fn generate() -> Result<Self, openssl::error::ErrorStack> {
-        use openssl::asn1::Asn1Time;
-        use openssl::bn::BigNum;
         use openssl::ec::{EcGroup, EcKey};
         use openssl::hash::MessageDigest;
         use openssl::nid::Nid;
         use openssl::pkey::PKey;
         use openssl::ssl::{SslAcceptor, SslMethod};
-        use openssl::x509::{X509, X509NameBuilder};
 
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
         let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
-        let mut name = X509NameBuilder::new()?;
-        name.append_entry_by_text("CN", "botauth sandbox service fabric")?;
-        let name = name.build();
-        let mut cert = X509::builder()?;
-        cert.set_version(2)?;
-        let serial = BigNum::from_u32(u32::from_le_bytes(
-            uuid::Uuid::new_v4().as_bytes()[..4]
-                .try_into()
-                .unwrap_or([1, 0, 0, 0]),
-        ))?
-        .to_asn1_integer()?;
-        cert.set_serial_number(&serial)?;
-        cert.set_subject_name(&name)?;
-        cert.set_issuer_name(&name)?;
-        cert.set_pubkey(&key)?;
-        cert.set_not_before(&*Asn1Time::days_from_now(0)?)?;
-        cert.set_not_after(&*Asn1Time::days_from_now(30)?)?;
-        cert.sign(&key, MessageDigest::sha256())?;
-        let cert = cert.build();
+        let cert = crate::jwt::self_signed_certificate(&key, "botauth sandbox service fabric", 30)?;
         let thumbprint = cert
             .digest(MessageDigest::sha1())?
             .iter()
