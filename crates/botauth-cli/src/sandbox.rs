@@ -1,8 +1,11 @@
 //! `botauth sandbox`.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
-use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Sandbox};
+use botauth_sandbox::{
+    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_MI_CLIENT_ID, DEMO_TENANT_ID, Sandbox,
+};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -34,14 +37,28 @@ pub(crate) async fn run(args: SandboxArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!(
-        "# botauth sandbox listening on {} (Ctrl-C to stop)",
+    // Written in one piece, and a reader that stops early (`| head`, a test) is no error: the
+    // sandbox keeps serving until Ctrl-C either way.
+    let mut text = format!(
+        "# botauth sandbox listening on {} (Ctrl-C to stop)\n\
+         # Its demo app's credentials are public test values, not secrets.\n",
         sandbox.url()
     );
-    println!("# Its demo app's credentials are public test values, not secrets.");
     for (key, value) in environment(&sandbox) {
-        println!("export {key}='{value}'");
+        text.push_str(&format!("export {key}='{value}'\n"));
     }
+    // The sandbox also plays IMDS, with a user-assigned identity assigned to the "host".
+    text.push_str(&format!(
+        "# Or, for a managed identity that is the bot (botas dialect), instead of the lines above:\n\
+         #   export CLIENT_ID='{DEMO_MI_CLIENT_ID}' TENANT_ID='{DEMO_TENANT_ID}' \
+         MANAGED_IDENTITY_CLIENT_ID='{DEMO_MI_CLIENT_ID}' AZURE_POD_IDENTITY_AUTHORITY_HOST='{}'\n",
+        sandbox.imds_host()
+    ));
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+    drop(stdout);
     if let Err(e) = tokio::signal::ctrl_c().await {
         eprintln!("botauth: error: cannot wait for Ctrl-C: {e}");
         return ExitCode::from(1);

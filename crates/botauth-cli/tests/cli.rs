@@ -175,3 +175,39 @@ async fn sandbox_command_prints_a_working_environment() {
     child.wait().unwrap();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
 }
+
+/// The managed identity line `botauth sandbox` prints is a working configuration too.
+#[tokio::test]
+async fn sandbox_prints_a_working_managed_identity_environment() {
+    let mut child = Command::new(BIN)
+        .args(["sandbox", "--port", "0"])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map(|l| l.unwrap())
+            .find(|l| l.contains("AZURE_POD_IDENTITY_AUTHORITY_HOST="))
+            .expect("a managed identity line")
+    })
+    .await
+    .unwrap();
+    let exports = line.split_once("export ").expect("an export").1;
+    let env: Vec<(String, String)> = exports
+        .split_whitespace()
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap();
+            (k.to_owned(), v.trim_matches('\'').to_owned())
+        })
+        .collect();
+    let out = run(&["token"], env).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["credential"], "managed_identity");
+}
