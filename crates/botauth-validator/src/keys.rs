@@ -227,12 +227,22 @@ pub(crate) struct KeyCache {
     timing: KeyTiming,
     clock: Arc<dyn Clock>,
     state: RwLock<State>,
-    fetch_lock: tokio::sync::Mutex<()>,
+    /// Held by the one fetch in flight (an `Arc` so the fetch's own task can own the guard).
+    fetch_lock: Arc<tokio::sync::Mutex<()>>,
     fetches: AtomicU64,
     /// Mirrors of `State::generation` and of the key set's fetch time (Unix seconds), so that the
     /// verified-token cache can check them without taking the lock.
     generation: AtomicU64,
     fetched_at: AtomicU64,
+}
+
+/// How [`KeyCache::fetch_if`] takes `fetch_lock`.
+#[derive(Debug, Clone, Copy)]
+enum Lock {
+    /// Wait for the fetch in flight, then fetch if still due.
+    Wait,
+    /// Fetch only if no fetch is in flight.
+    IfFree,
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
@@ -258,7 +268,7 @@ impl KeyCache {
             timing,
             clock,
             state: RwLock::new(State::default()),
-            fetch_lock: tokio::sync::Mutex::new(()),
+            fetch_lock: Arc::new(tokio::sync::Mutex::new(())),
             fetches: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             fetched_at: AtomicU64::new(0),
@@ -284,7 +294,7 @@ impl KeyCache {
             timing: KeyTiming::default(),
             clock,
             state: RwLock::new(state),
-            fetch_lock: tokio::sync::Mutex::new(()),
+            fetch_lock: Arc::new(tokio::sync::Mutex::new(())),
             fetches: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             fetched_at: AtomicU64::new(unix_secs(now)),
@@ -338,7 +348,7 @@ impl KeyCache {
 
     /// The key named `kid` and the generation of the set it came from, fetching or refreshing as
     /// the rules allow.
-    pub(crate) async fn key(&self, kid: &str) -> Result<(Arc<Jwk>, u64)> {
+    pub(crate) async fn key(self: &Arc<Self>, kid: &str) -> Result<(Arc<Jwk>, u64)> {
         if self.is_fixed() {
             return self
                 .read(|s| {
@@ -378,18 +388,15 @@ impl KeyCache {
         if !has_keys {
             if may_retry {
                 // First use: everyone waits for the one fetch.
-                let _guard = self.fetch_lock.lock().await;
-                if self.read(|s| s.attempts) == attempts {
-                    self.fetch_and_store().await;
-                }
+                self.fetch_if(Lock::Wait, move |s, _| s.attempts == attempts)
+                    .await;
             }
         } else if refresh_due && may_retry {
             // Scheduled refresh: one caller fetches; the others go on with the current keys
             // instead of queueing behind it.
-            if let Ok(_guard) = self.fetch_lock.try_lock() {
-                if self.read(|s| s.attempts) == attempts {
-                    self.fetch_and_store().await;
-                }
+            if self.fetch_lock.try_lock().is_ok() {
+                self.fetch_if(Lock::IfFree, move |s, _| s.attempts == attempts)
+                    .await;
             }
         }
 
@@ -403,19 +410,50 @@ impl KeyCache {
         if last_attempt.is_some_and(|t| age(now, t) < self.timing.unknown_kid_cooldown) {
             return Err(Error::UnknownKeyId);
         }
-        {
-            let _guard = self.fetch_lock.lock().await;
-            let now = self.clock.now();
-            let still_due = self.read(|s| {
-                s.attempts == attempts
-                    && s.last_attempt
-                        .is_none_or(|t| age(now, t) >= self.timing.unknown_kid_cooldown)
-            });
-            if still_due {
-                self.fetch_and_store().await;
-            }
+        let cooldown = self.timing.unknown_kid_cooldown;
+        self.fetch_if(Lock::Wait, move |s, now| {
+            s.attempts == attempts && s.last_attempt.is_none_or(|t| age(now, t) >= cooldown)
+        })
+        .await;
+        match self.lookup(kid)?.0 {
+            Some(key) => Ok(key),
+            // A kid we could not look for because the key endpoint is failing: the keys are
+            // unavailable (503, so the Bot Service retries), not the token bad (401).
+            None => Err(self.read(|s| {
+                if s.last_failed {
+                    self.unavailable(s.last_error.clone())
+                } else {
+                    Error::UnknownKeyId
+                }
+            })),
         }
-        self.lookup(kid)?.0.ok_or(Error::UnknownKeyId)
+    }
+
+    /// Runs one fetch under `fetch_lock` if `due` still holds once the lock is held, in a task of
+    /// its own: a caller that goes away (hyper drops the request's future when the client hangs
+    /// up) must not abort the fetch, or no attempt would be recorded and neither the unknown-`kid`
+    /// cooldown nor single flight would hold.
+    async fn fetch_if(
+        self: &Arc<Self>,
+        lock: Lock,
+        due: impl FnOnce(&State, SystemTime) -> bool + Send + 'static,
+    ) {
+        let this = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let _guard = match lock {
+                Lock::Wait => Arc::clone(&this.fetch_lock).lock_owned().await,
+                Lock::IfFree => match Arc::clone(&this.fetch_lock).try_lock_owned() {
+                    Ok(guard) => guard,
+                    Err(_) => return,
+                },
+            };
+            let now = this.clock.now();
+            if this.read(|s| due(s, now)) {
+                this.fetch_and_store().await;
+            }
+        });
+        // The task stores its own result; a panic in it has already been reported by tokio.
+        let _ = task.await;
     }
 
     /// Looks `kid` up in the current set; fails when there is no set or it is too stale.

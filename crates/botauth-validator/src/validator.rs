@@ -295,6 +295,15 @@ impl ValidatorBuilder {
                 "no trust profile is enabled: add at least BotServiceProfile::public()",
             ));
         }
+        // Keys younger than the refresh interval are used without a second look, so a refresh
+        // interval past the max-stale bound would let keys outlive that bound.
+        if self.timing.refresh_every > self.timing.max_stale {
+            return Err(Error::config(
+                "key_refresh_interval",
+                "is longer than max_stale: keys would be trusted past the max-stale bound; \
+                 shorten the refresh interval or raise max_stale",
+            ));
+        }
         if self.algorithms.is_empty() {
             return Err(Error::config(
                 "algorithms",

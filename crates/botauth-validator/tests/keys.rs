@@ -280,3 +280,70 @@ async fn key_fetches_are_bounded_in_size_and_time() {
         "{source:?}"
     );
 }
+
+/// A client that hangs up mid-request drops the request's future; the fetch it started must still
+/// count, or every such request would fetch again (the cooldown and single flight bypassed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_that_go_away_mid_fetch_do_not_multiply_fetches() {
+    let env = Env::start().await;
+    let v = env.validator();
+    assert!(v.validate(&env.token(), teams()).await.is_ok());
+    env.clock.advance(Duration::from_secs(300));
+    env.sandbox.inject_n(
+        Route::BotServiceMetadata,
+        Fault::Delay(Duration::from_millis(500)),
+        100,
+    );
+    let claims = env.claims();
+    for i in 0..30 {
+        let token = env.sign(
+            &json!({"alg": "RS256", "kid": format!("gone-{i}")}),
+            &claims,
+        );
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(10), v.validate(&token, teams())).await;
+        assert!(
+            abandoned.is_err(),
+            "request {i} should still be waiting on the fetch"
+        );
+    }
+    // One refetch for the whole cooldown window, whoever started it and whoever went away.
+    assert_eq!(v.key_fetches(), 2);
+    let probe = env.sign(&json!({"alg": "RS256", "kid": "probe"}), &claims);
+    assert_eq!(kind(&v, &probe).await, ErrorKind::UnknownKeyId);
+    assert_eq!(v.key_fetches(), 2);
+    assert!(v.validate(&env.token(), teams()).await.is_ok());
+}
+
+/// A key rotated in while the key endpoint is down cannot be looked for: that is 503 (the Bot
+/// Service retries), not 401 (the activity would be lost).
+#[tokio::test]
+async fn a_new_kid_during_an_outage_is_keys_unavailable() {
+    let env = Env::start().await;
+    let v = env.validator();
+    assert!(v.validate(&env.token(), teams()).await.is_ok());
+    env.sandbox
+        .inject_n(Route::BotServiceMetadata, Fault::status(503), 1000);
+    env.clock.advance(Duration::from_secs(301));
+    env.sandbox.rotate_bot_service_key();
+    assert_eq!(kind(&v, &env.token()).await, ErrorKind::KeysUnavailable);
+    // A kid nobody publishes, with the endpoint up again, is a plain rejection once more.
+    env.sandbox.clear_faults();
+    env.clock.advance(Duration::from_secs(301));
+    assert!(v.validate(&env.token(), teams()).await.is_ok());
+    let probe = env.sign(&json!({"alg": "RS256", "kid": "probe"}), &env.claims());
+    assert_eq!(kind(&v, &probe).await, ErrorKind::UnknownKeyId);
+}
+
+#[tokio::test]
+async fn a_refresh_interval_past_max_stale_is_refused() {
+    let env = Env::start().await;
+    let e = env
+        .builder()
+        .key_refresh_interval(Duration::from_secs(100 * 3600))
+        .max_stale(Duration::from_secs(3600))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("key_refresh_interval"), "{e}");
+}
