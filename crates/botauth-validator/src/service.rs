@@ -123,10 +123,12 @@ where
                     return Ok(fixed(StatusCode::BAD_REQUEST, BAD_REQUEST_BODY));
                 }
             };
-            let activity: Value = match serde_json::from_slice(&bytes) {
-                Ok(v @ Value::Object(_)) => v,
-                _ => {
-                    tracing::info!("bot request refused: the body is not a JSON object (400)");
+            let activity = match crate::token::activity_object(&bytes) {
+                Some(members) => Value::Object(members),
+                None => {
+                    tracing::info!(
+                        "bot request refused: the body is not a JSON object with each member once (400)"
+                    );
                     return Ok(fixed(StatusCode::BAD_REQUEST, BAD_REQUEST_BODY));
                 }
             };

@@ -126,6 +126,15 @@ fn json_object(bytes: &[u8], what: &'static str) -> Result<Map<String, Value>> {
         .map_err(|_| Error::malformed(what))
 }
 
+/// An activity body: a JSON object whose top-level members appear once. A duplicate
+/// `serviceUrl` would let the layer check one value while a handler reading the raw body, or a
+/// parser that keeps the first member, replies to the other.
+pub(crate) fn activity_object(bytes: &[u8]) -> Option<Map<String, Value>> {
+    serde_json::from_slice::<StrictObject>(bytes)
+        .ok()
+        .map(|o| o.0)
+}
+
 /// A parsed, not yet verified, token.
 #[derive(Debug)]
 pub(crate) struct Parsed<'a> {

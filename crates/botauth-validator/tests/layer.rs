@@ -184,7 +184,12 @@ async fn keys_unavailable_is_503_and_bad_bodies_are_400_or_413() {
         reply.body,
         r#"{"error":"payload_too_large","message":"the activity is too large"}"#
     );
-    for body in ["not json", "[1,2]", ""] {
+    // A second serviceUrl: the layer would check one while the raw body carries another.
+    let teams = activity()["serviceUrl"].clone();
+    let duplicated = format!(
+        r#"{{"type":"message","channelId":"msteams","serviceUrl":"https://evil.example/","serviceUrl":{teams}}}"#
+    );
+    for body in ["not json", "[1,2]", "", duplicated.as_str()] {
         let reply = post_to(&bot, Some(&auth), body.into()).await;
         assert_eq!(reply.status, 400, "{body:?}");
         assert_eq!(
