@@ -305,6 +305,31 @@ async fn a_token_type_other_than_bearer_is_refused() {
     assert_eq!(t.token_type, "Bearer");
 }
 
+/// A hostile or broken server's huge lifetime is an error, not a panic inside the token manager.
+#[tokio::test]
+async fn an_out_of_range_expires_in_is_an_invalid_response() {
+    let sandbox = Sandbox::start().await.unwrap();
+    sandbox.inject(
+        Route::Token,
+        Fault::Status {
+            status: 200,
+            body: Some(
+                r#"{"token_type":"Bearer","access_token":"a","expires_in":18446744073709551615}"#
+                    .into(),
+            ),
+            retry_after: None,
+        },
+    );
+    let e = credential(&sandbox, DEMO_CLIENT_SECRET)
+        .get_token(&scope())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidResponse { ref message, .. } if message == "expires_in is out of range"),
+        "{e:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_response_without_access_token_is_refused() {
     let sandbox = Sandbox::start().await.unwrap();

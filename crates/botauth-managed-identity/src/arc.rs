@@ -38,32 +38,43 @@ pub(crate) async fn read_challenge_key(
     let path = realm_path(header).ok_or_else(|| {
         challenge_error("answered 401 with a challenge that is not `Basic realm=<key file>`")
     })?;
-    check_key_path(&path, directory).await?;
-    let metadata = tokio::fs::metadata(&path)
+    // Every check is made on the resolved path, and the file is opened once and judged by that
+    // handle: the name in the challenge may be a symbolic link, and what it points at may change
+    // between a check and a read.
+    let resolved = check_key_path(&path, directory).await?;
+    let bytes = tokio::task::spawn_blocking(move || read_bounded(&resolved))
         .await
-        .map_err(|e| key_error("the challenge's key file cannot be read", e))?;
+        .map_err(|_| challenge_error("key file read was interrupted"))??;
+    let key = String::from_utf8(bytes)
+        .map_err(|_| challenge_error("named a key file that is not text"))?;
+    Ok(Secret::new(key.trim().to_owned()))
+}
+
+/// Reads at most [`MAX_KEY_BYTES`] from a regular file, checked through the open handle.
+fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let unreadable = "the challenge's key file cannot be read (run as a member of the himds group or as administrator)";
+    let file = std::fs::File::open(path).map_err(|e| key_error(unreadable, e))?;
+    let metadata = file.metadata().map_err(|e| key_error(unreadable, e))?;
     if !metadata.is_file() {
         return Err(challenge_error(
             "named a key file that is not a regular file",
         ));
     }
+    let too_large =
+        || challenge_error("named a key file larger than 4096 bytes, which is not an Arc key");
     if metadata.len() > MAX_KEY_BYTES {
-        return Err(challenge_error(
-            "named a key file larger than 4096 bytes, which is not an Arc key",
-        ));
+        return Err(too_large());
     }
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|e| key_error("the challenge's key file cannot be read (run as a member of the himds group or as administrator)", e))?;
-    // Checked again after reading: the file may have grown in between.
+    let mut bytes = Vec::with_capacity(MAX_KEY_BYTES as usize);
+    // One byte more than allowed, so a file that grew after the check is still caught.
+    file.take(MAX_KEY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| key_error(unreadable, e))?;
     if bytes.len() as u64 > MAX_KEY_BYTES {
-        return Err(challenge_error(
-            "named a key file larger than 4096 bytes, which is not an Arc key",
-        ));
+        return Err(too_large());
     }
-    let key = String::from_utf8(bytes)
-        .map_err(|_| challenge_error("named a key file that is not text"))?;
-    Ok(Secret::new(key.trim().to_owned()))
+    Ok(bytes)
 }
 
 fn realm_path(header: &str) -> Option<PathBuf> {
@@ -79,8 +90,11 @@ fn realm_path(header: &str) -> Option<PathBuf> {
     (!value.is_empty()).then(|| PathBuf::from(value))
 }
 
-async fn check_key_path(path: &Path, directory: &Path) -> Result<()> {
-    if path.extension().and_then(|e| e.to_str()) != Some("key") {
+/// The resolved key file, when the challenge's path names a `.key` file directly inside
+/// `directory` once `..` and symbolic links are resolved.
+async fn check_key_path(path: &Path, directory: &Path) -> Result<PathBuf> {
+    let is_key = |p: &Path| p.extension().and_then(|e| e.to_str()) == Some("key");
+    if !is_key(path) {
         return Err(challenge_error("named a file that is not a `.key` file"));
     }
     let outside = || {
@@ -89,17 +103,20 @@ async fn check_key_path(path: &Path, directory: &Path) -> Result<()> {
             directory.display()
         ))
     };
-    // Compare resolved paths, so `..` and symbolic links cannot lead out of the directory.
     let resolved = tokio::fs::canonicalize(path)
         .await
         .map_err(|e| key_error("the challenge's key file cannot be read", e))?;
+    // A `.key` link to some other file is not a key file.
+    if !is_key(&resolved) {
+        return Err(challenge_error("named a file that is not a `.key` file"));
+    }
     let directory = tokio::fs::canonicalize(directory)
         .await
         .map_err(|_| outside())?;
     if resolved.parent() != Some(directory.as_path()) {
         return Err(outside());
     }
-    Ok(())
+    Ok(resolved)
 }
 
 fn challenge_error(what: &str) -> Error {
@@ -206,5 +223,29 @@ mod tests {
         )
         .await;
         assert!(message(e.unwrap_err()).contains("cannot be read"));
+    }
+
+    /// A `.key` name that is a link to another file is judged by the file it resolves to.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_key_named_link_to_another_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let notes = dir.path().join("notes.txt");
+        std::fs::write(&notes, "NOT-A-KEY").unwrap();
+        let link = dir.path().join("evil.key");
+        std::os::unix::fs::symlink(&notes, &link).unwrap();
+        let e = read(Some(&format!("Basic realm={}", link.display())), dir.path()).await;
+        assert!(message(e.unwrap_err()).contains("not a `.key` file"));
+        // A link to a real key file in the directory is fine.
+        let key = dir.path().join("real.key");
+        std::fs::write(&key, "k").unwrap();
+        let alias = dir.path().join("alias.key");
+        std::os::unix::fs::symlink(&key, &alias).unwrap();
+        let ok = read(
+            Some(&format!("Basic realm={}", alias.display())),
+            dir.path(),
+        )
+        .await;
+        assert_eq!(ok.unwrap().expose_secret(), "k");
     }
 }

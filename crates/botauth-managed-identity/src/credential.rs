@@ -205,7 +205,14 @@ impl EndpointRejection {
             }
             None => (None, None),
         };
-        let clip = |s: String| s.chars().take(300).collect::<String>();
+        // Clipped, and control characters replaced: the server's text ends up in error messages
+        // and logs, where a newline could forge a log line.
+        let clip = |s: String| {
+            s.chars()
+                .take(300)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect::<String>()
+        };
         EndpointRejection {
             endpoint: source,
             status,
@@ -633,5 +640,13 @@ mod tests {
         assert_eq!(r.description.as_deref(), Some("Secret is not found"));
         let r = EndpointRejection::parse(ManagedIdentitySource::AppService, 500, b"<html>");
         assert_eq!(r.error, None);
+        // The server's text cannot start a new log line.
+        let r = EndpointRejection::parse(
+            ManagedIdentitySource::Imds,
+            400,
+            br#"{"error":"bad\nINFO forged","error_description":"x\r\ny"}"#,
+        );
+        assert_eq!(r.error.as_deref(), Some("bad INFO forged"));
+        assert_eq!(r.description.as_deref(), Some("x  y"));
     }
 }

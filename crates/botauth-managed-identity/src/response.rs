@@ -44,9 +44,11 @@ pub(crate) fn parse(endpoint: &str, body: &[u8], now: SystemTime) -> Result<Acce
         (Some(on), _) => expires_on(on)
             .ok_or_else(|| invalid("expires_on is neither epoch seconds nor a date"))?,
         (None, Some(v)) => {
-            now + Duration::from_secs(
-                seconds(v).ok_or_else(|| invalid("expires_in is not a number of seconds"))?,
-            )
+            let secs =
+                seconds(v).ok_or_else(|| invalid("expires_in is not a number of seconds"))?;
+            // Checked: a hostile endpoint's huge number must be an error, not a panic.
+            now.checked_add(Duration::from_secs(secs))
+                .ok_or_else(|| invalid("expires_in is out of range"))?
         }
         (None, None) => {
             return Err(invalid(
@@ -63,7 +65,7 @@ pub(crate) fn parse(endpoint: &str, body: &[u8], now: SystemTime) -> Result<Acce
         .refresh_in
         .as_ref()
         .and_then(seconds)
-        .map(|r| now + Duration::from_secs(r))
+        .and_then(|r| now.checked_add(Duration::from_secs(r)))
         .filter(|r| *r < expires_on);
     Ok(AccessToken {
         token: Secret::new(token),
@@ -84,7 +86,7 @@ fn seconds(v: &Value) -> Option<u64> {
 
 fn expires_on(v: &Value) -> Option<SystemTime> {
     if let Some(epoch) = seconds(v) {
-        return Some(UNIX_EPOCH + Duration::from_secs(epoch));
+        return UNIX_EPOCH.checked_add(Duration::from_secs(epoch));
     }
     v.as_str().and_then(parse_date)
 }
@@ -225,6 +227,21 @@ mod tests {
         assert_eq!(t.expires_on, at(NOW + 3600));
         let t = ok(r#"{"access_token":"a","expires_in":"3600","refresh_in":"1800"}"#);
         assert_eq!(t.refresh_on, Some(at(NOW + 1800)));
+    }
+
+    #[test]
+    fn huge_numbers_are_invalid_responses_not_panics() {
+        assert_eq!(
+            message(r#"{"access_token":"a","expires_on":"18446744073709551615"}"#),
+            "expires_on is neither epoch seconds nor a date"
+        );
+        assert_eq!(
+            message(r#"{"access_token":"a","expires_in":18446744073709551615}"#),
+            "expires_in is out of range"
+        );
+        // An absurd refresh_in is dropped rather than trusted.
+        let t = ok(r#"{"access_token":"a","expires_in":3600,"refresh_in":18446744073709551615}"#);
+        assert_eq!(t.refresh_on, None);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!   updated) → a retry every 10 s for as long as the next attempt starts within 70 s of the
 //!   first; 400, 401, 403 → never.
 //! - Every other source: 404, 408, 429, 500, 503, 504 and timeouts → 3 retries 1 s apart.
-//! - `Retry-After` replaces the wait when the server sends it; one longer than
+//! - `Retry-After` lengthens the wait when the server sends it, never shortens it (a `Retry-After: 0`
+//!   on a 410 would otherwise turn 70 s of patience into thousands of requests); one longer than
 //!   [`RetryOptions::max_retry_after`] ends the attempts at once (the caller gets the throttling
 //!   error with the server's wait, and its token cache holds off).
 //!
@@ -115,7 +116,7 @@ impl<'a> Schedule<'a> {
         }
         if self.source == ManagedIdentitySource::Imds {
             if status == Some(410) {
-                let wait = retry_after.unwrap_or(o.imds_gone_interval);
+                let wait = at_least(retry_after, o.imds_gone_interval);
                 let next_start = now + wait;
                 let elapsed = next_start.duration_since(self.started).unwrap_or_default();
                 return if elapsed <= o.imds_gone_budget {
@@ -131,7 +132,7 @@ impl<'a> Schedule<'a> {
             match o.imds_backoff.get(self.retries) {
                 Some(backoff) if retryable => {
                     self.retries += 1;
-                    Decision::Retry(retry_after.unwrap_or(*backoff))
+                    Decision::Retry(at_least(retry_after, *backoff))
                 }
                 _ => Decision::GiveUp,
             }
@@ -142,12 +143,17 @@ impl<'a> Schedule<'a> {
             };
             if retryable && self.retries < o.retries as usize {
                 self.retries += 1;
-                Decision::Retry(retry_after.unwrap_or(o.delay))
+                Decision::Retry(at_least(retry_after, o.delay))
             } else {
                 Decision::GiveUp
             }
         }
     }
+}
+
+/// The schedule's own wait, or the server's `Retry-After` when that is longer.
+fn at_least(retry_after: Option<Duration>, wait: Duration) -> Duration {
+    retry_after.map_or(wait, |ra| ra.max(wait))
 }
 
 #[cfg(test)]
@@ -199,6 +205,15 @@ mod tests {
             [0, 5, 10, 15]
         );
         assert_eq!(attempts(Imds, Outcome::Status(429, Some(secs(61)))), [0]);
+        // A zero (or short) Retry-After never shortens the schedule into a request loop.
+        assert_eq!(
+            attempts(Imds, Outcome::Status(410, Some(secs(0)))),
+            [0, 10, 20, 30, 40, 50, 60, 70]
+        );
+        assert_eq!(
+            attempts(Imds, Outcome::Status(429, Some(secs(0)))),
+            [0, 1, 3, 7]
+        );
     }
 
     #[test]
@@ -222,6 +237,10 @@ mod tests {
             assert_eq!(
                 attempts(source, Outcome::Status(429, Some(secs(7)))),
                 [0, 7, 14, 21]
+            );
+            assert_eq!(
+                attempts(source, Outcome::Status(503, Some(secs(0)))),
+                [0, 1, 2, 3]
             );
         }
     }

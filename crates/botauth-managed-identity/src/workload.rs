@@ -81,12 +81,30 @@ impl WorkloadIdentityAssertion {
                 return Ok(value.clone());
             }
         }
-        if metadata.len() > MAX_FILE_BYTES {
-            return Err(self.bad("is larger than 64 KiB, so it is not a token"));
+        // A FIFO or a device would hang or flood the read; a token is a small regular file.
+        if !metadata.is_file() {
+            return Err(self.bad("is not a regular file"));
         }
-        let bytes = tokio::fs::read(&self.path)
-            .await
-            .map_err(|e| self.unreadable(e))?;
+        let too_large = || self.bad("is larger than 64 KiB, so it is not a token");
+        if metadata.len() > MAX_FILE_BYTES {
+            return Err(too_large());
+        }
+        let path = self.path.clone();
+        // Bounded, in case the file grew after the check.
+        let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            use std::io::Read as _;
+            let mut bytes = Vec::new();
+            std::fs::File::open(&path)?
+                .take(MAX_FILE_BYTES + 1)
+                .read_to_end(&mut bytes)?;
+            Ok(bytes)
+        })
+        .await
+        .map_err(|_| self.bad("could not be read to the end"))?
+        .map_err(|e| self.unreadable(e))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(too_large());
+        }
         let text = String::from_utf8(bytes).map_err(|_| self.bad("is not text"))?;
         let token = text.trim();
         if token.is_empty() {
@@ -217,5 +235,12 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().ends_with("is not text"), "{e}");
         assert_eq!(e.kind(), ErrorKind::Credential);
+
+        // A directory (or a FIFO, a device) is not read at all.
+        let e = WorkloadIdentityAssertion::new(dir.path())
+            .assertion(&req())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().ends_with("is not a regular file"), "{e}");
     }
 }

@@ -361,16 +361,20 @@ impl ClientCredentialsClient {
             .filter(|s| *s > 0)
             .ok_or_else(|| invalid("expires_in is missing or not a positive number".into()))?;
         let now = self.clock.now();
+        // Checked: a hostile or broken server's huge number must be an error, not a panic.
+        let expires_on = now
+            .checked_add(Duration::from_secs(expires_in))
+            .ok_or_else(|| invalid("expires_in is out of range".into()))?;
         let refresh_on = wire
             .refresh_in
             .as_ref()
             .and_then(seconds)
             .filter(|r| *r > 0 && *r < expires_in)
-            .map(|r| now + Duration::from_secs(r));
+            .and_then(|r| now.checked_add(Duration::from_secs(r)));
         Ok(AccessToken {
             token: Secret::new(token),
             token_type,
-            expires_on: now + Duration::from_secs(expires_in),
+            expires_on,
             refresh_on,
         })
     }

@@ -424,7 +424,17 @@ impl Inner {
             None => request,
         };
         tokio::spawn(async move {
-            let result = inner.acquire(&request).await;
+            // The provider runs in a task of its own so that a panic in it (a bug, or a custom
+            // provider's) becomes an error for the waiters instead of a flight that never lands
+            // and leaves every later caller waiting on a dead channel.
+            let acquiring = Arc::clone(&inner);
+            let result = tokio::spawn(async move { acquiring.acquire(&request).await })
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::credential(
+                        "the credential panicked while getting a token; the next call tries again",
+                    ))
+                });
             inner.settle(&slot, &result);
             // Receivers may all be gone (callers cancelled); the cache is updated regardless.
             let _ = tx.send(Some(result));
@@ -888,6 +898,37 @@ mod tests {
         let e = m.get_token(&req()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert_eq!(fake.calls(), 1);
+    }
+
+    /// A provider that panics on its first call.
+    #[derive(Debug)]
+    struct PanicsOnce(Arc<Fake>, AtomicUsize);
+
+    #[async_trait]
+    impl CredentialProvider for PanicsOnce {
+        async fn get_token(&self, request: &TokenRequest) -> Result<AccessToken> {
+            if self.1.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("a provider bug");
+            }
+            self.0.get_token(request).await
+        }
+        fn describe(&self) -> CredentialInfo {
+            self.0.describe()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_provider_is_an_error_and_the_next_call_recovers() {
+        let fake = Fake::new(Duration::ZERO);
+        let m = TokenManager::builder(Arc::new(PanicsOnce(fake.clone(), AtomicUsize::new(0))))
+            .clock(Arc::new(fake.clock))
+            .build();
+        let e = m.get_token(&req()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Credential);
+        assert!(e.to_string().contains("panicked"), "{e}");
+        // After the short negative cache, the next call reaches the provider again.
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-1");
     }
 
     #[tokio::test(start_paused = true)]
