@@ -318,9 +318,17 @@ impl CertificateAssertion {
     pub fn sign(&self, request: &AssertionRequest<'_>) -> Result<Secret> {
         self.reload_if_changed();
         let loaded = self.current();
-        let now = self
-            .clock
-            .now()
+        let clock_now = self.clock.now();
+        // A certificate that expired while in use: say so plainly instead of letting Entra answer
+        // with AADSTS700027. (The 30-day warning stays a load-time affair, not a per-request one.)
+        if loaded
+            .certificate
+            .not_after()
+            .is_some_and(|not_after| not_after <= clock_now)
+        {
+            loaded.certificate.check_validity(clock_now)?;
+        }
+        let now = clock_now
             .duration_since(UNIX_EPOCH)
             .map_err(|_| Error::credential("the system clock is before 1970"))?
             .as_secs();
@@ -603,6 +611,24 @@ mod tests {
         clock.set(not_after + Duration::from_secs(1));
         let e = pem_files().clock(clock.clone()).build().unwrap_err();
         assert_eq!(e.kind(), Kind::Expired);
+    }
+
+    #[test]
+    fn a_certificate_that_expires_while_in_use_stops_signing() {
+        let not_after = ClientCertificate::from_pem(&read("rsa2048.combined.pem"), None, None)
+            .unwrap()
+            .not_after()
+            .unwrap();
+        let clock = Arc::new(ManualClock::new());
+        clock.set(not_after - Duration::from_secs(3600));
+        let a = pem_files().clock(clock.clone()).build().unwrap();
+        assert!(a.sign(&request()).is_ok());
+        clock.set(not_after + Duration::from_secs(1));
+        let e = a.sign(&request()).unwrap_err();
+        assert_eq!(
+            CertificateError::find_in(&e).map(CertificateError::kind),
+            Some(Kind::Expired)
+        );
     }
 
     #[test]

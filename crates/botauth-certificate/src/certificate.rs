@@ -522,7 +522,10 @@ impl fmt::Debug for CertificateSource {
 }
 
 /// A file's identity for change detection: modification time and length.
-pub(crate) type Stamp = Option<(SystemTime, u64)>;
+/// What a file looked like: modification time, length, and on Unix its inode and change time,
+/// so that a same-length replacement within the timestamp's resolution (a renamed-in file, a
+/// Kubernetes secret's symlink swap) is still seen.
+pub(crate) type Stamp = Option<(SystemTime, u64, u64, i64)>;
 
 impl CertificateSource {
     /// One file: a PFX, or a PEM holding the certificate and its key.
@@ -597,9 +600,14 @@ impl CertificateSource {
             .into_iter()
             .flatten()
             .map(|p| {
-                std::fs::metadata(p)
-                    .ok()
-                    .map(|m| (m.modified().unwrap_or(UNIX_EPOCH), m.len()))
+                std::fs::metadata(p).ok().map(|m| {
+                    (
+                        m.modified().unwrap_or(UNIX_EPOCH),
+                        m.len(),
+                        inode(&m),
+                        ctime_ns(&m),
+                    )
+                })
             })
             .collect()
     }
@@ -703,6 +711,29 @@ impl CertificateSource {
         cert.check_validity(now)?;
         Ok(cert)
     }
+}
+
+#[cfg(unix)]
+fn inode(m: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(m)
+}
+
+#[cfg(not(unix))]
+fn inode(_: &std::fs::Metadata) -> u64 {
+    0
+}
+
+#[cfg(unix)]
+fn ctime_ns(m: &std::fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt as _;
+    m.ctime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(m.ctime_nsec())
+}
+
+#[cfg(not(unix))]
+fn ctime_ns(_: &std::fs::Metadata) -> i64 {
+    0
 }
 
 #[cfg(test)]
