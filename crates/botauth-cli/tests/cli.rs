@@ -139,16 +139,22 @@ async fn demo_runs_end_to_end() {
     assert!(!stdout.contains(DEMO_CLIENT_SECRET));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sandbox_command_prints_a_working_environment() {
+/// `botauth sandbox` as a child process, with its output to read.
+fn start_sandbox_command() -> (std::process::Child, std::process::ChildStdout) {
     let mut child = Command::new(BIN)
         .args(["sandbox", "--port", "0"])
         .env_clear()
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+        .expect("start botauth sandbox");
+    let stdout = child.stdout.take().expect("its stdout");
+    (child, stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_command_prints_a_working_environment() {
+    let (mut child, stdout) = start_sandbox_command();
     let env = tokio::task::spawn_blocking(move || {
         let mut env = Vec::new();
         for line in BufReader::new(stdout).lines() {
@@ -179,14 +185,7 @@ async fn sandbox_command_prints_a_working_environment() {
 /// The managed identity line `botauth sandbox` prints is a working configuration too.
 #[tokio::test]
 async fn sandbox_prints_a_working_managed_identity_environment() {
-    let mut child = Command::new(BIN)
-        .args(["sandbox", "--port", "0"])
-        .env_clear()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let (mut child, stdout) = start_sandbox_command();
     let line = tokio::task::spawn_blocking(move || {
         BufReader::new(stdout)
             .lines()
