@@ -1,14 +1,16 @@
 //! `botauth thumbprint`, and `token` / `demo` with a certificate, run as a user would.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
 
 use base64::Engine as _;
 use botauth_sandbox::{AppRegistration, DEMO_CLIENT_ID, DEMO_TENANT_ID, Sandbox};
+use common::text;
 use openssl::hash::MessageDigest;
 use openssl::x509::X509;
 
-const BIN: &str = env!("CARGO_BIN_EXE_botauth");
 const PASSWORD: &str = "fixture-Pfx+pass/1";
 
 fn fixture(name: &str) -> String {
@@ -19,16 +21,7 @@ fn fixture(name: &str) -> String {
 }
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .output()
-        .expect("run botauth")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    common::run_blocking(args, env.iter().copied())
 }
 
 fn b64url(bytes: &[u8]) -> String {

@@ -1,25 +1,12 @@
 //! The `botauth` binary, run as a user would, against an in-process sandbox.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+mod common;
 
 use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Sandbox};
-
-const BIN: &str = env!("CARGO_BIN_EXE_botauth");
-
-async fn run(args: &[&str], env: Vec<(String, String)>) -> Output {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args(&args)
-            .env_clear()
-            .envs(env)
-            .output()
-            .expect("run botauth")
-    })
-    .await
-    .expect("the botauth process task")
-}
+use common::{BIN, NO_ENV, run, text};
 
 fn botas(sandbox: &Sandbox, secret: &str) -> Vec<(String, String)> {
     vec![
@@ -28,10 +15,6 @@ fn botas(sandbox: &Sandbox, secret: &str) -> Vec<(String, String)> {
         ("TENANT_ID".into(), DEMO_TENANT_ID.into()),
         ("BOTAUTH_AUTHORITY_HOST".into(), sandbox.url()),
     ]
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +47,7 @@ async fn token_reads_a_config_file() {
         "ClientCredentials": [{"SourceType": "ClientSecret", "ClientSecret": DEMO_CLIENT_SECRET}]
     }});
     std::fs::write(&path, json.to_string()).unwrap();
-    let out = run(&["token", "--config", path.to_str().unwrap()], vec![]).await;
+    let out = run(&["token", "--config", path.to_str().unwrap()], NO_ENV).await;
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
 }
 
@@ -100,7 +83,7 @@ async fn a_bad_scope_fails_with_its_code() {
 
 #[tokio::test]
 async fn no_configuration_is_exit_2_naming_the_keys() {
-    let out = run(&["token"], vec![]).await;
+    let out = run(&["token"], NO_ENV).await;
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
@@ -111,19 +94,19 @@ async fn no_configuration_is_exit_2_naming_the_keys() {
 
 #[tokio::test]
 async fn a_missing_config_file_is_exit_2() {
-    let out = run(&["token", "--config", "/nonexistent/botauth.toml"], vec![]).await;
+    let out = run(&["token", "--config", "/nonexistent/botauth.toml"], NO_ENV).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
 #[tokio::test]
 async fn usage_errors_are_exit_2() {
-    let out = run(&["token", "--no-such-flag"], vec![]).await;
+    let out = run(&["token", "--no-such-flag"], NO_ENV).await;
     assert_eq!(out.status.code(), Some(2));
 }
 
 #[tokio::test]
 async fn demo_runs_end_to_end() {
-    let out = run(&["demo", "--callers", "200"], vec![]).await;
+    let out = run(&["demo", "--callers", "200"], NO_ENV).await;
     let stdout = text(&out.stdout);
     assert_eq!(
         out.status.code(),

@@ -1,37 +1,18 @@
 //! `botauth token` and `botauth demo` with identity-based credentials, configured by environment
 //! variables alone, against an in-process sandbox.
 
-use std::process::{Command, Output};
+mod common;
 
 use botauth_sandbox::{
     AppRegistration, DEMO_CLIENT_ID, DEMO_MI_CLIENT_ID, DEMO_MI_OBJECT_ID, DEMO_TENANT_ID,
     FederatedCredential, Route, Sandbox,
 };
+use common::{NO_ENV, run, text};
 
-const BIN: &str = env!("CARGO_BIN_EXE_botauth");
 const EXCHANGE: &str = "api://AzureADTokenExchange";
 
-async fn run(args: &[&str], env: Vec<(&str, String)>) -> Output {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args(&args)
-            .env_clear()
-            .envs(env)
-            .output()
-            .expect("run botauth")
-    })
-    .await
-    .expect("the botauth process task")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// Runs `botauth token` and returns its JSON, failing with stderr on a non-zero exit.
-async fn token(env: Vec<(&str, String)>) -> serde_json::Value {
+async fn token(env: Vec<(&'static str, String)>) -> serde_json::Value {
     let out = run(&["token"], env).await;
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("botauth token prints JSON")
@@ -265,7 +246,7 @@ async fn demo_runs_with_each_identity_credential() {
     for credential in ["managed-identity", "federated", "workload-identity"] {
         let out = run(
             &["demo", "--credential", credential, "--callers", "100"],
-            vec![],
+            NO_ENV,
         )
         .await;
         let stdout = text(&out.stdout);

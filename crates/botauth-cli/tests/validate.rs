@@ -3,9 +3,11 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use botauth_sandbox::{ChannelTokenClaims, Fault, Route, Sandbox};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_botauth");
+use botauth_sandbox::{ChannelTokenClaims, Fault, Route, Sandbox};
+use common::{BIN, text};
+
 const APP: &str = "bot-app-id";
 const TEAMS: &str = "https://smba.trafficmanager.net/teams/";
 
@@ -42,10 +44,6 @@ fn args(sandbox: &Sandbox, extra: &[&str]) -> Vec<String> {
     ];
     v.extend(extra.iter().map(|s| s.to_string()));
     v
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn token(sandbox: &Sandbox) -> String {

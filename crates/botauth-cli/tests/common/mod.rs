@@ -1,0 +1,47 @@
+//! Running the `botauth` binary from tests, as a user would: nothing inherited from the test's
+//! environment, only the variables a test passes.
+
+// Each test file uses the part it needs.
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+/// The binary under test.
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_botauth");
+
+/// An empty environment.
+pub(crate) const NO_ENV: Vec<(String, String)> = Vec::new();
+
+/// Runs `botauth args` with exactly `env`, and waits for it.
+pub(crate) fn run_blocking<K, V>(args: &[&str], env: impl IntoIterator<Item = (K, V)>) -> Output
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .output()
+        .expect("run botauth")
+}
+
+/// [`run_blocking`] off the async runtime, so that an in-process sandbox keeps serving meanwhile.
+pub(crate) async fn run<K, V>(args: &[&str], env: Vec<(K, V)>) -> Output
+where
+    K: AsRef<std::ffi::OsStr> + Send + 'static,
+    V: AsRef<std::ffi::OsStr> + Send + 'static,
+{
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_blocking(&args, env)
+    })
+    .await
+    .expect("the botauth process task")
+}
+
+/// Process output as text.
+pub(crate) fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
