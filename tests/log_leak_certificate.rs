@@ -8,7 +8,7 @@ use botauth::certificate::{CertificateAssertion, CertificateSource};
 use botauth::core::{AssertionRequest, ClientAssertionSource, EntraError};
 use botauth::token::{ClientAuth, ClientCredentialsClient};
 use botauth::{BotAuth, BotAuthConfig, CredentialProvider, Secret, TokenRequest, async_trait};
-use botauth_e2e::CapturedLogs;
+use botauth_e2e::{CapturedLogs, assert_absent, form_encoded, jwt_and_parts};
 use botauth_sandbox::{
     AppRegistration, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Fault, Route, Sandbox,
 };
@@ -46,20 +46,6 @@ impl ClientAssertionSource for Recording {
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
-}
-
-fn form_encoded(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,14 +186,7 @@ async fn no_key_password_or_assertion_reaches_the_logs() {
         forbidden.push(parts[2].to_owned()); // signature
     }
     for t in &tokens {
-        let token = t.token.expose_secret().to_owned();
-        forbidden.extend(token.split('.').map(str::to_owned));
-        forbidden.push(token);
+        forbidden.extend(jwt_and_parts(t.token.expose_secret()));
     }
-    for needle in forbidden {
-        assert!(
-            !text.contains(&needle),
-            "a secret leaked into the logs: {needle}"
-        );
-    }
+    assert_absent(&text, &forbidden);
 }

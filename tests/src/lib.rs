@@ -59,3 +59,37 @@ impl Write for CapturedLogs {
         Ok(())
     }
 }
+
+/// `s` as an `application/x-www-form-urlencoded` body carries it: how a secret would look if a
+/// request body were logged.
+pub fn form_encoded(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A JWT and each of its parts: any one part is as good as the token to an attacker who has the
+/// others, so none may be logged either.
+pub fn jwt_and_parts(jwt: &str) -> Vec<String> {
+    let mut all: Vec<String> = jwt.split('.').map(str::to_owned).collect();
+    all.push(jwt.to_owned());
+    all
+}
+
+/// Fails, naming it, if any of `forbidden` appears in the captured `text`.
+pub fn assert_absent(text: &str, forbidden: &[String]) {
+    for needle in forbidden {
+        assert!(
+            !text.contains(needle.as_str()),
+            "a secret leaked into the logs: {needle}"
+        );
+    }
+}
