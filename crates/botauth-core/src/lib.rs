@@ -8,6 +8,7 @@ mod credential;
 mod entra;
 mod error;
 mod secret;
+pub mod service_url;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 mod token;

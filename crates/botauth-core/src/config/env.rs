@@ -167,6 +167,7 @@ impl IntoIterator for EnvVars {
 const BOTAUTH_AUTHORITY_HOST: &str = "BOTAUTH_AUTHORITY_HOST";
 const BOTAUTH_CLOUD: &str = "BOTAUTH_CLOUD";
 const BOTAUTH_METADATA_URL: &str = "BOTAUTH_METADATA_URL";
+const BOTAUTH_ALLOWED_SERVICE_URLS: &str = "BOTAUTH_ALLOWED_SERVICE_URLS";
 const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
 
 const AGENTS: &str = "Connections__ServiceConnection__Settings__";
@@ -306,8 +307,26 @@ fn finish(draft: Draft, env: &EnvVars) -> Result<BotAuthConfig> {
     if let Some(url) = env.get(BOTAUTH_METADATA_URL) {
         config.inbound.metadata_url = Some(check_endpoint_url(BOTAUTH_METADATA_URL, url)?);
     }
+    if let Some(urls) = env.get(BOTAUTH_ALLOWED_SERVICE_URLS) {
+        for url in service_url_list(BOTAUTH_ALLOWED_SERVICE_URLS, urls)? {
+            if !config.allowed_service_urls.contains(&url) {
+                config.allowed_service_urls.push(url);
+            }
+        }
+    }
     validate(&config, &keys)?;
     Ok(config)
+}
+
+/// A comma- or whitespace-separated list of service-URL allow-list entries, each checked.
+fn service_url_list(key: &str, value: &str) -> Result<Vec<String>> {
+    let entries: Vec<String> = value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    super::validate::check_service_url_entries(key, &entries)?;
+    Ok(entries)
 }
 
 fn required<'a>(value: Option<&'a str>, key: &str, what: &str) -> Result<&'a str> {
@@ -359,11 +378,7 @@ fn read_botas(env: &EnvVars) -> Result<Draft> {
         None => {}
     }
     if let Some(urls) = env.get("ALLOWED_SERVICE_URLS") {
-        draft.config.allowed_service_urls = urls
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
+        draft.config.allowed_service_urls = service_url_list("ALLOWED_SERVICE_URLS", urls)?;
     }
     Ok(draft)
 }
@@ -841,7 +856,10 @@ impl BotAuthConfig {
     /// - `BOTAUTH_CLOUD`: `public`, `usgov`, `china` (see [`Cloud::from_name`]); replaces the
     ///   dialect's cloud but keeps a custom authority host the dialect named;
     /// - `BOTAUTH_AUTHORITY_HOST`: the Entra authority host (https, or http for loopback hosts);
-    /// - `BOTAUTH_METADATA_URL`: the inbound Bot Service metadata URL (same rule).
+    /// - `BOTAUTH_METADATA_URL`: the inbound Bot Service metadata URL (same rule);
+    /// - `BOTAUTH_ALLOWED_SERVICE_URLS`: extra hosts or URLs the bot may send its token to
+    ///   (comma- or space-separated; added to botas' `ALLOWED_SERVICE_URLS` and to the Bot Service
+    ///   defaults, see [`ServiceUrlAllowList`](crate::service_url::ServiceUrlAllowList)).
     ///
     /// # Errors
     ///
@@ -1269,6 +1287,42 @@ mod tests {
             c.allowed_service_urls,
             ["https://a.example/", "b.example", "c.example"]
         );
+    }
+
+    #[test]
+    fn allowed_service_urls_in_every_dialect() {
+        let c = ok(&with(
+            &BOTAS,
+            &[
+                ("ALLOWED_SERVICE_URLS", "a.example"),
+                (
+                    "BOTAUTH_ALLOWED_SERVICE_URLS",
+                    "b.example a.example http://127.0.0.1:9",
+                ),
+            ],
+        ));
+        assert_eq!(
+            c.allowed_service_urls,
+            ["a.example", "b.example", "http://127.0.0.1:9"]
+        );
+        for (key, value) in [
+            ("ALLOWED_SERVICE_URLS", "http://bots.example"),
+            ("ALLOWED_SERVICE_URLS", "*.com"),
+            ("BOTAUTH_ALLOWED_SERVICE_URLS", "https://u@bots.example"),
+            ("BOTAUTH_ALLOWED_SERVICE_URLS", "ok.example, bots%2eexample"),
+        ] {
+            assert_eq!(err_key(&with(&BOTAS, &[(key, value)])), key, "{value}");
+        }
+        let message = format!(
+            "{}",
+            read(&with(
+                &BOTAS,
+                &[("ALLOWED_SERVICE_URLS", "ok.example http://x.example")]
+            ))
+            .unwrap_err()
+        );
+        assert!(message.contains("entry 2"), "{message}");
+        assert!(message.contains("loopback"), "{message}");
     }
 
     #[test]

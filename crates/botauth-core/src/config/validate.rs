@@ -90,6 +90,32 @@ pub(crate) fn validate(config: &BotAuthConfig, keys: &KeyNames) -> Result<()> {
         if let Some(url) = &config.inbound.metadata_url {
             check_endpoint_url("inbound.metadata_url", url)?;
         }
+        check_service_url_entries("allowed_service_urls", &config.allowed_service_urls)?;
+    }
+    Ok(())
+}
+
+/// Checks service-URL allow-list entries (PROTOCOL §6, outbound guard) when the configuration is
+/// read, so a typo fails at start-up naming `key` rather than at the first reply.
+pub(crate) fn check_service_url_entries(key: &str, entries: &[String]) -> Result<()> {
+    let mut list = crate::service_url::ServiceUrlAllowList::empty();
+    for (i, entry) in entries.iter().enumerate() {
+        list.allow(entry).map_err(|e| {
+            Error::config(
+                key,
+                format!(
+                    "entry {} is not usable: {}",
+                    i + 1,
+                    match e.kind() {
+                        crate::service_url::ServiceUrlErrorKind::NotHttps =>
+                            "plain http is accepted only for loopback hosts",
+                        _ =>
+                            "give a host (`bots.contoso.com`), a wildcard host (`*.contoso.com`), \
+                             optionally with `:port`, or an https URL",
+                    }
+                ),
+            )
+        })?;
     }
     Ok(())
 }

@@ -1,0 +1,766 @@
+//! The outbound service-URL guard (PROTOCOL §6, "Outbound guard"): the bot's Bot Connector token is
+//! sent only to a `serviceUrl` whose **parsed host** is allowed.
+//!
+//! A `serviceUrl` arrives inside an activity. Even when the activity was verified, the check is the
+//! last line of defence against sending a bearer token to a host the attacker picked, so it is
+//! deliberately narrower than a URL parser: the authority must be plain ASCII host characters.
+//! Every trick that makes two URL parsers (or a parser and a human) disagree on the host — user
+//! info (`https://botframework.com@evil.example/`), a query or fragment that looks like a host
+//! suffix (`https://evil.example?.botframework.com/`), backslashes, percent-encoding, IDN
+//! look-alikes, a trailing dot — is refused before any parsing decides what the host "really" is.
+
+use std::fmt;
+
+/// The hosts every bot may send its token to (PROTOCOL §6): the Bot Connector of the three clouds
+/// and the Teams service.
+pub const DEFAULT_ALLOWED_HOSTS: [&str; 4] = [
+    "*.botframework.com",
+    "smba.trafficmanager.net",
+    "*.botframework.us",
+    "*.botframework.azure.cn",
+];
+
+/// Why a service URL or an allow-list entry was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ServiceUrlErrorKind {
+    /// Not an absolute `scheme://host/…` URL made of plain ASCII host characters (this includes
+    /// user info, percent-encoding, backslashes, non-ASCII host names, whitespace).
+    Malformed,
+    /// Plain `http` for a host that is not loopback.
+    NotHttps,
+    /// A query string or fragment: a service URL is a base URL, and `?`/`#` tricks hide the host.
+    QueryOrFragment,
+    /// The host (or port, or path) is not in the allow-list.
+    NotAllowed,
+}
+
+/// A refused service URL or allow-list entry. The message names the host when there is a
+/// well-formed one (it helps to fix the allow-list), and never repeats a malformed value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceUrlError {
+    kind: ServiceUrlErrorKind,
+    host: Option<String>,
+    detail: &'static str,
+}
+
+impl ServiceUrlError {
+    fn new(kind: ServiceUrlErrorKind, detail: &'static str) -> Self {
+        Self {
+            kind,
+            host: None,
+            detail,
+        }
+    }
+
+    /// What was wrong.
+    pub fn kind(&self) -> ServiceUrlErrorKind {
+        self.kind
+    }
+
+    /// The parsed host, when the URL was well-formed enough to have one.
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+}
+
+impl fmt::Display for ServiceUrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.kind, &self.host) {
+            (ServiceUrlErrorKind::NotAllowed, Some(host)) => write!(
+                f,
+                "the service URL host `{host}` is not allowed ({}): the bot's token is only sent to \
+                 the Bot Service hosts and the hosts configured in ALLOWED_SERVICE_URLS / \
+                 BOTAUTH_ALLOWED_SERVICE_URLS",
+                self.detail
+            ),
+            (ServiceUrlErrorKind::NotHttps, Some(host)) => write!(
+                f,
+                "the service URL for `{host}` uses plain http: only https is allowed, except for \
+                 loopback hosts"
+            ),
+            _ => write!(f, "the service URL is refused: {}", self.detail),
+        }
+    }
+}
+
+impl std::error::Error for ServiceUrlError {}
+
+/// A service URL that passed the guard: canonical, `https` (or loopback `http`), and ending in `/`
+/// so that `v3/…` can be appended to it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServiceUrl {
+    url: String,
+    host: String,
+}
+
+impl ServiceUrl {
+    /// The canonical URL, ending in `/`.
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// The parsed host, lower case.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+impl fmt::Display for ServiceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostPattern {
+    Exact(String),
+    /// `*.suffix`: any host with at least one label before `.suffix`; not `suffix` itself.
+    Subdomains(String),
+}
+
+/// One allow-list entry: a host pattern, optionally with scheme, port and path prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pattern {
+    /// `None`: `https` (and also `http` when the host is loopback).
+    scheme: Option<String>,
+    host: HostPattern,
+    /// `None`: the scheme's default port only.
+    port: Option<u16>,
+    /// Always starts and ends with `/`; `/` matches every path.
+    path: String,
+}
+
+/// The hosts a bot may send its token to: the Bot Service defaults ([`DEFAULT_ALLOWED_HOSTS`]) plus
+/// configured entries.
+///
+/// Entries are a host (`bots.contoso.com`), a wildcard host (`*.contoso.com`, which matches
+/// subdomains only), optionally with a port (`bots.contoso.com:8443`), or a URL
+/// (`https://bots.contoso.com/teams/`, whose path becomes a prefix the service URL's path must
+/// start with). Plain `http` is accepted only for loopback hosts (local development).
+///
+/// ```
+/// use botauth_core::service_url::{ServiceUrlAllowList, ServiceUrlErrorKind};
+///
+/// let allow = ServiceUrlAllowList::with_defaults();
+/// assert_eq!(
+///     allow.check("https://smba.trafficmanager.net/teams").unwrap().as_str(),
+///     "https://smba.trafficmanager.net/teams/"
+/// );
+/// for trick in [
+///     "https://evil.example?.botframework.com/",
+///     "https://botframework.com@evil.example/",
+///     "https://evil.example#.botframework.com",
+/// ] {
+///     assert!(allow.check(trick).is_err());
+/// }
+/// let err = allow.check("https://evil.example/").unwrap_err();
+/// assert_eq!(err.kind(), ServiceUrlErrorKind::NotAllowed);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceUrlAllowList {
+    patterns: Vec<Pattern>,
+}
+
+impl Default for ServiceUrlAllowList {
+    fn default() -> Self {
+        Self::with_defaults()
+    }
+}
+
+impl ServiceUrlAllowList {
+    /// The Bot Service defaults of PROTOCOL §6.
+    pub fn with_defaults() -> Self {
+        let patterns = DEFAULT_ALLOWED_HOSTS
+            .iter()
+            .filter_map(|entry| parse_pattern(entry).ok())
+            .collect();
+        Self { patterns }
+    }
+
+    /// An empty list: nothing is allowed until [`allow`](Self::allow) adds entries. For bots that
+    /// only ever talk to hosts they name themselves (e.g. a skill replying to one parent).
+    pub fn empty() -> Self {
+        Self {
+            patterns: Vec::new(),
+        }
+    }
+
+    /// The defaults plus `entries`.
+    ///
+    /// # Errors
+    ///
+    /// The first entry that is not a valid host, wildcard host or URL.
+    pub fn with_defaults_and<I, S>(entries: I) -> Result<Self, ServiceUrlError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut list = Self::with_defaults();
+        for entry in entries {
+            list.allow(entry.as_ref())?;
+        }
+        Ok(list)
+    }
+
+    /// Adds one entry.
+    ///
+    /// # Errors
+    ///
+    /// The entry is not a valid host, wildcard host or URL (see the type's documentation).
+    pub fn allow(&mut self, entry: &str) -> Result<&mut Self, ServiceUrlError> {
+        let pattern = parse_pattern(entry)?;
+        if !self.patterns.contains(&pattern) {
+            self.patterns.push(pattern);
+        }
+        Ok(self)
+    }
+
+    /// Checks a service URL and returns its canonical form (ending in `/`).
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceUrlErrorKind::Malformed`], [`NotHttps`](ServiceUrlErrorKind::NotHttps),
+    /// [`QueryOrFragment`](ServiceUrlErrorKind::QueryOrFragment) or
+    /// [`NotAllowed`](ServiceUrlErrorKind::NotAllowed).
+    pub fn check(&self, service_url: &str) -> Result<ServiceUrl, ServiceUrlError> {
+        let parts = split(service_url)?;
+        if parts.query_or_fragment {
+            return Err(ServiceUrlError::new(
+                ServiceUrlErrorKind::QueryOrFragment,
+                "a service URL may not carry a query string or fragment",
+            ));
+        }
+        let url = url::Url::parse(service_url).map_err(|_| malformed())?;
+        let host = canonical_host(&url, &parts)?;
+        let loopback = is_loopback(&url);
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            "http" => {
+                return Err(ServiceUrlError {
+                    kind: ServiceUrlErrorKind::NotHttps,
+                    host: Some(host),
+                    detail: "plain http",
+                });
+            }
+            _ => return Err(malformed()),
+        }
+        let port = url.port_or_known_default();
+        let explicit_port = url.port();
+        let path = url.path();
+        let allowed = self.patterns.iter().any(|p| {
+            let scheme_ok = match &p.scheme {
+                Some(s) => s == url.scheme(),
+                None => url.scheme() == "https" || loopback,
+            };
+            let host_ok = match &p.host {
+                HostPattern::Exact(h) => *h == host,
+                HostPattern::Subdomains(suffix) => host
+                    .strip_suffix(suffix.as_str())
+                    .and_then(|rest| rest.strip_suffix('.'))
+                    .is_some_and(|label| !label.is_empty()),
+            };
+            let port_ok = match p.port {
+                Some(want) => port == Some(want),
+                None => explicit_port.is_none(),
+            };
+            scheme_ok && host_ok && port_ok && path_has_prefix(path, &p.path)
+        });
+        if !allowed {
+            return Err(ServiceUrlError {
+                kind: ServiceUrlErrorKind::NotAllowed,
+                host: Some(host),
+                detail: "host, port or path not in the allow-list",
+            });
+        }
+        let mut canonical = url.to_string();
+        if !canonical.ends_with('/') {
+            canonical.push('/');
+        }
+        Ok(ServiceUrl {
+            url: canonical,
+            host,
+        })
+    }
+}
+
+fn malformed() -> ServiceUrlError {
+    ServiceUrlError::new(
+        ServiceUrlErrorKind::Malformed,
+        "not an absolute http(s) URL whose host is plain ASCII letters, digits, dots and hyphens \
+         (user info, percent-encoding, backslashes and non-ASCII host names are refused)",
+    )
+}
+
+/// The raw pieces of `scheme://authority…`, found without a URL parser so that the parser's
+/// leniency (backslashes as slashes, percent-decoding, IDNA mapping) never decides the host.
+struct RawParts<'a> {
+    scheme: &'a str,
+    authority: &'a str,
+    query_or_fragment: bool,
+}
+
+fn split(value: &str) -> Result<RawParts<'_>, ServiceUrlError> {
+    if value.is_empty()
+        || value.len() > 2048
+        || !value.bytes().all(|b| b.is_ascii_graphic())
+        || value.contains('\\')
+    {
+        return Err(malformed());
+    }
+    let (scheme, after) = value.split_once("://").ok_or_else(malformed)?;
+    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let (authority, rest) = after.split_at(end);
+    let host_chars = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    };
+    // `host`, `host:port`, `[v6]`, `[v6]:port`, and nothing else: no `@`, no `%`.
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (inside, after) = v6.split_once(']').ok_or_else(malformed)?;
+            if !inside.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+                return Err(malformed());
+            }
+            (inside, after.strip_prefix(':'))
+        }
+        None => match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let host_ok = authority.starts_with('[') || host_chars(host);
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !host_ok || !port_ok || host.ends_with('.') || host.starts_with('.') || host.contains("..") {
+        return Err(malformed());
+    }
+    Ok(RawParts {
+        scheme,
+        authority,
+        query_or_fragment: rest.contains(['?', '#']),
+    })
+}
+
+/// The parsed host, lower case, after checking that the parser saw the same host as the raw text.
+fn canonical_host(url: &url::Url, parts: &RawParts<'_>) -> Result<String, ServiceUrlError> {
+    if !url.username().is_empty() || url.password().is_some() || url.cannot_be_a_base() {
+        return Err(malformed());
+    }
+    if !url.scheme().eq_ignore_ascii_case(parts.scheme) {
+        return Err(malformed());
+    }
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) => d.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+        None => return Err(malformed()),
+    };
+    let raw_host = parts
+        .authority
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.ends_with(':') && (!h.starts_with('[') || h.ends_with(']')))
+        .map_or(parts.authority, |(h, _)| h);
+    // IPv4 shorthands (`127.1`, `0x7f.1`) and IPv6 spellings are canonicalised by the parser; a
+    // domain must come out exactly as written (modulo case).
+    if matches!(url.host(), Some(url::Host::Domain(_))) && !host.eq_ignore_ascii_case(raw_host) {
+        return Err(malformed());
+    }
+    if matches!(url.host(), Some(url::Host::Ipv4(_))) && host != raw_host {
+        return Err(malformed());
+    }
+    Ok(host.to_ascii_lowercase())
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn path_has_prefix(path: &str, prefix: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    // The prefix ends with `/`: `/teams/` matches `/teams` and `/teams/x`, not `/teamsx`.
+    let bare = prefix.trim_end_matches('/');
+    path.eq_ignore_ascii_case(bare)
+        || path
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+}
+
+fn parse_pattern(entry: &str) -> Result<Pattern, ServiceUrlError> {
+    let entry = entry.trim();
+    let bad = || {
+        ServiceUrlError::new(
+            ServiceUrlErrorKind::Malformed,
+            "an allow-list entry must be a host (`bots.contoso.com`), a wildcard host \
+             (`*.contoso.com`), optionally with `:port`, or an https URL (http only for loopback)",
+        )
+    };
+    let (scheme, rest) = match entry.split_once("://") {
+        Some((s, r)) => (Some(s.to_ascii_lowercase()), r),
+        None => (None, entry),
+    };
+    let (wildcard, rest) = match rest.strip_prefix("*.") {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    // Parse what remains as a URL of the given (or https) scheme, with the same strict rules as
+    // service URLs, so an entry means exactly what a service URL with that host would.
+    let as_url = format!("{}://{rest}", scheme.as_deref().unwrap_or("https"));
+    let parts = split(&as_url).map_err(|_| bad())?;
+    if parts.query_or_fragment {
+        return Err(bad());
+    }
+    let url = url::Url::parse(&as_url).map_err(|_| bad())?;
+    let host = canonical_host(&url, &parts).map_err(|_| bad())?;
+    let loopback = is_loopback(&url);
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(ServiceUrlError {
+                kind: ServiceUrlErrorKind::NotHttps,
+                host: Some(host),
+                detail: "plain http",
+            });
+        }
+        _ => return Err(bad()),
+    }
+    let host = if wildcard {
+        // `*.com` would allow every host under a public suffix: require two labels.
+        if !host.contains('.')
+            || matches!(url.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)))
+        {
+            return Err(bad());
+        }
+        HostPattern::Subdomains(host)
+    } else {
+        HostPattern::Exact(host)
+    };
+    let mut path = url.path().to_owned();
+    if !path.ends_with('/') {
+        path.push('/');
+    }
+    Ok(Pattern {
+        scheme,
+        host,
+        port: url.port(),
+        path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(list: &ServiceUrlAllowList, url: &str) -> ServiceUrlErrorKind {
+        match list.check(url) {
+            Ok(ok) => panic!("{url} was accepted as {ok}"),
+            Err(e) => e.kind(),
+        }
+    }
+
+    #[test]
+    fn bot_service_hosts_are_allowed_by_default() {
+        let list = ServiceUrlAllowList::with_defaults();
+        for (url, canonical) in [
+            (
+                "https://smba.trafficmanager.net/teams/",
+                "https://smba.trafficmanager.net/teams/",
+            ),
+            (
+                "https://smba.trafficmanager.net/amer",
+                "https://smba.trafficmanager.net/amer/",
+            ),
+            (
+                "https://SMBA.TrafficManager.NET/emea/",
+                "https://smba.trafficmanager.net/emea/",
+            ),
+            (
+                "https://webchat.botframework.com/",
+                "https://webchat.botframework.com/",
+            ),
+            (
+                "https://directline.botframework.com",
+                "https://directline.botframework.com/",
+            ),
+            (
+                "https://a.b.botframework.us/",
+                "https://a.b.botframework.us/",
+            ),
+            (
+                "https://webchat.botframework.azure.cn/",
+                "https://webchat.botframework.azure.cn/",
+            ),
+            (
+                "https://smba.trafficmanager.net:443/teams/",
+                "https://smba.trafficmanager.net/teams/",
+            ),
+        ] {
+            let ok = list.check(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(ok.as_str(), canonical, "{url}");
+        }
+        assert_eq!(
+            list.check("https://WebChat.botframework.com/")
+                .unwrap()
+                .host(),
+            "webchat.botframework.com"
+        );
+    }
+
+    #[test]
+    fn host_tricks_are_refused() {
+        let list = ServiceUrlAllowList::with_defaults();
+        for (url, want) in [
+            // The issue's named tricks.
+            (
+                "https://evil.example?.botframework.com/",
+                ServiceUrlErrorKind::QueryOrFragment,
+            ),
+            (
+                "https://botframework.com@evil.example/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            (
+                "https://evil.example#.botframework.com",
+                ServiceUrlErrorKind::QueryOrFragment,
+            ),
+            // User info in every spelling.
+            (
+                "https://smba.trafficmanager.net:pw@evil.example/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            (
+                "https://evil.example@smba.trafficmanager.net/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            // Percent-encoding in the host.
+            ("https://evil%2eexample/", ServiceUrlErrorKind::Malformed),
+            (
+                "https://smba%2etrafficmanager%2enet/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            (
+                "https://evil.example%2f.botframework.com/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            (
+                "https://evil.example%23.botframework.com/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            // IDN: full-width letters and an ideographic full stop map to ASCII under IDNA.
+            (
+                "https://ｓｍｂａ.trafficmanager.net/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            (
+                "https://evil.example\u{3002}botframework.com/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            (
+                "https://webchat.botframework.com\u{3002}evil.example/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            // Punycode of a look-alike is a different host.
+            (
+                "https://xn--smb-8cd.trafficmanager.net/",
+                ServiceUrlErrorKind::NotAllowed,
+            ),
+            // Backslashes: WHATWG reads them as `/`, other parsers do not.
+            (
+                "https://evil.example\\.botframework.com/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            (
+                "https:\\\\smba.trafficmanager.net/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            // Suffix, apex and trailing-dot games.
+            (
+                "https://evilbotframework.com/",
+                ServiceUrlErrorKind::NotAllowed,
+            ),
+            ("https://botframework.com/", ServiceUrlErrorKind::NotAllowed),
+            (
+                "https://smba.trafficmanager.net.evil.example/",
+                ServiceUrlErrorKind::NotAllowed,
+            ),
+            (
+                "https://x.smba.trafficmanager.net/",
+                ServiceUrlErrorKind::NotAllowed,
+            ),
+            (
+                "https://webchat.botframework.com./",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            ("https://.botframework.com/", ServiceUrlErrorKind::Malformed),
+            // Query/fragment after a good host.
+            (
+                "https://smba.trafficmanager.net/teams/?x=1",
+                ServiceUrlErrorKind::QueryOrFragment,
+            ),
+            (
+                "https://smba.trafficmanager.net/#frag",
+                ServiceUrlErrorKind::QueryOrFragment,
+            ),
+            // Scheme and port.
+            (
+                "http://smba.trafficmanager.net/",
+                ServiceUrlErrorKind::NotHttps,
+            ),
+            (
+                "ftp://smba.trafficmanager.net/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            (
+                "https://smba.trafficmanager.net:8443/",
+                ServiceUrlErrorKind::NotAllowed,
+            ),
+            // Whitespace, control characters, relative and empty values.
+            (
+                " https://smba.trafficmanager.net/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            (
+                "https://smba.trafficmanager.net/\n",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            ("//smba.trafficmanager.net/", ServiceUrlErrorKind::Malformed),
+            ("smba.trafficmanager.net", ServiceUrlErrorKind::Malformed),
+            ("", ServiceUrlErrorKind::Malformed),
+            ("https://", ServiceUrlErrorKind::Malformed),
+            // IP literals are not Bot Service hosts, and loopback is not allowed by default.
+            ("https://10.0.0.1/", ServiceUrlErrorKind::NotAllowed),
+            ("http://127.0.0.1:3978/", ServiceUrlErrorKind::NotAllowed),
+        ] {
+            assert_eq!(kind(&list, url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_host_only_when_well_formed() {
+        let list = ServiceUrlAllowList::with_defaults();
+        let err = list.check("https://evil.example/").unwrap_err();
+        assert_eq!(err.host(), Some("evil.example"));
+        assert!(
+            err.to_string().contains("`evil.example` is not allowed"),
+            "{err}"
+        );
+        let err = list.check("https://user:s3cret@evil.example/").unwrap_err();
+        assert_eq!(err.host(), None);
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn configured_entries() {
+        let list = ServiceUrlAllowList::with_defaults_and([
+            "bots.contoso.com",
+            "*.fabrikam.com",
+            "https://edge.example:8443",
+            "https://gateway.example/teams/",
+            "http://127.0.0.1:3978",
+            "localhost:9000",
+        ])
+        .unwrap();
+        for ok in [
+            "https://bots.contoso.com/",
+            "https://BOTS.contoso.com/x/",
+            "https://a.fabrikam.com/",
+            "https://a.b.fabrikam.com/",
+            "https://edge.example:8443/",
+            "https://gateway.example/teams",
+            "https://gateway.example/teams/",
+            "https://gateway.example/Teams/x/",
+            "http://127.0.0.1:3978/",
+            "http://localhost:9000/",
+            "https://localhost:9000/",
+            "https://smba.trafficmanager.net/teams/",
+        ] {
+            assert!(list.check(ok).is_ok(), "{ok}: {:?}", list.check(ok));
+        }
+        for (bad, want) in [
+            (
+                "https://x.bots.contoso.com/",
+                ServiceUrlErrorKind::NotAllowed,
+            ),
+            ("https://fabrikam.com/", ServiceUrlErrorKind::NotAllowed),
+            ("https://edge.example/", ServiceUrlErrorKind::NotAllowed),
+            (
+                "https://edge.example:9443/",
+                ServiceUrlErrorKind::NotAllowed,
+            ),
+            ("https://gateway.example/", ServiceUrlErrorKind::NotAllowed),
+            (
+                "https://gateway.example/teamsx/",
+                ServiceUrlErrorKind::NotAllowed,
+            ),
+            ("http://127.0.0.1:3979/", ServiceUrlErrorKind::NotAllowed),
+            ("http://127.0.0.2:3978/", ServiceUrlErrorKind::NotAllowed),
+            ("http://bots.contoso.com/", ServiceUrlErrorKind::NotHttps),
+        ] {
+            assert_eq!(kind(&list, bad), want, "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_entries_are_refused() {
+        for bad in [
+            "*.com",
+            "*",
+            "*.",
+            "",
+            "http://bots.contoso.com",
+            "https://user@bots.contoso.com",
+            "https://bots.contoso.com/?x",
+            "https://bots.contoso.com/#x",
+            "bots%2econtoso.com",
+            "ｂots.contoso.com",
+            "bots.contoso.com.",
+            "ftp://bots.contoso.com",
+            "*.127.0.0.1",
+            "bots.contoso.com:port",
+        ] {
+            let err = ServiceUrlAllowList::with_defaults_and([bad]).unwrap_err();
+            assert!(
+                matches!(
+                    err.kind(),
+                    ServiceUrlErrorKind::Malformed | ServiceUrlErrorKind::NotHttps
+                ),
+                "{bad}: {err:?}"
+            );
+        }
+        let err = ServiceUrlAllowList::with_defaults_and(["http://bots.contoso.com"]).unwrap_err();
+        assert_eq!(err.kind(), ServiceUrlErrorKind::NotHttps);
+    }
+
+    #[test]
+    fn empty_list_allows_nothing_until_told() {
+        let mut list = ServiceUrlAllowList::empty();
+        assert_eq!(
+            kind(&list, "https://smba.trafficmanager.net/"),
+            ServiceUrlErrorKind::NotAllowed
+        );
+        list.allow("parent.example").unwrap();
+        assert!(list.check("https://parent.example/api/skills/").is_ok());
+    }
+
+    #[test]
+    fn ipv6_loopback_entry() {
+        let list = ServiceUrlAllowList::with_defaults_and(["http://[::1]:3978"]).unwrap();
+        assert_eq!(
+            list.check("http://[::1]:3978/").unwrap().as_str(),
+            "http://[::1]:3978/"
+        );
+        assert_eq!(
+            kind(&list, "http://[::1]:3979/"),
+            ServiceUrlErrorKind::NotAllowed
+        );
+    }
+}
