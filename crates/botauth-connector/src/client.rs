@@ -1,0 +1,474 @@
+//! `ConnectorClient`: sends activities to the Bot Connector with the bot's outbound token.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use botauth_core::service_url::{ServiceUrl, ServiceUrlAllowList};
+use botauth_core::{
+    AccessToken, BotAuthConfig, Clock, Cloud, Error, Result, SystemClock, TokenRequest,
+};
+use botauth_token::TokenManager;
+use botauth_token::http::{HttpOptions, build_client, read_body, retry_after, transport_error};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use serde_json::Value;
+
+use crate::error::{ConnectorError, ConnectorErrorBody};
+use crate::target::{Audience, ResourceResponse, Target, address_reply};
+
+/// Sends activities to the Bot Connector (PROTOCOL §1): `POST {serviceUrl}v3/conversations/…`
+/// with `Authorization: Bearer <token>` from the [`TokenManager`] (the one cache).
+///
+/// - The token goes only to a service URL the allow-list accepts (PROTOCOL §6, outbound guard):
+///   the Bot Service hosts plus configured ones, `https` except loopback. A refused URL is a
+///   [`ConnectorError::ServiceUrl`] and nothing is sent — no token is even requested.
+/// - A 401 forces one token refresh and one retry (PROTOCOL §5, `force_refresh`): the Connector
+///   can refuse a token that looked valid, e.g. right after a credential rotation.
+/// - 429 and 503 are retried after `Retry-After` (or 1 s, 2 s, 4 s … without it), up to
+///   [`max_retries`](ConnectorClientBuilder::max_retries); a `Retry-After` longer than
+///   [`max_retry_wait`](ConnectorClientBuilder::max_retry_wait) is returned at once as
+///   [`ConnectorError::Throttled`] for the caller to schedule. Other failures — including other
+///   5xx, where the activity may already have been delivered — are not retried, so a reply is never
+///   posted twice by botauth.
+/// - No redirects are followed, bodies are bounded, and the `Authorization` header is marked
+///   sensitive; neither the token nor the activity is logged.
+///
+/// Cheap to clone; clones share the HTTP connection pool.
+#[derive(Clone)]
+pub struct ConnectorClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tokens: TokenManager,
+    cloud: Cloud,
+    allow: ServiceUrlAllowList,
+    http: reqwest::Client,
+    options: HttpOptions,
+    max_retries: u32,
+    max_retry_wait: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for ConnectorClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectorClient")
+            .field("credential", self.inner.tokens.credential())
+            .field("scope", &self.inner.cloud.bot_connector_scope())
+            .field("allow", &self.inner.allow)
+            .field("max_retries", &self.inner.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`ConnectorClient`].
+#[must_use]
+pub struct ConnectorClientBuilder {
+    tokens: TokenManager,
+    cloud: Cloud,
+    allow: ServiceUrlAllowList,
+    extra: Vec<String>,
+    options: HttpOptions,
+    max_retries: u32,
+    max_retry_wait: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for ConnectorClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectorClientBuilder")
+            .field("cloud", &self.cloud)
+            .field("extra", &self.extra)
+            .field("options", &self.options)
+            .field("max_retries", &self.max_retries)
+            .field("max_retry_wait", &self.max_retry_wait)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectorClientBuilder {
+    /// The cloud whose Bot Connector scope replies use (default: public).
+    pub fn cloud(mut self, cloud: Cloud) -> Self {
+        self.cloud = cloud;
+        self
+    }
+
+    /// Replaces the allow-list (default: the Bot Service hosts of PROTOCOL §6).
+    pub fn allow_list(mut self, allow: ServiceUrlAllowList) -> Self {
+        self.allow = allow;
+        self
+    }
+
+    /// Adds a host, wildcard host or URL to the allow-list (checked by [`build`](Self::build)).
+    pub fn allow_service_url(mut self, entry: impl Into<String>) -> Self {
+        self.extra.push(entry.into());
+        self
+    }
+
+    /// Timeouts and the response size limit (default: 5 s connect, 30 s overall, 64 KiB).
+    pub fn http_options(mut self, options: HttpOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Retries after 429/503 (default 3).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// The longest wait in line before a retry (default 30 s); a longer `Retry-After` is
+    /// returned to the caller at once.
+    pub fn max_retry_wait(mut self, wait: Duration) -> Self {
+        self.max_retry_wait = wait;
+        self
+    }
+
+    /// The clock retry waits go through (tests use a manual clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming `allowed_service_urls` for an unusable allow-list entry; a
+    /// credential error when the HTTP client cannot be built (TLS set-up).
+    pub fn build(mut self) -> Result<ConnectorClient> {
+        for entry in &self.extra {
+            self.allow.allow(entry).map_err(|e| {
+                Error::config(
+                    "allowed_service_urls",
+                    format!("an allow-list entry is not usable: {e}"),
+                )
+            })?;
+        }
+        let http = build_client(&self.options)?;
+        Ok(ConnectorClient {
+            inner: Arc::new(Inner {
+                tokens: self.tokens,
+                cloud: self.cloud,
+                allow: self.allow,
+                http,
+                options: self.options,
+                max_retries: self.max_retries,
+                max_retry_wait: self.max_retry_wait,
+                clock: self.clock,
+            }),
+        })
+    }
+}
+
+impl ConnectorClient {
+    /// A builder around `tokens`: public cloud, Bot Service allow-list, default retries.
+    pub fn builder(tokens: TokenManager) -> ConnectorClientBuilder {
+        ConnectorClientBuilder {
+            tokens,
+            cloud: Cloud::Public,
+            allow: ServiceUrlAllowList::with_defaults(),
+            extra: Vec::new(),
+            options: HttpOptions::default().max_response_bytes(64 * 1024),
+            max_retries: 3,
+            max_retry_wait: Duration::from_secs(30),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// A client for `config`'s cloud, with its `allowed_service_urls` (botas
+    /// `ALLOWED_SERVICE_URLS`, `BOTAUTH_ALLOWED_SERVICE_URLS`) added to the Bot Service hosts.
+    ///
+    /// # Errors
+    ///
+    /// As [`ConnectorClientBuilder::build`].
+    pub fn from_config(config: &BotAuthConfig, tokens: TokenManager) -> Result<Self> {
+        let mut builder = Self::builder(tokens).cloud(config.cloud.clone());
+        for entry in &config.allowed_service_urls {
+            builder = builder.allow_service_url(entry);
+        }
+        builder.build()
+    }
+
+    /// The token manager replies take their tokens from.
+    pub fn tokens(&self) -> &TokenManager {
+        &self.inner.tokens
+    }
+
+    /// Checks a service URL against the allow-list without sending anything.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectorError::ServiceUrl`].
+    pub fn check_service_url(&self, service_url: &str) -> Result<ServiceUrl, ConnectorError> {
+        self.inner
+            .allow
+            .check(service_url)
+            .map_err(ConnectorError::ServiceUrl)
+    }
+
+    /// The token request for `audience`: the cloud's Bot Connector scope, or `{app id}/.default`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectorError::InvalidArgument`] for an empty skill app id or one with whitespace.
+    pub fn token_request(&self, audience: &Audience) -> Result<TokenRequest, ConnectorError> {
+        match audience {
+            Audience::BotConnector => Ok(TokenRequest::new(self.inner.cloud.bot_connector_scope())),
+            Audience::Skill(app_id) => {
+                let app_id = app_id.trim_end_matches('/');
+                if app_id.is_empty() || app_id.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(ConnectorError::InvalidArgument {
+                        what: "skill app id",
+                        message: "must be the calling bot's app id (no spaces)".into(),
+                    });
+                }
+                Ok(TokenRequest::new(format!("{app_id}/.default")))
+            }
+        }
+    }
+
+    /// Replies to activity `activity_id` of a conversation.
+    ///
+    /// # Errors
+    ///
+    /// See [`send`](Self::send).
+    pub async fn reply_to_activity(
+        &self,
+        service_url: &str,
+        conversation_id: &str,
+        activity_id: &str,
+        activity: &Value,
+    ) -> Result<ResourceResponse, ConnectorError> {
+        self.send(
+            &Target::reply_to(service_url, conversation_id, activity_id),
+            activity,
+        )
+        .await
+    }
+
+    /// Sends a new activity to a conversation.
+    ///
+    /// # Errors
+    ///
+    /// See [`send`](Self::send).
+    pub async fn send_to_conversation(
+        &self,
+        service_url: &str,
+        conversation_id: &str,
+        activity: &Value,
+    ) -> Result<ResourceResponse, ConnectorError> {
+        self.send(
+            &Target::conversation(service_url, conversation_id),
+            activity,
+        )
+        .await
+    }
+
+    /// Replies to an incoming activity: `reply` is addressed from it
+    /// ([`address_reply`](crate::address_reply)) and sent to its `serviceUrl`, conversation and id,
+    /// with a Bot Connector token. Use [`reply_to_verified`](Self::reply_to_verified) (feature
+    /// `validator`) to reply to skills with the right audience too.
+    ///
+    /// # Errors
+    ///
+    /// See [`send`](Self::send).
+    pub async fn reply(
+        &self,
+        incoming: &Value,
+        reply: Value,
+    ) -> Result<ResourceResponse, ConnectorError> {
+        let target = Target::reply_to_activity(incoming)?;
+        self.send(&target, &address_reply(incoming, reply)).await
+    }
+
+    /// Replies to an activity the validator accepted. The token's audience follows the caller:
+    /// the Bot Connector for channel, Entra and emulator tokens; the calling bot's app id for a
+    /// skill call.
+    ///
+    /// # Errors
+    ///
+    /// See [`send`](Self::send); [`ConnectorError::InvalidArgument`] for a skill token without an
+    /// app id.
+    #[cfg(feature = "validator")]
+    pub async fn reply_to_verified(
+        &self,
+        incoming: &botauth_validator::VerifiedActivity,
+        reply: Value,
+    ) -> Result<ResourceResponse, ConnectorError> {
+        let audience = crate::audience_for(incoming.claims())?;
+        let target = Target::reply_to_activity(incoming.activity())?.audience(audience);
+        self.send(&target, &address_reply(incoming.activity(), reply))
+            .await
+    }
+
+    /// Sends `activity` to `target`.
+    ///
+    /// # Errors
+    ///
+    /// - [`ConnectorError::ServiceUrl`] / [`InvalidArgument`](ConnectorError::InvalidArgument):
+    ///   refused before anything is sent;
+    /// - [`ConnectorError::Token`]: no token could be had;
+    /// - [`ConnectorError::Rejected`]: 401 after one forced refresh, or 403;
+    /// - [`ConnectorError::Throttled`]: 429/503 after the allowed retries;
+    /// - [`ConnectorError::Status`]: any other failure status, with the Connector's error body;
+    /// - [`ConnectorError::Unavailable`]: transport failure, timeout, oversized answer.
+    pub async fn send(
+        &self,
+        target: &Target,
+        activity: &Value,
+    ) -> Result<ResourceResponse, ConnectorError> {
+        let base = self.check_service_url(&target.service_url)?;
+        let url = format!("{}{}", base.as_str(), target.path()?);
+        if !activity.is_object() {
+            return Err(ConnectorError::InvalidArgument {
+                what: "activity",
+                message: "must be a JSON object".into(),
+            });
+        }
+        let body = activity.to_string().into_bytes();
+        let request = self.token_request(&target.audience)?;
+        let scope = request.scopes.join(" ");
+        let token_error = |source| ConnectorError::Token {
+            scope: scope.clone(),
+            source,
+        };
+        let inner = &self.inner;
+        let mut token = inner
+            .tokens
+            .get_token(&request)
+            .await
+            .map_err(token_error)?;
+        let mut refreshed = false;
+        let mut retries = 0u32;
+        loop {
+            let (status, headers, bytes) = self.post(&base, &url, &token, &body).await?;
+            tracing::debug!(
+                host = base.host(),
+                status,
+                retries,
+                "Bot Connector answered"
+            );
+            if (200..300).contains(&status) {
+                return Ok(serde_json::from_slice(&bytes).unwrap_or_default());
+            }
+            let error_body = ConnectorErrorBody::parse(&bytes);
+            match status {
+                401 if !refreshed => {
+                    tracing::info!(
+                        host = base.host(),
+                        "the Bot Connector refused the token; forcing one refresh"
+                    );
+                    refreshed = true;
+                    token = inner
+                        .tokens
+                        .force_refresh(&request)
+                        .await
+                        .map_err(token_error)?;
+                }
+                401 | 403 => {
+                    return Err(ConnectorError::Rejected {
+                        status,
+                        host: base.host().to_owned(),
+                        scope,
+                        body: error_body,
+                    });
+                }
+                429 | 503 => {
+                    let asked = retry_after(&headers, inner.clock.now());
+                    let wait = asked.unwrap_or_else(|| backoff(retries));
+                    if retries >= inner.max_retries || wait > inner.max_retry_wait {
+                        return Err(ConnectorError::Throttled {
+                            status,
+                            host: base.host().to_owned(),
+                            retries,
+                            retry_after: asked,
+                            body: error_body,
+                        });
+                    }
+                    retries += 1;
+                    tracing::info!(
+                        host = base.host(),
+                        status,
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        "the Bot Connector asked to slow down; retrying"
+                    );
+                    inner.clock.sleep(wait).await;
+                    // The wait may have outlived the token; the cache answers at once otherwise.
+                    token = inner
+                        .tokens
+                        .get_token(&request)
+                        .await
+                        .map_err(token_error)?;
+                }
+                _ => {
+                    return Err(ConnectorError::Status {
+                        status,
+                        host: base.host().to_owned(),
+                        body: error_body,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn post(
+        &self,
+        base: &ServiceUrl,
+        url: &str,
+        token: &AccessToken,
+        body: &[u8],
+    ) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), ConnectorError> {
+        let inner = &self.inner;
+        let unavailable = |source| ConnectorError::Unavailable {
+            host: base.host().to_owned(),
+            source,
+        };
+        let header = token.authorization_header();
+        let mut authorization = HeaderValue::from_str(header.expose_secret()).map_err(|_| {
+            unavailable(Error::credential(
+                "the access token contains characters that cannot be sent in a header",
+            ))
+        })?;
+        authorization.set_sensitive(true);
+        // Errors name the service URL, never the conversation path (it identifies users).
+        let endpoint = base.as_str();
+        let response = inner
+            .http
+            .post(url)
+            .header(AUTHORIZATION, authorization)
+            .header(CONTENT_TYPE, "application/json; charset=utf-8")
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| unavailable(transport_error(endpoint, e, inner.options.timeout)))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = read_body(
+            response,
+            endpoint,
+            inner.options.max_response_bytes,
+            inner.options.timeout,
+        )
+        .await
+        .map_err(unavailable)?;
+        Ok((status, headers, bytes))
+    }
+}
+
+/// 1 s, 2 s, 4 s …, capped at 32 s: used when a 429/503 comes without `Retry-After`.
+fn backoff(retries: u32) -> Duration {
+    Duration::from_secs(1u64 << retries.min(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let waits: Vec<u64> = (0..8).map(|r| backoff(r).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 32, 32]);
+    }
+}

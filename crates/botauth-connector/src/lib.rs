@@ -1,0 +1,33 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod client;
+mod error;
+mod target;
+
+pub use botauth_core::service_url::{
+    DEFAULT_ALLOWED_HOSTS, ServiceUrl, ServiceUrlAllowList, ServiceUrlError, ServiceUrlErrorKind,
+};
+pub use client::{ConnectorClient, ConnectorClientBuilder};
+pub use error::{ConnectorError, ConnectorErrorBody, ConnectorErrorKind};
+pub use target::{Audience, ResourceResponse, Target, address_reply, reply_activity};
+
+/// The audience a reply to a caller verified by the validator needs: the calling bot's app id for
+/// a skill call (its `appid`/`azp` claim), the Bot Connector for everything else.
+///
+/// # Errors
+///
+/// [`ConnectorError::InvalidArgument`] for a skill token without an app id.
+#[cfg(feature = "validator")]
+pub fn audience_for(claims: &botauth_validator::BotClaims) -> Result<Audience, ConnectorError> {
+    match claims.profile() {
+        botauth_validator::ProfileKind::Skill => claims
+            .app_id()
+            .map(|id| Audience::Skill(id.to_owned()))
+            .ok_or(ConnectorError::InvalidArgument {
+                what: "skill app id",
+                message: "the skill token names no calling app (appid/azp)".into(),
+            }),
+        _ => Ok(Audience::BotConnector),
+    }
+}
