@@ -23,6 +23,7 @@ mod testkit;
 pub use app::{AppRegistration, FederatedCredential};
 pub use botservice::ChannelTokenClaims;
 pub use certificate::GeneratedCertificate;
+pub use connector::ConnectorPost;
 pub use faults::Fault;
 pub use log::{RequestRecord, Route};
 pub use managed_identity::{
