@@ -25,9 +25,34 @@ pub(crate) fn entra_timestamp(unix: i64) -> String {
     )
 }
 
+/// An RFC 3339 UTC timestamp with milliseconds, as Bot Service stamps activities:
+/// `2024-05-01T12:34:56.789Z`.
+pub(crate) fn rfc3339_millis(at: SystemTime) -> String {
+    let (secs, millis) = at.duration_since(UNIX_EPOCH).map_or((0, 0), |d| {
+        (
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            d.subsec_millis(),
+        )
+    });
+    let t = UtcDateTime::from_unix(secs);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_rfc3339_with_millis() {
+        assert_eq!(rfc3339_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let at = UNIX_EPOCH + Duration::from_millis(1_714_566_896_789);
+        assert_eq!(rfc3339_millis(at), "2024-05-01T12:34:56.789Z");
+        let at = UNIX_EPOCH + Duration::from_micros(951_782_400_007_999);
+        assert_eq!(rfc3339_millis(at), "2000-02-29T00:00:00.007Z");
+    }
 
     #[test]
     fn formats_like_entra() {

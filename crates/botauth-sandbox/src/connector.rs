@@ -1,10 +1,13 @@
-//! A minimal Bot Connector: accepts activities sent with a token this sandbox issued.
+//! A minimal Bot Connector (PROTOCOL §1, outbound): accepts activities sent with a token this
+//! sandbox issued, from the Entra token endpoint or a managed identity endpoint, for a resource
+//! the sandbox accepts.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -12,26 +15,69 @@ use serde_json::{Value, json};
 
 use crate::entra::verify_access_token;
 use crate::error::json_response;
-use crate::state::{BOT_CONNECTOR_RESOURCES, Shared};
+use crate::managed_identity;
+use crate::state::Shared;
+
+/// One activity the sandbox's Bot Connector accepted: where it was posted, and by whom.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ConnectorPost {
+    /// The `{conversationId}` path segment, percent-decoded (e.g. `a:1Xyz` for `a%3A1Xyz`).
+    pub conversation_id: String,
+    /// The `{activityId}` path segment, percent-decoded, when the reply-to route
+    /// (`…/activities/{activityId}`) was used.
+    pub reply_to_id: Option<String>,
+    /// The activity body.
+    pub activity: Value,
+    /// The caller: the bearer token's `appid` claim, or `azp` when it has no `appid`.
+    pub app_id: String,
+    /// The bearer token's `aud`.
+    pub audience: String,
+}
+
+/// Who sent a request, as its bearer token says.
+struct Caller {
+    app_id: String,
+    audience: String,
+}
 
 /// `POST /v3/conversations/{conversationId}/activities[/{activityId}]`.
 pub(crate) async fn post_activity(
     State(shared): State<Arc<Shared>>,
+    ids: Result<Path<HashMap<String, String>>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(reason) = authorize(&shared, &headers) {
-        tracing::debug!(%reason, "sandbox connector rejected the bearer token");
-        let mut response = connector_error(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            &format!("Authorization has been denied for this request: {reason}."),
+    let caller = match authorize(&shared, &headers) {
+        Ok(caller) => caller,
+        Err(reason) => {
+            tracing::debug!(%reason, "sandbox connector rejected the bearer token");
+            let mut response = connector_error(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                &format!("Authorization has been denied for this request: {reason}."),
+            );
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    };
+    // axum percent-decodes the segments; one that decodes to invalid UTF-8 is a rejection.
+    let Ok(Path(mut ids)) = ids else {
+        return connector_error(
+            StatusCode::BAD_REQUEST,
+            "BadArgument",
+            "The conversation and activity ids must be percent-encoded UTF-8.",
         );
-        response
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return response;
-    }
+    };
+    let Some(conversation_id) = ids.remove("conversation") else {
+        return connector_error(
+            StatusCode::BAD_REQUEST,
+            "BadArgument",
+            "The request names no conversation.",
+        );
+    };
     let activity = match body
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
@@ -45,14 +91,20 @@ pub(crate) async fn post_activity(
             );
         }
     };
-    shared.lock().activities.push(activity);
+    shared.lock().posts.push(ConnectorPost {
+        conversation_id,
+        reply_to_id: ids.remove("activity"),
+        activity,
+        app_id: caller.app_id,
+        audience: caller.audience,
+    });
     json_response(
         StatusCode::OK,
         &json!({ "id": uuid::Uuid::new_v4().to_string() }),
     )
 }
 
-fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), String> {
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Caller, String> {
     let value = headers
         .get(AUTHORIZATION)
         .ok_or("no Authorization header")?
@@ -63,15 +115,30 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), String> {
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .ok_or("Authorization is not a Bearer token")?;
-    let claims = verify_access_token(shared, token)?;
-    let aud = claims
-        .get("aud")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if !BOT_CONNECTOR_RESOURCES.contains(&aud) {
-        return Err(format!("token audience '{aud}' is not the Bot Connector"));
+    // A bot that is itself a managed identity sends the token its managed identity endpoint
+    // issued; any other bot sends one from the token endpoint (PROTOCOL §2, §4).
+    let claims = verify_access_token(shared, token).or_else(|entra| {
+        managed_identity::verify(shared, token).map_err(|mi| {
+            format!("not a token this sandbox issued ({entra} with the Entra key, {mi} with the managed identity key)")
+        })
+    })?;
+    let claim = |name: &str| claims.get(name).and_then(Value::as_str);
+    let audience = claim("aud").unwrap_or_default();
+    // Bot Connector resources, plus whatever the sandbox was told to accept: a skill's reply
+    // carries the calling bot's app id as its audience.
+    if !shared.lock().resources.iter().any(|r| r == audience) {
+        return Err(format!(
+            "token audience '{audience}' is not a resource this sandbox accepts"
+        ));
     }
-    Ok(())
+    // v1 tokens name the caller in `appid`, v2 tokens in `azp` (PROTOCOL §6 rule 8).
+    let app_id = claim("appid")
+        .or_else(|| claim("azp"))
+        .ok_or("token names no caller (no appid or azp claim)")?;
+    Ok(Caller {
+        app_id: app_id.to_owned(),
+        audience: audience.to_owned(),
+    })
 }
 
 /// The Bot Connector's error shape: `{"error":{"code":…,"message":…}}`.
@@ -84,16 +151,73 @@ fn connector_error(status: StatusCode, code: &str, message: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
+    use super::ConnectorPost;
     use crate::testkit::{demo_token, post_form, post_json, secret_form_with};
-    use crate::{ChannelTokenClaims, DEMO_TENANT_ID, Route, Sandbox};
+    use crate::{
+        ChannelTokenClaims, DEMO_CLIENT_ID, DEMO_SYSTEM_MI_CLIENT_ID, DEMO_TENANT_ID, Fault, Route,
+        Sandbox,
+    };
+
+    const BOT_CONNECTOR: &str = "https://api.botframework.com";
+    /// A calling bot's app id, the audience of a skill's reply.
+    const PARENT_BOT: &str = "66666666-0000-4000-8000-00000000b07b";
 
     fn activities_url(sandbox: &Sandbox, suffix: &str) -> String {
         format!(
             "{}v3/conversations/a%3Aconv-1/activities{suffix}",
             sandbox.connector_url()
         )
+    }
+
+    fn post(
+        conversation_id: &str,
+        reply_to_id: Option<&str>,
+        activity: &Value,
+        app_id: &str,
+        audience: &str,
+    ) -> ConnectorPost {
+        ConnectorPost {
+            conversation_id: conversation_id.into(),
+            reply_to_id: reply_to_id.map(str::to_owned),
+            activity: activity.clone(),
+            app_id: app_id.into(),
+            audience: audience.into(),
+        }
+    }
+
+    /// A token from the sandbox's IMDS endpoint for `resource`, issued to the host's
+    /// system-assigned identity.
+    async fn imds_token(sandbox: &Sandbox, resource: &str) -> String {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("api-version", "2018-02-01")
+            .append_pair("resource", resource)
+            .finish();
+        let response = reqwest::Client::new()
+            .get(format!(
+                "{}/metadata/identity/oauth2/token?{query}",
+                sandbox.imds_host()
+            ))
+            .header("Metadata", "true")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn entra_token(sandbox: &Sandbox, resource: &str) -> String {
+        let scope = format!("{resource}/.default");
+        let reply = post_form(
+            &sandbox.token_endpoint(DEMO_TENANT_ID),
+            &secret_form_with("scope", Some(&scope)),
+            &[],
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.json()["access_token"].as_str().unwrap().to_owned()
     }
 
     #[tokio::test]
@@ -114,48 +238,252 @@ mod tests {
         }
         assert_eq!(
             sandbox.connector_activities(),
-            vec![activity.clone(), activity]
+            vec![activity.clone(), activity.clone()]
+        );
+        assert_eq!(
+            sandbox.connector_posts(),
+            vec![
+                post("a:conv-1", None, &activity, DEMO_CLIENT_ID, BOT_CONNECTOR),
+                post(
+                    "a:conv-1",
+                    Some("act-1"),
+                    &activity,
+                    DEMO_CLIENT_ID,
+                    BOT_CONNECTOR
+                ),
+            ]
         );
         assert_eq!(sandbox.count(Route::Connector), 2);
     }
 
     #[tokio::test]
-    async fn rejects_everything_else() {
+    async fn ids_are_percent_decoded() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let token = demo_token(&sandbox).await;
+        let base = sandbox.connector_url();
+        let activity = json!({"type": "message"});
+        let cases = [
+            ("a%3A1Xyz", None, "a:1Xyz", None),
+            (
+                "19%3Aabc%40thread.v2%3Bmessageid%3D42",
+                Some("1%3A2f%2B%20x"),
+                "19:abc@thread.v2;messageid=42",
+                Some("1:2f+ x"),
+            ),
+            // The same ids unencoded: `: @ ; = +` are all legal in a path segment.
+            (
+                "19:abc@thread.v2;messageid=42",
+                Some("1:2f+"),
+                "19:abc@thread.v2;messageid=42",
+                Some("1:2f+"),
+            ),
+        ];
+        let mut expected = Vec::new();
+        for (conversation, reply_to, decoded, decoded_reply_to) in cases {
+            let url = match reply_to {
+                Some(id) => format!("{base}v3/conversations/{conversation}/activities/{id}"),
+                None => format!("{base}v3/conversations/{conversation}/activities"),
+            };
+            let reply = post_json(&url, &activity.to_string(), Some(&token)).await;
+            assert_eq!(reply.status, 200, "{url}: {}", reply.text);
+            expected.push(post(
+                decoded,
+                decoded_reply_to,
+                &activity,
+                DEMO_CLIENT_ID,
+                BOT_CONNECTOR,
+            ));
+        }
+        assert_eq!(sandbox.connector_posts(), expected);
+
+        // A segment that decodes to invalid UTF-8 is refused, not recorded.
+        let reply = post_json(
+            &format!("{base}v3/conversations/a%FF/activities"),
+            &activity.to_string(),
+            Some(&token),
+        )
+        .await;
+        assert_eq!(reply.status, 400, "{}", reply.text);
+        assert_eq!(reply.json()["error"]["code"], "BadArgument");
+        assert_eq!(sandbox.connector_posts().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn accepts_managed_identity_and_accepted_resource_tokens() {
         let sandbox = Sandbox::builder()
-            .accept_resource("api://other")
+            .accept_resource(PARENT_BOT)
             .start()
             .await
             .unwrap();
+        let url = activities_url(&sandbox, "/act-9");
+        let activity = json!({"type": "message", "text": "from a managed identity"});
+        let cases = [
+            // The bot is the host's managed identity and asks IMDS for a Bot Connector token.
+            (
+                imds_token(&sandbox, BOT_CONNECTOR).await,
+                DEMO_SYSTEM_MI_CLIENT_ID,
+                BOT_CONNECTOR,
+            ),
+            // A skill replying to its parent bot: the audience is the parent's app id.
+            (
+                entra_token(&sandbox, PARENT_BOT).await,
+                DEMO_CLIENT_ID,
+                PARENT_BOT,
+            ),
+            (
+                imds_token(&sandbox, PARENT_BOT).await,
+                DEMO_SYSTEM_MI_CLIENT_ID,
+                PARENT_BOT,
+            ),
+            (
+                entra_token(&sandbox, "https://api.botframework.us").await,
+                DEMO_CLIENT_ID,
+                "https://api.botframework.us",
+            ),
+        ];
+        let mut expected = Vec::new();
+        for (token, app_id, audience) in &cases {
+            let reply = post_json(&url, &activity.to_string(), Some(token)).await;
+            assert_eq!(reply.status, 200, "{app_id} {audience}: {}", reply.text);
+            expected.push(post("a:conv-1", Some("act-9"), &activity, app_id, audience));
+        }
+        assert_eq!(sandbox.connector_posts(), expected);
+    }
+
+    #[tokio::test]
+    async fn v2_tokens_name_the_caller_in_azp() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let now = crate::clock::unix_now();
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": sandbox.entra_kid()});
+        let mut claims = json!({
+            "aud": BOT_CONNECTOR, "azp": "v2-caller", "ver": "2.0", "iat": now, "exp": now + 600,
+        });
+        let token = sandbox.sign_with_entra_key(&header, &claims);
+        let body = r#"{"type":"message"}"#;
+        let reply = post_json(&activities_url(&sandbox, ""), body, Some(&token)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(sandbox.connector_posts()[0].app_id, "v2-caller");
+
+        // Neither appid nor azp: nobody to record.
+        claims.as_object_mut().unwrap().remove("azp");
+        let token = sandbox.sign_with_entra_key(&header, &claims);
+        let reply = post_json(&activities_url(&sandbox, ""), body, Some(&token)).await;
+        assert_eq!(reply.status, 401, "{}", reply.text);
+        assert_eq!(sandbox.connector_posts().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn rejects_everything_else() {
+        let sandbox = Sandbox::start().await.unwrap();
         let url = activities_url(&sandbox, "");
         let body = r#"{"type":"message"}"#;
-        let other_resource = {
-            let reply = post_form(
-                &sandbox.token_endpoint(DEMO_TENANT_ID),
-                &secret_form_with("scope", Some("api://other/.default")),
-                &[],
-            )
-            .await;
-            reply.json()["access_token"].as_str().unwrap().to_owned()
-        };
+        let now = crate::clock::unix_now();
+        // Signed by the sandbox, but for a resource it does not accept.
+        let unaccepted_entra = sandbox.sign_with_entra_key(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": sandbox.entra_kid()}),
+            &json!({"aud": "api://other", "appid": DEMO_CLIENT_ID, "iat": now, "exp": now + 600}),
+        );
+        let unaccepted_mi = imds_token(&sandbox, "api://AzureADTokenExchange").await;
+        let expired = sandbox.sign_with_entra_key(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": sandbox.entra_kid()}),
+            &json!({"aud": BOT_CONNECTOR, "appid": DEMO_CLIENT_ID, "iat": now - 600, "exp": now - 1}),
+        );
         let channel_token =
             sandbox.mint_channel_token(ChannelTokenClaims::new("bot", sandbox.connector_url()));
         let foreign = demo_token(&Sandbox::start().await.unwrap()).await;
-        for bearer in [
-            None,
-            Some("garbage"),
-            Some(other_resource.as_str()),
-            Some(channel_token.as_str()),
-            Some(foreign.as_str()),
-        ] {
-            let reply = post_json(&url, body, bearer).await;
-            assert_eq!(reply.status, 401, "{bearer:?}: {}", reply.text);
-            assert_eq!(reply.json()["error"]["code"], "Unauthorized");
-            assert_eq!(reply.headers["www-authenticate"], "Bearer");
-        }
         let token = demo_token(&sandbox).await;
+        let wrong_scheme = format!("Basic {token}");
+        for (bearer, scheme) in [
+            (None, None),
+            (Some("garbage"), None),
+            (Some(unaccepted_entra.as_str()), None),
+            (Some(unaccepted_mi.as_str()), None),
+            (Some(expired.as_str()), None),
+            (Some(channel_token.as_str()), None),
+            (Some(foreign.as_str()), None),
+            (None, Some(wrong_scheme.as_str())),
+        ] {
+            let mut request = reqwest::Client::new()
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some(token) = bearer {
+                request = request.bearer_auth(token);
+            }
+            if let Some(value) = scheme {
+                request = request.header("authorization", value);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{bearer:?} {scheme:?}");
+            assert_eq!(response.headers()["www-authenticate"], "Bearer");
+            let reply: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+            assert_eq!(reply["error"]["code"], "Unauthorized");
+        }
         let reply = post_json(&url, "{not json", Some(&token)).await;
         assert_eq!(reply.status, 400);
         assert_eq!(reply.json()["error"]["code"], "BadArgument");
+        let reply = post_json(&url, "[1]", Some(&token)).await;
+        assert_eq!(reply.status, 400);
+        assert!(sandbox.connector_posts().is_empty());
         assert!(sandbox.connector_activities().is_empty());
+    }
+
+    #[tokio::test]
+    async fn injected_faults_come_back_exactly_and_are_not_recorded() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let token = demo_token(&sandbox).await;
+        let url = activities_url(&sandbox, "/act-1");
+        let body = r#"{"type":"message","text":"hi"}"#;
+        let bad_syntax = r#"{"error":{"code":"BadSyntax","message":"Incorrect conversation creation parameters"}}"#;
+        sandbox.inject(
+            Route::Connector,
+            Fault::Status {
+                status: 429,
+                body: None,
+                retry_after: Some("1".into()),
+            },
+        );
+        sandbox.inject(Route::Connector, Fault::status(503));
+        sandbox.inject(
+            Route::Connector,
+            Fault::Status {
+                status: 400,
+                body: Some(bad_syntax.into()),
+                retry_after: None,
+            },
+        );
+
+        let throttled = post_json(&url, body, Some(&token)).await;
+        assert_eq!(throttled.status, 429, "{}", throttled.text);
+        assert_eq!(throttled.headers["retry-after"], "1");
+
+        let unavailable = post_json(&url, body, Some(&token)).await;
+        assert_eq!(unavailable.status, 503, "{}", unavailable.text);
+        assert!(unavailable.headers.get("retry-after").is_none());
+
+        let bad = post_json(&url, body, Some(&token)).await;
+        assert_eq!(bad.status, 400);
+        assert_eq!(bad.text, bad_syntax);
+        assert_eq!(
+            bad.headers["content-type"],
+            "application/json; charset=utf-8"
+        );
+
+        assert!(sandbox.connector_posts().is_empty());
+        let ok = post_json(&url, body, Some(&token)).await;
+        assert_eq!(ok.status, 200, "{}", ok.text);
+        assert_eq!(
+            sandbox.connector_posts(),
+            vec![post(
+                "a:conv-1",
+                Some("act-1"),
+                &serde_json::from_str(body).unwrap(),
+                DEMO_CLIENT_ID,
+                BOT_CONNECTOR
+            )]
+        );
+        let statuses: Vec<u16> = sandbox.requests().iter().map(|r| r.status).collect();
+        assert_eq!(statuses[statuses.len() - 4..], [429, 503, 400, 200]);
+        assert_eq!(sandbox.count(Route::Connector), 4);
     }
 }

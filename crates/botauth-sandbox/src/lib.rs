@@ -5,6 +5,7 @@ mod app;
 mod assertion;
 mod botservice;
 mod certificate;
+mod channel;
 mod clock;
 mod connector;
 mod entra;
@@ -23,6 +24,8 @@ mod testkit;
 pub use app::{AppRegistration, FederatedCredential};
 pub use botservice::ChannelTokenClaims;
 pub use certificate::GeneratedCertificate;
+pub use channel::{DEMO_CONVERSATION_ID, DEMO_USER_ID, Delivery};
+pub use connector::ConnectorPost;
 pub use faults::Fault;
 pub use log::{RequestRecord, Route};
 pub use managed_identity::{

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::AppRegistration;
 use crate::botservice::{self, BOT_SERVICE_ISSUER, BotKeys, ChannelTokenClaims};
+use crate::connector::ConnectorPost;
 use crate::error::{EntraError, client_request_id};
 use crate::faults::{self, Fault, MALFORMED_BODY, PendingFault};
 use crate::jwt::SigningKey;
@@ -83,7 +84,8 @@ impl SandboxBuilder {
         self
     }
 
-    /// Accepts `<resource>/.default` as a scope, besides the three Bot Connector resources.
+    /// Accepts `<resource>/.default` as a scope, besides the three Bot Connector resources, and
+    /// tokens for `resource` at the Bot Connector (e.g. another bot's app id, for skill replies).
     #[must_use]
     pub fn accept_resource(mut self, resource: impl Into<String>) -> Self {
         self.resources.push(resource.into());
@@ -371,7 +373,8 @@ impl Sandbox {
         self.shared.lock().register_app(app);
     }
 
-    /// Accepts `<resource>/.default` as a scope, besides the three Bot Connector resources.
+    /// Accepts `<resource>/.default` as a scope, besides the three Bot Connector resources, and
+    /// tokens for `resource` at the Bot Connector (e.g. another bot's app id, for skill replies).
     pub fn accept_resource(&self, resource: impl Into<String>) {
         self.shared.lock().accept_resource(resource.into());
     }
@@ -511,8 +514,15 @@ impl Sandbox {
         format!("{}/", self.shared.url)
     }
 
-    /// The activity bodies the Bot Connector accepted, in order.
+    /// The activity bodies the Bot Connector accepted, in order (the `activity` of each of
+    /// [`Sandbox::connector_posts`]).
     pub fn connector_activities(&self) -> Vec<serde_json::Value> {
-        self.shared.lock().activities.clone()
+        let inner = self.shared.lock();
+        inner.posts.iter().map(|p| p.activity.clone()).collect()
+    }
+
+    /// Everything the Bot Connector accepted, in order: where it was posted and by whom.
+    pub fn connector_posts(&self) -> Vec<ConnectorPost> {
+        self.shared.lock().posts.clone()
     }
 }

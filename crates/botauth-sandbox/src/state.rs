@@ -4,10 +4,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::app::AppRegistration;
 use crate::botservice::BotKeys;
+use crate::connector::ConnectorPost;
 use crate::faults::FaultQueues;
 use crate::jwt::SigningKey;
 use crate::log::RequestRecord;
@@ -50,7 +49,8 @@ pub(crate) struct Inner {
     /// `(client id, jti)` → `exp`, for replay detection.
     pub(crate) seen_jti: HashMap<(String, String), i64>,
     pub(crate) bot: BotKeys,
-    pub(crate) activities: Vec<Value>,
+    /// What the Bot Connector accepted, in order.
+    pub(crate) posts: Vec<ConnectorPost>,
     /// Managed identities, endpoint secrets and outage windows.
     pub(crate) mi: MiState,
 }
@@ -65,7 +65,7 @@ impl Inner {
             token,
             seen_jti: HashMap::new(),
             bot,
-            activities: Vec::new(),
+            posts: Vec::new(),
             mi: MiState::default(),
         }
     }
