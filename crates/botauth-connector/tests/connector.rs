@@ -456,9 +456,11 @@ async fn skill_replies_use_the_callers_app_id_as_audience() {
         .send(&target, &json!({"type": "message"}))
         .await
         .unwrap();
-    let token_requests = sandbox.requests();
-    assert_eq!(token_requests[0].route, Route::Token);
-    assert_eq!(sandbox.connector_activities().len(), 1);
+    let posts = sandbox.connector_posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].audience, parent);
+    assert_eq!(posts[0].app_id, DEMO_CLIENT_ID);
+    assert_eq!(posts[0].reply_to_id.as_deref(), Some("1700000000000"));
     for bad in ["", "a b", "x\n"] {
         assert_eq!(
             client

@@ -192,6 +192,17 @@ impl BotAuth {
     pub async fn connector_token(&self) -> Result<AccessToken> {
         self.tokens.get_token(&self.connector).await
     }
+
+    /// A Bot Connector client that shares this token manager, for the configured cloud and
+    /// service-URL allow-list (feature `connector`).
+    ///
+    /// # Errors
+    ///
+    /// A configuration error for an unusable `allowed_service_urls` entry.
+    #[cfg(feature = "connector")]
+    pub fn connector(&self) -> Result<botauth_connector::ConnectorClient> {
+        botauth_connector::ConnectorClient::from_config(&self.config, self.tokens.clone())
+    }
 }
 
 #[cfg(test)]

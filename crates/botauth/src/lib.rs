@@ -26,6 +26,11 @@ pub use botauth_certificate as certificate;
 /// `managed-identity`).
 #[cfg(feature = "managed-identity")]
 pub use botauth_managed_identity as managed_identity;
+/// The Bot Connector client (feature `connector`).
+#[cfg(feature = "connector")]
+pub use botauth_connector as connector;
+#[cfg(feature = "connector")]
+pub use botauth_connector::{ConnectorClient, ConnectorError};
 /// Inbound JWT validation (feature `validator`; axum extractors with feature `axum`).
 #[cfg(feature = "validator")]
 pub use botauth_validator as validator;
