@@ -3,6 +3,12 @@
 
 mod build;
 
+// The root README's Rust examples, compiled and run as doctests. They use the conformance suite
+// (`testkit`) and the validator (`validator`); without those features they are not collected.
+#[cfg(all(doctest, feature = "testkit", feature = "validator"))]
+#[doc = include_str!("../../../README.md")]
+mod readme_doctests {}
+
 pub use build::{BotAuth, CredentialBuilder, CustomFactory, build_credential};
 
 /// The core types: the trait, tokens, secrets, errors and configuration.
