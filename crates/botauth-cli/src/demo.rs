@@ -1,11 +1,17 @@
-//! `botauth demo`: the outbound flow, end to end, against an in-process sandbox.
+//! `botauth demo`: the two-way flow, end to end, against an in-process sandbox: the sandbox plays
+//! the Bot Service and the Bot Connector, the echo bot validates and replies.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use std::net::{Ipv4Addr, SocketAddr};
+
+use botauth::validator::Validator;
 use botauth::{BotAuth, BotAuthConfig, TokenSource};
-use botauth_sandbox::{Route, Sandbox};
+use botauth_echo_bot::{EchoBot, MESSAGES_PATH};
+use botauth_sandbox::{ChannelTokenClaims, Delivery, Route, Sandbox};
 use clap::{Args, ValueEnum};
+use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum CredentialKind {
@@ -64,6 +70,21 @@ fn check(ok: bool, what: impl Into<String>) -> Result<(), DemoError> {
     }
 }
 
+/// The audience of the forged activity's token: some other bot.
+const FORGED_AUDIENCE: &str = "99999999-0000-0000-0000-00000000f0f0";
+
+async fn deliver(
+    sandbox: &Sandbox,
+    bot_url: &str,
+    activity: &Value,
+    bearer: Option<&str>,
+) -> Result<Delivery, DemoError> {
+    sandbox
+        .deliver_activity(bot_url, activity, bearer)
+        .await
+        .map_err(|e| DemoError::Check(format!("the bot cannot be reached: {e}")))
+}
+
 fn micros(d: Duration) -> String {
     if d < Duration::from_millis(1) {
         format!("{} µs", d.as_micros())
@@ -76,10 +97,11 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
     let sandbox = Sandbox::start()
         .await
         .map_err(|e| DemoError::Check(format!("cannot start the sandbox: {e}")))?;
-    // Ask for refresh after 2 s so that refresh-ahead shows within the demo.
-    sandbox.set_refresh_in(Some(Duration::from_secs(2)));
-    println!("botauth demo: outbound Bot Connector tokens against the local sandbox");
-    println!("  sandbox (Entra ID stand-in): {}", sandbox.url());
+    println!("botauth demo: a Teams message in, verified, and answered, against the local sandbox");
+    println!(
+        "  sandbox (Entra ID, Bot Service and Bot Connector stand-in): {}",
+        sandbox.url()
+    );
 
     // Kept alive until the end of the demo: the certificate files are removed when it is dropped.
     let mut _certificate = None;
@@ -108,6 +130,17 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
             owned(env)
         }
     };
+    // The bot trusts the sandbox's Bot Service keys and may reply to the sandbox's Connector:
+    // the two settings a real deployment gets from the cloud defaults.
+    let mut env = env;
+    for (key, value) in [
+        ("BOTAUTH_METADATA_URL", sandbox.bot_service_metadata_url()),
+        ("BOTAUTH_ALLOWED_SERVICE_URLS", sandbox.connector_url()),
+    ] {
+        if !env.iter().any(|(k, _)| k == key) {
+            env.push((key.to_owned(), value));
+        }
+    }
     let vars = || env.iter().map(|(k, v)| (k.as_str(), v.clone()));
     let config = BotAuthConfig::from_vars(vars())?;
     let shown: Vec<String> = env
@@ -122,8 +155,14 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
         config.dialect,
         shown.join(" ")
     );
+    let app_id = config
+        .client_id
+        .clone()
+        .ok_or_else(|| DemoError::Check("the configuration has no app id".into()))?;
     // The managed identity endpoint is detected from the same variables, not the process's.
     let builder = botauth::CredentialBuilder::new().env(vars().collect());
+    let validator = Validator::from_config(&config)
+        .map_err(|e| DemoError::Check(format!("cannot build the validator: {e}")))?;
     let auth = BotAuth::with_builder(config, &builder)?;
     println!(
         "  credential: {}; scope: {}",
@@ -137,51 +176,121 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
         _ => Route::Token,
     };
     let requests = || sandbox.count(route);
-
     let issuer = match args.credential {
         CredentialKind::ManagedIdentity => "the managed identity endpoint (IMDS)",
         _ => "Entra's token endpoint (client credentials)",
     };
-    println!("\n1. First call: nothing cached, so one request goes to {issuer}");
+
+    let bot = EchoBot::new(auth.clone(), validator)
+        .map_err(|e| DemoError::Check(format!("cannot build the echo bot: {e}")))?;
+    let addr = bot
+        .spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await
+        .map_err(|e| DemoError::Check(format!("cannot start the echo bot: {e}")))?;
+    let bot_url = format!("http://{addr}{MESSAGES_PATH}");
+    println!("  echo bot (examples/echo-bot): {bot_url}");
+
+    println!("\n1. The Bot Service (the sandbox) sends a message activity to the bot");
+    let activity = sandbox.channel_activity(&app_id, "hello from the Bot Service");
+    let token = sandbox.channel_token(&app_id, &activity);
     let started = Instant::now();
-    let (first, source) = auth.tokens().get_token_with_source(&request).await?;
+    let delivery = deliver(&sandbox, &bot_url, &activity, Some(&token)).await?;
     println!(
-        "   got a {} token in {} (source: {source:?}); token requests so far: {}",
-        first.token_type,
-        micros(started.elapsed()),
-        requests()
-    );
-    let claims = match args.credential {
-        CredentialKind::ManagedIdentity => {
-            sandbox.verify_managed_identity_token(first.token.expose_secret())
-        }
-        _ => sandbox.verify_access_token(first.token.expose_secret()),
-    }
-    .map_err(|e| DemoError::Check(format!("the sandbox does not accept its own token: {e}")))?;
-    println!(
-        "   the token verifies: aud={} appid={} tid={}",
-        claims["aud"], claims["appid"], claims["tid"]
+        "   POST /api/messages with a channel token (iss={}, aud={app_id}, serviceurl={}) → HTTP {} in {}",
+        sandbox.bot_service_issuer(),
+        sandbox.connector_url(),
+        delivery.status,
+        micros(started.elapsed())
     );
     check(
-        source == TokenSource::Fetched && requests() == 1,
-        "the first call should fetch once",
+        delivery.status == 200,
+        format!(
+            "the bot should answer 200, not {} ({})",
+            delivery.status, delivery.body
+        ),
+    )?;
+    let posts = sandbox.connector_posts();
+    let reply = posts
+        .first()
+        .ok_or_else(|| DemoError::Check("no reply reached the Bot Connector".into()))?;
+    println!(
+        "\n2. The bot verified the token (signature, issuer, audience, expiry, serviceurl, endorsements),"
+    );
+    println!(
+        "   got its own token from {issuer} (token requests: {}), and replied through the Connector",
+        requests()
+    );
+    println!(
+        "   the sandbox's Bot Connector verified that token (aud={}, caller={}) and received:",
+        reply.audience, reply.app_id
+    );
+    println!(
+        "     {:?} in reply to activity {}",
+        reply.activity["text"].as_str().unwrap_or_default(),
+        reply.reply_to_id.as_deref().unwrap_or("-")
+    );
+    check(
+        posts.len() == 1
+            && reply.activity["text"] == "echo: hello from the Bot Service"
+            && reply.reply_to_id.as_deref() == activity["id"].as_str()
+            && reply.app_id.eq_ignore_ascii_case(&app_id)
+            && requests() == 1,
+        "exactly one echo, in reply to the activity, with one token request",
     )?;
 
-    println!("\n2. Second call: served from the cache, no request");
-    let started = Instant::now();
-    let (second, source) = auth.tokens().get_token_with_source(&request).await?;
+    println!("\n3. A second message: the reply reuses the cached token");
+    let activity = sandbox.channel_activity(&app_id, "and again");
+    let token = sandbox.channel_token(&app_id, &activity);
+    let delivery = deliver(&sandbox, &bot_url, &activity, Some(&token)).await?;
+    let posts = sandbox.connector_posts();
     println!(
-        "   same token in {} (source: {source:?}); token requests so far: {}",
-        micros(started.elapsed()),
+        "   HTTP {}; the Connector received {:?}; token requests so far: {}",
+        delivery.status,
+        posts
+            .last()
+            .and_then(|p| p.activity["text"].as_str())
+            .unwrap_or_default(),
         requests()
     );
     check(
-        second.token == first.token && source == TokenSource::Cache && requests() == 1,
-        "the second call should be a cache hit",
+        delivery.status == 200 && posts.len() == 2 && requests() == 1,
+        "the second reply should go out with the cached token",
     )?;
 
     println!(
-        "\n3. Refresh ahead: the sandbox said refresh_in=2s; after that, callers still get the cached token at once"
+        "\n4. A forged activity: a genuine Bot Service signature, but for another bot's app id"
+    );
+    let activity = sandbox.channel_activity(&app_id, "let me in");
+    let forged = sandbox.mint_channel_token(ChannelTokenClaims::new(
+        FORGED_AUDIENCE,
+        sandbox.connector_url(),
+    ));
+    let delivery = deliver(&sandbox, &bot_url, &activity, Some(&forged)).await?;
+    println!(
+        "   HTTP {} (WWW-Authenticate: {}); the handler never ran; replies sent: {}",
+        delivery.status,
+        delivery.www_authenticate.as_deref().unwrap_or("-"),
+        sandbox.connector_posts().len() - 2
+    );
+    check(
+        delivery.status == 401
+            && delivery.www_authenticate.as_deref() == Some("Bearer")
+            && sandbox.connector_posts().len() == 2,
+        "the forged activity should be refused with 401 and get no reply",
+    )?;
+
+    // From here on, the outbound cache on its own: the same token manager the bot uses.
+    sandbox.set_refresh_in(Some(Duration::from_secs(2)));
+    auth.tokens().invalidate(&request);
+    let before = requests();
+    let (fresh, source) = auth.tokens().get_token_with_source(&request).await?;
+    check(
+        source == TokenSource::Fetched && requests() == before + 1,
+        "a dropped token should be fetched again",
+    )?;
+    let first = fresh;
+    println!(
+        "\n5. Refresh ahead: a new token came with refresh_in=2s; after that, callers still get the cached token at once"
     );
     tokio::time::sleep(Duration::from_millis(2300)).await;
     let started = Instant::now();
@@ -212,10 +321,13 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
         refreshed.expires_on_unix(),
         requests()
     );
-    check(requests() == 2, "exactly one background refresh should run")?;
+    check(
+        requests() == before + 2,
+        "exactly one background refresh should run",
+    )?;
 
     println!(
-        "\n4. Single flight: the token is dropped and {} callers ask at once",
+        "\n6. Single flight: the token is dropped and {} callers ask at once",
         args.callers
     );
     sandbox.set_refresh_in(None);

@@ -7,7 +7,7 @@ use botauth_sandbox::{
     AppRegistration, DEMO_CLIENT_ID, DEMO_MI_CLIENT_ID, DEMO_MI_OBJECT_ID, DEMO_TENANT_ID,
     FederatedCredential, Route, Sandbox,
 };
-use common::{NO_ENV, run, text};
+use common::{NO_ENV, assert_two_way_demo, run, text};
 
 const EXCHANGE: &str = "api://AzureADTokenExchange";
 
@@ -249,15 +249,6 @@ async fn demo_runs_with_each_identity_credential() {
             NO_ENV,
         )
         .await;
-        let stdout = text(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{credential}\nstdout: {stdout}\nstderr: {}",
-            text(&out.stderr)
-        );
-        assert!(stdout.contains("source: CacheRefreshing"), "{credential}");
-        assert!(stdout.contains("token requests made: 1"), "{credential}");
-        assert!(stdout.contains("demo passed"), "{credential}");
+        assert_two_way_demo(&out, credential);
     }
 }

@@ -28,15 +28,15 @@ pub use botauth_secret as secret;
 /// The certificate credential (feature `certificate`).
 #[cfg(feature = "certificate")]
 pub use botauth_certificate as certificate;
-/// Managed identity, federated managed identity and workload identity credentials (feature
-/// `managed-identity`).
-#[cfg(feature = "managed-identity")]
-pub use botauth_managed_identity as managed_identity;
 /// The Bot Connector client (feature `connector`).
 #[cfg(feature = "connector")]
 pub use botauth_connector as connector;
 #[cfg(feature = "connector")]
 pub use botauth_connector::{ConnectorClient, ConnectorError};
+/// Managed identity, federated managed identity and workload identity credentials (feature
+/// `managed-identity`).
+#[cfg(feature = "managed-identity")]
+pub use botauth_managed_identity as managed_identity;
 /// Inbound JWT validation (feature `validator`; axum extractors with feature `axum`).
 #[cfg(feature = "validator")]
 pub use botauth_validator as validator;

@@ -45,3 +45,32 @@ where
 pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// Asserts a `botauth demo` run showed the whole two-way flow: the activity in and answered 200,
+/// the echo received by the sandbox's Bot Connector with one token request, the cached token
+/// reused, the forged activity refused with 401 and no reply, refresh-ahead and single flight.
+pub(crate) fn assert_two_way_demo(out: &Output, credential: &str) {
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{credential}\nstdout: {stdout}\nstderr: {}",
+        text(&out.stderr)
+    );
+    for expected in [
+        "POST /api/messages with a channel token",
+        ") → HTTP 200 in",
+        "(token requests: 1), and replied through the Connector",
+        "\"echo: hello from the Bot Service\" in reply to activity",
+        "the Connector received \"echo: and again\"; token requests so far: 1",
+        "HTTP 401 (WWW-Authenticate: Bearer); the handler never ran; replies sent: 0",
+        "(source: CacheRefreshing)",
+        "token requests made: 1",
+        "demo passed",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{credential}: missing {expected:?}\n{stdout}"
+        );
+    }
+}
