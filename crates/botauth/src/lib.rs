@@ -4,8 +4,9 @@
 mod build;
 
 // The root README's Rust examples, compiled and run as doctests. They use the conformance suite
-// (`testkit`) and the validator (`validator`); without those features they are not collected.
-#[cfg(all(doctest, feature = "testkit", feature = "validator"))]
+// (`testkit`), the validator with its axum extractor (`axum`) and the connector client
+// (`connector`); without those features they are not collected.
+#[cfg(all(doctest, feature = "testkit", feature = "axum", feature = "connector"))]
 #[doc = include_str!("../../../README.md")]
 mod readme_doctests {}
 

@@ -296,7 +296,18 @@ fn finish(draft: Draft, env: &EnvVars) -> Result<BotAuthConfig> {
         config.cloud = Cloud::from_name(name).map_err(|e| rekey(e, BOTAUTH_CLOUD))?;
     }
     let authority = match env.get(BOTAUTH_AUTHORITY_HOST) {
-        Some(v) => Some(check_endpoint_url(BOTAUTH_AUTHORITY_HOST, v)?),
+        Some(v) => {
+            let host = check_endpoint_url(BOTAUTH_AUTHORITY_HOST, v)?;
+            // A known cloud's authority selects that cloud (scope, metadata, issuer) unless
+            // BOTAUTH_CLOUD says otherwise: the dialects' own authority keys behave the same.
+            match known_cloud(&host) {
+                Some(cloud) if env.get(BOTAUTH_CLOUD).is_none() => {
+                    config.cloud = cloud;
+                    None
+                }
+                _ => Some(host),
+            }
+        }
         None => authority,
     };
     if let Some(host) = authority {
@@ -856,6 +867,7 @@ impl BotAuthConfig {
     /// - `BOTAUTH_CLOUD`: `public`, `usgov`, `china` (see [`Cloud::from_name`]); replaces the
     ///   dialect's cloud but keeps a custom authority host the dialect named;
     /// - `BOTAUTH_AUTHORITY_HOST`: the Entra authority host (https, or http for loopback hosts);
+    ///   a known cloud's host selects that cloud unless `BOTAUTH_CLOUD` is set;
     /// - `BOTAUTH_METADATA_URL`: the inbound Bot Service metadata URL (same rule);
     /// - `BOTAUTH_ALLOWED_SERVICE_URLS`: extra hosts or URLs the bot may send its token to
     ///   (comma- or space-separated; added to botas' `ALLOWED_SERVICE_URLS` and to the Bot Service
@@ -1182,6 +1194,37 @@ mod tests {
                 &[("BOTAUTH_AUTHORITY_HOST", "http://x.example")]
             ))
             .contains("https")
+        );
+    }
+
+    #[test]
+    fn a_known_authority_host_selects_its_cloud() {
+        let c = ok(&with(
+            &BOTAS,
+            &[("BOTAUTH_AUTHORITY_HOST", "https://login.microsoftonline.us/")],
+        ));
+        assert_eq!(c.cloud, Cloud::UsGov);
+        assert_eq!(
+            c.cloud.bot_connector_scope(),
+            "https://api.botframework.us/.default"
+        );
+        let c = ok(&with(
+            &BOTAS,
+            &[("BOTAUTH_AUTHORITY_HOST", "https://login.chinacloudapi.cn")],
+        ));
+        assert_eq!(c.cloud, Cloud::China);
+        // An explicit BOTAUTH_CLOUD wins: the authority becomes a custom host on that cloud.
+        let c = ok(&with(
+            &BOTAS,
+            &[
+                ("BOTAUTH_AUTHORITY_HOST", "https://login.microsoftonline.us"),
+                ("BOTAUTH_CLOUD", "public"),
+            ],
+        ));
+        assert_eq!(c.cloud.authority_host(), "https://login.microsoftonline.us");
+        assert_eq!(
+            c.cloud.bot_connector_scope(),
+            "https://api.botframework.com/.default"
         );
     }
 
