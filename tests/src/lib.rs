@@ -3,8 +3,14 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use botauth::{BotAuth, BotAuthConfig};
-use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Sandbox};
+use std::net::{Ipv4Addr, SocketAddr};
+
+use botauth::{BotAuth, BotAuthConfig, CredentialBuilder};
+use botauth_echo_bot::{EchoBot, MESSAGES_PATH};
+use botauth_sandbox::{
+    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Delivery, DemoEnvironment, Sandbox,
+};
+use serde_json::Value;
 
 /// The botas-dialect environment that points botauth at `sandbox` with the demo app's secret.
 pub fn sandbox_env(sandbox: &Sandbox) -> Vec<(String, String)> {
@@ -91,5 +97,59 @@ pub fn assert_absent(text: &str, forbidden: &[String]) {
             !text.contains(needle.as_str()),
             "a secret leaked into the logs: {needle}"
         );
+    }
+}
+
+/// An echo bot (examples/echo-bot) serving on 127.0.0.1, configured from a demo environment.
+#[derive(Debug)]
+pub struct RunningBot {
+    /// Its outbound side: the token manager its replies take tokens from.
+    pub auth: BotAuth,
+    /// `http://127.0.0.1:PORT/api/messages`.
+    pub url: String,
+    /// The app id channel tokens must be addressed to.
+    pub app_id: String,
+}
+
+impl RunningBot {
+    /// Builds the echo bot from `env`'s bot variables, as a deployment would (the managed
+    /// identity endpoint is detected from the same variables, not the test process's), and serves
+    /// it on an ephemeral port. Each call is a fresh bot: no keys and no token cached.
+    pub async fn start(env: &DemoEnvironment) -> RunningBot {
+        let vars = || env.bot_vars().iter().cloned();
+        let config = BotAuthConfig::from_vars(vars()).expect("the demo configuration");
+        let app_id = config.client_id.clone().expect("the demo app id");
+        let builder = CredentialBuilder::new().env(vars().collect());
+        let bot = EchoBot::from_config(config, &builder).expect("the echo bot");
+        let auth = bot.auth().clone();
+        let addr = bot
+            .spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .expect("the echo bot listens");
+        RunningBot {
+            auth,
+            url: format!("http://{addr}{MESSAGES_PATH}"),
+            app_id,
+        }
+    }
+
+    /// Delivers `activity` with `Authorization: Bearer {bearer}` (none when `None`).
+    pub async fn deliver(
+        &self,
+        sandbox: &Sandbox,
+        activity: &Value,
+        bearer: Option<&str>,
+    ) -> Delivery {
+        sandbox
+            .deliver_activity(&self.url, activity, bearer)
+            .await
+            .expect("the echo bot answers")
+    }
+
+    /// A fresh channel message to this bot and its genuine channel token.
+    pub fn message(&self, sandbox: &Sandbox, text: &str) -> (Value, String) {
+        let activity = sandbox.channel_activity(&self.app_id, text);
+        let token = sandbox.channel_token(&self.app_id, &activity);
+        (activity, token)
     }
 }

@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use botauth::validator::Validator;
 use botauth::{BotAuth, BotAuthConfig, TokenSource};
 use botauth_echo_bot::{EchoBot, MESSAGES_PATH};
-use botauth_sandbox::{ChannelTokenClaims, Delivery, Route, Sandbox};
+use botauth_sandbox::{ChannelTokenClaims, Delivery, DemoCredential, Sandbox};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
@@ -25,6 +25,18 @@ pub(crate) enum CredentialKind {
     Federated,
     /// AKS workload identity (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE).
     WorkloadIdentity,
+}
+
+impl CredentialKind {
+    fn demo(self) -> DemoCredential {
+        match self {
+            CredentialKind::Secret => DemoCredential::Secret,
+            CredentialKind::Certificate => DemoCredential::Certificate,
+            CredentialKind::ManagedIdentity => DemoCredential::ManagedIdentity,
+            CredentialKind::Federated => DemoCredential::Federated,
+            CredentialKind::WorkloadIdentity => DemoCredential::WorkloadIdentity,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -103,44 +115,21 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
         sandbox.url()
     );
 
-    // Kept alive until the end of the demo: the certificate files are removed when it is dropped.
-    let mut _certificate = None;
-    let mut token_file = None;
-    let owned = |env: Vec<(&'static str, String)>| -> Vec<(String, String)> {
-        env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
-    };
-    let env = match args.credential {
-        CredentialKind::Secret => owned(crate::sandbox::environment(&sandbox)),
-        CredentialKind::Certificate => {
-            let files = crate::demo_certificate::DemoCertificate::install(&sandbox)?;
-            println!(
-                "  the sandbox app has this certificate registered (thumbprint {})",
-                files.thumbprint()
-            );
-            let env = files.environment(&sandbox);
-            _certificate = Some(files);
-            env
-        }
-        CredentialKind::ManagedIdentity => owned(crate::identity::managed_identity(&sandbox)),
-        CredentialKind::Federated => owned(crate::identity::federated(&sandbox)),
-        CredentialKind::WorkloadIdentity => {
-            let (env, file) = crate::identity::workload_identity(&sandbox)
-                .map_err(|e| DemoError::Check(format!("cannot write the token file: {e}")))?;
-            token_file = Some(file);
-            owned(env)
-        }
-    };
+    // Kept alive until the end of the demo: its files are removed when it is dropped.
+    let environment = sandbox
+        .demo_environment(args.credential.demo())
+        .map_err(|e| {
+            DemoError::Check(format!(
+                "cannot set up the {} credential: {e}",
+                args.credential.demo()
+            ))
+        })?;
+    if let Some(thumbprint) = environment.certificate_thumbprint() {
+        println!("  the sandbox app has this certificate registered (thumbprint {thumbprint})");
+    }
     // The bot trusts the sandbox's Bot Service keys and may reply to the sandbox's Connector:
     // the two settings a real deployment gets from the cloud defaults.
-    let mut env = env;
-    for (key, value) in [
-        ("BOTAUTH_METADATA_URL", sandbox.bot_service_metadata_url()),
-        ("BOTAUTH_ALLOWED_SERVICE_URLS", sandbox.connector_url()),
-    ] {
-        if !env.iter().any(|(k, _)| k == key) {
-            env.push((key.to_owned(), value));
-        }
-    }
+    let env = environment.bot_vars();
     let vars = || env.iter().map(|(k, v)| (k.as_str(), v.clone()));
     let config = BotAuthConfig::from_vars(vars())?;
     let shown: Vec<String> = env
@@ -171,10 +160,7 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
     );
     let request = auth.connector_request().clone();
     // A managed identity that is the bot gets its tokens from IMDS, the others from Entra.
-    let route = match args.credential {
-        CredentialKind::ManagedIdentity => Route::Imds,
-        _ => Route::Token,
-    };
+    let route = environment.credential().token_route();
     let requests = || sandbox.count(route);
     let issuer = match args.credential {
         CredentialKind::ManagedIdentity => "the managed identity endpoint (IMDS)",
@@ -363,12 +349,7 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
         tokens.windows(2).all(|w| w[0].token == w[1].token),
         "every caller should get the same token",
     )?;
-    if let Some(file) = token_file {
-        let _ = std::fs::remove_file(&file);
-        if let Some(dir) = file.parent() {
-            let _ = std::fs::remove_dir(dir);
-        }
-    }
+    drop(environment);
     sandbox.shutdown().await;
     Ok(())
 }

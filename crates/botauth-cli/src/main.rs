@@ -2,8 +2,6 @@
 #![allow(clippy::print_stdout)]
 
 mod demo;
-mod demo_certificate;
-mod identity;
 mod sandbox;
 mod thumbprint;
 mod token;

@@ -3,9 +3,7 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use botauth_sandbox::{
-    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_MI_CLIENT_ID, DEMO_TENANT_ID, Sandbox,
-};
+use botauth_sandbox::{DEMO_MI_CLIENT_ID, DEMO_TENANT_ID, DemoCredential, Sandbox};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -13,17 +11,6 @@ pub(crate) struct SandboxArgs {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
-}
-
-/// The environment (botas dialect) that points botauth at `sandbox`.
-pub(crate) fn environment(sandbox: &Sandbox) -> Vec<(&'static str, String)> {
-    vec![
-        ("BOTAUTH_AUTHORITY_HOST", sandbox.url()),
-        ("BOTAUTH_METADATA_URL", sandbox.bot_service_metadata_url()),
-        ("CLIENT_ID", DEMO_CLIENT_ID.to_owned()),
-        ("CLIENT_SECRET", DEMO_CLIENT_SECRET.to_owned()),
-        ("TENANT_ID", DEMO_TENANT_ID.to_owned()),
-    ]
 }
 
 pub(crate) async fn run(args: SandboxArgs) -> ExitCode {
@@ -44,7 +31,14 @@ pub(crate) async fn run(args: SandboxArgs) -> ExitCode {
          # Its demo app's credentials are public test values, not secrets.\n",
         sandbox.url()
     );
-    for (key, value) in environment(&sandbox) {
+    let environment = match sandbox.demo_environment(DemoCredential::Secret) {
+        Ok(environment) => environment,
+        Err(e) => {
+            eprintln!("botauth: error: cannot set up the sandbox's demo app: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    for (key, value) in environment.vars() {
         text.push_str(&format!("export {key}='{value}'\n"));
     }
     // The sandbox also plays IMDS, with a user-assigned identity assigned to the "host".

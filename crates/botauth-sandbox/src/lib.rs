@@ -8,6 +8,7 @@ mod certificate;
 mod channel;
 mod clock;
 mod connector;
+mod demo;
 mod entra;
 mod error;
 mod faults;
@@ -26,6 +27,7 @@ pub use botservice::ChannelTokenClaims;
 pub use certificate::GeneratedCertificate;
 pub use channel::{DEMO_CONVERSATION_ID, DEMO_USER_ID, Delivery};
 pub use connector::ConnectorPost;
+pub use demo::{DEMO_SERVICE_ACCOUNT, DemoCredential, DemoEnvironment};
 pub use faults::Fault;
 pub use log::{RequestRecord, Route};
 pub use managed_identity::{
