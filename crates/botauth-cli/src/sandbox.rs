@@ -38,12 +38,13 @@ pub(crate) async fn run(args: SandboxArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    for (key, value) in environment.vars() {
+    // bot_vars: also the Bot Service metadata and the Connector allow-list, so the echo bot works too.
+    for (key, value) in environment.bot_vars() {
         text.push_str(&format!("export {key}='{value}'\n"));
     }
     // The sandbox also plays IMDS, with a user-assigned identity assigned to the "host".
     text.push_str(&format!(
-        "# Or, for a managed identity that is the bot (botas dialect), instead of the lines above:\n\
+        "# Or, for a managed identity that is the bot (botas dialect), instead of CLIENT_ID, CLIENT_SECRET and TENANT_ID:\n\
          #   export CLIENT_ID='{DEMO_MI_CLIENT_ID}' TENANT_ID='{DEMO_TENANT_ID}' \
          MANAGED_IDENTITY_CLIENT_ID='{DEMO_MI_CLIENT_ID}' AZURE_POD_IDENTITY_AUTHORITY_HOST='{}'\n",
         sandbox.imds_host()
