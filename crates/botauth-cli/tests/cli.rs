@@ -184,3 +184,71 @@ async fn sandbox_prints_a_working_managed_identity_environment() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["credential"], "managed_identity");
 }
+
+/// `botauth sandbox --bot URL`: a line typed on stdin reaches a locally running echo bot as a Bot
+/// Service activity, and the bot's reply through the sandbox's Connector is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_chats_with_a_local_bot() {
+    use std::io::Write as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bot_url = format!(
+        "http://{}{}",
+        listener.local_addr().unwrap(),
+        botauth_echo_bot::MESSAGES_PATH
+    );
+    let mut child = Command::new(BIN)
+        .args(["sandbox", "--port", "0", "--bot", &bot_url])
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start botauth sandbox");
+    let mut stdin = child.stdin.take().unwrap();
+    let (env_tx, env_rx) = std::sync::mpsc::channel();
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    // One reader for the whole output: the exports first, then the chat lines.
+    std::thread::spawn(move || {
+        let mut env = Vec::new();
+        let mut env_tx = Some(env_tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.strip_prefix("export ") {
+                let (k, v) = rest.split_once('=').unwrap();
+                env.push((k.to_owned(), v.trim_matches('\'').to_owned()));
+            } else if line.starts_with("# Chat:") {
+                if let Some(tx) = env_tx.take() {
+                    let _ = tx.send(std::mem::take(&mut env));
+                }
+            } else if line.starts_with('>') || line.starts_with('<') || line.starts_with('!') {
+                let _ = line_tx.send(line);
+            }
+        }
+    });
+    let env = tokio::task::spawn_blocking(move || env_rx.recv().unwrap())
+        .await
+        .unwrap();
+    let config = botauth::BotAuthConfig::from_vars(env).unwrap();
+    let bot =
+        botauth_echo_bot::EchoBot::from_config(config, &botauth::CredentialBuilder::new()).unwrap();
+    tokio::spawn(bot.serve(listener));
+
+    stdin.write_all(b"hello there\n").unwrap();
+    stdin.flush().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        let timeout = std::time::Duration::from_secs(60);
+        [line_rx.recv_timeout(timeout), line_rx.recv_timeout(timeout)]
+    })
+    .await
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        lines.map(Result::unwrap),
+        [
+            "> hello there   [the bot answered HTTP 200]".to_owned(),
+            "< echo: hello there".to_owned()
+        ]
+    );
+}
