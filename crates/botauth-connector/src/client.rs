@@ -23,8 +23,9 @@ use crate::target::{Audience, ResourceResponse, Target, address_reply};
 ///   the Bot Service hosts plus configured ones, `https` except loopback. A refused URL is a
 ///   [`ConnectorError::ServiceUrl`] and nothing is sent — no token is even requested.
 /// - A 401 forces one token refresh and one retry (PROTOCOL §5, `force_refresh`): the Connector
-///   can refuse a token that looked valid, e.g. right after a credential rotation.
-/// - 429 and 503 are retried after `Retry-After` (or 1 s, 2 s, 4 s … without it), up to
+///   can refuse a token that looked valid, e.g. right after a credential rotation. At most one
+///   forced refresh per scope per [`refresh_cooldown`](ConnectorClientBuilder::refresh_cooldown).
+/// - 429 and 503 are retried after `Retry-After` (never sooner than 1 s, 2 s, 4 s …), up to
 ///   [`max_retries`](ConnectorClientBuilder::max_retries); a `Retry-After` longer than
 ///   [`max_retry_wait`](ConnectorClientBuilder::max_retry_wait) is returned at once as
 ///   [`ConnectorError::Throttled`] for the caller to schedule. Other failures — including other
@@ -47,6 +48,9 @@ struct Inner {
     options: HttpOptions,
     max_retries: u32,
     max_retry_wait: Duration,
+    refresh_cooldown: Duration,
+    /// When a 401 last forced a refresh, per token cache key.
+    forced: std::sync::Mutex<std::collections::HashMap<String, std::time::SystemTime>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -71,6 +75,7 @@ pub struct ConnectorClientBuilder {
     options: HttpOptions,
     max_retries: u32,
     max_retry_wait: Duration,
+    refresh_cooldown: Duration,
     clock: Arc<dyn Clock>,
 }
 
@@ -124,6 +129,14 @@ impl ConnectorClientBuilder {
         self
     }
 
+    /// The least time between two refreshes forced by a 401 for the same scope (default 30 s):
+    /// a Connector that refuses every token gets an `Unauthorized` error instead of one token
+    /// request per reply.
+    pub fn refresh_cooldown(mut self, cooldown: Duration) -> Self {
+        self.refresh_cooldown = cooldown;
+        self
+    }
+
     /// The clock retry waits go through (tests use a manual clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -155,6 +168,8 @@ impl ConnectorClientBuilder {
                 options: self.options,
                 max_retries: self.max_retries,
                 max_retry_wait: self.max_retry_wait,
+                refresh_cooldown: self.refresh_cooldown,
+                forced: std::sync::Mutex::default(),
                 clock: self.clock,
             }),
         })
@@ -172,6 +187,7 @@ impl ConnectorClient {
             options: HttpOptions::default().max_response_bytes(64 * 1024),
             max_retries: 3,
             max_retry_wait: Duration::from_secs(30),
+            refresh_cooldown: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
         }
     }
@@ -356,11 +372,32 @@ impl ConnectorClient {
             let error_body = ConnectorErrorBody::parse(&bytes);
             match status {
                 401 if !refreshed => {
+                    refreshed = true;
+                    // Another reply may have refreshed already: take its token rather than
+                    // forcing yet another.
+                    let cached = inner
+                        .tokens
+                        .get_token(&request)
+                        .await
+                        .map_err(token_error)?;
+                    if cached.token != token.token {
+                        token = cached;
+                        continue;
+                    }
+                    // A Connector that refuses every token must not turn each reply into a
+                    // token request: at most one forced refresh per scope per cooldown.
+                    if !self.may_force_refresh(&request) {
+                        return Err(ConnectorError::Rejected {
+                            status,
+                            host: base.host().to_owned(),
+                            scope,
+                            body: error_body,
+                        });
+                    }
                     tracing::info!(
                         host = base.host(),
                         "the Bot Connector refused the token; forcing one refresh"
                     );
-                    refreshed = true;
                     token = inner
                         .tokens
                         .force_refresh(&request)
@@ -377,7 +414,9 @@ impl ConnectorClient {
                 }
                 429 | 503 => {
                     let asked = retry_after(&headers, inner.clock.now());
-                    let wait = asked.unwrap_or_else(|| backoff(retries));
+                    // `Retry-After` lengthens the backoff but never shortens it: a `0` would
+                    // otherwise make the retries spin.
+                    let wait = asked.map_or(backoff(retries), |a| a.max(backoff(retries)));
                     if retries >= inner.max_retries || wait > inner.max_retry_wait {
                         return Err(ConnectorError::Throttled {
                             status,
@@ -411,6 +450,30 @@ impl ConnectorClient {
                 }
             }
         }
+    }
+
+    /// Whether a forced refresh for `request` is allowed now, recording it if so.
+    fn may_force_refresh(&self, request: &TokenRequest) -> bool {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let key = inner.tokens.cache_key(request);
+        let mut last = inner
+            .forced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let recent = last.get(&key).is_some_and(|at| {
+            now.duration_since(*at)
+                .is_ok_and(|since| since < inner.refresh_cooldown)
+        });
+        if recent {
+            tracing::warn!(
+                "the Bot Connector refused a freshly refreshed token; not forcing another refresh \
+                 within the cooldown"
+            );
+            return false;
+        }
+        last.insert(key, now);
+        true
     }
 
     async fn post(

@@ -178,7 +178,7 @@ async fn hostile_service_urls_get_no_token() {
 
 #[tokio::test]
 async fn a_401_forces_one_refresh_and_one_retry() {
-    let (sandbox, client, _) = setup().await;
+    let (sandbox, client, clock) = setup().await;
     let incoming = incoming(&sandbox);
     // Warm the cache, then make the Connector refuse the cached token once.
     client
@@ -195,7 +195,9 @@ async fn a_401_forces_one_refresh_and_one_retry() {
     assert_eq!(sandbox.count(Route::Connector), 3);
     assert_eq!(sandbox.connector_activities().len(), 2);
 
-    // Refused twice: a typed error with the status and the Connector's body, and no third try.
+    // Refused twice, after the cooldown: a typed error with the status and the Connector's
+    // body, and no third try.
+    clock.advance(Duration::from_secs(31));
     let body = r#"{"error":{"code":"Unauthorized","message":"Authorization has been denied"}}"#;
     sandbox.inject_n(
         Route::Connector,
@@ -225,6 +227,56 @@ async fn a_401_forces_one_refresh_and_one_retry() {
     );
     assert_eq!(sandbox.count(Route::Token), 3);
     assert_eq!(sandbox.count(Route::Connector), 5);
+}
+
+#[tokio::test]
+async fn a_connector_refusing_every_token_gets_one_forced_refresh_per_cooldown() {
+    let (sandbox, client, clock) = setup().await;
+    let incoming = incoming(&sandbox);
+    sandbox.inject_n(Route::Connector, Fault::status(401), 10);
+    // First reply: refused, one forced refresh, refused again.
+    let err = client
+        .reply(&incoming, json!({"type": "message"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ConnectorErrorKind::Unauthorized);
+    assert_eq!(sandbox.count(Route::Token), 2);
+    assert_eq!(sandbox.count(Route::Connector), 2);
+    // Within the cooldown: refused, no new token request.
+    for _ in 0..3 {
+        let err = client
+            .reply(&incoming, json!({"type": "message"}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ConnectorErrorKind::Unauthorized);
+    }
+    assert_eq!(sandbox.count(Route::Token), 2);
+    assert_eq!(sandbox.count(Route::Connector), 5);
+    // After it, one more forced refresh.
+    clock.advance(Duration::from_secs(31));
+    let err = client
+        .reply(&incoming, json!({"type": "message"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ConnectorErrorKind::Unauthorized);
+    assert_eq!(sandbox.count(Route::Token), 3);
+    assert_eq!(sandbox.count(Route::Connector), 7);
+}
+
+#[tokio::test]
+async fn a_zero_retry_after_still_backs_off() {
+    let (sandbox, client, clock) = setup().await;
+    let t0 = clock.now();
+    sandbox.inject_n(Route::Connector, throttle(429, Some("0")), 2);
+    client
+        .reply(&incoming(&sandbox), json!({"type": "message"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        clock.now().duration_since(t0).unwrap(),
+        Duration::from_secs(3)
+    );
+    assert_eq!(sandbox.count(Route::Connector), 3);
 }
 
 #[tokio::test]

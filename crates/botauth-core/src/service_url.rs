@@ -224,28 +224,12 @@ impl ServiceUrlAllowList {
     /// [`QueryOrFragment`](ServiceUrlErrorKind::QueryOrFragment) or
     /// [`NotAllowed`](ServiceUrlErrorKind::NotAllowed).
     pub fn check(&self, service_url: &str) -> Result<ServiceUrl, ServiceUrlError> {
-        let parts = split(service_url)?;
-        if parts.query_or_fragment {
-            return Err(ServiceUrlError::new(
-                ServiceUrlErrorKind::QueryOrFragment,
-                "a service URL may not carry a query string or fragment",
-            ));
-        }
-        let url = url::Url::parse(service_url).map_err(|_| malformed())?;
-        let host = canonical_host(&url, &parts)?;
-        let loopback = is_loopback(&url);
-        match url.scheme() {
-            "https" => {}
-            "http" if loopback => {}
-            "http" => {
-                return Err(ServiceUrlError {
-                    kind: ServiceUrlErrorKind::NotHttps,
-                    host: Some(host),
-                    detail: "plain http",
-                });
-            }
-            _ => return Err(malformed()),
-        }
+        let Checked {
+            url,
+            host,
+            loopback,
+            ..
+        } = parse_checked(service_url)?;
         let port = url.port_or_known_default();
         let explicit_port = url.port();
         let path = url.path();
@@ -298,6 +282,8 @@ fn malformed() -> ServiceUrlError {
 struct RawParts<'a> {
     scheme: &'a str,
     authority: &'a str,
+    /// The port exactly as written (the parser drops a default one).
+    port: Option<u16>,
     query_or_fragment: bool,
 }
 
@@ -324,6 +310,9 @@ fn split(value: &str) -> Result<RawParts<'_>, ServiceUrlError> {
             if !inside.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
                 return Err(malformed());
             }
+            if !after.is_empty() && !after.starts_with(':') {
+                return Err(malformed());
+            }
             (inside, after.strip_prefix(':'))
         }
         None => match authority.split_once(':') {
@@ -332,14 +321,78 @@ fn split(value: &str) -> Result<RawParts<'_>, ServiceUrlError> {
         },
     };
     let host_ok = authority.starts_with('[') || host_chars(host);
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    if !host_ok || !port_ok || host.ends_with('.') || host.starts_with('.') || host.contains("..") {
+    let port = match port {
+        None => None,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(p.parse::<u16>().map_err(|_| malformed())?)
+        }
+        Some(_) => return Err(malformed()),
+    };
+    if !host_ok || host.ends_with('.') || host.starts_with('.') || host.contains("..") {
         return Err(malformed());
+    }
+    let (path, query_or_fragment) = match rest.find(['?', '#']) {
+        Some(i) => (&rest[..i], true),
+        None => (rest, false),
+    };
+    // Encoded slashes, backslashes and dots, and `;` path parameters, are read differently by
+    // different servers: with a path-prefix entry they could reach a path outside the prefix.
+    // Real service URLs never contain them.
+    let lower = path.to_ascii_lowercase();
+    if path.contains(';') || ["%2f", "%5c", "%2e"].iter().any(|e| lower.contains(e)) {
+        return Err(ServiceUrlError::new(
+            ServiceUrlErrorKind::Malformed,
+            "the path contains `;`, or an encoded slash, backslash or dot",
+        ));
     }
     Ok(RawParts {
         scheme,
         authority,
-        query_or_fragment: rest.contains(['?', '#']),
+        port,
+        query_or_fragment,
+    })
+}
+
+/// A URL that passed the raw checks, the parser, and the https-or-loopback rule.
+struct Checked {
+    url: url::Url,
+    /// Lower case; IPv6 in brackets.
+    host: String,
+    loopback: bool,
+    /// As written.
+    port: Option<u16>,
+}
+
+/// The one parse both service URLs and allow-list entries go through, so an entry means exactly
+/// what a service URL with that host would.
+fn parse_checked(value: &str) -> Result<Checked, ServiceUrlError> {
+    let parts = split(value)?;
+    if parts.query_or_fragment {
+        return Err(ServiceUrlError::new(
+            ServiceUrlErrorKind::QueryOrFragment,
+            "a service URL may not carry a query string or fragment",
+        ));
+    }
+    let url = url::Url::parse(value).map_err(|_| malformed())?;
+    let host = canonical_host(&url, &parts)?;
+    let loopback = is_loopback(&url);
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(ServiceUrlError {
+                kind: ServiceUrlErrorKind::NotHttps,
+                host: Some(host),
+                detail: "plain http",
+            });
+        }
+        _ => return Err(malformed()),
+    }
+    Ok(Checked {
+        url,
+        host,
+        loopback,
+        port: parts.port,
     })
 }
 
@@ -357,18 +410,22 @@ fn canonical_host(url: &url::Url, parts: &RawParts<'_>) -> Result<String, Servic
         Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
         None => return Err(malformed()),
     };
-    let raw_host = parts
-        .authority
-        .rsplit_once(':')
-        .filter(|(h, _)| !h.ends_with(':') && (!h.starts_with('[') || h.ends_with(']')))
-        .map_or(parts.authority, |(h, _)| h);
-    // IPv4 shorthands (`127.1`, `0x7f.1`) and IPv6 spellings are canonicalised by the parser; a
-    // domain must come out exactly as written (modulo case).
-    if matches!(url.host(), Some(url::Host::Domain(_))) && !host.eq_ignore_ascii_case(raw_host) {
-        return Err(malformed());
-    }
-    if matches!(url.host(), Some(url::Host::Ipv4(_))) && host != raw_host {
-        return Err(malformed());
+    let raw_host = match parts.authority.strip_prefix('[') {
+        Some(_) => parts.authority,
+        None => parts
+            .authority
+            .split_once(':')
+            .map_or(parts.authority, |(h, _)| h),
+    };
+    // IPv4 shorthands (`127.1`, `0x7f.1`) are canonicalised by the parser: refuse them, and any
+    // domain that does not come out exactly as written (modulo case). IPv6 spellings vary
+    // harmlessly and are compared canonical.
+    match url.host() {
+        Some(url::Host::Domain(_)) if !host.eq_ignore_ascii_case(raw_host) => {
+            return Err(malformed());
+        }
+        Some(url::Host::Ipv4(_)) if host != raw_host => return Err(malformed()),
+        _ => {}
     }
     Ok(host.to_ascii_lowercase())
 }
@@ -383,15 +440,47 @@ fn is_loopback(url: &url::Url) -> bool {
 }
 
 fn path_has_prefix(path: &str, prefix: &str) -> bool {
-    if prefix == "/" {
-        return true;
-    }
-    // The prefix ends with `/`: `/teams/` matches `/teams` and `/teams/x`, not `/teamsx`.
-    let bare = prefix.trim_end_matches('/');
-    path.eq_ignore_ascii_case(bare)
-        || path
-            .get(..prefix.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    // The prefix ends with `/`: `/teams/` matches `/teams` and `/teams/x`, not `/teamsx`. Paths
+    // are case-sensitive, as most servers route them.
+    prefix == "/" || path == prefix.trim_end_matches('/') || path.starts_with(prefix)
+}
+
+/// Suffixes under which anyone can get a host name (Azure, CDN and tunnel services, and
+/// second-level public suffixes): a wildcard entry below them would send the bot's token to
+/// strangers. `*.trafficmanager.net` is the likely slip, next to the default
+/// `smba.trafficmanager.net`.
+const SHARED_SUFFIXES: [&str; 24] = [
+    "trafficmanager.net",
+    "azurewebsites.net",
+    "cloudapp.net",
+    "cloudapp.azure.com",
+    "azurefd.net",
+    "azureedge.net",
+    "azure-api.net",
+    "azurestaticapps.net",
+    "azurecontainerapps.io",
+    "core.windows.net",
+    "windows.net",
+    "devtunnels.ms",
+    "ngrok.io",
+    "ngrok.app",
+    "ngrok-free.app",
+    "github.io",
+    "herokuapp.com",
+    "appspot.com",
+    "cloudfront.net",
+    "amazonaws.com",
+    "vercel.app",
+    "netlify.app",
+    "pages.dev",
+    "workers.dev",
+];
+
+/// `co.uk`, `com.au`, `org.nz`, …: a generic second-level label under a two-letter country code.
+fn is_country_second_level(suffix: &str) -> bool {
+    let labels: Vec<&str> = suffix.split('.').collect();
+    matches!(labels.as_slice(), [second, cc]
+        if cc.len() == 2 && ["co", "com", "org", "net", "gov", "ac", "edu", "ne", "or", "go"].contains(second))
 }
 
 fn parse_pattern(entry: &str) -> Result<Pattern, ServiceUrlError> {
@@ -400,7 +489,8 @@ fn parse_pattern(entry: &str) -> Result<Pattern, ServiceUrlError> {
         ServiceUrlError::new(
             ServiceUrlErrorKind::Malformed,
             "an allow-list entry must be a host (`bots.contoso.com`), a wildcard host \
-             (`*.contoso.com`), optionally with `:port`, or an https URL (http only for loopback)",
+             (`*.contoso.com`, not under a shared hosting suffix), optionally with `:port`, or an \
+             https URL (http only for loopback)",
         )
     };
     let (scheme, rest) = match entry.split_once("://") {
@@ -411,47 +501,39 @@ fn parse_pattern(entry: &str) -> Result<Pattern, ServiceUrlError> {
         Some(r) => (true, r),
         None => (false, rest),
     };
-    // Parse what remains as a URL of the given (or https) scheme, with the same strict rules as
-    // service URLs, so an entry means exactly what a service URL with that host would.
     let as_url = format!("{}://{rest}", scheme.as_deref().unwrap_or("https"));
-    let parts = split(&as_url).map_err(|_| bad())?;
-    if parts.query_or_fragment {
-        return Err(bad());
-    }
-    let url = url::Url::parse(&as_url).map_err(|_| bad())?;
-    let host = canonical_host(&url, &parts).map_err(|_| bad())?;
-    let loopback = is_loopback(&url);
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        "http" => {
-            return Err(ServiceUrlError {
-                kind: ServiceUrlErrorKind::NotHttps,
-                host: Some(host),
-                detail: "plain http",
-            });
-        }
-        _ => return Err(bad()),
-    }
+    let checked = parse_checked(&as_url).map_err(|e| match e.kind {
+        ServiceUrlErrorKind::NotHttps => e,
+        _ => bad(),
+    })?;
     let host = if wildcard {
-        // `*.com` would allow every host under a public suffix: require two labels.
-        if !host.contains('.')
-            || matches!(url.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)))
+        // `*.com` would allow every host under a public suffix: require two labels, and no
+        // suffix where anyone can register a name.
+        let shared = SHARED_SUFFIXES
+            .iter()
+            .any(|s| checked.host == *s || checked.host.ends_with(&format!(".{s}")));
+        if !checked.host.contains('.')
+            || matches!(
+                checked.url.host(),
+                Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))
+            )
+            || shared
+            || is_country_second_level(&checked.host)
         {
             return Err(bad());
         }
-        HostPattern::Subdomains(host)
+        HostPattern::Subdomains(checked.host)
     } else {
-        HostPattern::Exact(host)
+        HostPattern::Exact(checked.host)
     };
-    let mut path = url.path().to_owned();
+    let mut path = checked.url.path().to_owned();
     if !path.ends_with('/') {
         path.push('/');
     }
     Ok(Pattern {
         scheme,
         host,
-        port: url.port(),
+        port: checked.port,
         path,
     })
 }
@@ -677,7 +759,6 @@ mod tests {
             "https://edge.example:8443/",
             "https://gateway.example/teams",
             "https://gateway.example/teams/",
-            "https://gateway.example/Teams/x/",
             "http://127.0.0.1:3978/",
             "http://localhost:9000/",
             "https://localhost:9000/",
@@ -699,6 +780,36 @@ mod tests {
             ("https://gateway.example/", ServiceUrlErrorKind::NotAllowed),
             (
                 "https://gateway.example/teamsx/",
+                ServiceUrlErrorKind::NotAllowed,
+            ),
+            // Paths are case-sensitive; encoded separators and `;` parameters never pass.
+            (
+                "https://gateway.example/TEAMS/",
+                ServiceUrlErrorKind::NotAllowed,
+            ),
+            (
+                "https://gateway.example/teams/..%2fadmin/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            (
+                "https://gateway.example/teams/..%2Fadmin/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            (
+                "https://gateway.example/teams/..;/admin/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            (
+                "https://gateway.example/teams/%2e%2e/admin/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            (
+                "https://gateway.example/teams/..%5cadmin/",
+                ServiceUrlErrorKind::Malformed,
+            ),
+            // Dot segments are resolved before the prefix is compared.
+            (
+                "https://gateway.example/teams/../admin/",
                 ServiceUrlErrorKind::NotAllowed,
             ),
             ("http://127.0.0.1:3979/", ServiceUrlErrorKind::NotAllowed),
@@ -726,6 +837,16 @@ mod tests {
             "ftp://bots.contoso.com",
             "*.127.0.0.1",
             "bots.contoso.com:port",
+            "bots.contoso.com:99999",
+            // Wildcards under suffixes where anyone can get a name.
+            "*.trafficmanager.net",
+            "*.azurewebsites.net",
+            "*.x.cloudapp.azure.com",
+            "*.blob.core.windows.net",
+            "*.devtunnels.ms",
+            "*.github.io",
+            "*.co.uk",
+            "*.com.au",
         ] {
             let err = ServiceUrlAllowList::with_defaults_and([bad]).unwrap_err();
             assert!(
@@ -738,6 +859,20 @@ mod tests {
         }
         let err = ServiceUrlAllowList::with_defaults_and(["http://bots.contoso.com"]).unwrap_err();
         assert_eq!(err.kind(), ServiceUrlErrorKind::NotHttps);
+    }
+
+    #[test]
+    fn an_entry_port_is_kept_as_written() {
+        let list =
+            ServiceUrlAllowList::with_defaults_and(["localhost:443", "*.contoso.co.uk"]).unwrap();
+        assert!(list.check("https://localhost/").is_ok());
+        assert!(list.check("https://localhost:443/").is_ok());
+        // Port 443 written in the entry does not admit plain http on port 80.
+        assert_eq!(
+            kind(&list, "http://localhost/"),
+            ServiceUrlErrorKind::NotAllowed
+        );
+        assert!(list.check("https://bots.contoso.co.uk/").is_ok());
     }
 
     #[test]

@@ -54,10 +54,25 @@ pub const CLIENT_SKU: &str = "botauth.rust";
 /// The `x-client-Ver` botauth sends.
 pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Builds the HTTP client botauth uses for identity endpoints: timeouts from `options`, and no
-/// redirects (a redirect would carry a secret or an assertion to another host).
+/// Builds the HTTP client botauth uses for identity endpoints and the Bot Connector: timeouts from
+/// `options`, no redirects (a redirect would carry a secret or an assertion to another host), and
+/// the environment's proxy for `https` requests only (see [`https_proxy_from`]).
 pub fn build_client(options: &HttpOptions) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+    build_client_with_env(options, &|key| std::env::var(key).ok())
+}
+
+/// [`build_client`] with the proxy variables read through `env` (tests inject them).
+pub fn build_client_with_env(
+    options: &HttpOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<reqwest::Client> {
+    let builder = reqwest::Client::builder();
+    // reqwest would otherwise apply HTTP_PROXY/ALL_PROXY to every request, plain http included.
+    let builder = match https_proxy_from(env) {
+        Some(proxy) => builder.proxy(proxy),
+        None => builder.no_proxy(),
+    };
+    builder
         .connect_timeout(options.connect_timeout)
         .timeout(options.timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -66,6 +81,55 @@ pub fn build_client(options: &HttpOptions) -> Result<reqwest::Client> {
         .map_err(|e| {
             Error::credential_with_source("could not build the HTTP client (TLS setup failed?)", e)
         })
+}
+
+/// The proxy for `https` requests named by `HTTPS_PROXY` / `https_proxy` / `ALL_PROXY` /
+/// `all_proxy` (first set wins), bypassed for the hosts in `NO_PROXY` / `no_proxy` (a
+/// comma-separated list of hosts, each also matching its subdomains, or `*`).
+///
+/// Plain-`http` requests never use a proxy: botauth sends them only to loopback hosts (local
+/// development, the sandbox), and through a proxy they would hand it the bearer token, the client
+/// secret or the assertion in clear text — a proxied `https` request is tunnelled (`CONNECT`) and
+/// TLS still authenticates the real host.
+pub fn https_proxy_from(env: &dyn Fn(&str) -> Option<String>) -> Option<reqwest::Proxy> {
+    let value = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .find_map(|key| env(key).filter(|v| !v.trim().is_empty()))?;
+    let value = value.trim();
+    let with_scheme = if value.contains("://") {
+        value.to_owned()
+    } else {
+        format!("http://{value}")
+    };
+    let Ok(proxy_url) = reqwest::Url::parse(&with_scheme) else {
+        tracing::warn!("the https proxy variable is not a URL; connecting directly");
+        return None;
+    };
+    let bypass: Vec<String> = ["NO_PROXY", "no_proxy"]
+        .iter()
+        .find_map(|key| env(key))
+        .unwrap_or_default()
+        .split(',')
+        .map(|entry| {
+            entry
+                .trim()
+                .trim_start_matches("*.")
+                .trim_start_matches('.')
+        })
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    Some(reqwest::Proxy::custom(move |target| {
+        let host = target.host_str()?.to_ascii_lowercase();
+        let bypassed = bypass.iter().any(|entry| {
+            entry == "*"
+                || host == *entry
+                || host
+                    .strip_suffix(entry.as_str())
+                    .is_some_and(|rest| rest.ends_with('.'))
+        });
+        (target.scheme() == "https" && !bypassed).then(|| proxy_url.clone())
+    }))
 }
 
 /// Checks an endpoint base URL: `https`, or plain `http` for loopback hosts only (local development
@@ -184,6 +248,80 @@ mod tests {
         assert_eq!(retry_after(&h, now), Some(Duration::from_secs(120)));
         h.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h, now), None);
+    }
+
+    /// A loopback server that answers every connection with `answer` and records each request's
+    /// first line.
+    async fn recording_server(
+        answer: &'static str,
+    ) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                log.lock()
+                    .unwrap()
+                    .push(text.lines().next().unwrap_or("").to_owned());
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        (format!("127.0.0.1:{}", addr.port()), seen)
+    }
+
+    #[tokio::test]
+    async fn environment_proxies_apply_to_https_only() {
+        let (proxy, proxied) =
+            recording_server("HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n").await;
+        let (target, direct) =
+            recording_server("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+        let proxy_url = format!("http://{proxy}");
+        let every_variable = |key: &str| match key {
+            "HTTP_PROXY" | "http_proxy" | "HTTPS_PROXY" | "https_proxy" | "ALL_PROXY"
+            | "all_proxy" => Some(proxy_url.clone()),
+            _ => None,
+        };
+        let options = HttpOptions::default().timeout(Duration::from_secs(5));
+        let client = build_client_with_env(&options, &every_variable).unwrap();
+        // Plain http (loopback development hosts) goes direct: a proxy would see the bearer token.
+        let answer = client
+            .post(format!("http://{target}/token"))
+            .header("authorization", "Bearer not-for-the-proxy")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        assert_eq!(direct.lock().unwrap().as_slice(), ["POST /token HTTP/1.1"]);
+        // https is tunnelled through the proxy (TLS then checks the real host).
+        let _ = client.get("https://connector.example/").send().await;
+        assert_eq!(
+            proxied.lock().unwrap().as_slice(),
+            ["CONNECT connector.example:443 HTTP/1.1"]
+        );
+        // NO_PROXY is honoured, and without any variable there is no proxy at all.
+        let no_proxy = |key: &str| match key {
+            "NO_PROXY" => Some("connector.example".to_owned()),
+            other => every_variable(other),
+        };
+        for env in [&no_proxy as &dyn Fn(&str) -> Option<String>, &|_: &str| {
+            None
+        }] {
+            let client =
+                build_client_with_env(&options.connect_timeout(Duration::from_millis(500)), env)
+                    .unwrap();
+            let _ = client.get("https://connector.example/").send().await;
+            assert_eq!(proxied.lock().unwrap().len(), 1);
+        }
+        assert!(https_proxy_from(&|_: &str| None).is_none());
+        assert!(
+            https_proxy_from(&|k: &str| (k == "https_proxy").then(|| "proxy:3128".into()))
+                .is_some()
+        );
     }
 
     #[test]

@@ -1201,7 +1201,10 @@ mod tests {
     fn a_known_authority_host_selects_its_cloud() {
         let c = ok(&with(
             &BOTAS,
-            &[("BOTAUTH_AUTHORITY_HOST", "https://login.microsoftonline.us/")],
+            &[(
+                "BOTAUTH_AUTHORITY_HOST",
+                "https://login.microsoftonline.us/",
+            )],
         ));
         assert_eq!(c.cloud, Cloud::UsGov);
         assert_eq!(
