@@ -4,9 +4,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use botauth_sandbox::{
-    DEMO_CLIENT_ID, DEMO_MI_CLIENT_ID, DEMO_TENANT_ID, DemoCredential, Sandbox,
-};
+use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_MI_CLIENT_ID, DEMO_TENANT_ID, DemoCredential, Sandbox};
 use clap::Args;
 use tokio::io::AsyncBufReadExt as _;
 
@@ -70,9 +68,9 @@ pub(crate) async fn run(args: SandboxArgs) -> ExitCode {
     }
     write_out(&text);
     let sandbox = Arc::new(sandbox);
-    let chat = args.bot.map(|bot| {
-        tokio::spawn(chat(Arc::clone(&sandbox), bot, args.app_id))
-    });
+    let chat = args
+        .bot
+        .map(|bot| tokio::spawn(chat(Arc::clone(&sandbox), bot, args.app_id)));
     if let Err(e) = tokio::signal::ctrl_c().await {
         eprintln!("botauth: error: cannot wait for Ctrl-C: {e}");
         return ExitCode::from(1);
@@ -108,13 +106,18 @@ async fn chat(sandbox: Arc<Sandbox>, bot: String, app_id: String) {
         }
         let activity = sandbox.channel_activity(&app_id, text);
         let token = sandbox.channel_token(&app_id, &activity);
-        let mut out = match sandbox.deliver_activity(&bot, &activity, Some(&token)).await {
+        let mut out = match sandbox
+            .deliver_activity(&bot, &activity, Some(&token))
+            .await
+        {
             Ok(delivery) => format!("> {text}   [the bot answered HTTP {}]\n", delivery.status),
             Err(e) => format!("! the bot cannot be reached at {bot}: {e}\n"),
         };
         let posts = sandbox.connector_posts();
         for post in posts.iter().skip(seen) {
-            let said = post.activity["text"].as_str().unwrap_or("(an activity without text)");
+            let said = post.activity["text"]
+                .as_str()
+                .unwrap_or("(an activity without text)");
             out.push_str(&format!("< {said}\n"));
         }
         seen = posts.len();
