@@ -59,6 +59,14 @@ fn incoming(sandbox: &Sandbox) -> Value {
     })
 }
 
+/// A reply to the standard incoming activity that is expected to fail.
+async fn reply_err(client: &ConnectorClient, sandbox: &Sandbox) -> ConnectorError {
+    client
+        .reply(&incoming(sandbox), json!({"type": "message"}))
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn replies_and_sends_with_a_token_the_connector_accepts() {
     let (sandbox, client, _) = setup().await;
@@ -114,10 +122,7 @@ async fn from_config_uses_the_configured_allow_list() {
     let mut bare = config.clone();
     bare.allowed_service_urls.clear();
     let client = ConnectorClient::from_config(&bare, tokens(&bare)).unwrap();
-    let err = client
-        .reply(&incoming(&sandbox), json!({"type": "message"}))
-        .await
-        .unwrap_err();
+    let err = reply_err(&client, &sandbox).await;
     assert_eq!(err.kind(), ConnectorErrorKind::ServiceUrl);
     // A bad entry is a configuration error naming the key.
     let mut bad = config.clone();
@@ -208,10 +213,7 @@ async fn a_401_forces_one_refresh_and_one_retry() {
         },
         2,
     );
-    let err = client
-        .reply(&incoming, json!({"type": "message"}))
-        .await
-        .unwrap_err();
+    let err = reply_err(&client, &sandbox).await;
     assert_eq!(err.kind(), ConnectorErrorKind::Unauthorized);
     assert_eq!(err.status(), Some(401));
     let got = err.body().unwrap();
@@ -232,32 +234,22 @@ async fn a_401_forces_one_refresh_and_one_retry() {
 #[tokio::test]
 async fn a_connector_refusing_every_token_gets_one_forced_refresh_per_cooldown() {
     let (sandbox, client, clock) = setup().await;
-    let incoming = incoming(&sandbox);
     sandbox.inject_n(Route::Connector, Fault::status(401), 10);
     // First reply: refused, one forced refresh, refused again.
-    let err = client
-        .reply(&incoming, json!({"type": "message"}))
-        .await
-        .unwrap_err();
+    let err = reply_err(&client, &sandbox).await;
     assert_eq!(err.kind(), ConnectorErrorKind::Unauthorized);
     assert_eq!(sandbox.count(Route::Token), 2);
     assert_eq!(sandbox.count(Route::Connector), 2);
     // Within the cooldown: refused, no new token request.
     for _ in 0..3 {
-        let err = client
-            .reply(&incoming, json!({"type": "message"}))
-            .await
-            .unwrap_err();
+        let err = reply_err(&client, &sandbox).await;
         assert_eq!(err.kind(), ConnectorErrorKind::Unauthorized);
     }
     assert_eq!(sandbox.count(Route::Token), 2);
     assert_eq!(sandbox.count(Route::Connector), 5);
     // After it, one more forced refresh.
     clock.advance(Duration::from_secs(31));
-    let err = client
-        .reply(&incoming, json!({"type": "message"}))
-        .await
-        .unwrap_err();
+    let err = reply_err(&client, &sandbox).await;
     assert_eq!(err.kind(), ConnectorErrorKind::Unauthorized);
     assert_eq!(sandbox.count(Route::Token), 3);
     assert_eq!(sandbox.count(Route::Connector), 7);
@@ -283,10 +275,7 @@ async fn a_zero_retry_after_still_backs_off() {
 async fn a_403_is_not_retried() {
     let (sandbox, client, _) = setup().await;
     sandbox.inject(Route::Connector, Fault::status(403));
-    let err = client
-        .reply(&incoming(&sandbox), json!({"type": "message"}))
-        .await
-        .unwrap_err();
+    let err = reply_err(&client, &sandbox).await;
     assert_eq!(err.kind(), ConnectorErrorKind::Forbidden);
     assert_eq!(err.status(), Some(403));
     assert_eq!(sandbox.count(Route::Connector), 1);
@@ -343,10 +332,7 @@ async fn throttling_without_retry_after_backs_off_then_gives_up() {
     let (sandbox, client, clock) = setup().await;
     let t0 = clock.now();
     sandbox.inject_n(Route::Connector, throttle(503, None), 4);
-    let err = client
-        .reply(&incoming(&sandbox), json!({"type": "message"}))
-        .await
-        .unwrap_err();
+    let err = reply_err(&client, &sandbox).await;
     assert_eq!(err.kind(), ConnectorErrorKind::Throttled);
     assert_eq!(err.status(), Some(503));
     assert!(err.is_retryable());
@@ -373,10 +359,7 @@ async fn a_long_retry_after_is_handed_back_at_once() {
     let (sandbox, client, clock) = setup().await;
     let t0 = clock.now();
     sandbox.inject(Route::Connector, throttle(429, Some("120")));
-    let err = client
-        .reply(&incoming(&sandbox), json!({"type": "message"}))
-        .await
-        .unwrap_err();
+    let err = reply_err(&client, &sandbox).await;
     assert_eq!(err.kind(), ConnectorErrorKind::Throttled);
     assert_eq!(err.retry_after(), Some(Duration::from_secs(120)));
     assert_eq!(clock.now(), t0, "no wait");
@@ -386,7 +369,6 @@ async fn a_long_retry_after_is_handed_back_at_once() {
 #[tokio::test]
 async fn other_failures_are_typed_and_not_retried() {
     let (sandbox, client, _) = setup().await;
-    let incoming = incoming(&sandbox);
     for (status, body, code) in [
         (
             400,
@@ -410,10 +392,7 @@ async fn other_failures_are_typed_and_not_retried() {
                 retry_after: None,
             },
         );
-        let err = client
-            .reply(&incoming, json!({"type": "message"}))
-            .await
-            .unwrap_err();
+        let err = reply_err(&client, &sandbox).await;
         assert_eq!(err.kind(), ConnectorErrorKind::Status, "{status}");
         assert_eq!(err.status(), Some(status));
         assert!(!err.is_retryable(), "{status}");
@@ -434,10 +413,7 @@ async fn other_failures_are_typed_and_not_retried() {
 async fn token_failures_are_typed() {
     let (sandbox, client, _) = setup().await;
     sandbox.inject(Route::Token, Fault::status(400));
-    let err = client
-        .reply(&incoming(&sandbox), json!({"type": "message"}))
-        .await
-        .unwrap_err();
+    let err = reply_err(&client, &sandbox).await;
     assert_eq!(err.kind(), ConnectorErrorKind::Token);
     let source = std::error::Error::source(&err).unwrap();
     assert!(source.downcast_ref::<botauth_core::Error>().is_some());
