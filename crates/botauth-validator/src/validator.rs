@@ -103,7 +103,8 @@ impl ValidatorBuilder {
     /// A builder from botauth's configuration model (any dialect): the app id is `client_id`;
     /// `inbound` chooses the profiles — Bot Service of the configured cloud (with
     /// `BOTAUTH_METADATA_URL` as its metadata when set), Entra tenants, the emulator (with the
-    /// bot's tenant) — and carries extra audiences, allowed callers and strict endorsements.
+    /// bot's tenant), skills (callers from `allowed_callers`, required) — and carries extra
+    /// audiences, allowed callers and strict endorsements.
     pub fn from_config(config: &BotAuthConfig) -> Result<Self> {
         let app_id = config
             .client_id
@@ -146,6 +147,23 @@ impl ValidatorBuilder {
                 emulator = emulator.tenant(tenant);
             }
             builder = builder.emulator(emulator);
+        }
+        if inbound.skills {
+            if inbound.allowed_callers.is_empty() {
+                return Err(Error::config(
+                    "inbound.allowed_callers",
+                    "inbound.skills needs the calling bots' app ids (or `*` to accept any bot)",
+                ));
+            }
+            let mut skills = SkillProfile::new(AllowedCallers::from_list(
+                inbound.allowed_callers.iter().cloned(),
+            ))
+            .authority_host(authority)
+            .v1_issuer_host(v1_host);
+            if let Some(tenant) = &config.tenant_id {
+                skills = skills.tenant(tenant);
+            }
+            builder = builder.skills(skills);
         }
         for audience in &inbound.extra_audiences {
             builder = builder.audience(audience);

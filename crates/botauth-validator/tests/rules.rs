@@ -702,6 +702,45 @@ async fn emulator_and_skills_are_off_by_default_and_follow_their_rules() {
 }
 
 #[tokio::test]
+async fn skills_from_the_configuration_file() {
+    let env = Env::start().await;
+    let url = env.sandbox.url();
+    let bf = botauth_validator::BOT_FRAMEWORK_TENANTS[0];
+    let h = entra_header(&env);
+    let token = |caller: &str| {
+        let mut c = entra_claims(&env, format!("{url}/{bf}/v2.0"), "2.0", caller);
+        c["tid"] = json!(bf);
+        env.sandbox.sign_with_entra_key(&h, &c)
+    };
+    let file = |inbound: &str| {
+        botauth_core::BotAuthConfig::from_toml_str(&format!(
+            "client_id = \"{APP}\"\ntenant_id = \"{TENANT}\"\n\
+             cloud = {{ authority_host = \"{url}\", bot_connector_scope = \"https://api.botframework.com/.default\", \
+             bot_service_metadata_url = \"{url}/botservice/v1/.well-known/openidconfiguration\", \
+             bot_service_issuer = \"https://api.botframework.com\", federation_audience = \"api://AzureADTokenExchange\" }}\n\
+             [[credentials]]\ntype = \"client_secret\"\nsecret = \"unused~secret\"\n\
+             [inbound]\n{inbound}\n"
+        ))
+        .unwrap()
+    };
+    let config = file("skills = true\nallowed_callers = [\"parent-bot\"]");
+    let v = Validator::from_config(&config).unwrap();
+    let claims = v.validate(&token("parent-bot"), teams()).await.unwrap();
+    assert_eq!(claims.profile(), ProfileKind::Skill);
+    assert_eq!(claims.app_id(), Some("parent-bot"));
+    assert_eq!(kind(&v, &token("stranger")).await, ErrorKind::Caller);
+    // Off by default, and on without callers is a configuration error naming the key.
+    let off = Validator::from_config(&file("allowed_callers = [\"parent-bot\"]")).unwrap();
+    assert_eq!(kind(&off, &token("parent-bot")).await, ErrorKind::Issuer);
+    match Validator::from_config(&file("skills = true")).unwrap_err() {
+        botauth_validator::Error::Config { key, .. } => {
+            assert_eq!(key, "inbound.allowed_callers")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn no_process_global_issuer_list() {
     // Accepting a token in one validator never widens another (the Bot Framework SDK bug).
     let env = Env::start().await;

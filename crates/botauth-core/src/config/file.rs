@@ -330,6 +330,7 @@ const MODEL_WORDS: &[&str] = &[
     "emulator",
     "extra_audiences",
     "allowed_callers",
+    "skills",
     "strict_endorsements",
     "metadata_url",
     // CloudEndpoints

@@ -202,6 +202,8 @@ pub struct InboundConfig {
     pub extra_audiences: Vec<String>,
     /// Caller app ids allowed for Entra and skill tokens (`*` only when set explicitly).
     pub allowed_callers: Vec<String>,
+    /// Accept skill calls from the bots in `allowed_callers` (which must then be non-empty).
+    pub skills: bool,
     /// Reject keys without endorsements (strict mode).
     pub strict_endorsements: bool,
     /// Override of the Bot Service metadata URL (local development, custom clouds).
@@ -216,6 +218,7 @@ impl Default for InboundConfig {
             emulator: false,
             extra_audiences: Vec::new(),
             allowed_callers: Vec::new(),
+            skills: false,
             strict_endorsements: false,
             metadata_url: None,
         }
