@@ -150,14 +150,8 @@ impl ConnectorClientBuilder {
     /// [`Error::Config`] naming `allowed_service_urls` for an unusable allow-list entry; a
     /// credential error when the HTTP client cannot be built (TLS set-up).
     pub fn build(mut self) -> Result<ConnectorClient> {
-        for entry in &self.extra {
-            self.allow.allow(entry).map_err(|e| {
-                Error::config(
-                    "allowed_service_urls",
-                    format!("an allow-list entry is not usable: {e}"),
-                )
-            })?;
-        }
+        self.allow
+            .allow_entries("allowed_service_urls", &self.extra)?;
         let http = build_client(&self.options)?;
         Ok(ConnectorClient {
             inner: Arc::new(Inner {
@@ -295,8 +289,7 @@ impl ConnectorClient {
         incoming: &Value,
         reply: Value,
     ) -> Result<ResourceResponse, ConnectorError> {
-        let target = Target::reply_to_activity(incoming)?;
-        self.send(&target, &address_reply(incoming, reply)).await
+        self.reply_as(incoming, reply, Audience::BotConnector).await
     }
 
     /// Replies to an activity the validator accepted. The token's audience follows the caller:
@@ -314,9 +307,17 @@ impl ConnectorClient {
         reply: Value,
     ) -> Result<ResourceResponse, ConnectorError> {
         let audience = crate::audience_for(incoming.claims())?;
-        let target = Target::reply_to_activity(incoming.activity())?.audience(audience);
-        self.send(&target, &address_reply(incoming.activity(), reply))
-            .await
+        self.reply_as(incoming.activity(), reply, audience).await
+    }
+
+    async fn reply_as(
+        &self,
+        incoming: &Value,
+        reply: Value,
+        audience: Audience,
+    ) -> Result<ResourceResponse, ConnectorError> {
+        let target = Target::reply_to_activity(incoming)?.audience(audience);
+        self.send(&target, &address_reply(incoming, reply)).await
     }
 
     /// Sends `activity` to `target`.

@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use crate::config::validate::is_loopback;
+
 /// The hosts every bot may send its token to (PROTOCOL §6): the Bot Connector of the three clouds
 /// and the Teams service.
 pub const DEFAULT_ALLOWED_HOSTS: [&str; 4] = [
@@ -214,6 +216,30 @@ impl ServiceUrlAllowList {
             self.patterns.push(pattern);
         }
         Ok(self)
+    }
+
+    /// Adds configuration entries (`key` names the setting they came from).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) naming `key` and the position of the first unusable
+    /// entry (not its text, which may be a mistyped secret).
+    pub fn allow_entries(&mut self, key: &str, entries: &[String]) -> crate::Result<()> {
+        for (i, entry) in entries.iter().enumerate() {
+            self.allow(entry).map_err(|e| {
+                let hint = match e.kind() {
+                    ServiceUrlErrorKind::NotHttps => {
+                        "plain http is accepted only for loopback hosts"
+                    }
+                    _ => {
+                        "give a host (`bots.contoso.com`), a wildcard host (`*.contoso.com`, not \
+                         under a shared hosting suffix), optionally with `:port`, or an https URL"
+                    }
+                };
+                crate::Error::config(key, format!("entry {} is not usable: {hint}", i + 1))
+            })?;
+        }
+        Ok(())
     }
 
     /// Checks a service URL and returns its canonical form (ending in `/`).
@@ -428,15 +454,6 @@ fn canonical_host(url: &url::Url, parts: &RawParts<'_>) -> Result<String, Servic
         _ => {}
     }
     Ok(host.to_ascii_lowercase())
-}
-
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
 }
 
 fn path_has_prefix(path: &str, prefix: &str) -> bool {

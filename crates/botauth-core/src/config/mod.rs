@@ -3,7 +3,7 @@
 mod env;
 mod file;
 mod model;
-mod validate;
+pub(crate) mod validate;
 
 pub use env::EnvVars;
 pub use model::{

@@ -98,26 +98,7 @@ pub(crate) fn validate(config: &BotAuthConfig, keys: &KeyNames) -> Result<()> {
 /// Checks service-URL allow-list entries (PROTOCOL §6, outbound guard) when the configuration is
 /// read, so a typo fails at start-up naming `key` rather than at the first reply.
 pub(crate) fn check_service_url_entries(key: &str, entries: &[String]) -> Result<()> {
-    let mut list = crate::service_url::ServiceUrlAllowList::empty();
-    for (i, entry) in entries.iter().enumerate() {
-        list.allow(entry).map_err(|e| {
-            Error::config(
-                key,
-                format!(
-                    "entry {} is not usable: {}",
-                    i + 1,
-                    match e.kind() {
-                        crate::service_url::ServiceUrlErrorKind::NotHttps =>
-                            "plain http is accepted only for loopback hosts",
-                        _ =>
-                            "give a host (`bots.contoso.com`), a wildcard host (`*.contoso.com`), \
-                             optionally with `:port`, or an https URL",
-                    }
-                ),
-            )
-        })?;
-    }
-    Ok(())
+    crate::service_url::ServiceUrlAllowList::empty().allow_entries(key, entries)
 }
 
 /// Validates a tenant id, naming `key` (the dialect's key) on failure.
@@ -236,12 +217,10 @@ pub(crate) fn parse_endpoint_url(key: &str, value: &str) -> Result<EndpointUrl> 
     if url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
         return Err(bad());
     }
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => return Err(bad()),
-    };
+    if url.host().is_none() {
+        return Err(bad());
+    }
+    let loopback = is_loopback(&url);
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}
@@ -257,6 +236,17 @@ pub(crate) fn parse_endpoint_url(key: &str, value: &str) -> Result<EndpointUrl> 
         origin: url.origin().ascii_serialization(),
         path: url.path().trim_end_matches('/').to_owned(),
     })
+}
+
+/// Whether `url`'s host is loopback: `localhost`, 127.0.0.0/8 or `[::1]` — the hosts plain
+/// `http` is accepted for (local development and tests).
+pub(crate) fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// Checks an endpoint URL against PROTOCOL §2's rule (`https`, or plain `http` for loopback hosts
