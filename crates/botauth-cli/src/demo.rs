@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use botauth::validator::Validator;
-use botauth::{BotAuth, BotAuthConfig, TokenSource};
-use botauth_echo_bot::{EchoBot, MESSAGES_PATH};
+use botauth::{BotAuthConfig, TokenSource};
+use botauth_echo_bot::{EchoBot, MESSAGES_PATH, SetupError};
 use botauth_sandbox::{ChannelTokenClaims, Delivery, DemoCredential, Sandbox};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
@@ -71,6 +70,15 @@ pub(crate) enum DemoError {
 impl From<botauth::Error> for DemoError {
     fn from(e: botauth::Error) -> Self {
         DemoError::Botauth(e)
+    }
+}
+
+impl From<SetupError> for DemoError {
+    fn from(e: SetupError) -> Self {
+        match e {
+            SetupError::Outbound(e) => DemoError::Botauth(e),
+            other => DemoError::Check(format!("cannot build the echo bot: {other}")),
+        }
     }
 }
 
@@ -150,9 +158,9 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
         .ok_or_else(|| DemoError::Check("the configuration has no app id".into()))?;
     // The managed identity endpoint is detected from the same variables, not the process's.
     let builder = botauth::CredentialBuilder::new().env(vars().collect());
-    let validator = Validator::from_config(&config)
-        .map_err(|e| DemoError::Check(format!("cannot build the validator: {e}")))?;
-    let auth = BotAuth::with_builder(config, &builder)?;
+    let bot = EchoBot::from_config(config, &builder)?;
+    // The bot's own token manager: the cache steps below look at the cache its replies use.
+    let auth = bot.auth().clone();
     println!(
         "  credential: {}; scope: {}",
         auth.tokens().credential(),
@@ -167,8 +175,6 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
         _ => "Entra's token endpoint (client credentials)",
     };
 
-    let bot = EchoBot::new(auth.clone(), validator)
-        .map_err(|e| DemoError::Check(format!("cannot build the echo bot: {e}")))?;
     let addr = bot
         .spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .await
