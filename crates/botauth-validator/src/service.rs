@@ -105,13 +105,10 @@ where
             let (mut parts, body) = request.into_parts();
             // The header is judged before the body is read: an unauthenticated caller cannot
             // make us buffer anything.
-            let header = match authorization(&parts.headers) {
-                Ok(h) => h.to_owned(),
+            let token = match authorization(&parts.headers).and_then(crate::token::bearer) {
+                Ok(token) => token.to_owned(),
                 Err(e) => return Ok(rejection(&e)),
             };
-            if let Err(e) = crate::token::bearer(&header) {
-                return Ok(rejection(&e));
-            }
             let bytes = match Limited::new(body, limit).collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(e) if e.is::<LengthLimitError>() => {
@@ -135,7 +132,7 @@ where
             // Absent fields become "" so that they match no claim: the layer always checks.
             let text = |name: &str| activity.get(name).and_then(Value::as_str).unwrap_or("");
             let info = ActivityInfo::new(text("serviceUrl"), text("channelId"));
-            let claims = match validator.validate_header(Some(&header), info).await {
+            let claims = match validator.validate(&token, info).await {
                 Ok(claims) => claims,
                 Err(e) => return Ok(rejection(&e)),
             };

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::claims::{BotClaims, Parts};
 use crate::error::{Error, Result};
-use crate::keys::{KeyCache, KeyTiming, parse_jwks};
+use crate::keys::{Jwk, KeyCache, KeyTiming, parse_jwks};
 use crate::profile::{
     AllowedCallers, BotServiceProfile, EmulatorProfile, EntraHosts, EntraProfile, ProfileKind,
     SkillProfile, bot_framework_tenants,
@@ -645,18 +645,31 @@ impl Validator {
         let now = unix(now);
         let check = || -> Result<()> {
             rules::check_time(now, v.nbf, v.exp, inner.skew)?;
-            if let (Some(claim), Some(activity)) = (v.claims.service_url(), activity.service_url) {
-                if !rules::same_service_url(claim, activity) {
-                    return Err(Error::ServiceUrl);
-                }
-            }
-            rules::check_endorsements(
-                key.endorsements(),
-                activity.channel_id,
-                self.strict_for(v.claims.profile()),
-            )
+            self.activity_rules(v.claims.service_url(), key, v.claims.profile(), activity)
         };
         Some(check().map(|()| v.claims.clone()))
+    }
+
+    /// The rules that depend on the activity (PROTOCOL §6 rules 6 and 7), the same on the full
+    /// check and on a cache hit: `serviceurl` equals the activity's `serviceUrl`, and the signing
+    /// key endorses its channel.
+    fn activity_rules(
+        &self,
+        service_url: Option<&str>,
+        key: &Jwk,
+        profile: ProfileKind,
+        activity: ActivityInfo<'_>,
+    ) -> Result<()> {
+        if let (Some(claim), Some(activity)) = (service_url, activity.service_url) {
+            if !rules::same_service_url(claim, activity) {
+                return Err(Error::ServiceUrl);
+            }
+        }
+        rules::check_endorsements(
+            key.endorsements(),
+            activity.channel_id,
+            self.strict_for(profile),
+        )
     }
 
     /// The full check: parse, header rules, claims, key, signature, profile rules.
@@ -720,16 +733,7 @@ impl Validator {
         let (key, generation) = keys.key(&parsed.kid).await?;
         key.verify(parsed.alg, parsed.signing_input, &parsed.signature)?;
 
-        if let (Some(claim), Some(activity)) = (service_url, activity.service_url) {
-            if !rules::same_service_url(claim, activity) {
-                return Err(Error::ServiceUrl);
-            }
-        }
-        rules::check_endorsements(
-            key.endorsements(),
-            activity.channel_id,
-            self.strict_for(profile),
-        )?;
+        self.activity_rules(service_url, &key, profile, activity)?;
 
         let service_url = service_url.map(str::to_owned);
         let issuer = iss.to_owned();
