@@ -158,11 +158,10 @@ impl Cloud {
             "china" | "azurechina" | "azurechinacloud" | "https://botframework.azure.cn" => {
                 Ok(Cloud::China)
             }
+            // The value is not repeated: a secret pasted into the wrong key must not reach logs.
             _ => Err(Error::config(
                 "cloud",
-                format!(
-                    "unknown cloud `{name}`: use public, usgov or china, or give custom endpoints"
-                ),
+                "is not a known cloud: use public, usgov or china, or give custom endpoints",
             )),
         }
     }

@@ -2377,7 +2377,7 @@ mod tests {
     #[test]
     fn errors_never_print_secrets() {
         // A secret pasted into the wrong key must not come back in the error message.
-        let cases: [&[(&str, &str)]; 3] = [
+        let cases: [&[(&str, &str)]; 5] = [
             &[
                 ("MicrosoftAppId", APP),
                 ("MicrosoftAppPassword", SECRET),
@@ -2395,6 +2395,19 @@ mod tests {
                 ("CLIENT_SECRET", SECRET),
                 ("TENANT_ID", TENANT),
                 ("BOTAUTH_METADATA_URL", "http://s3cr3t~Value+/="),
+            ],
+            &[
+                ("CLIENT_ID", APP),
+                ("CLIENT_SECRET", SECRET),
+                ("TENANT_ID", TENANT),
+                ("BOTAUTH_CLOUD", "s3cr3t~Value+/="),
+            ],
+            &[
+                ("MicrosoftAppId", APP),
+                ("MicrosoftAppPassword", SECRET),
+                ("MicrosoftAppTenantId", TENANT),
+                ("MicrosoftAppType", "SingleTenant"),
+                ("ChannelService", "s3cr3t~Value+/="),
             ],
         ];
         for vars in cases {
