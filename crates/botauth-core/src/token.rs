@@ -125,6 +125,22 @@ impl TokenRequest {
         scopes.retain(|s| !s.is_empty());
         scopes
     }
+
+    /// [`normalized_scopes`](Self::normalized_scopes), which must not be empty.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) naming `scope` when no scope was requested.
+    pub fn required_scopes(&self) -> crate::Result<Vec<String>> {
+        let scopes = self.normalized_scopes();
+        if scopes.is_empty() {
+            return Err(crate::Error::config(
+                "scope",
+                "no scope requested: the Bot Connector scope is https://api.botframework.com/.default",
+            ));
+        }
+        Ok(scopes)
+    }
 }
 
 #[cfg(test)]

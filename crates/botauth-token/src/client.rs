@@ -219,13 +219,7 @@ impl ClientCredentialsClient {
             }
             None => self.tenant_id.as_str(),
         };
-        let scopes = request.normalized_scopes();
-        if scopes.is_empty() {
-            return Err(Error::config(
-                "scope",
-                "no scope requested: the Bot Connector scope is https://api.botframework.com/.default",
-            ));
-        }
+        let scopes = request.required_scopes()?;
         let endpoint = self.token_endpoint(Some(tenant));
         match self.post(&endpoint, &scopes).await {
             Err(Error::Entra(e)) => {

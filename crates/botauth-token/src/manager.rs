@@ -317,13 +317,7 @@ impl Inner {
         if let Some(slot) = self.find(request) {
             return Ok(slot);
         }
-        let scopes = request.normalized_scopes();
-        if scopes.is_empty() {
-            return Err(Error::config(
-                "scope",
-                "no scope requested: the Bot Connector scope is https://api.botframework.com/.default",
-            ));
-        }
+        let scopes = request.required_scopes()?;
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
         if let Some(slot) = slots.iter().find(|s| s.matches(request)) {
             return Ok(slot.clone());
