@@ -9,7 +9,7 @@ use botauth_core::{
     AssertionRequest, ClientAssertionSource, Clock, Cloud, EntraError, Result, Secret, SystemClock,
     TokenRequest,
 };
-use botauth_token::{ManagerOptions, TokenManager};
+use botauth_token::TokenManager;
 
 use crate::ManagedIdentityCredential;
 
@@ -54,12 +54,10 @@ impl ManagedIdentityAssertion {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let audience = audience.into();
-        let mut options = ManagerOptions::default();
-        // The managed identity credential runs PROTOCOL §4's retry schedule itself.
-        options.max_retries = 0;
+        // No retries added by the manager: the credential says it runs PROTOCOL §4's retry
+        // schedule itself (`CredentialInfo::retries_internally`).
         let tokens = TokenManager::builder(Arc::new(credential))
             .clock(clock)
-            .options(options)
             .build();
         let scope = format!("{}/.default", audience.trim_end_matches('/'));
         ManagedIdentityAssertion {

@@ -281,35 +281,35 @@ impl ManagedIdentityCredential {
         let resource = resource(request)?;
         let source = self.endpoint.source;
         let mut schedule = Schedule::new(&self.retry, source, self.clock.now());
+        // The request depends only on the endpoint, the resource and the identity: build it once.
+        let built = self.build_request(&resource)?;
+        let endpoint = built.endpoint();
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let built = self.build_request(&resource)?;
-            let endpoint = built.endpoint();
             tracing::debug!(%source, endpoint, attempt, "requesting a managed identity token");
-            let outcome = match self.send(&built).await {
+            let failed = match self.send(&built).await {
                 Ok(response) if response.status == 200 => {
                     return response::parse(&endpoint, &response.body, self.clock.now());
                 }
-                Ok(response) => Err(response),
-                Err(SendError::Timeout(after)) => Ok(after),
+                Ok(response) => Failed::Answer(response),
+                Err(SendError::Timeout(after)) => Failed::TimedOut(after),
                 Err(SendError::Connect(cause)) => return Err(self.unreachable(&endpoint, cause)),
                 Err(SendError::Other(e)) => return Err(e),
             };
-            let now = self.clock.now();
-            let retry = match &outcome {
-                Err(r) => Outcome::Status(r.status, r.retry_after),
-                Ok(_) => Outcome::Timeout,
+            let retry = match &failed {
+                Failed::Answer(r) => Outcome::Status(r.status, r.retry_after),
+                Failed::TimedOut(_) => Outcome::Timeout,
             };
-            match schedule.next(retry, now) {
+            match schedule.next(retry, self.clock.now()) {
                 Decision::Retry(wait) => {
                     tracing::info!(%source, attempt, wait_ms = wait.as_millis() as u64, ?retry, "managed identity request failed; retrying");
                     self.clock.sleep(wait).await;
                 }
                 Decision::GiveUp => {
-                    return Err(match outcome {
-                        Err(response) => self.failure(&endpoint, &response),
-                        Ok(after) => Error::Timeout { endpoint, after },
+                    return Err(match failed {
+                        Failed::Answer(response) => self.failure(&endpoint, &response),
+                        Failed::TimedOut(after) => Error::Timeout { endpoint, after },
                     });
                 }
             }
@@ -453,6 +453,14 @@ impl ManagedIdentityCredential {
     }
 }
 
+/// An attempt that did not produce a token but may be retried.
+enum Failed {
+    /// The endpoint answered with a status other than 200.
+    Answer(Response),
+    /// No answer in time.
+    TimedOut(std::time::Duration),
+}
+
 /// The one resource of a managed identity request: its scope without `/.default`.
 pub(crate) fn resource(request: &TokenRequest) -> Result<String> {
     if request.tenant_id.is_some() {
@@ -461,12 +469,8 @@ pub(crate) fn resource(request: &TokenRequest) -> Result<String> {
             "a managed identity issues tokens in its own tenant only: do not set a tenant on the request",
         ));
     }
-    let scopes = request.normalized_scopes();
+    let scopes = request.required_scopes()?;
     match scopes.as_slice() {
-        [] => Err(Error::config(
-            "scope",
-            "no scope requested: the Bot Connector scope is https://api.botframework.com/.default",
-        )),
         [scope] => {
             let resource = scope.strip_suffix("/.default").unwrap_or(scope);
             if resource.is_empty() {

@@ -81,17 +81,11 @@ pub(crate) enum SendError {
     Other(Error),
 }
 
-/// Builds the HTTP client for managed identity endpoints: bounded timeouts, no redirects, and
-/// **no proxy**: these endpoints are on the host itself and a proxy would see the identity secret.
+/// Builds the HTTP client for managed identity endpoints: botauth's client (bounded timeouts, no
+/// redirects) with **no proxy** whatever the environment says — these endpoints are on the host
+/// itself and a proxy would see the identity secret.
 pub(crate) fn build_client(options: &HttpOptions) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(options.connect_timeout)
-        .timeout(options.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .user_agent(concat!("botauth/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Error::credential_with_source("could not build the HTTP client", e))
+    botauth_token::http::build_client_with_env(options, &|_| None)
 }
 
 /// Sends `request` with reqwest.
