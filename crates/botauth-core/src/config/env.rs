@@ -286,30 +286,27 @@ impl Draft {
 ///
 /// `BOTAUTH_CLOUD` replaces the dialect's cloud (scopes, metadata, audience) but keeps a custom
 /// authority the dialect gave; `BOTAUTH_AUTHORITY_HOST` replaces any authority.
-fn finish(draft: Draft, env: &EnvVars) -> Result<BotAuthConfig> {
+fn finish(mut draft: Draft, env: &EnvVars) -> Result<BotAuthConfig> {
+    let cloud = env
+        .get(BOTAUTH_CLOUD)
+        .map(|name| Cloud::from_name(name).map_err(|e| rekey(e, BOTAUTH_CLOUD)))
+        .transpose()?;
+    if let Some(host) = env.get(BOTAUTH_AUTHORITY_HOST) {
+        match cloud {
+            // As the dialects' own authority keys: a known cloud's host selects that cloud.
+            None => draft.authority(BOTAUTH_AUTHORITY_HOST, host)?,
+            // BOTAUTH_CLOUD decides the cloud; the host is only its authority.
+            Some(_) => draft.authority = Some(check_endpoint_url(BOTAUTH_AUTHORITY_HOST, host)?),
+        }
+    }
     let Draft {
         mut config,
         authority,
         keys,
     } = draft;
-    if let Some(name) = env.get(BOTAUTH_CLOUD) {
-        config.cloud = Cloud::from_name(name).map_err(|e| rekey(e, BOTAUTH_CLOUD))?;
+    if let Some(cloud) = cloud {
+        config.cloud = cloud;
     }
-    let authority = match env.get(BOTAUTH_AUTHORITY_HOST) {
-        Some(v) => {
-            let host = check_endpoint_url(BOTAUTH_AUTHORITY_HOST, v)?;
-            // A known cloud's authority selects that cloud (scope, metadata, issuer) unless
-            // BOTAUTH_CLOUD says otherwise: the dialects' own authority keys behave the same.
-            match known_cloud(&host) {
-                Some(cloud) if env.get(BOTAUTH_CLOUD).is_none() => {
-                    config.cloud = cloud;
-                    None
-                }
-                _ => Some(host),
-            }
-        }
-        None => authority,
-    };
     if let Some(host) = authority {
         if !host.eq_ignore_ascii_case(config.cloud.authority_host()) {
             config.cloud = config.cloud.with_authority_host(host);
