@@ -130,13 +130,13 @@ async fn native_toml_file() {
             r#"
 client_id = "{DEMO_CLIENT_ID}"
 tenant_id = "{DEMO_TENANT_ID}"
-cloud = {{ authority_host = "{url}", bot_connector_scope = "https://api.botframework.com/.default", bot_service_metadata_url = "{url}/botservice/v1/.well-known/openidconfiguration", bot_service_issuer = "https://api.botframework.com", federation_audience = "api://AzureADTokenExchange" }}
+{cloud}
 
 [[credentials]]
 type = "client_secret"
 secret = "{DEMO_CLIENT_SECRET}"
 "#,
-            url = s.url()
+            cloud = s.cloud_toml()
         ),
     )
     .unwrap();

@@ -319,7 +319,7 @@ async fn appsettings_json_and_native_toml() {
             r#"
 client_id = "{DEMO_CLIENT_ID}"
 tenant_id = "{DEMO_TENANT_ID}"
-cloud = {{ authority_host = "{url}", bot_connector_scope = "https://api.botframework.com/.default", bot_service_metadata_url = "{url}/botservice/v1/.well-known/openidconfiguration", bot_service_issuer = "https://api.botframework.com", federation_audience = "api://AzureADTokenExchange" }}
+{cloud}
 
 [[credentials]]
 type = "certificate"
@@ -328,7 +328,7 @@ key_path = "{key}"
 algorithm = "PS256"
 send_x5c = true
 "#,
-            url = sb.url(),
+            cloud = sb.cloud_toml(),
             cert = fixture("chain.pem"),
             key = fixture("leaf.key"),
         ),

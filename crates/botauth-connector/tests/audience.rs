@@ -16,13 +16,10 @@ async fn skill_callers_get_their_own_audience_channels_the_connector() {
     let sandbox = Sandbox::start().await.unwrap();
     let url = sandbox.url();
     let config = BotAuthConfig::from_toml_str(&format!(
-        "client_id = \"{APP}\"\ntenant_id = \"11111111-2222-3333-4444-555555555555\"\n\
-         cloud = {{ authority_host = \"{url}\", bot_connector_scope = \"https://api.botframework.com/.default\", \
-         bot_service_metadata_url = \"{}\", bot_service_issuer = \"https://api.botframework.com\", \
-         federation_audience = \"api://AzureADTokenExchange\" }}\n\
+        "client_id = \"{APP}\"\ntenant_id = \"11111111-2222-3333-4444-555555555555\"\n{}\n\
          [[credentials]]\ntype = \"client_secret\"\nsecret = \"unused~secret\"\n\
          [inbound]\nskills = true\nallowed_callers = [\"parent-bot\"]\n",
-        sandbox.bot_service_metadata_url()
+        sandbox.cloud_toml()
     ))
     .unwrap();
     let validator = Validator::from_config(&config).unwrap();

@@ -474,6 +474,20 @@ impl Sandbox {
         BOT_SERVICE_ISSUER
     }
 
+    /// The `cloud = { … }` line of botauth's file format for this sandbox: a custom cloud whose
+    /// authority and Bot Service metadata are the sandbox, with the public cloud's Bot Connector
+    /// scope, Bot Service issuer and federation audience.
+    pub fn cloud_toml(&self) -> String {
+        format!(
+            "cloud = {{ authority_host = \"{}\", bot_connector_scope = \"https://api.botframework.com/.default\", \
+             bot_service_metadata_url = \"{}\", bot_service_issuer = \"{}\", \
+             federation_audience = \"api://AzureADTokenExchange\" }}",
+            self.url(),
+            self.bot_service_metadata_url(),
+            self.bot_service_issuer()
+        )
+    }
+
     /// An RS256 channel token signed by the current Bot Service key (header `kid` names it).
     pub fn mint_channel_token(&self, claims: ChannelTokenClaims) -> String {
         let key = self.shared.lock().bot.current();

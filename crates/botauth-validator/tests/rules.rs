@@ -714,12 +714,10 @@ async fn skills_from_the_configuration_file() {
     };
     let file = |inbound: &str| {
         botauth_core::BotAuthConfig::from_toml_str(&format!(
-            "client_id = \"{APP}\"\ntenant_id = \"{TENANT}\"\n\
-             cloud = {{ authority_host = \"{url}\", bot_connector_scope = \"https://api.botframework.com/.default\", \
-             bot_service_metadata_url = \"{url}/botservice/v1/.well-known/openidconfiguration\", \
-             bot_service_issuer = \"https://api.botframework.com\", federation_audience = \"api://AzureADTokenExchange\" }}\n\
+            "client_id = \"{APP}\"\ntenant_id = \"{TENANT}\"\n{cloud}\n\
              [[credentials]]\ntype = \"client_secret\"\nsecret = \"unused~secret\"\n\
-             [inbound]\n{inbound}\n"
+             [inbound]\n{inbound}\n",
+            cloud = env.sandbox.cloud_toml()
         ))
         .unwrap()
     };
