@@ -37,14 +37,7 @@ pub(crate) fn run(args: ThumbprintArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let mut line = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                line.push_str(": ");
-                line.push_str(&s.to_string());
-                source = s.source();
-            }
-            eprintln!("botauth: error: {}", line.replace(['\r', '\n'], " "));
+            eprintln!("botauth: error: {}", crate::error_line(&e));
             ExitCode::from(1)
         }
     }

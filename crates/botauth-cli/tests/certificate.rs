@@ -156,25 +156,21 @@ async fn token_with_a_certificate_configuration() {
     );
     let url = sandbox.url() + "/";
     let pfx = fixture("rsa2048.3des.pfx");
-    let out = tokio::task::spawn_blocking(move || {
-        let env = [
-            ("AzureAd__Instance", url.as_str()),
-            ("AzureAd__TenantId", DEMO_TENANT_ID),
-            ("AzureAd__ClientId", DEMO_CLIENT_ID),
-            ("AzureAd__ClientCredentials__0__SourceType", "Path"),
-            (
-                "AzureAd__ClientCredentials__0__CertificateDiskPath",
-                pfx.as_str(),
-            ),
-            (
-                "AzureAd__ClientCredentials__0__CertificatePassword",
-                PASSWORD,
-            ),
-        ];
-        run(&["token"], &env)
-    })
-    .await
-    .unwrap();
+    let env = vec![
+        ("AzureAd__Instance", url),
+        ("AzureAd__TenantId", DEMO_TENANT_ID.to_owned()),
+        ("AzureAd__ClientId", DEMO_CLIENT_ID.to_owned()),
+        (
+            "AzureAd__ClientCredentials__0__SourceType",
+            "Path".to_owned(),
+        ),
+        ("AzureAd__ClientCredentials__0__CertificateDiskPath", pfx),
+        (
+            "AzureAd__ClientCredentials__0__CertificatePassword",
+            PASSWORD.to_owned(),
+        ),
+    ];
+    let out = common::run(&["token"], env).await;
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["credential"], "certificate");
