@@ -58,13 +58,25 @@ pub(crate) fn sign_jws(
     alg: Alg,
     key: &PKeyRef<Private>,
 ) -> Result<String, ErrorStack> {
+    sign_with(header, claims, MessageDigest::sha256(), alg == Alg::Ps256, key)
+}
+
+/// The one place that signs: RSA with `digest`, PKCS#1 v1.5 or (with `pss`) PSS with a
+/// digest-length salt, over `b64url(header).b64url(claims)`.
+pub(crate) fn sign_with(
+    header: &Value,
+    claims: &Value,
+    digest: MessageDigest,
+    pss: bool,
+    key: &PKeyRef<Private>,
+) -> Result<String, ErrorStack> {
     let signing_input = format!(
         "{}.{}",
         b64url(header.to_string().as_bytes()),
         b64url(claims.to_string().as_bytes())
     );
-    let mut signer = Signer::new(MessageDigest::sha256(), key)?;
-    if alg == Alg::Ps256 {
+    let mut signer = Signer::new(digest, key)?;
+    if pss {
         signer.set_rsa_padding(Padding::PKCS1_PSS)?;
         signer.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
     }
@@ -188,6 +200,16 @@ impl SigningKey {
         let header = json!({"typ": "JWT", "alg": Alg::Rs256.name(), "kid": self.kid});
         // Signing with a well-formed in-memory RSA key only fails when OpenSSL cannot allocate.
         sign_jws(&header, claims, Alg::Rs256, &self.key).expect("RSA signing failed")
+    }
+
+    /// Verifies a token this key signed and whose `exp` has not passed; returns its claims.
+    pub(crate) fn verify_unexpired(&self, token: &str) -> Result<Value, String> {
+        let jws = self.verify(token)?;
+        let exp = jws.claim_i64("exp").ok_or("no integer exp claim")?;
+        if exp <= crate::clock::unix_now() {
+            return Err("token has expired".into());
+        }
+        Ok(Value::Object(jws.claims))
     }
 
     /// Verifies a token this key signed (RS256 only) and returns it parsed.

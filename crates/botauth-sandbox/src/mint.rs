@@ -3,40 +3,23 @@
 
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKeyRef, Private};
-use openssl::rsa::Padding;
-use openssl::sign::{RsaPssSaltlen, Signer};
 use serde_json::Value;
 
 use crate::Sandbox;
-use crate::jwt::b64url;
+use crate::jwt::sign_with;
 
 /// Signs `header.claims` exactly as given. The signature follows the header's `alg` when it is
 /// RS256, RS384, RS512 or PS256, and is RS256 for anything else (`none`, `HS256`, …), so a
 /// validator must reject those on the header alone.
 fn sign_as_given(key: &PKeyRef<Private>, header: &Value, claims: &Value) -> String {
-    let signing_input = format!(
-        "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes())
-    );
     let (digest, pss) = match header.get("alg").and_then(Value::as_str) {
         Some("RS384") => (MessageDigest::sha384(), false),
         Some("RS512") => (MessageDigest::sha512(), false),
         Some("PS256") => (MessageDigest::sha256(), true),
         _ => (MessageDigest::sha256(), false),
     };
-    let sign = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
-        let mut signer = Signer::new(digest, key)?;
-        if pss {
-            signer.set_rsa_padding(Padding::PKCS1_PSS)?;
-            signer.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
-        }
-        signer.update(signing_input.as_bytes())?;
-        signer.sign_to_vec()
-    };
     // Signing with a well-formed in-memory RSA key only fails when OpenSSL cannot allocate.
-    let signature = sign().expect("RSA signing failed");
-    format!("{signing_input}.{}", b64url(&signature))
+    sign_with(header, claims, digest, pss, key).expect("RSA signing failed")
 }
 
 impl Sandbox {
