@@ -8,16 +8,14 @@ use botauth::certificate::{CertificateAssertion, CertificateSource};
 use botauth::core::{AssertionRequest, ClientAssertionSource, EntraError};
 use botauth::token::{ClientAuth, ClientCredentialsClient};
 use botauth::{BotAuth, BotAuthConfig, CredentialProvider, Secret, TokenRequest, async_trait};
-use botauth_e2e::{CapturedLogs, assert_absent, form_encoded, jwt_and_parts};
+use botauth_e2e::{
+    CapturedLogs, FIXTURE_PFX_PASSWORD, assert_absent, fixture, form_encoded, jwt_and_parts,
+};
 use botauth_sandbox::{
     AppRegistration, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Fault, Route, Sandbox,
 };
 
-const PASSWORD: &str = "fixture-Pfx+pass/1";
-
-fn fixture(name: &str) -> String {
-    format!("{}/../fixtures/certs/{name}", env!("CARGO_MANIFEST_DIR"))
-}
+const PASSWORD: &str = FIXTURE_PFX_PASSWORD;
 
 fn read(name: &str) -> String {
     std::fs::read_to_string(fixture(name)).expect("fixture file")

@@ -2,25 +2,18 @@
 //! certificate gets a token from the sandbox, and one unchanged program switches from a secret to
 //! a certificate by its environment alone.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use botauth::certificate::{CertificateError, CertificateErrorKind};
 use botauth::{BotAuth, BotAuthConfig, Error, ErrorKind, TokenRequest};
+use botauth_e2e::{FIXTURE_PFX_PASSWORD, fixture};
 use botauth_sandbox::{
     AppRegistration, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Sandbox,
 };
 use openssl::hash::MessageDigest;
 use openssl::x509::X509;
 
-const PASSWORD: &str = "fixture-Pfx+pass/1";
-
-fn fixture(name: &str) -> String {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/certs"))
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
+const PASSWORD: &str = FIXTURE_PFX_PASSWORD;
 
 fn cert(name: &str) -> X509 {
     X509::from_pem(&std::fs::read(fixture(name)).expect("fixture")).expect("fixture")

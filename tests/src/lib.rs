@@ -12,6 +12,14 @@ use botauth_sandbox::{
 };
 use serde_json::Value;
 
+/// The password of the PFX files in `fixtures/certs/` (see `fixtures/gen-certs.sh`).
+pub const FIXTURE_PFX_PASSWORD: &str = "fixture-Pfx+pass/1";
+
+/// The path of `fixtures/certs/{name}`.
+pub fn fixture(name: &str) -> String {
+    format!("{}/../fixtures/certs/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
 /// The botas-dialect environment that points botauth at `sandbox` with the demo app's secret.
 pub fn sandbox_env(sandbox: &Sandbox) -> Vec<(String, String)> {
     vec![

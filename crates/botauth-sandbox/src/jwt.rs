@@ -58,7 +58,13 @@ pub(crate) fn sign_jws(
     alg: Alg,
     key: &PKeyRef<Private>,
 ) -> Result<String, ErrorStack> {
-    sign_with(header, claims, MessageDigest::sha256(), alg == Alg::Ps256, key)
+    sign_with(
+        header,
+        claims,
+        MessageDigest::sha256(),
+        alg == Alg::Ps256,
+        key,
+    )
 }
 
 /// The one place that signs: RSA with `digest`, PKCS#1 v1.5 or (with `pss`) PSS with a
