@@ -215,7 +215,7 @@ async fn identity_web_base64_encoded() {
 
 #[tokio::test]
 async fn identity_web_skips_a_certificate_that_cannot_load() {
-    // ClientCredentials is an ordered list: a wrong password skips to the next entry (PROTOCOL §7).
+    // ClientCredentials is an ordered list: a wrong password skips to the next entry (docs/protocol.md §7).
     let sb = sandbox().await;
     let kind = token_kind(
         &sb,

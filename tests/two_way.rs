@@ -92,7 +92,7 @@ async fn refused_activities_get_401_no_reply_and_no_token_request() {
 
     let forged = sandbox.mint_channel_token(ChannelTokenClaims::new(OTHER_BOT, &connector));
     // Issued 70 minutes ago; `exp` ten minutes past is beyond the 300 s of clock skew
-    // (PROTOCOL §6, rule 5), one minute past is within it.
+    // (docs/protocol.md §6, rule 5), one minute past is within it.
     let expired_since = |secs: u64| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

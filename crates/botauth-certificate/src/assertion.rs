@@ -1,4 +1,4 @@
-//! [`CertificateAssertion`]: the client assertion JWT of PROTOCOL §3, signed with OpenSSL, from
+//! [`CertificateAssertion`]: the client assertion JWT of docs/protocol.md §3, signed with OpenSSL, from
 //! a certificate that is reloaded when its files change.
 
 use std::fmt;
@@ -20,7 +20,7 @@ use crate::certificate::{CertificateSource, ClientCertificate, Stamp};
 use crate::error::{CertificateError, CertificateErrorKind as Kind};
 use crate::thumbprint::Thumbprints;
 
-/// An assertion is valid for ten minutes (PROTOCOL §3).
+/// An assertion is valid for ten minutes (docs/protocol.md §3).
 const LIFETIME_SECS: u64 = 600;
 
 /// The loaded certificate and the assertion header made from it (the header only changes with
@@ -95,7 +95,7 @@ impl Settings {
     }
 }
 
-/// Signs a fresh client assertion for every token request (PROTOCOL §3): header `alg` + `typ` +
+/// Signs a fresh client assertion for every token request (docs/protocol.md §3): header `alg` + `typ` +
 /// `x5t` (RS256, default) or `x5t#S256` (PS256), optionally `x5c`; claims `aud` = the token
 /// endpoint, `iss` = `sub` = the client id, a new `jti`, `nbf` = `iat` = now, `exp` = now + 600 s.
 ///

@@ -1,5 +1,5 @@
 //! [`ClientCertificate`]: a private key and its certificate chain, loaded from PEM or PFX and
-//! validated once, at load time (PROTOCOL §3).
+//! validated once, at load time (docs/protocol.md §3).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use crate::error::{CertificateError, CertificateErrorKind as Kind};
 use crate::thumbprint::{Thumbprints, parse_sha1_hex};
 
-/// Entra ID accepts RSA keys of at least this size (PROTOCOL §3).
+/// Entra ID accepts RSA keys of at least this size (docs/protocol.md §3).
 pub const MIN_RSA_BITS: u32 = 2048;
 
 /// A certificate that expires within this window is loaded with a warning.

@@ -141,7 +141,7 @@ impl CertificateError {
 }
 
 impl From<CertificateError> for Error {
-    /// Thumbprint problems are configuration errors (PROTOCOL §3); everything else is a
+    /// Thumbprint problems are configuration errors (docs/protocol.md §3); everything else is a
     /// credential that cannot be loaded, with the certificate error as its source so that
     /// [`CertificateError::kind`] stays reachable by downcasting.
     fn from(e: CertificateError) -> Self {

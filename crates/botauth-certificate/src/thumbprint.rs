@@ -1,4 +1,4 @@
-//! Certificate thumbprints (PROTOCOL §3): SHA-1 (`x5t`) and SHA-256 (`x5t#S256`) of the DER.
+//! Certificate thumbprints (docs/protocol.md §3): SHA-1 (`x5t`) and SHA-256 (`x5t#S256`) of the DER.
 
 use std::fmt;
 
@@ -65,7 +65,7 @@ impl fmt::Debug for Thumbprints {
 }
 
 /// Parses a user-supplied SHA-1 thumbprint: 40 hex characters, any case, spaces and colons
-/// ignored (PROTOCOL §3). The error never echoes the value: a value in the wrong key can be a
+/// ignored (docs/protocol.md §3). The error never echoes the value: a value in the wrong key can be a
 /// secret.
 pub fn parse_sha1_hex(text: &str) -> Result<[u8; 20], CertificateError> {
     // Copying from the Windows certificate dialog adds an invisible U+200E mark at the front.
@@ -104,7 +104,7 @@ pub fn parse_sha1_hex(text: &str) -> Result<[u8; 20], CertificateError> {
 mod tests {
     use super::*;
 
-    /// PROTOCOL §3's vector.
+    /// docs/protocol.md §3's vector.
     #[test]
     fn protocol_vector() {
         let t = Thumbprints::from_sha1_hex("84E05C1D98BCE3A5421D225B140B36E86A3D5534").unwrap();

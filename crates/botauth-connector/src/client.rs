@@ -16,13 +16,13 @@ use serde_json::Value;
 use crate::error::{ConnectorError, ConnectorErrorBody};
 use crate::target::{Audience, ResourceResponse, Target, address_reply};
 
-/// Sends activities to the Bot Connector (PROTOCOL §1): `POST {serviceUrl}v3/conversations/…`
+/// Sends activities to the Bot Connector (docs/protocol.md §1): `POST {serviceUrl}v3/conversations/…`
 /// with `Authorization: Bearer <token>` from the [`TokenManager`] (the one cache).
 ///
-/// - The token goes only to a service URL the allow-list accepts (PROTOCOL §6, outbound guard):
+/// - The token goes only to a service URL the allow-list accepts (docs/protocol.md §6, outbound guard):
 ///   the Bot Service hosts plus configured ones, `https` except loopback. A refused URL is a
 ///   [`ConnectorError::ServiceUrl`] and nothing is sent — no token is even requested.
-/// - A 401 forces one token refresh and one retry (PROTOCOL §5, `force_refresh`): the Connector
+/// - A 401 forces one token refresh and one retry (docs/protocol.md §5, `force_refresh`): the Connector
 ///   can refuse a token that looked valid, e.g. right after a credential rotation. At most one
 ///   forced refresh per scope per [`refresh_cooldown`](ConnectorClientBuilder::refresh_cooldown).
 /// - 429 and 503 are retried after `Retry-After` (never sooner than 1 s, 2 s, 4 s …), up to
@@ -98,7 +98,7 @@ impl ConnectorClientBuilder {
         self
     }
 
-    /// Replaces the allow-list (default: the Bot Service hosts of PROTOCOL §6).
+    /// Replaces the allow-list (default: the Bot Service hosts of docs/protocol.md §6).
     pub fn allow_list(mut self, allow: ServiceUrlAllowList) -> Self {
         self.allow = allow;
         self

@@ -10,7 +10,7 @@ use crate::error::ConnectorError;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Audience {
-    /// The Bot Connector of the configured cloud (PROTOCOL §2 scope table). Replies to channels.
+    /// The Bot Connector of the configured cloud (docs/protocol.md §2 scope table). Replies to channels.
     #[default]
     BotConnector,
     /// Another bot, by its app id: a skill replying to the bot that called it gets a token whose

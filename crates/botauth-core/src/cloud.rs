@@ -1,4 +1,4 @@
-//! National clouds and their endpoints (PROTOCOL §2 and §6).
+//! National clouds and their endpoints (docs/protocol.md §2 and §6).
 
 use serde::Deserialize;
 

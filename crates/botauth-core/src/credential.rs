@@ -65,7 +65,7 @@ pub struct CredentialInfo {
     /// The authority host (`https://login.microsoftonline.com`), when the credential talks to one.
     pub authority_host: Option<String>,
     /// Whether the credential already retries transient failures on its own schedule (managed
-    /// identity endpoints do, PROTOCOL §4). The token manager then adds no retry of its own, so an
+    /// identity endpoints do, docs/protocol.md §4). The token manager then adds no retry of its own, so an
     /// outage is not waited through twice.
     pub retries_internally: bool,
 }
@@ -130,7 +130,7 @@ impl fmt::Display for CredentialInfo {
     }
 }
 
-/// What a client assertion is for: the audience and subject it must carry (PROTOCOL §3).
+/// What a client assertion is for: the audience and subject it must carry (docs/protocol.md §3).
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct AssertionRequest<'a> {

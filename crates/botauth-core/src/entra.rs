@@ -1,4 +1,4 @@
-//! Entra ID (`AADSTS…`) errors and the hint botauth gives for each code (PROTOCOL §2).
+//! Entra ID (`AADSTS…`) errors and the hint botauth gives for each code (docs/protocol.md §2).
 
 use std::fmt;
 use std::time::Duration;
@@ -48,7 +48,7 @@ struct CodeInfo {
     reload_once: bool,
 }
 
-/// The table of PROTOCOL §2, plus the codes a misconfigured request commonly meets.
+/// The table of docs/protocol.md §2, plus the codes a misconfigured request commonly meets.
 const CODES: &[CodeInfo] = &[
     CodeInfo {
         codes: &[7000215],

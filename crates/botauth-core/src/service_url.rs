@@ -1,4 +1,4 @@
-//! The outbound service-URL guard (PROTOCOL §6, "Outbound guard"): the bot's Bot Connector token is
+//! The outbound service-URL guard (docs/protocol.md §6, "Outbound guard"): the bot's Bot Connector token is
 //! sent only to a `serviceUrl` whose **parsed host** is allowed.
 //!
 //! A `serviceUrl` arrives inside an activity. Even when the activity was verified, the check is the
@@ -13,7 +13,7 @@ use std::fmt;
 
 use crate::config::validate::is_loopback;
 
-/// The hosts every bot may send its token to (PROTOCOL §6): the Bot Connector of the three clouds
+/// The hosts every bot may send its token to (docs/protocol.md §6): the Bot Connector of the three clouds
 /// and the Teams service.
 pub const DEFAULT_ALLOWED_HOSTS: [&str; 4] = [
     "*.botframework.com",
@@ -171,7 +171,7 @@ impl Default for ServiceUrlAllowList {
 }
 
 impl ServiceUrlAllowList {
-    /// The Bot Service defaults of PROTOCOL §6.
+    /// The Bot Service defaults of docs/protocol.md §6.
     pub fn with_defaults() -> Self {
         let patterns = DEFAULT_ALLOWED_HOSTS
             .iter()

@@ -117,7 +117,7 @@ impl TokenRequest {
         self
     }
 
-    /// Scopes sorted and de-duplicated: the form used in cache keys and requests (PROTOCOL §5).
+    /// Scopes sorted and de-duplicated: the form used in cache keys and requests (docs/protocol.md §5).
     pub fn normalized_scopes(&self) -> Vec<String> {
         let mut scopes: Vec<String> = self.scopes.iter().map(|s| s.trim().to_owned()).collect();
         scopes.sort();

@@ -21,7 +21,7 @@ pub(crate) const SPEC: Spec = Spec {
     header: Header::Metadata,
 };
 
-/// The largest key file accepted (PROTOCOL §4): anything bigger is not an Arc key.
+/// The largest key file accepted (docs/protocol.md §4): anything bigger is not an Arc key.
 pub(crate) const MAX_KEY_BYTES: u64 = 4096;
 
 /// Reads the key file named by the challenge `WWW-Authenticate: Basic realm=<path>`.

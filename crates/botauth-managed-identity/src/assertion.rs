@@ -54,7 +54,7 @@ impl ManagedIdentityAssertion {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let audience = audience.into();
-        // No retries added by the manager: the credential says it runs PROTOCOL §4's retry
+        // No retries added by the manager: the credential says it runs docs/protocol.md §4's retry
         // schedule itself (`CredentialInfo::retries_internally`).
         let tokens = TokenManager::builder(Arc::new(credential))
             .clock(clock)

@@ -21,7 +21,7 @@ use crate::{arc, cloud_shell, request, response, service_fabric};
 
 /// A managed identity: system-assigned, or user-assigned by client id, object id or resource id.
 ///
-/// The endpoint is detected from the environment when the credential is built (PROTOCOL §4:
+/// The endpoint is detected from the environment when the credential is built (docs/protocol.md §4:
 /// Service Fabric, App Service / Functions, Azure ML, Cloud Shell, Azure Arc, else IMDS). Like every
 /// provider it does not cache: wrap it in a `botauth_token::TokenManager`.
 pub struct ManagedIdentityCredential {
@@ -103,7 +103,7 @@ impl ManagedIdentityCredentialBuilder {
         self
     }
 
-    /// The retry schedules (default: PROTOCOL §4's).
+    /// The retry schedules (default: docs/protocol.md §4's).
     pub fn retry_options(mut self, retry: RetryOptions) -> Self {
         self.retry = retry;
         self
@@ -496,7 +496,7 @@ impl CredentialProvider for ManagedIdentityCredential {
     }
 
     fn describe(&self) -> CredentialInfo {
-        // The source's own retry schedule (PROTOCOL §4) is the only one.
+        // The source's own retry schedule (docs/protocol.md §4) is the only one.
         let info = CredentialInfo::new("managed_identity")
             .authority_host(self.endpoint.url.origin().ascii_serialization())
             .retries_internally();
@@ -618,7 +618,7 @@ mod tests {
         assert!(!debug.contains("hdr-s3cret"), "{debug}");
         assert_eq!(c.describe().kind, "managed_identity");
         assert_eq!(c.describe().client_id.as_deref(), Some("cid"));
-        // Its own PROTOCOL §4 schedule is the only one: the token manager must not add another.
+        // Its own docs/protocol.md §4 schedule is the only one: the token manager must not add another.
         assert!(c.describe().retries_internally);
     }
 

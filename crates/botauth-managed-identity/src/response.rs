@@ -1,5 +1,5 @@
 //! Managed identity token responses: values usually arrive as strings, `expires_on` as epoch
-//! seconds or (older endpoints) as `MM/dd/yyyy HH:mm:ss +00:00` (PROTOCOL §4).
+//! seconds or (older endpoints) as `MM/dd/yyyy HH:mm:ss +00:00` (docs/protocol.md §4).
 
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,4 +1,4 @@
-//! The retry schedules of PROTOCOL §4.
+//! The retry schedules of docs/protocol.md §4.
 //!
 //! - IMDS: 404, 408, 429, 5xx and timeouts → 3 retries after 1 s, 2 s, 4 s; 410 (IMDS is being
 //!   updated) → a retry every 10 s for as long as the next attempt starts within 70 s of the
@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::source::ManagedIdentitySource;
 
-/// Tuning of the retry schedules. The defaults are PROTOCOL §4's.
+/// Tuning of the retry schedules. The defaults are docs/protocol.md §4's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RetryOptions {

@@ -1,4 +1,4 @@
-//! Which managed identity endpoint this host has: detection from the environment (PROTOCOL §4).
+//! Which managed identity endpoint this host has: detection from the environment (docs/protocol.md §4).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -105,7 +105,7 @@ pub(crate) fn hex(bytes: [u8; 20]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
-/// Detects the source in the order of PROTOCOL §4 (first match wins). `exists` answers whether a
+/// Detects the source in the order of docs/protocol.md §4 (first match wins). `exists` answers whether a
 /// file exists (injected so that the Arc branch is testable off Arc).
 pub(crate) fn detect(env: &EnvVars, exists: &dyn Fn(&Path) -> bool) -> Result<Endpoint> {
     let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty());

@@ -1,4 +1,4 @@
-//! Client assertions (PROTOCOL §3): certificate-signed JWTs and federated (managed identity) tokens.
+//! Client assertions (docs/protocol.md §3): certificate-signed JWTs and federated (managed identity) tokens.
 
 use std::cmp::Ordering;
 
@@ -274,7 +274,7 @@ mod tests {
             Self { sandbox, cert }
         }
 
-        /// Claims as PROTOCOL §3 prescribes.
+        /// Claims as docs/protocol.md §3 prescribes.
         fn claims(&self) -> Value {
             let now = unix_now();
             json!({

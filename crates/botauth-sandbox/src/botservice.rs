@@ -1,4 +1,4 @@
-//! The Bot Service side (PROTOCOL §6): OpenID metadata, JWKS with endorsements, and channel tokens.
+//! The Bot Service side (docs/protocol.md §6): OpenID metadata, JWKS with endorsements, and channel tokens.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The sandbox as the Bot Service's sender (PROTOCOL §1, inbound): a Teams activity, the channel
+//! The sandbox as the Bot Service's sender (docs/protocol.md §1, inbound): a Teams activity, the channel
 //! token for it, and its delivery to a bot's `/api/messages` on loopback.
 
 use std::error::Error as _;

@@ -1,4 +1,4 @@
-//! A minimal Bot Connector (PROTOCOL §1, outbound): accepts activities sent with a token this
+//! A minimal Bot Connector (docs/protocol.md §1, outbound): accepts activities sent with a token this
 //! sandbox issued, from the Entra token endpoint or a managed identity endpoint, for a resource
 //! the sandbox accepts.
 
@@ -116,7 +116,7 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Caller, String> {
         .map(|(_, token)| token.trim())
         .ok_or("Authorization is not a Bearer token")?;
     // A bot that is itself a managed identity sends the token its managed identity endpoint
-    // issued; any other bot sends one from the token endpoint (PROTOCOL §2, §4).
+    // issued; any other bot sends one from the token endpoint (docs/protocol.md §2, §4).
     let claims = verify_access_token(shared, token).or_else(|entra| {
         managed_identity::verify(shared, token).map_err(|mi| {
             format!("not a token this sandbox issued ({entra} with the Entra key, {mi} with the managed identity key)")
@@ -131,7 +131,7 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Caller, String> {
             "token audience '{audience}' is not a resource this sandbox accepts"
         ));
     }
-    // v1 tokens name the caller in `appid`, v2 tokens in `azp` (PROTOCOL §6 rule 8).
+    // v1 tokens name the caller in `appid`, v2 tokens in `azp` (docs/protocol.md §6 rule 8).
     let app_id = claim("appid")
         .or_else(|| claim("azp"))
         .ok_or("token names no caller (no appid or azp claim)")?;

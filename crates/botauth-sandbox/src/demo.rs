@@ -20,7 +20,7 @@ use crate::{
 /// projected token, trusted by the demo app through a federated identity credential.
 pub const DEMO_SERVICE_ACCOUNT: &str = "system:serviceaccount:bots:botauth-demo";
 
-/// The federation audience of the public cloud (PROTOCOL §4).
+/// The federation audience of the public cloud (docs/protocol.md §4).
 const EXCHANGE: &str = "api://AzureADTokenExchange";
 
 /// How long the workload identity's projected token is valid: longer than any demo or test.

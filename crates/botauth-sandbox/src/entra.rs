@@ -1,4 +1,4 @@
-//! The Entra ID side (PROTOCOL §2): the client-credentials token endpoint, OpenID metadata and JWKS.
+//! The Entra ID side (docs/protocol.md §2): the client-credentials token endpoint, OpenID metadata and JWKS.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -242,7 +242,7 @@ impl TokenRequest<'_> {
     }
 }
 
-/// Tenants are validated before use, as botauth itself does (PROTOCOL §2).
+/// Tenants are validated before use, as botauth itself does (docs/protocol.md §2).
 fn valid_tenant(tenant: Option<&str>) -> Result<&str, EntraError> {
     tenant
         .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
@@ -506,7 +506,7 @@ mod tests {
             .unwrap()
             .contains("Application with identifier '99999999-0000-0000-0000-000000000000' was not found in the directory"));
 
-        // The legacy multi-tenant tenant does not know a single-tenant app (PROTOCOL §2).
+        // The legacy multi-tenant tenant does not know a single-tenant app (docs/protocol.md §2).
         let reply = post_form(
             &sandbox.token_endpoint("botframework.com"),
             &secret_form(),

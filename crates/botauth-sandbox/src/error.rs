@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::clock;
 
-/// AADSTS codes the sandbox answers with (see PROTOCOL.md §2 for what clients make of them).
+/// AADSTS codes the sandbox answers with (see docs/protocol.md §2 for what clients make of them).
 pub(crate) mod code {
     pub(crate) const TENANT_NOT_FOUND: u32 = 90002;
     pub(crate) const CONFLICTING_PARAMETERS: u32 = 90014;

@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     fn x5t_is_base64url_of_raw_digest() {
-        // PROTOCOL §3 vector: the hex digest's bytes, not its text, are encoded.
+        // docs/protocol.md §3 vector: the hex digest's bytes, not its text, are encoded.
         let digest = [
             0x84, 0xE0, 0x5C, 0x1D, 0x98, 0xBC, 0xE3, 0xA5, 0x42, 0x1D, 0x22, 0x5B, 0x14, 0x0B,
             0x36, 0xE8, 0x6A, 0x3D, 0x55, 0x34,

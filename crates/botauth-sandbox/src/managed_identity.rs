@@ -1,4 +1,4 @@
-//! Managed identity endpoints (PROTOCOL §4): IMDS, App Service, Azure Arc, Cloud Shell, Service
+//! Managed identity endpoints (docs/protocol.md §4): IMDS, App Service, Azure Arc, Cloud Shell, Service
 //! Fabric (over TLS, on its own listener) and Azure ML. Each checks its secret header and its
 //! api-version exactly, answering 400 or 401 as the real endpoint does, and issues tokens signed
 //! by the sandbox's managed identity key, which the token endpoint accepts as federated

@@ -12,7 +12,7 @@ use crate::jwt::SigningKey;
 use crate::log::RequestRecord;
 use crate::managed_identity::MiState;
 
-/// The Bot Connector resources every sandbox accepts as token scopes (PROTOCOL §2).
+/// The Bot Connector resources every sandbox accepts as token scopes (docs/protocol.md §2).
 pub(crate) const BOT_CONNECTOR_RESOURCES: [&str; 3] = [
     "https://api.botframework.com",
     "https://api.botframework.us",

@@ -1,4 +1,4 @@
-//! The Entra ID client-credentials grant (PROTOCOL §2), shared by every credential that ends in
+//! The Entra ID client-credentials grant (docs/protocol.md §2), shared by every credential that ends in
 //! a `POST /{tenant}/oauth2/v2.0/token`: client secret, certificate, federated managed identity
 //! and workload identity.
 
@@ -159,7 +159,7 @@ struct SuccessWire {
     refresh_in: Option<Value>,
 }
 
-/// Entra sends numbers, and sometimes numbers as strings (PROTOCOL §2).
+/// Entra sends numbers, and sometimes numbers as strings (docs/protocol.md §2).
 fn seconds(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64(),
@@ -209,7 +209,7 @@ impl ClientCredentialsClient {
     }
 
     /// Requests a token. When an assertion is rejected with a code that a reload may cure
-    /// (a rotated certificate, PROTOCOL §2), the assertion source reloads and the request is
+    /// (a rotated certificate, docs/protocol.md §2), the assertion source reloads and the request is
     /// retried once.
     pub async fn request_token(&self, request: &TokenRequest) -> Result<AccessToken> {
         let tenant = match &request.tenant_id {

@@ -133,7 +133,7 @@ pub fn https_proxy_from(env: &dyn Fn(&str) -> Option<String>) -> Option<reqwest:
 }
 
 /// Checks an endpoint base URL: `https`, or plain `http` for loopback hosts only (local development
-/// and tests; PROTOCOL §2). Returns the URL without a trailing slash. `key` names the setting in
+/// and tests; docs/protocol.md §2). Returns the URL without a trailing slash. `key` names the setting in
 /// errors. The same rule as the configuration readers apply: one implementation.
 pub fn validate_endpoint(value: &str, key: &str) -> Result<String> {
     botauth_core::config::check_endpoint_url(key, value)

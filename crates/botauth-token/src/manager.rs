@@ -1,4 +1,4 @@
-//! [`TokenManager`]: botauth's one token cache (PROTOCOL §5).
+//! [`TokenManager`]: botauth's one token cache (docs/protocol.md §5).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, RwLock};
@@ -11,7 +11,7 @@ use botauth_core::{
 };
 use tokio::sync::watch;
 
-/// Tuning of a [`TokenManager`]. The defaults follow PROTOCOL §5.
+/// Tuning of a [`TokenManager`]. The defaults follow docs/protocol.md §5.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ManagerOptions {
@@ -130,7 +130,7 @@ struct Inner {
 /// fast.
 ///
 /// - **One cache**, keyed by authority + tenant + client id + sorted, de-duplicated scopes
-///   (PROTOCOL §5); providers never cache.
+///   (docs/protocol.md §5); providers never cache.
 /// - **Single flight**: however many callers ask for a key with no usable token, exactly one
 ///   token request is in flight; the others wait for its result. The request runs in its own task,
 ///   so a caller that gives up does not cancel it for the others.
@@ -436,7 +436,7 @@ impl Inner {
         rx
     }
 
-    /// One acquisition with the retry policy of PROTOCOL §5.
+    /// One acquisition with the retry policy of docs/protocol.md §5.
     async fn acquire(&self, request: &TokenRequest) -> Result<AccessToken> {
         let mut attempt = 0;
         loop {
@@ -479,7 +479,7 @@ impl Inner {
             Err(error) => {
                 let still_valid = state.token.as_ref().is_some_and(|t| self.usable(t, now));
                 if still_valid {
-                    // Keep serving the valid token; try again later (PROTOCOL §5).
+                    // Keep serving the valid token; try again later (docs/protocol.md §5).
                     let backoff = error
                         .retry_after()
                         .map(|ra| ra.min(self.options.retry_after_cap))
@@ -498,7 +498,7 @@ impl Inner {
         }
     }
 
-    /// When to refresh `token` (PROTOCOL §5), minus jitter.
+    /// When to refresh `token` (docs/protocol.md §5), minus jitter.
     fn refresh_at(&self, token: &AccessToken, now: SystemTime) -> SystemTime {
         let lifetime = token.remaining(now);
         let latest = token

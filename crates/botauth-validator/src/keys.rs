@@ -1,6 +1,6 @@
 //! OpenID metadata + JWKS per metadata URL: fetched on first use with single flight, refreshed on
 //! a schedule, refetched for an unknown `kid` at most once per cooldown, last-known-good kept
-//! through outages up to a max-stale bound (PROTOCOL §6, "Key cache").
+//! through outages up to a max-stale bound (docs/protocol.md §6, "Key cache").
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::token::Algorithm;
 
-/// The smallest RSA modulus accepted (PROTOCOL §6: "Only RSA keys ≥ 2048 bits are usable").
+/// The smallest RSA modulus accepted (docs/protocol.md §6: "Only RSA keys ≥ 2048 bits are usable").
 pub(crate) const MIN_RSA_BITS: u32 = 2048;
 
 /// Timing of the key cache. Every value is configurable on the
@@ -71,7 +71,7 @@ impl std::fmt::Debug for Jwk {
 
 impl Jwk {
     /// Verifies `signature` over `input` with the algorithm the allow-list accepted, provided the
-    /// key permits it: the algorithm is never the token's word alone (PROTOCOL §6 rule 2).
+    /// key permits it: the algorithm is never the token's word alone (docs/protocol.md §6 rule 2).
     pub(crate) fn verify(&self, alg: Algorithm, input: &[u8], signature: &[u8]) -> Result<()> {
         let key = self
             .key
@@ -102,7 +102,7 @@ impl Jwk {
     }
 }
 
-/// Parses one JWK. `None` for keys that are not RSA signing keys (ignored, PROTOCOL §6) or lack a
+/// Parses one JWK. `None` for keys that are not RSA signing keys (ignored, docs/protocol.md §6) or lack a
 /// `kid`; unusable RSA keys are kept so that their tokens get a precise rejection.
 fn parse_jwk(value: &Value) -> Option<Jwk> {
     let obj = value.as_object()?;

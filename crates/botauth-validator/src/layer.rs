@@ -9,7 +9,7 @@ use crate::validator::Validator;
 /// sent by reference.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// Validates every request before the inner service sees it (PROTOCOL §6, "Responses"):
+/// Validates every request before the inner service sees it (docs/protocol.md §6, "Responses"):
 /// buffers the activity (bounded), checks the `Authorization` header against the activity's
 /// `serviceUrl` and `channelId`, and answers **401** (`WWW-Authenticate: Bearer`, fixed JSON body)
 /// or **503** (keys unavailable) itself. On success the inner service gets the request with a

@@ -1,5 +1,5 @@
 //! Trust profiles: which issuers a validator accepts, where their keys come from, and the extra
-//! rules each one adds (PROTOCOL §6, metadata table). Every profile belongs to one
+//! rules each one adds (docs/protocol.md §6, metadata table). Every profile belongs to one
 //! [`Validator`](crate::Validator); there is no process-global issuer list a request could widen.
 
 use botauth_core::Cloud;
@@ -9,7 +9,7 @@ pub(crate) const PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
 /// The host of Entra v1 issuers (`https://sts.windows.net/{tenant}/`).
 pub(crate) const PUBLIC_V1_ISSUER_HOST: &str = "https://sts.windows.net";
 
-/// The tenants whose tokens the Bot Framework Emulator and skills present (PROTOCOL §6).
+/// The tenants whose tokens the Bot Framework Emulator and skills present (docs/protocol.md §6).
 pub const BOT_FRAMEWORK_TENANTS: [&str; 2] = [
     "d6d49420-f39b-4df7-a1dc-d59a935871db",
     "f8cdef31-a31e-4b4a-93e4-5f571e91255a",

@@ -1,4 +1,4 @@
-//! The claim rules of PROTOCOL §6, as pure functions over parsed claims.
+//! The claim rules of docs/protocol.md §6, as pure functions over parsed claims.
 
 use serde_json::{Map, Value};
 
@@ -28,7 +28,7 @@ pub(crate) fn numeric_date(
     }
 }
 
-/// `exp` required, `nbf` honoured, both with `skew` seconds of tolerance (PROTOCOL §6 rule 5).
+/// `exp` required, `nbf` honoured, both with `skew` seconds of tolerance (docs/protocol.md §6 rule 5).
 /// Valid while `nbf - skew <= now < exp + skew`.
 pub(crate) fn check_time(now: i64, nbf: Option<i64>, exp: i64, skew: i64) -> Result<()> {
     if now >= exp.saturating_add(skew) {
@@ -59,7 +59,7 @@ pub(crate) fn required_string<'a>(
     string_claim(claims, claim)?.ok_or(Error::MissingClaim { claim })
 }
 
-/// `aud`: a string, or an array of exactly one string, equal to one of `accepted` (PROTOCOL §6
+/// `aud`: a string, or an array of exactly one string, equal to one of `accepted` (docs/protocol.md §6
 /// rule 4). Returns the audience that matched.
 pub(crate) fn audience<'a>(claims: &Map<String, Value>, accepted: &'a [String]) -> Result<&'a str> {
     let aud = match claims.get("aud") {
@@ -81,7 +81,7 @@ pub(crate) fn audience<'a>(claims: &Map<String, Value>, accepted: &'a [String]) 
 }
 
 /// `serviceurl` equals the activity's `serviceUrl`, ignoring ASCII case and one trailing `/`
-/// (PROTOCOL §6 rule 6).
+/// (docs/protocol.md §6 rule 6).
 pub(crate) fn same_service_url(claim: &str, activity: &str) -> bool {
     fn trim(s: &str) -> &str {
         s.strip_suffix('/').unwrap_or(s)
@@ -89,7 +89,7 @@ pub(crate) fn same_service_url(claim: &str, activity: &str) -> bool {
     trim(claim).eq_ignore_ascii_case(trim(activity))
 }
 
-/// Endorsements (PROTOCOL §6 rule 7): a key that lists endorsements must list the channel; in
+/// Endorsements (docs/protocol.md §6 rule 7): a key that lists endorsements must list the channel; in
 /// strict mode a key without endorsements is refused too. `channel: None` means the caller chose
 /// not to check the channel (diagnostics), which only strict mode's missing-list rule survives.
 pub(crate) fn check_endorsements(

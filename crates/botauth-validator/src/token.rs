@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 
 /// The signature algorithms botauth can verify: RSASSA-PKCS1-v1_5, the only family Microsoft's
 /// Bot Service and Entra keys use. `none`, HMAC, ECDSA and PSS have no variant, so no
-/// configuration can let them in (PROTOCOL §6 rule 2).
+/// configuration can let them in (docs/protocol.md §6 rule 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Algorithm {
@@ -145,7 +145,7 @@ pub(crate) struct Parsed<'a> {
     pub(crate) signature: Vec<u8>,
 }
 
-/// Parses a compact JWS and applies the header rules (PROTOCOL §6 rules 2 and 3): `alg` in
+/// Parses a compact JWS and applies the header rules (docs/protocol.md §6 rules 2 and 3): `alg` in
 /// `allowed` and `crit` absent are decided here, before any key is looked up; `kid` must be
 /// present; `jku`, `x5u`, `jwk`, `x5c` are never read.
 pub(crate) fn parse<'a>(
@@ -210,7 +210,7 @@ pub(crate) fn parse<'a>(
 }
 
 /// Extracts the token from an `Authorization` header value: scheme `Bearer` in any case, one
-/// space-separated token, nothing else (PROTOCOL §6 rule 1).
+/// space-separated token, nothing else (docs/protocol.md §6 rule 1).
 pub(crate) fn bearer(header: &str) -> Result<&str> {
     let header = header.trim_matches(|c| c == ' ' || c == '\t');
     let (scheme, rest) = header.split_once([' ', '\t']).ok_or(Error::BadScheme)?;

@@ -521,7 +521,7 @@ enum Target {
     },
 }
 
-/// Validates the JWTs on inbound activities for one bot (PROTOCOL §6).
+/// Validates the JWTs on inbound activities for one bot (docs/protocol.md §6).
 ///
 /// Cheap to clone; clones share the key caches and the verified-token cache.
 #[derive(Clone)]
@@ -650,7 +650,7 @@ impl Validator {
         Some(check().map(|()| v.claims.clone()))
     }
 
-    /// The rules that depend on the activity (PROTOCOL §6 rules 6 and 7), the same on the full
+    /// The rules that depend on the activity (docs/protocol.md §6 rules 6 and 7), the same on the full
     /// check and on a cache hit: `serviceurl` equals the activity's `serviceUrl`, and the signing
     /// key endorses its channel.
     fn activity_rules(
@@ -765,7 +765,7 @@ impl Validator {
         self.inner.strict_endorsements && profile == ProfileKind::BotService
     }
 
-    /// `ver`, `tid` and caller rules of Entra-issued tokens (PROTOCOL §6 rule 8 and the emulator
+    /// `ver`, `tid` and caller rules of Entra-issued tokens (docs/protocol.md §6 rule 8 and the emulator
     /// rules); returns the profile that accepts the caller.
     fn entra_rules<'c>(
         &self,

@@ -1,4 +1,4 @@
-//! Every rule of PROTOCOL §6 against tokens signed by the sandbox's real keys, each with its exact
+//! Every rule of docs/protocol.md §6 against tokens signed by the sandbox's real keys, each with its exact
 //! outcome.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Environment dialect readers (PROTOCOL §7): botas, Bot Framework, Microsoft.Identity.Web,
+//! Environment dialect readers (docs/protocol.md §7): botas, Bot Framework, Microsoft.Identity.Web,
 //! Microsoft 365 Agents SDK and Azure workload identity, all producing [`BotAuthConfig`].
 
 use std::collections::BTreeMap;

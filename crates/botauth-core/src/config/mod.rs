@@ -1,4 +1,4 @@
-//! Configuration: one model ([`BotAuthConfig`]) and readers for each dialect of PROTOCOL §7.
+//! Configuration: one model ([`BotAuthConfig`]) and readers for each dialect of docs/protocol.md §7.
 
 mod env;
 mod file;

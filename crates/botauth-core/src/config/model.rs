@@ -56,7 +56,7 @@ pub enum ManagedIdentityId {
     ResourceId(String),
 }
 
-/// The algorithm and thumbprint header of a certificate client assertion (PROTOCOL §3).
+/// The algorithm and thumbprint header of a certificate client assertion (docs/protocol.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
 #[non_exhaustive]
 pub enum AssertionAlgorithm {
@@ -298,7 +298,7 @@ impl BotAuthConfig {
     }
 }
 
-/// Validates a tenant id before it goes into a URL: `[A-Za-z0-9.-]+` (PROTOCOL §2).
+/// Validates a tenant id before it goes into a URL: `[A-Za-z0-9.-]+` (docs/protocol.md §2).
 ///
 /// The error describes the problem without echoing the value: a value in the wrong key can be a
 /// secret pasted one line off.

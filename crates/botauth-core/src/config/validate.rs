@@ -1,4 +1,4 @@
-//! Checks shared by every reader, plus the URL rule of PROTOCOL §2 (https, or http for loopback only).
+//! Checks shared by every reader, plus the URL rule of docs/protocol.md §2 (https, or http for loopback only).
 //!
 //! Each reader checks its own keys as it reads them; [`validate`] then checks the finished model once,
 //! naming the keys of the dialect it came from, so the native file format and the environment
@@ -41,7 +41,7 @@ impl KeyNames {
     }
 }
 
-/// Tenants that cannot issue client-credentials tokens for a bot (PROTOCOL §2).
+/// Tenants that cannot issue client-credentials tokens for a bot (docs/protocol.md §2).
 const MULTI_TENANT_ALIASES: [&str; 3] = ["common", "organizations", "consumers"];
 
 /// Checks a finished configuration. Readers have already rejected most problems with their own
@@ -95,7 +95,7 @@ pub(crate) fn validate(config: &BotAuthConfig, keys: &KeyNames) -> Result<()> {
     Ok(())
 }
 
-/// Checks service-URL allow-list entries (PROTOCOL §6, outbound guard) when the configuration is
+/// Checks service-URL allow-list entries (docs/protocol.md §6, outbound guard) when the configuration is
 /// read, so a typo fails at start-up naming `key` rather than at the first reply.
 pub(crate) fn check_service_url_entries(key: &str, entries: &[String]) -> Result<()> {
     crate::service_url::ServiceUrlAllowList::empty().allow_entries(key, entries)
@@ -202,7 +202,7 @@ pub(crate) struct EndpointUrl {
 const URL_RULE: &str = "must be an https URL such as `https://login.microsoftonline.com` \
      (plain http is accepted only for loopback hosts: localhost, 127.0.0.0/8 and [::1])";
 
-/// Parses `value` as an endpoint URL and applies PROTOCOL §2's rule: `https`, or `http` for a
+/// Parses `value` as an endpoint URL and applies docs/protocol.md §2's rule: `https`, or `http` for a
 /// loopback host. User info (`user@host`), queries and fragments are rejected. The value itself is
 /// never echoed in the error (a URL may carry credentials in its user info).
 pub(crate) fn parse_endpoint_url(key: &str, value: &str) -> Result<EndpointUrl> {
@@ -249,7 +249,7 @@ pub(crate) fn is_loopback(url: &url::Url) -> bool {
     }
 }
 
-/// Checks an endpoint URL against PROTOCOL §2's rule (`https`, or plain `http` for loopback hosts
+/// Checks an endpoint URL against docs/protocol.md §2's rule (`https`, or plain `http` for loopback hosts
 /// only; no user info, query or fragment) and returns it without a trailing slash. `key` names
 /// the setting in the error, which never repeats the value.
 ///
