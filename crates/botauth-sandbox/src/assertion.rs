@@ -18,12 +18,14 @@ pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type
 /// Entra tolerates five minutes of clock skew on assertion times.
 const CLOCK_SKEW_SECS: i64 = 300;
 
-/// Who presents the assertion: the registered app, the `client_id` as sent, and the path's tenant.
+/// Who presents the assertion: the registered app, the `client_id` as sent, and where it was sent.
 #[derive(Debug)]
 pub(crate) struct Presenter<'a> {
     pub(crate) app: &'a AppRegistration,
     pub(crate) client_id: &'a str,
-    pub(crate) tenant: &'a str,
+    /// The `aud` values a certificate assertion may carry: the token endpoint the client posted
+    /// to, as it addressed it (scheme and host of the request), in its v1 and v2 forms.
+    pub(crate) audiences: &'a [String],
 }
 
 /// Verifies `assertion` for `presenter`. An `x5t` / `x5t#S256` header marks a certificate assertion;
@@ -97,8 +99,15 @@ fn verify_certificate_assertion(
             "Client assertion failed signature validation.",
         ));
     }
-    let expected_aud = shared.token_endpoint(presenter.tenant);
-    if jws.claim_str("aud") != Some(expected_aud.as_str()) {
+    let expected_aud = presenter
+        .audiences
+        .first()
+        .map(String::as_str)
+        .unwrap_or_default();
+    if !jws
+        .claim_str("aud")
+        .is_some_and(|aud| presenter.audiences.iter().any(|a| a == aud))
+    {
         return Err(EntraError::invalid_client(
             code::WRONG_AUDIENCE,
             format!(

@@ -111,10 +111,11 @@ impl TokenRequest<'_> {
                 }
                 let assertion =
                     field("client_assertion").ok_or_else(|| missing("client_assertion"))?;
+                let audiences = [self.shared.token_endpoint(tenant)];
                 let presenter = Presenter {
                     app: &app,
                     client_id,
-                    tenant,
+                    audiences: &audiences,
                 };
                 assertion::verify(self.shared, &presenter, assertion)?;
             }
