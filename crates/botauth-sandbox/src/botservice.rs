@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+
+use crate::origin::Origin;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
@@ -155,11 +157,12 @@ pub(crate) fn metadata_url(base: &str) -> String {
 }
 
 /// `GET /botservice/v1/.well-known/openidconfiguration`.
-pub(crate) async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
+pub(crate) async fn metadata(Origin(base): Origin) -> Response {
     let body = json!({
         "issuer": BOT_SERVICE_ISSUER,
         "authorization_endpoint": "https://invalid.botframework.com",
-        "jwks_uri": format!("{}/botservice/v1/.well-known/keys", shared.url),
+        // On the origin the client used, as Entra's metadata (docs/sandbox.md).
+        "jwks_uri": format!("{base}/botservice/v1/.well-known/keys"),
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
     });

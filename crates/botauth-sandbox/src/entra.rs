@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -18,28 +18,74 @@ use crate::clock;
 use crate::error::{EntraError, code, json_response};
 use crate::faults::{Fault, PendingFault, shape_token_body};
 use crate::log::FormInfo;
+use crate::origin::Origin;
 use crate::state::Shared;
+
+/// The two token endpoints Entra serves. Both issue the same access tokens; v1 names the
+/// resource (`resource=R`), v2 a scope (`scope=R/.default`), and a client assertion may carry
+/// either endpoint's URL as its `aud` whichever it is posted to (docs/sandbox.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Version {
+    V1,
+    V2,
+}
+
+impl Version {
+    fn token_path(self, tenant: &str) -> String {
+        match self {
+            Self::V1 => format!("/{tenant}/oauth2/token"),
+            Self::V2 => format!("/{tenant}/oauth2/v2.0/token"),
+        }
+    }
+}
 
 /// `POST /{tenant}/oauth2/v2.0/token`.
 pub(crate) async fn token(
     State(shared): State<Arc<Shared>>,
+    origin: Origin,
     tenant: Result<Path<String>, PathRejection>,
     fault: Option<Extension<PendingFault>>,
     headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    token_at(Version::V2, &shared, &origin, tenant, fault, &headers, body)
+}
+
+/// `POST /{tenant}/oauth2/token`: the v1 endpoint, `resource` instead of `scope`.
+pub(crate) async fn token_v1(
+    State(shared): State<Arc<Shared>>,
+    origin: Origin,
+    tenant: Result<Path<String>, PathRejection>,
+    fault: Option<Extension<PendingFault>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    token_at(Version::V1, &shared, &origin, tenant, fault, &headers, body)
+}
+
+fn token_at(
+    version: Version,
+    shared: &Shared,
+    origin: &Origin,
+    tenant: Result<Path<String>, PathRejection>,
+    fault: Option<Extension<PendingFault>>,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let mut info = FormInfo::default();
     let tenant = tenant.ok().map(|Path(t)| t);
     let fault = fault.map(|Extension(PendingFault(f))| f);
     let request = TokenRequest {
-        shared: &shared,
+        shared,
+        version,
+        origin,
         tenant: tenant.as_deref(),
-        headers: &headers,
+        headers,
         body: body.as_deref().ok(),
     };
     let mut response = match request.issue(&mut info, fault.as_ref()) {
         Ok(response) => response,
-        Err(error) => error.into_response(&headers),
+        Err(error) => error.into_response(headers),
     };
     response.extensions_mut().insert(info);
     response
@@ -47,6 +93,8 @@ pub(crate) async fn token(
 
 struct TokenRequest<'a> {
     shared: &'a Shared,
+    version: Version,
+    origin: &'a Origin,
     tenant: Option<&'a str>,
     headers: &'a HeaderMap,
     body: Option<&'a [u8]>,
@@ -78,7 +126,13 @@ impl TokenRequest<'_> {
 
         let client_id = field("client_id").ok_or_else(|| missing("client_id"))?;
         let app = self.find_app(client_id, tenant)?;
-        let resource = self.resource(field("scope").ok_or_else(|| missing("scope"))?)?;
+        let resource = match self.version {
+            Version::V2 => self.resource(field("scope").ok_or_else(|| missing("scope"))?)?,
+            Version::V1 => {
+                let resource = field("resource").ok_or_else(|| missing("resource"))?;
+                self.resource(&format!("{}/.default", resource.trim_end_matches('/')))?
+            }
+        };
 
         let has_assertion =
             form.contains_key("client_assertion") || form.contains_key("client_assertion_type");
@@ -111,7 +165,9 @@ impl TokenRequest<'_> {
                 }
                 let assertion =
                     field("client_assertion").ok_or_else(|| missing("client_assertion"))?;
-                let audiences = [self.shared.token_endpoint(tenant)];
+                // Entra takes either endpoint's URL as the audience, as the client addressed it.
+                let audiences = [Version::V2, Version::V1]
+                    .map(|v| format!("{}{}", self.origin.0, v.token_path(tenant)));
                 let presenter = Presenter {
                     app: &app,
                     client_id,
@@ -229,6 +285,13 @@ impl TokenRequest<'_> {
         if let Some(refresh_in) = settings.refresh_in {
             body.insert("refresh_in".into(), number(clock::secs(refresh_in)));
         }
+        if self.version == Version::V1 {
+            // v1 answers also say when, and for which resource, as strings.
+            let expires_on = now.saturating_add(lifetime).to_string();
+            body.insert("expires_on".into(), expires_on.into());
+            body.insert("not_before".into(), now.to_string().into());
+            body.insert("resource".into(), resource.clone().into());
+        }
         body.insert(
             "access_token".into(),
             self.shared.entra_key.sign(&claims).into(),
@@ -298,23 +361,56 @@ pub(crate) fn metadata_url(base: &str, tenant: &str) -> String {
     format!("{base}/{tenant}/v2.0/.well-known/openid-configuration")
 }
 
-/// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration`, naming endpoints on the origin the
+/// client used (MSAL posts to the advertised `token_endpoint` and uses it as the `aud` of its
+/// client assertions).
 pub(crate) async fn metadata(
-    State(shared): State<Arc<Shared>>,
+    origin: Origin,
     tenant: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+) -> Response {
+    openid_configuration(Version::V2, &origin, tenant, &headers)
+}
+
+/// `GET /{tenant}/.well-known/openid-configuration`: the v1 document.
+pub(crate) async fn metadata_v1(
+    origin: Origin,
+    tenant: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    openid_configuration(Version::V1, &origin, tenant, &headers)
+}
+
+fn openid_configuration(
+    version: Version,
+    Origin(base): &Origin,
+    tenant: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
 ) -> Response {
     let tenant = tenant.ok().map(|Path(t)| t);
     let tenant = match valid_tenant(tenant.as_deref()) {
         Ok(tenant) => tenant,
-        Err(error) => return error.into_response(&headers),
+        Err(error) => return error.into_response(headers),
     };
-    let base = &shared.url;
+    let (issuer, segment, keys) = match version {
+        Version::V2 => (
+            format!("{base}/{tenant}/v2.0"),
+            "oauth2/v2.0",
+            "discovery/v2.0/keys",
+        ),
+        Version::V1 => (
+            format!("https://sts.windows.net/{tenant}/"),
+            "oauth2",
+            "discovery/keys",
+        ),
+    };
     let body = json!({
-        "issuer": format!("{base}/{tenant}/v2.0"),
-        "token_endpoint": shared.token_endpoint(tenant),
-        "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),
-        "jwks_uri": format!("{base}/{tenant}/discovery/v2.0/keys"),
+        "issuer": issuer,
+        "token_endpoint": format!("{base}{}", version.token_path(tenant)),
+        "authorization_endpoint": format!("{base}/{tenant}/{segment}/authorize"),
+        "device_authorization_endpoint": format!("{base}/{tenant}/{segment}/devicecode"),
+        "end_session_endpoint": format!("{base}/{tenant}/{segment}/logout"),
+        "jwks_uri": format!("{base}/{tenant}/{keys}"),
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
         "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
@@ -325,7 +421,48 @@ pub(crate) async fn metadata(
     json_response(StatusCode::OK, &body)
 }
 
-/// `GET /{tenant}/discovery/v2.0/keys`.
+/// `GET /common/discovery/instance?api-version=1.1&authorization_endpoint=…`: Entra's instance
+/// discovery, which MSAL asks before it trusts an authority host. The sandbox vouches only for
+/// itself: the answer's metadata names the host the client used, whatever the query names, and
+/// the tenant comes from the `authorization_endpoint`'s path when it is a valid tenant.
+pub(crate) async fn instance_discovery(
+    origin: Origin,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let tenant = params
+        .get("authorization_endpoint")
+        .and_then(|endpoint| url::Url::parse(endpoint).ok())
+        .and_then(|url| {
+            url.path_segments()
+                .and_then(|mut segments| segments.next().map(str::to_owned))
+        })
+        .filter(|t| valid_tenant(Some(t)).is_ok())
+        .unwrap_or_else(|| "common".to_owned());
+    if params.get("api-version").is_none() {
+        return EntraError::invalid_request(
+            code::MISSING_PARAMETER,
+            "The request must contain the following parameter: 'api-version'.",
+        )
+        .into_response(&headers);
+    }
+    let host = origin
+        .0
+        .split_once("://")
+        .map_or(origin.0.as_str(), |(_, host)| host);
+    let body = json!({
+        "tenant_discovery_endpoint": metadata_url(&origin.0, &tenant),
+        "api-version": "1.1",
+        "metadata": [{
+            "preferred_network": host,
+            "preferred_cache": host,
+            "aliases": [host],
+        }],
+    });
+    json_response(StatusCode::OK, &body)
+}
+
+/// `GET /{tenant}/discovery/v2.0/keys` (and the v1 `/{tenant}/discovery/keys`).
 pub(crate) async fn jwks(
     State(shared): State<Arc<Shared>>,
     tenant: Result<Path<String>, PathRejection>,

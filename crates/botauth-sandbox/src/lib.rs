@@ -16,8 +16,10 @@ mod jwt;
 mod log;
 mod managed_identity;
 mod mint;
+mod origin;
 mod server;
 mod state;
+mod tls;
 
 #[cfg(test)]
 mod testkit;
@@ -35,6 +37,7 @@ pub use managed_identity::{
     DEMO_SYSTEM_MI_OBJECT_ID, ManagedIdentity,
 };
 pub use server::{Sandbox, SandboxBuilder};
+pub use tls::LocalCa;
 
 /// Tenant of the demo app.
 pub const DEMO_TENANT_ID: &str = "11111111-2222-3333-4444-555555555555";

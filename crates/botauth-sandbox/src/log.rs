@@ -6,16 +6,18 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Route {
-    /// `POST /{tenant}/oauth2/v2.0/token`.
+    /// `POST /{tenant}/oauth2/v2.0/token` (v1: `/{tenant}/oauth2/token`).
     Token,
     /// `GET /botservice/v1/.well-known/openidconfiguration`.
     BotServiceMetadata,
     /// `GET /botservice/v1/.well-known/keys`.
     BotServiceJwks,
-    /// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
+    /// `GET /{tenant}/v2.0/.well-known/openid-configuration` (v1: `/{tenant}/.well-known/openid-configuration`).
     EntraMetadata,
-    /// `GET /{tenant}/discovery/v2.0/keys`.
+    /// `GET /{tenant}/discovery/v2.0/keys` (v1: `/{tenant}/discovery/keys`).
     EntraJwks,
+    /// `GET /common/discovery/instance`: instance discovery.
+    InstanceDiscovery,
     /// `POST /v3/conversations/{conversationId}/activities[/{activityId}]`.
     Connector,
     /// `GET /metadata/identity/oauth2/token`: IMDS.
@@ -52,9 +54,11 @@ impl Route {
             ["cloudshell", "oauth2", "token"] => Self::CloudShell,
             ["servicefabric", "metadata", "identity", "oauth2", "token"] => Self::ServiceFabric,
             ["azureml", "msi", "token"] => Self::AzureMl,
-            [_, "oauth2", "v2.0", "token"] => Self::Token,
-            [_, "v2.0", ".well-known", "openid-configuration"] => Self::EntraMetadata,
-            [_, "discovery", "v2.0", "keys"] => Self::EntraJwks,
+            ["common", "discovery", "instance"] => Self::InstanceDiscovery,
+            [_, "oauth2", "v2.0", "token"] | [_, "oauth2", "token"] => Self::Token,
+            [_, "v2.0", ".well-known", "openid-configuration"]
+            | [_, ".well-known", "openid-configuration"] => Self::EntraMetadata,
+            [_, "discovery", "v2.0", "keys"] | [_, "discovery", "keys"] => Self::EntraJwks,
             _ => Self::Other,
         }
     }

@@ -20,6 +20,7 @@ use crate::clock;
 use crate::error::json_response;
 use crate::log::Route;
 use crate::state::Shared;
+use crate::tls::{Listener, Mode, Peer};
 
 /// Client id of the sandbox's demo user-assigned managed identity.
 pub const DEMO_MI_CLIENT_ID: &str = "33333333-0000-4000-8000-00000000c11d";
@@ -152,10 +153,6 @@ impl MiState {
         self.outages.insert(route, (status, until));
     }
 }
-
-/// Whether a request came in over the Service Fabric TLS listener.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ViaTls;
 
 type Params = Query<HashMap<String, String>>;
 
@@ -506,11 +503,11 @@ pub(crate) async fn cloud_shell(
 /// `GET /servicefabric/metadata/identity/oauth2/token`, on the TLS listener only.
 pub(crate) async fn service_fabric(
     State(shared): State<Arc<Shared>>,
-    tls: Option<axum::Extension<ViaTls>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<Peer>>>,
     headers: HeaderMap,
     Query(params): Params,
 ) -> Response {
-    if tls.is_none() {
+    if !peer.is_some_and(|axum::Extension(axum::extract::ConnectInfo(peer))| peer.tls) {
         return bad_request("Service Fabric's identity endpoint is served over https only.")
             .into_response();
     }
@@ -566,30 +563,30 @@ pub(crate) fn verify(shared: &Shared, token: &str) -> Result<Value, String> {
 // The managed identity part of the `Sandbox` handle.
 
 impl crate::Sandbox {
-    /// `{url}`: the IMDS host, for `AZURE_POD_IDENTITY_AUTHORITY_HOST` (the token endpoint is
+    /// `http://127.0.0.1:PORT` (plain http even with TLS, as IMDS is): the IMDS host, for `AZURE_POD_IDENTITY_AUTHORITY_HOST` (the token endpoint is
     /// `{url}/metadata/identity/oauth2/token`).
     pub fn imds_host(&self) -> String {
-        self.shared.url.clone()
+        self.shared.http_url.clone()
     }
 
     /// The App Service / Functions endpoint, for `IDENTITY_ENDPOINT`.
     pub fn app_service_endpoint(&self) -> String {
-        format!("{}{}", self.shared.url, APP_SERVICE_PATH)
+        format!("{}{}", self.shared.http_url, APP_SERVICE_PATH)
     }
 
     /// The Azure Arc endpoint, for `IDENTITY_ENDPOINT` (with `IMDS_ENDPOINT` set to anything).
     pub fn arc_endpoint(&self) -> String {
-        format!("{}{}", self.shared.url, ARC_PATH)
+        format!("{}{}", self.shared.http_url, ARC_PATH)
     }
 
     /// The Cloud Shell endpoint, for `MSI_ENDPOINT`.
     pub fn cloud_shell_endpoint(&self) -> String {
-        format!("{}{}", self.shared.url, CLOUD_SHELL_PATH)
+        format!("{}{}", self.shared.http_url, CLOUD_SHELL_PATH)
     }
 
     /// The Azure ML endpoint, for `MSI_ENDPOINT` (with `MSI_SECRET`).
     pub fn azure_ml_endpoint(&self) -> String {
-        format!("{}{}", self.shared.url, AZURE_ML_PATH)
+        format!("{}{}", self.shared.http_url, AZURE_ML_PATH)
     }
 
     /// The Service Fabric endpoint on its own TLS listener, for `IDENTITY_ENDPOINT`.
@@ -660,11 +657,11 @@ pub(crate) async fn start_tls(
     let tcp = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
     let addr = tcp.local_addr()?;
     let identity = TlsIdentity::generate().map_err(std::io::Error::other)?;
-    let listener = TlsListener {
-        tcp,
-        acceptor: identity.acceptor,
-    };
-    let app = crate::server::router(Arc::clone(shared)).layer(axum::Extension(ViaTls));
+    // A client that rejects the certificate (a thumbprint mismatch) ends in the handshake,
+    // before any request could be read.
+    let listener = Listener::new(tcp, Mode::TlsOnly(identity.acceptor));
+    let app =
+        crate::server::router(Arc::clone(shared)).into_make_service_with_connect_info::<Peer>();
     let task = tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::warn!(%error, "botauth sandbox TLS server stopped");
@@ -673,7 +670,8 @@ pub(crate) async fn start_tls(
     Ok((addr, identity.thumbprint, task))
 }
 
-/// A self-signed certificate and key for the Service Fabric endpoint.
+/// A self-signed certificate and key for the Service Fabric endpoint, which clients pin by its
+/// thumbprint (`IDENTITY_SERVER_THUMBPRINT`) instead of trusting a CA.
 pub(crate) struct TlsIdentity {
     pub(crate) acceptor: openssl::ssl::SslAcceptor,
     pub(crate) thumbprint: String,
@@ -712,50 +710,6 @@ impl TlsIdentity {
             acceptor: acceptor.build(),
             thumbprint,
         })
-    }
-}
-
-/// An axum listener that completes the TLS handshake before handing a connection to the router.
-pub(crate) struct TlsListener {
-    pub(crate) tcp: tokio::net::TcpListener,
-    pub(crate) acceptor: openssl::ssl::SslAcceptor,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_openssl::SslStream<tokio::net::TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (tcp, addr) = match self.tcp.accept().await {
-                Ok(pair) => pair,
-                Err(error) => {
-                    tracing::debug!(%error, "sandbox TLS accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            let Ok(ssl) = openssl::ssl::Ssl::new(self.acceptor.context()) else {
-                continue;
-            };
-            let Ok(mut stream) = tokio_openssl::SslStream::new(ssl, tcp) else {
-                continue;
-            };
-            // A client that rejects the certificate (a thumbprint mismatch) ends here, before any
-            // request could be read.
-            let handshake = std::pin::Pin::new(&mut stream).accept();
-            match tokio::time::timeout(Duration::from_secs(10), handshake).await {
-                Ok(Ok(())) => return (stream, addr),
-                Ok(Err(error)) => {
-                    tracing::debug!(%error, "sandbox TLS handshake failed");
-                }
-                Err(_) => tracing::debug!("sandbox TLS handshake timed out"),
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
     }
 }
 

@@ -25,6 +25,7 @@ use crate::jwt::SigningKey;
 use crate::log::{FormInfo, RequestRecord, Route};
 use crate::managed_identity;
 use crate::state::{Inner, Shared, TokenSettings};
+use crate::tls::{Listener, LocalCa, Mode, Peer};
 use crate::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, clock, connector, entra};
 
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3599);
@@ -40,6 +41,7 @@ pub struct SandboxBuilder {
     apps: Vec<AppRegistration>,
     demo_app: bool,
     resources: Vec<String>,
+    tls: Option<LocalCa>,
 }
 
 impl Default for SandboxBuilder {
@@ -50,6 +52,7 @@ impl Default for SandboxBuilder {
             apps: Vec::new(),
             demo_app: true,
             resources: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -92,10 +95,27 @@ impl SandboxBuilder {
         self
     }
 
+    /// Serves Entra ID, the Bot Service and the Bot Connector over https, with a server
+    /// certificate issued by `ca` for `localhost`, `127.0.0.1` and `::1`. The managed identity
+    /// endpoints that are plain http in Azure stay plain http, on the same port
+    /// ([`Sandbox::imds_host`]); every other endpoint answers on both schemes, and its metadata
+    /// names the scheme the client used.
+    #[must_use]
+    pub fn tls(mut self, ca: LocalCa) -> Self {
+        self.tls = Some(ca);
+        self
+    }
+
     /// Generates the signing keys, binds 127.0.0.1 and starts serving.
     pub async fn start(self) -> io::Result<Sandbox> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).await?;
-        let addr = listener.local_addr()?;
+        let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).await?;
+        let addr = tcp.local_addr()?;
+        let mode = match &self.tls {
+            Some(ca) => Mode::Both(ca.server_acceptor().map_err(io::Error::other)?),
+            None => Mode::Plain,
+        };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let listener = Listener::new(tcp, mode);
         // RSA key generation is CPU-bound (~100 ms each): run the three side by side.
         let (entra_key, mi_key, bot_key) = tokio::try_join!(
             generate_key("botauth sandbox entra"),
@@ -121,7 +141,13 @@ impl SandboxBuilder {
         self.resources
             .into_iter()
             .for_each(|r| inner.accept_resource(r));
-        let shared = Shared::new(format!("http://{addr}"), entra_key, mi_key, inner);
+        let shared = Shared::new(
+            format!("{scheme}://{addr}"),
+            format!("http://{addr}"),
+            entra_key,
+            mi_key,
+            inner,
+        );
         let (tls_addr, thumbprint, tls_task) = managed_identity::start_tls(&shared).await?;
 
         let (stop, stopped) = oneshot::channel::<()>();
@@ -131,6 +157,7 @@ impl SandboxBuilder {
                 // A dropped sender means the handle is gone; Drop aborts the task anyway.
                 let _ = stopped.await;
             };
+            let app = app.into_make_service_with_connect_info::<Peer>();
             if let Err(error) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
@@ -147,6 +174,7 @@ impl SandboxBuilder {
             tls_addr,
             thumbprint,
             tls_task: Some(tls_task),
+            ca: self.tls,
         })
     }
 }
@@ -179,11 +207,18 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(managed_identity::azure_ml),
         )
         .route("/{tenant}/oauth2/v2.0/token", post(entra::token))
+        .route("/{tenant}/oauth2/token", post(entra::token_v1))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
             get(entra::metadata),
         )
+        .route(
+            "/{tenant}/.well-known/openid-configuration",
+            get(entra::metadata_v1),
+        )
         .route("/{tenant}/discovery/v2.0/keys", get(entra::jwks))
+        .route("/{tenant}/discovery/keys", get(entra::jwks))
+        .route("/common/discovery/instance", get(entra::instance_discovery))
         .route(
             "/botservice/v1/.well-known/openidconfiguration",
             get(botservice::metadata),
@@ -296,6 +331,7 @@ pub struct Sandbox {
     pub(crate) tls_addr: SocketAddr,
     pub(crate) thumbprint: String,
     tls_task: Option<JoinHandle<()>>,
+    ca: Option<LocalCa>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -348,9 +384,15 @@ impl Sandbox {
         }
     }
 
-    /// `http://127.0.0.1:PORT` without a trailing slash: the authority host.
+    /// `http://127.0.0.1:PORT` (`https://…` with [`SandboxBuilder::tls`]) without a trailing
+    /// slash: the authority host.
     pub fn url(&self) -> String {
         self.shared.url.clone()
+    }
+
+    /// The CA that issued the https certificate, when started with [`SandboxBuilder::tls`].
+    pub fn tls_ca(&self) -> Option<&LocalCa> {
+        self.ca.as_ref()
     }
 
     /// The bound address.

@@ -29,8 +29,11 @@ pub(crate) struct TokenSettings {
 
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// `http://127.0.0.1:PORT`, no trailing slash.
+    /// `https://127.0.0.1:PORT` with TLS, else `http://127.0.0.1:PORT`; no trailing slash. The
+    /// authority host, the Bot Service and the Bot Connector.
     pub(crate) url: String,
+    /// `http://127.0.0.1:PORT`: the managed identity endpoints, plain http as in Azure.
+    pub(crate) http_url: String,
     /// Signs access tokens.
     pub(crate) entra_key: SigningKey,
     /// Signs managed-identity tokens (federated assertions).
@@ -84,12 +87,14 @@ impl Inner {
 impl Shared {
     pub(crate) fn new(
         url: String,
+        http_url: String,
         entra_key: SigningKey,
         mi_key: SigningKey,
         inner: Inner,
     ) -> Arc<Self> {
         Arc::new(Self {
             url,
+            http_url,
             entra_key,
             mi_key,
             inner: Mutex::new(inner),
