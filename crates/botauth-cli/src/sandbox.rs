@@ -1,88 +1,299 @@
 //! `botauth sandbox`.
 
-use std::io::Write as _;
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_MI_CLIENT_ID, DEMO_TENANT_ID, DemoCredential, Sandbox};
+use botauth_sandbox::{
+    AppRegistration, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_MI_CLIENT_ID, DEMO_TENANT_ID,
+    LocalCa, Registrations, Sandbox,
+};
 use clap::Args;
-use tokio::io::AsyncBufReadExt as _;
+
+/// How long open connections get to finish once a stop signal arrived: the whole stop must take
+/// under 2 s, whatever the bot or stdin are doing.
+const STOP_GRACE: Duration = Duration::from_millis(1500);
 
 #[derive(Debug, Args)]
 pub(crate) struct SandboxArgs {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// Serve Entra ID, the Bot Service and the Bot Connector over https with a certificate from a
+    /// local CA (kept in --state-dir); the managed identity endpoints stay plain http, as in Azure.
+    #[arg(long)]
+    tls: bool,
+    /// Where the local CA is kept between runs [default: $XDG_STATE_HOME/botauth/sandbox, else
+    /// ~/.local/state/botauth/sandbox].
+    #[arg(long, value_name = "DIR", env = "BOTAUTH_SANDBOX_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// The registered app's client id, also the audience of the channel tokens sent with --bot.
+    #[arg(long, value_name = "ID", default_value = DEMO_CLIENT_ID)]
+    app_id: String,
+    /// The registered app's tenant.
+    #[arg(long, value_name = "ID", default_value = DEMO_TENANT_ID)]
+    tenant_id: String,
+    /// Register a client secret on the app (repeatable). Without --secret and --certificate the
+    /// demo secret is registered.
+    #[arg(long, value_name = "VALUE")]
+    secret: Vec<String>,
+    /// Register an X.509 certificate (PEM or DER) on the app (repeatable): client assertions
+    /// signed by its key are accepted by x5t, x5t#S256 or x5c.
+    #[arg(long, value_name = "FILE")]
+    certificate: Vec<PathBuf>,
+    /// A registration file (TOML) with more apps, federated credentials and managed identities
+    /// (see the README's "Using the sandbox with other SDKs").
+    #[arg(long, value_name = "FILE")]
+    registrations: Option<PathBuf>,
     /// Chat with a bot running on this machine: each line typed on stdin is sent to this
     /// messaging endpoint (e.g. http://127.0.0.1:3978/api/messages) as the Bot Service would send
     /// it, and the bot's replies to the sandbox's Bot Connector are printed.
     #[arg(long, value_name = "URL")]
     bot: Option<String>,
-    /// The bot's app id: the audience of the channel tokens sent with `--bot`.
-    #[arg(long, value_name = "ID", default_value = DEMO_CLIENT_ID)]
-    app_id: String,
 }
 
+/// A refusal to start: exit 2 for what the user asked (a bad flag value or file), 1 otherwise.
+struct Refusal(u8, String);
+
 pub(crate) async fn run(args: SandboxArgs) -> ExitCode {
-    let sandbox = match Sandbox::builder().port(args.port).start().await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!(
-                "botauth: error: cannot start the sandbox on 127.0.0.1:{}: {e}",
-                args.port
-            );
-            return ExitCode::from(1);
+    let (sandbox, certificates) = match start(&args).await {
+        Ok(started) => started,
+        Err(Refusal(code, message)) => {
+            eprintln!("botauth: error: {message}");
+            return ExitCode::from(code);
         }
     };
-    // Written in one piece, and a reader that stops early (`| head`, a test) is no error: the
-    // sandbox keeps serving until Ctrl-C either way.
+    write_out(&environment_text(&sandbox, &args, &certificates));
+    let sandbox = Arc::new(sandbox);
+    let chat = args.bot.clone().map(|bot| {
+        let lines = stdin_lines();
+        tokio::spawn(chat(Arc::clone(&sandbox), bot, args.app_id.clone(), lines))
+    });
+    let stopped = stop_signal().await;
+    if let Some(chat) = chat {
+        chat.abort();
+    }
+    if let Ok(sandbox) = Arc::try_unwrap(sandbox) {
+        let _ = tokio::time::timeout(STOP_GRACE, sandbox.shutdown()).await;
+    }
+    match stopped {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("botauth: error: cannot wait for Ctrl-C: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A registered certificate, for the printed environment.
+struct RegisteredCertificate {
+    path: PathBuf,
+    sha1: String,
+}
+
+async fn start(args: &SandboxArgs) -> Result<(Sandbox, Vec<RegisteredCertificate>), Refusal> {
+    let usage = |message: String| Refusal(2, message);
+    if args.app_id.trim().is_empty() {
+        return Err(usage("--app-id must not be empty".into()));
+    }
+    let tenant_ok = !args.tenant_id.is_empty()
+        && args
+            .tenant_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    if !tenant_ok {
+        return Err(usage(
+            "--tenant-id must be a tenant id or domain (letters, digits, '.' and '-')".into(),
+        ));
+    }
+    let mut app = AppRegistration::new(args.app_id.trim(), &args.tenant_id);
+    for secret in &args.secret {
+        app = app.with_secret(secret.as_str());
+    }
+    let mut certificates = Vec::new();
+    for path in &args.certificate {
+        let der = botauth_sandbox::read_certificate(path)
+            .map_err(|e| usage(format!("--certificate: {e}")))?;
+        certificates.push(RegisteredCertificate {
+            path: path.clone(),
+            sha1: hex_upper(&openssl::sha::sha1(&der)),
+        });
+        app = app.with_certificate_der(der);
+    }
+    if args.secret.is_empty() && args.certificate.is_empty() {
+        app = app.with_secret(DEMO_CLIENT_SECRET);
+    }
+    let registrations = match &args.registrations {
+        Some(path) => Some(
+            Registrations::from_file(path).map_err(|e| usage(format!("--registrations: {e}")))?,
+        ),
+        None => None,
+    };
+    let mut builder = Sandbox::builder()
+        .port(args.port)
+        .with_demo_app(false)
+        .app(app);
+    if args.tls {
+        let dir = match &args.state_dir {
+            Some(dir) => dir.clone(),
+            None => default_state_dir().ok_or_else(|| {
+                usage("--tls needs a state directory for its CA: set --state-dir (neither XDG_STATE_HOME nor HOME is set)".into())
+            })?,
+        };
+        let ca = LocalCa::load_or_create(&dir)
+            .map_err(|e| Refusal(1, format!("cannot set up the sandbox's local CA: {e}")))?;
+        builder = builder.tls(ca);
+    }
+    let sandbox = builder.start().await.map_err(|e| {
+        Refusal(
+            1,
+            format!("cannot start the sandbox on 127.0.0.1:{}: {e}", args.port),
+        )
+    })?;
+    if let Some(registrations) = &registrations {
+        sandbox.register(registrations);
+    }
+    Ok((sandbox, certificates))
+}
+
+fn default_state_dir() -> Option<PathBuf> {
+    let from = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    from("XDG_STATE_HOME")
+        .or_else(|| from("HOME").map(|home| home.join(".local").join("state")))
+        .map(|state| state.join("botauth").join("sandbox"))
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// The `export` lines (botas dialect, copy-paste ready) and the comments around them.
+fn environment_text(
+    sandbox: &Sandbox,
+    args: &SandboxArgs,
+    certificates: &[RegisteredCertificate],
+) -> String {
     let mut text = format!(
-        "# botauth sandbox listening on {} (Ctrl-C to stop)\n\
-         # Its demo app's credentials are public test values, not secrets.\n",
+        "# botauth sandbox listening on {} (Ctrl-C to stop)\n",
         sandbox.url()
     );
-    let environment = match sandbox.demo_environment(DemoCredential::Secret) {
-        Ok(environment) => environment,
-        Err(e) => {
-            eprintln!("botauth: error: cannot set up the sandbox's demo app: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    // bot_vars: also the Bot Service metadata and the Connector allow-list, so the echo bot works too.
-    for (key, value) in environment.bot_vars() {
+    let export = |text: &mut String, key: &str, value: &str| {
         text.push_str(&format!("export {key}='{value}'\n"));
+    };
+    if let Some(ca) = sandbox.tls_ca() {
+        let path = ca
+            .certificate_path()
+            .map(Path::display)
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "# https with certificates from the local CA {path}; these make OpenSSL (Rust), Node and \
+             Python clients trust it (SSL_CERT_FILE and REQUESTS_CA_BUNDLE replace the system roots in \
+             this shell). Managed identity endpoints stay plain http on {}.\n",
+            sandbox.imds_host()
+        ));
+        for key in ["SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE"] {
+            export(&mut text, key, &path);
+        }
     }
-    // The sandbox also plays IMDS, with a user-assigned identity assigned to the "host".
-    text.push_str(&format!(
-        "# Or, for a managed identity that is the bot (botas dialect), instead of CLIENT_ID, CLIENT_SECRET and TENANT_ID:\n\
-         #   export CLIENT_ID='{DEMO_MI_CLIENT_ID}' TENANT_ID='{DEMO_TENANT_ID}' \
-         MANAGED_IDENTITY_CLIENT_ID='{DEMO_MI_CLIENT_ID}' AZURE_POD_IDENTITY_AUTHORITY_HOST='{}'\n",
-        sandbox.imds_host()
-    ));
+    text.push_str("# The registered credentials are test values for this sandbox only.\n");
+    export(&mut text, "BOTAUTH_AUTHORITY_HOST", &sandbox.url());
+    export(
+        &mut text,
+        "BOTAUTH_METADATA_URL",
+        &sandbox.bot_service_metadata_url(),
+    );
+    export(
+        &mut text,
+        "BOTAUTH_ALLOWED_SERVICE_URLS",
+        &sandbox.connector_url(),
+    );
+    export(&mut text, "CLIENT_ID", args.app_id.trim());
+    if let Some(secret) = args.secret.first() {
+        export(&mut text, "CLIENT_SECRET", secret);
+    } else if args.certificate.is_empty() {
+        export(&mut text, "CLIENT_SECRET", DEMO_CLIENT_SECRET);
+    }
+    export(&mut text, "TENANT_ID", &args.tenant_id);
+    for certificate in certificates {
+        text.push_str(&format!(
+            "# Certificate {} registered (SHA-1 thumbprint {}); to use it, instead of CLIENT_SECRET (Agents SDK dialect):\n\
+             #   export Connections__ServiceConnection__Settings__AuthType='Certificate' \
+             Connections__ServiceConnection__Settings__CertPemFile='{}' \
+             Connections__ServiceConnection__Settings__CertKeyFile='<its private key file>'\n",
+            certificate.path.display(),
+            certificate.sha1,
+            certificate.path.display(),
+        ));
+    }
+    text.push_str(
+        "# Other dialects take the same values: MicrosoftAppId/MicrosoftAppPassword/MicrosoftAppTenantId, \
+         AzureAd__ClientId/AzureAd__ClientSecret/AzureAd__TenantId, or \
+         Connections__ServiceConnection__Settings__ClientId/ClientSecret/TenantId; BOTAUTH_AUTHORITY_HOST, \
+         BOTAUTH_METADATA_URL and BOTAUTH_ALLOWED_SERVICE_URLS apply to all of them.\n",
+    );
+    text.push_str(&managed_identity_text(sandbox, &args.tenant_id));
     if let Some(bot) = &args.bot {
         text.push_str(&format!(
             "# Chat: each line you type is sent to {bot} with a Bot Service channel token for app \
              {}; replies reaching the sandbox's Bot Connector are printed after `<`.\n",
-            args.app_id
+            args.app_id.trim()
         ));
     }
-    write_out(&text);
-    let sandbox = Arc::new(sandbox);
-    let chat = args
-        .bot
-        .map(|bot| tokio::spawn(chat(Arc::clone(&sandbox), bot, args.app_id)));
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("botauth: error: cannot wait for Ctrl-C: {e}");
-        return ExitCode::from(1);
+    text
+}
+
+/// One commented line per managed identity source the sandbox plays, each a working set of
+/// variables for a bot that is the demo user-assigned identity.
+fn managed_identity_text(sandbox: &Sandbox, tenant: &str) -> String {
+    let who = format!(
+        "CLIENT_ID='{DEMO_MI_CLIENT_ID}' TENANT_ID='{tenant}' MANAGED_IDENTITY_CLIENT_ID='{DEMO_MI_CLIENT_ID}'"
+    );
+    let header = sandbox.identity_header();
+    let sources = [
+        (
+            "IMDS",
+            format!(
+                "AZURE_POD_IDENTITY_AUTHORITY_HOST='{}'",
+                sandbox.imds_host()
+            ),
+        ),
+        (
+            "App Service",
+            format!(
+                "IDENTITY_ENDPOINT='{}' IDENTITY_HEADER='{header}'",
+                sandbox.app_service_endpoint()
+            ),
+        ),
+        (
+            "Azure ML",
+            format!(
+                "MSI_ENDPOINT='{}' MSI_SECRET='{header}'",
+                sandbox.azure_ml_endpoint()
+            ),
+        ),
+        (
+            "Service Fabric",
+            format!(
+                "IDENTITY_ENDPOINT='{}' IDENTITY_HEADER='{header}' IDENTITY_SERVER_THUMBPRINT='{}'",
+                sandbox.service_fabric_endpoint(),
+                sandbox.service_fabric_thumbprint()
+            ),
+        ),
+    ];
+    let mut text = String::from(
+        "# Or, for a bot that is a managed identity (botas dialect), instead of CLIENT_ID, CLIENT_SECRET and TENANT_ID, one of:\n",
+    );
+    for (source, vars) in sources {
+        text.push_str(&format!("#   {source}: export {who} {vars}\n"));
     }
-    if let Some(chat) = chat {
-        chat.abort();
-        let _ = chat.await;
-    }
-    if let Ok(sandbox) = Arc::try_unwrap(sandbox) {
-        sandbox.shutdown().await;
-    }
-    ExitCode::SUCCESS
+    text
 }
 
 /// Writes in one piece; a reader that stops early (`| head`, a test) is no error.
@@ -93,13 +304,50 @@ fn write_out(text: &str) {
         .and_then(|()| stdout.flush());
 }
 
+/// Lines of stdin, read on a thread of their own: a blocking read cannot be cancelled, and on
+/// tokio's blocking pool it would keep the process alive after a stop signal until stdin closes.
+fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
 /// Plays the Bot Service for a bot on this machine: one message activity per stdin line.
-async fn chat(sandbox: Arc<Sandbox>, bot: String, app_id: String) {
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+async fn chat(
+    sandbox: Arc<Sandbox>,
+    bot: String,
+    app_id: String,
+    mut lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let app_id = app_id.trim().to_owned();
     // Replies are printed as they reach the Connector, including late ones from bots that
     // answer after acknowledging the activity.
     let mut seen = sandbox.connector_posts().len();
-    while let Ok(Some(line)) = lines.next_line().await {
+    while let Some(line) = lines.recv().await {
         let text = line.trim();
         if text.is_empty() {
             continue;

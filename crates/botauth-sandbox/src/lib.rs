@@ -17,6 +17,7 @@ mod log;
 mod managed_identity;
 mod mint;
 mod origin;
+mod registrations;
 mod server;
 mod state;
 mod tls;
@@ -36,6 +37,7 @@ pub use managed_identity::{
     DEMO_MI_CLIENT_ID, DEMO_MI_OBJECT_ID, DEMO_MI_RESOURCE_ID, DEMO_SYSTEM_MI_CLIENT_ID,
     DEMO_SYSTEM_MI_OBJECT_ID, ManagedIdentity,
 };
+pub use registrations::{Registrations, read_certificate};
 pub use server::{Sandbox, SandboxBuilder};
 pub use tls::LocalCa;
 
