@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::token::Algorithm;
 
-/// The smallest RSA modulus accepted (docs/protocol.md §6: "Only RSA keys ≥ 2048 bits are usable").
+/// The smallest RSA modulus accepted (docs/protocol.md §6: smaller RSA keys are never used).
 pub(crate) const MIN_RSA_BITS: u32 = 2048;
 
 /// Timing of the key cache. Every value is configurable on the

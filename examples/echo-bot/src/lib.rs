@@ -1,6 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod listen;
+mod serve;
+
 use std::fmt;
 use std::net::SocketAddr;
 
@@ -11,6 +14,13 @@ use axum::routing::post;
 use botauth::connector::{ConnectorClient, reply_activity};
 use botauth::validator::Validator;
 use botauth::{BotAuth, BotAuthConfig, BotAuthLayer, CredentialBuilder, VerifiedActivity};
+
+pub use listen::{
+    BIND_ADDRESS_VAR, DEFAULT_BIND_ADDRESS, DEFAULT_PORT, HEADER_READ_TIMEOUT_VAR, ListenConfig,
+    ListenConfigError, MAX_HEADER_READ_TIMEOUT_SECS, PORT_VAR, parse_bind_address,
+    parse_header_read_timeout, parse_port,
+};
+pub use serve::{DEFAULT_HEADER_READ_TIMEOUT, ServeOptions, serve};
 
 /// The messaging endpoint path the Azure Bot registration points at.
 pub const MESSAGES_PATH: &str = "/api/messages";
@@ -97,13 +107,21 @@ impl EchoBot {
             .with_state(self.connector.clone())
     }
 
-    /// Serves the bot on `listener` until the future is dropped.
+    /// Serves the bot on `listener` with the default [`ServeOptions`] until the future is
+    /// dropped. For a header-read timeout of your choice and graceful shutdown, call [`serve()`]
+    /// with [`EchoBot::router`].
     ///
     /// # Errors
     ///
-    /// The server's I/O error.
+    /// None at present (see [`serve()`]).
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).await
+        serve(
+            listener,
+            self.router(),
+            ServeOptions::new(),
+            std::future::pending(),
+        )
+        .await
     }
 
     /// Binds `addr` and serves there in a background task; returns the bound address.

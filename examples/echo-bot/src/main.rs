@@ -1,12 +1,13 @@
 //! `echo-bot`: reads its configuration from the environment (any dialect botauth reads) and
-//! serves `POST /api/messages` on `0.0.0.0:$PORT` (default 3978).
+//! serves `POST /api/messages` on `$BIND_ADDRESS:$PORT` (default `0.0.0.0:3978`), closing
+//! connections that do not send their request headers within `$HEADER_READ_TIMEOUT_SECS`
+//! (default 10). Ctrl-C or SIGTERM stops it gracefully.
 #![allow(clippy::print_stderr)]
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use botauth::{BotAuthConfig, CredentialBuilder};
-use botauth_echo_bot::{EchoBot, MESSAGES_PATH};
+use botauth_echo_bot::{EchoBot, ListenConfig, MESSAGES_PATH};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -16,15 +17,12 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let port = match std::env::var("PORT") {
-        Ok(p) => match p.trim().parse::<u16>() {
-            Ok(port) => port,
-            Err(_) => {
-                eprintln!("echo-bot: PORT must be a port number, e.g. 3978");
-                return ExitCode::from(2);
-            }
-        },
-        Err(_) => 3978,
+    let listen = match ListenConfig::from_env() {
+        Ok(listen) => listen,
+        Err(error) => {
+            eprintln!("echo-bot: {error}");
+            return ExitCode::from(2);
+        }
     };
     let bot = match BotAuthConfig::from_env()
         .map_err(botauth_echo_bot::SetupError::Outbound)
@@ -36,7 +34,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+    let addr = listen.addr();
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(error) => {
@@ -44,21 +42,51 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // With PORT=0 the system picks the port: log the one actually bound.
+    let bound = listener.local_addr().unwrap_or(addr);
     tracing::info!(
         credential = %bot.auth().tokens().credential(),
-        "echo bot listening on http://{addr}{MESSAGES_PATH}"
+        header_read_timeout = ?listen.options().header_read_timeout(),
+        "echo bot listening on http://{bound}{MESSAGES_PATH}"
     );
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    match axum::serve(listener, bot.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    match botauth_echo_bot::serve(listener, bot.router(), listen.options(), shutdown_signal()).await
     {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            tracing::info!("echo bot stopped");
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             eprintln!("echo-bot: server error: {error}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Completes on Ctrl-C, or on SIGTERM: what App Service, containers and systemd send to stop
+/// a process before they kill it.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received; finishing open requests"),
+        () = terminate => tracing::info!("SIGTERM received; finishing open requests"),
     }
 }
