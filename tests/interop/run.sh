@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# Interop: Microsoft's own clients against `botauth sandbox --tls`.
+#
+#   tests/interop/run.sh            # everything; one PASS/FAIL line per flow, exit 1 if any failed
+#   tests/interop/run.sh 1 4 6      # only these flows
+#
+# Installs pinned MSAL Python (tests/interop/requirements.txt, into target/interop/venv) and pinned
+# botframework-connector + botbuilder (tests/interop/package{,-lock}.json, into
+# target/interop/node), builds the CLI, and starts one sandbox with TLS and app registrations given
+# by flags, plus a botbuilder-js echo bot. The flows:
+#   1  MSAL Python, client secret, default settings (authority validation via instance discovery)
+#   2  MSAL Python, certificate by SHA-1 thumbprint (RS256, x5t)
+#   3  MSAL Python, certificate + public_certificate (PS256, x5t#S256, x5c)
+#   3b MSAL Python, certificate by thumbprint + public_certificate (RS256, x5t, x5c)
+#   4  botframework-connector MicrosoftAppCredentials (secret, msal-node)
+#   5  botframework-connector CertificateAppCredentials (msal-node, RS256, x5t)
+#   5b botframework-connector CertificateAppCredentials with x5c
+#   6  botbuilder-js CloudAdapter echo bot (ConfigurationBotFrameworkAuthentication), driven by
+#      `botauth sandbox --bot`: the reply must reach the sandbox's Bot Connector
+#   6b the same bot with a certificate (CertificateServiceClientCredentialsFactory, which needs a
+#      one-method subclass to honour ToChannelFromBotLoginUrl; see echo-bot.js)
+# Flows 1-5b POST their token to the sandbox's Bot Connector and need a 2xx.
+#   n1, n2 negative controls: a wrong secret and an unsigned token must be refused.
+#
+# Nothing leaves 127.0.0.1: the Node clients run with loopback-guard.js and the Python client
+# with a loopback-only requests session. Both refuse any other host. Each redirects one request,
+# Microsoft's instance discovery at login.microsoftonline.com, to the sandbox's own copy.
+#
+# INTEROP_DEMO_CERT_CONFIG=1 adds flow 6c, which shows a botbuilder limitation (a certificate set
+# by configuration alone ignores ToChannelFromBotLoginUrl) and is expected to FAIL.
+#
+# Environment: PYTHON (default python3), BOTAUTH_INTEROP_DIR (default target/interop),
+# BOTAUTH_INTEROP_SKIP_BUILD=1 to use an existing target/debug/botauth, BOTAUTH_INTEROP_BIN to run
+# another botauth binary (no build).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+WORK=${BOTAUTH_INTEROP_DIR:-$ROOT/target/interop}
+PYTHON=${PYTHON:-python3}
+BIN=${BOTAUTH_INTEROP_BIN:-$ROOT/target/debug/botauth}
+RUN=$WORK/run
+START_SECONDS=$SECONDS
+
+log() { printf '[interop] %s\n' "$*" >&2; }
+die() {
+  log "error: $*"
+  exit 2
+}
+sha() { cat "$@" | openssl dgst -sha256 -r | cut -d' ' -f1; }
+
+# ---------------------------------------------------------------------------------------------
+# Prerequisites and pinned clients
+# ---------------------------------------------------------------------------------------------
+for tool in "$PYTHON" node npm openssl cargo; do
+  command -v "$tool" >/dev/null || die "$tool is required"
+done
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || die "Node 20 or later is required (found $(node --version))"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 9))' || die "Python 3.9 or later is required"
+
+mkdir -p "$WORK"
+
+VENV=$WORK/venv
+VPY=$VENV/bin/python
+want=$(sha "$HERE/requirements.txt")
+if [ ! -x "$VPY" ] || [ "$(cat "$VENV/.botauth-requirements" 2>/dev/null)" != "$want" ]; then
+  log "installing MSAL Python ($(grep -m1 '^msal==' "$HERE/requirements.txt")) into $VENV"
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV" ||
+    die "\`$PYTHON -m venv\` failed (on Debian/Ubuntu: apt-get install python3-venv)"
+  "$VPY" -m pip install --disable-pip-version-check --no-input -q -r "$HERE/requirements.txt"
+  echo "$want" >"$VENV/.botauth-requirements"
+fi
+
+NODE_DIR=$WORK/node
+want=$(sha "$HERE/package.json" "$HERE/package-lock.json")
+if [ ! -d "$NODE_DIR/node_modules" ] || [ "$(cat "$NODE_DIR/.botauth-lock" 2>/dev/null)" != "$want" ]; then
+  log "installing botframework-connector and botbuilder (package-lock.json) into $NODE_DIR"
+  rm -rf "$NODE_DIR"
+  mkdir -p "$NODE_DIR"
+  cp "$HERE/package.json" "$HERE/package-lock.json" "$NODE_DIR/"
+  (cd "$NODE_DIR" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$want" >"$NODE_DIR/.botauth-lock"
+fi
+export NODE_PATH=$NODE_DIR/node_modules
+NODE=(node --require "$HERE/loopback-guard.js")
+
+if [ "${BOTAUTH_INTEROP_SKIP_BUILD:-}" != 1 ] && [ -z "${BOTAUTH_INTEROP_BIN:-}" ]; then
+  log "building the CLI"
+  (cd "$ROOT" && cargo build -q -p botauth-cli)
+fi
+[ -x "$BIN" ] || die "$BIN is missing"
+"$BIN" sandbox --help | grep -q -- '--tls' || die "this botauth has no \`sandbox --tls\` yet"
+
+# ---------------------------------------------------------------------------------------------
+# Scratch state, test certificate, processes
+# ---------------------------------------------------------------------------------------------
+rm -rf "$RUN"
+mkdir -p "$RUN"
+
+CERT_KEY=$RUN/client-key.pem
+CERT_PEM=$RUN/client-cert.pem
+openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 2 -subj "/CN=botauth-interop-client" \
+  -keyout "$CERT_KEY" -out "$CERT_PEM" 2>/dev/null
+CERT_SHA1=$(openssl x509 -in "$CERT_PEM" -noout -fingerprint -sha1 | cut -d= -f2 | tr -d ':')
+export INTEROP_CERT_KEY=$CERT_KEY INTEROP_CERT_PEM=$CERT_PEM INTEROP_CERT_SHA1=$CERT_SHA1
+
+APP_ID=$("$VPY" -c 'import uuid; print(uuid.uuid4())')
+TENANT=$("$VPY" -c 'import uuid; print(uuid.uuid4())')
+SECRET=$("$VPY" -c 'import secrets; print("interop~" + secrets.token_urlsafe(24))')
+
+PIDS=()
+CHAT_FD=
+cleanup() {
+  local pid i
+  if [ -n "$CHAT_FD" ]; then exec {CHAT_FD}>&- || true; fi
+  for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for i in $(seq 1 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+free_port() {
+  "$VPY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits for a line matching $2 (grep -E) in file $1 while process $3 is alive.
+wait_for_line() {
+  local file=$1 pattern=$2 pid=$3 seconds=${4:-60} i
+  for i in $(seq 1 $((seconds * 10))); do
+    grep -qE "$pattern" "$file" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# Exports the sandbox's `export KEY='VALUE'` lines (shell-quoted) into this shell.
+load_exports() {
+  local line key value re="^export ([A-Za-z_][A-Za-z0-9_]*)='(.*)'\$"
+  while IFS= read -r line; do
+    if [[ $line =~ $re ]]; then
+      key=${BASH_REMATCH[1]}
+      value=${BASH_REMATCH[2]//"'\\''"/"'"}
+      export "$key=$value"
+      printf '%s\n' "$key" >>"$RUN/exported-keys"
+    fi
+  done <"$1"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The sandbox (TLS, registrations by flag, chatting with the echo bot)
+# ---------------------------------------------------------------------------------------------
+BOT_PORT=$(free_port)
+BOT_URL=http://127.0.0.1:$BOT_PORT/api/messages
+mkfifo "$RUN/chat.in"
+exec {CHAT_FD}<>"$RUN/chat.in"
+
+log "starting botauth sandbox --tls (app $APP_ID, tenant $TENANT)"
+"$BIN" sandbox --tls --port 0 --state-dir "$RUN/sandbox-state" \
+  --app-id "$APP_ID" --tenant-id "$TENANT" --secret "$SECRET" --certificate "$CERT_PEM" \
+  --bot "$BOT_URL" <"$RUN/chat.in" >"$RUN/sandbox.out" 2>"$RUN/sandbox.err" &
+SANDBOX_PID=$!
+PIDS+=("$SANDBOX_PID")
+REQUIRED_KEYS=(BOTAUTH_AUTHORITY_HOST BOTAUTH_METADATA_URL BOTAUTH_ALLOWED_SERVICE_URLS
+  CLIENT_ID TENANT_ID CLIENT_SECRET SSL_CERT_FILE NODE_EXTRA_CA_CERTS REQUESTS_CA_BUNDLE)
+for key in "${REQUIRED_KEYS[@]}"; do
+  if ! wait_for_line "$RUN/sandbox.out" "^export $key=" "$SANDBOX_PID" 60; then
+    log "the sandbox did not start or exported no $key; its stdout and stderr:"
+    sed 's/^/  /' "$RUN/sandbox.out" "$RUN/sandbox.err" >&2
+    exit 1
+  fi
+done
+load_exports "$RUN/sandbox.out"
+[[ $BOTAUTH_AUTHORITY_HOST == https://127.0.0.1:* ]] ||
+  die "BOTAUTH_AUTHORITY_HOST is $BOTAUTH_AUTHORITY_HOST, expected https://127.0.0.1:PORT"
+for pair in "CLIENT_ID:$APP_ID" "TENANT_ID:$TENANT" "CLIENT_SECRET:$SECRET"; do
+  key=${pair%%:*}
+  [ "${!key}" = "${pair#*:}" ] || log "warning: the sandbox exported a $key different from the flag given"
+done
+SERVICE_URL=${BOTAUTH_ALLOWED_SERVICE_URLS%%[, ]*}
+CONNECTOR=${SERVICE_URL%/}/v3/conversations/interop/activities
+log "sandbox at $BOTAUTH_AUTHORITY_HOST; Connector $CONNECTOR"
+
+# ---------------------------------------------------------------------------------------------
+# Flows
+# ---------------------------------------------------------------------------------------------
+declare -a RESULTS=()
+FAILED=0
+SELECTED=" $* "
+selected() { [ "$SELECTED" = "  " ] || [[ $SELECTED == *" $1 "* ]]; }
+
+record() { # status id description detail
+  local line
+  line=$(printf '%-4s %-3s %s' "$1" "$2" "$3")
+  [ -n "${4:-}" ] && line="$line: $4"
+  RESULTS+=("$line")
+  printf '%s\n' "$line"
+  [ "$1" = PASS ] || FAILED=1
+}
+
+# Last meaningful stderr lines, on one line.
+err_summary() {
+  grep -vE '^\s*$|^\s+at |^\[loopback-guard\] https://login' "$1" 2>/dev/null | tail -n 3 |
+    tr '\n' ' ' | sed 's/ *$//' | cut -c1-600
+}
+
+token_flow() { # id description command...
+  local id=$1 desc=$2 token t0=$SECONDS
+  shift 2
+  selected "$id" || return 0
+  local err=$RUN/flow-$id.err
+  if ! token=$(timeout 120 "$@" 2>"$err"); then
+    record FAIL "$id" "$desc" "no token: $(err_summary "$err")"
+    return 0
+  fi
+  if ! printf '%s\n' "$token" | timeout 60 "$VPY" "$HERE/connector_post.py" "$CONNECTOR" \
+    >"$RUN/flow-$id.post" 2>>"$err"; then
+    record FAIL "$id" "$desc" "token issued, Connector refused it: $(err_summary "$err")"
+    return 0
+  fi
+  record PASS "$id" "$desc" "token accepted by the Connector ($(cat "$RUN/flow-$id.post"), $((SECONDS - t0))s)"
+}
+
+PYC=("$VPY" "$HERE/msal_client.py")
+JSC=("${NODE[@]}" "$HERE/connector_client.js")
+token_flow 1 "msal-python secret" "${PYC[@]}" secret
+token_flow 2 "msal-python certificate (thumbprint)" "${PYC[@]}" thumbprint
+token_flow 3 "msal-python certificate + public_certificate (x5c)" "${PYC[@]}" x5c
+token_flow 3b "msal-python certificate thumbprint + public_certificate" "${PYC[@]}" thumbprint-x5c
+token_flow 4 "botframework-connector MicrosoftAppCredentials" "${JSC[@]}" secret
+token_flow 5 "botframework-connector CertificateAppCredentials" "${JSC[@]}" cert
+token_flow 5b "botframework-connector CertificateAppCredentials + x5c" "${JSC[@]}" cert-x5c
+
+# Negative controls: the same plumbing must fail when the credential or the token is wrong.
+refused_flow() { # id description pattern command...
+  local id=$1 desc=$2 pattern=$3
+  shift 3
+  selected "$id" || return 0
+  local err=$RUN/flow-$id.err
+  if timeout 120 "$@" >"$RUN/flow-$id.out" 2>"$err"; then
+    record FAIL "$id" "$desc" "expected a refusal, got success"
+  elif grep -qE "$pattern" "$err"; then
+    record PASS "$id" "$desc" "refused as expected ($(grep -oE "$pattern" "$err" | head -n1))"
+  else
+    record FAIL "$id" "$desc" "refused, but not with /$pattern/: $(err_summary "$err")"
+  fi
+}
+refused_flow n1 "msal-python wrong secret is refused" "invalid_client" "${PYC[@]}" wrong-secret
+refused_flow n2 "Connector refuses an unsigned token" "HTTP 401" \
+  sh -c 'printf "%s\n" "eyJhbGciOiJub25lIn0.eyJ4IjoxfQ." | "$0" "$1" "$2"' "$VPY" "$HERE/connector_post.py" "$CONNECTOR"
+
+BOT_PID=
+stop_bot() {
+  [ -n "$BOT_PID" ] || return 0
+  kill -INT "$BOT_PID" 2>/dev/null || true
+  wait "$BOT_PID" 2>/dev/null || true
+  BOT_PID=
+}
+
+echo_flow() { # id credential description
+  local id=$1 credential=$2 desc=$3 t0=$SECONDS
+  selected "$id" || return 0
+  local said="interop $id hello $RANDOM" out=$RUN/echo-bot-$id.out err=$RUN/echo-bot-$id.err
+  stop_bot
+  INTEROP_BOT_CREDENTIAL=$credential "${NODE[@]}" "$HERE/echo-bot.js" "$BOT_PORT" >"$out" 2>"$err" &
+  BOT_PID=$!
+  PIDS+=("$BOT_PID")
+  if ! wait_for_line "$out" "^listening on " "$BOT_PID" 30; then
+    record FAIL "$id" "$desc" "the echo bot did not start: $(err_summary "$err")"
+    return 0
+  fi
+  local before
+  before=$(wc -l <"$RUN/sandbox.out")
+  printf '%s\n' "$said" >&"$CHAT_FD"
+  if wait_for_line "$RUN/sandbox.out" "^< echo: $said\$" "$SANDBOX_PID" 60; then
+    record PASS "$id" "$desc" "sandbox printed '< echo: $said' ($((SECONDS - t0))s)"
+  else
+    local chat
+    chat=$(tail -n +"$((before + 1))" "$RUN/sandbox.out" | grep -E '^(>|<|!)' | tr '\n' ' ' | cut -c1-300 || true)
+    record FAIL "$id" "$desc" "no echo reached the Connector; sandbox said: ${chat:-nothing}; bot: $(err_summary "$err")"
+  fi
+}
+echo_flow 6 secret "botbuilder-js CloudAdapter echo bot (secret) via sandbox --bot"
+echo_flow 6b cert "botbuilder-js CloudAdapter echo bot (certificate) via sandbox --bot"
+[ -n "${INTEROP_DEMO_CERT_CONFIG:-}" ] && echo_flow 6c cert-config "(demo) echo bot, certificate by configuration only"
+stop_bot
+
+# ---------------------------------------------------------------------------------------------
+printf '\n'
+log "summary ($((SECONDS - START_SECONDS))s; logs in $RUN):"
+for line in "${RESULTS[@]}"; do printf '  %s\n' "$line" >&2; done
+exit "$FAILED"
