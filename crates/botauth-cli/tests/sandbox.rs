@@ -54,13 +54,13 @@ fn sandbox(args: &[&str]) -> Running {
         .stderr(Stdio::null())
         .spawn()
         .expect("start botauth sandbox");
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.stdout.take().expect("its stdout");
     let mut env = Vec::new();
     let mut comments = Vec::new();
     for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
+        let line = line.expect("a line of output");
         if let Some(rest) = line.strip_prefix("export ") {
-            let (k, v) = rest.split_once('=').unwrap();
+            let (k, v) = rest.split_once('=').expect("export KEY=VALUE");
             env.push((k.to_owned(), v.trim_matches('\'').to_owned()));
         } else {
             let done = line.contains("Service Fabric:");

@@ -439,7 +439,7 @@ pub(crate) async fn instance_discovery(
         })
         .filter(|t| valid_tenant(Some(t)).is_ok())
         .unwrap_or_else(|| "common".to_owned());
-    if params.get("api-version").is_none() {
+    if !params.contains_key("api-version") {
         return EntraError::invalid_request(
             code::MISSING_PARAMETER,
             "The request must contain the following parameter: 'api-version'.",
