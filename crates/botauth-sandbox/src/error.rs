@@ -30,6 +30,7 @@ pub(crate) mod code {
     pub(crate) const FEDERATED_ISSUER: u32 = 700_211;
     pub(crate) const FEDERATED_AUDIENCE: u32 = 700_212;
     pub(crate) const FEDERATED_SUBJECT: u32 = 700_213;
+    pub(crate) const FEDERATED_LIFETIME: u32 = 70023;
     pub(crate) const THROTTLED: u32 = 50196;
     pub(crate) const UNAVAILABLE: u32 = 90033;
 }

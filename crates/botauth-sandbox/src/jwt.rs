@@ -1,7 +1,11 @@
 //! The one place that signs and verifies compact JWS (RS256 / PS256) and generates the sandbox's keys.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{
+    GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD,
+};
 use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
 use openssl::error::ErrorStack;
@@ -23,8 +27,68 @@ pub(crate) fn x5t(cert_der: &[u8]) -> String {
 }
 
 /// The `x5t#S256` thumbprint: base64url of the raw SHA-256 digest of the certificate DER.
+#[cfg(test)]
 pub(crate) fn x5t_s256(cert_der: &[u8]) -> String {
     b64url(&openssl::sha::sha256(cert_der))
+}
+
+/// Base64url that accepts the value with or without its `=` padding. JOSE forbids padding
+/// (RFC 7515 §2), yet MSAL Python sends padded thumbprints (`…Uew=`) and Entra accepts them
+/// (docs/protocol.md §3); padding that is present must still be the canonical amount.
+const URL_SAFE_ANY_PAD: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Decodes a header thumbprint (`x5t`, `x5t#S256`) to its digest bytes; `None` when it is not
+/// base64url. The caller compares bytes, so a digest of the wrong length simply matches nothing.
+pub(crate) fn decode_thumbprint(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_ANY_PAD.decode(text).ok()
+}
+
+/// The DER certificates of an `x5c` header: a non-empty array of standard-base64 strings, leaf
+/// first (RFC 7515 §4.1.6). ASCII whitespace inside each string is ignored, as .NET's
+/// `Convert.FromBase64String` on Entra's side ignores it: MSAL Python copies the PEM body,
+/// line breaks included. `None` for any other shape; whether each DER is a certificate is the
+/// caller's question.
+pub(crate) fn decode_x5c(value: &Value) -> Option<Vec<Vec<u8>>> {
+    let entries = value.as_array().filter(|entries| !entries.is_empty())?;
+    entries
+        .iter()
+        .map(|entry| {
+            let compact: String = entry
+                .as_str()?
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect();
+            STANDARD.decode(compact).ok()
+        })
+        .collect()
+}
+
+/// The last second a NumericDate may name: 9999-12-31T23:59:59Z. Entra reports assertion times
+/// as .NET `DateTime`s, which end there.
+const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
+
+/// A NumericDate (RFC 7519 §2): a JSON number of seconds since the epoch, integer or fractional
+/// (MSAL Python sends `time.time()` values such as `1796203800.275`). Returns whole seconds, the
+/// fraction dropped (far inside any clock skew). `None` for anything else: strings (even
+/// numeric ones), booleans, and numbers before the epoch or past [`MAX_NUMERIC_DATE`].
+/// `NaN` and `Infinity` are not JSON, so such claims never get this far.
+pub(crate) fn numeric_date(value: &Value) -> Option<i64> {
+    let number = value.as_number()?;
+    let seconds = match number.as_i64() {
+        Some(whole) => whole,
+        None => {
+            let real = number.as_f64().filter(|r| r.is_finite())?;
+            if !(0.0..(MAX_NUMERIC_DATE + 1) as f64).contains(&real) {
+                return None;
+            }
+            // In range, so the conversion is exact up to the dropped fraction.
+            real.trunc() as i64
+        }
+    };
+    (0..=MAX_NUMERIC_DATE).contains(&seconds).then_some(seconds)
 }
 
 /// The JWS algorithms the sandbox understands.
@@ -308,6 +372,68 @@ mod tests {
         let jws = Jws::parse(&ps).unwrap();
         assert!(jws.verify(Alg::Ps256, key.key()));
         assert!(!jws.verify(Alg::Rs256, key.key()));
+    }
+
+    #[test]
+    fn thumbprints_decode_with_or_without_padding() {
+        let digest = openssl::sha::sha1(b"certificate");
+        let bare = b64url(&digest);
+        assert_eq!(decode_thumbprint(&bare), Some(digest.to_vec()));
+        assert_eq!(
+            decode_thumbprint(&format!("{bare}=")),
+            Some(digest.to_vec())
+        );
+        for bad in [format!("{bare}=="), format!("{bare}!"), "a+b/".to_owned()] {
+            assert_eq!(decode_thumbprint(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn x5c_is_standard_base64_with_whitespace_ignored() {
+        let der = b"DER bytes of some length".to_vec();
+        let text = STANDARD.encode(&der);
+        let spaced = format!(" {}\r\n{} \n", &text[..10], &text[10..]);
+        assert_eq!(
+            decode_x5c(&json!([text, spaced])),
+            Some(vec![der.clone(), der])
+        );
+        for bad in [
+            json!(text),
+            json!([]),
+            json!([1]),
+            // The URL-safe alphabet is not x5c's.
+            json!(["-_8="]),
+            json!([&text[1..]]),
+        ] {
+            assert_eq!(decode_x5c(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn numeric_dates_are_non_negative_numbers_up_to_year_9999() {
+        for (value, seconds) in [
+            (json!(0), 0),
+            (json!(1_796_203_800), 1_796_203_800),
+            (json!(1_796_203_800.275), 1_796_203_800),
+            (json!(0.999), 0),
+            (json!(253_402_300_799_i64), 253_402_300_799),
+            (json!(253_402_300_799.5), 253_402_300_799),
+        ] {
+            assert_eq!(numeric_date(&value), Some(seconds), "{value}");
+        }
+        for value in [
+            json!(-1),
+            json!(-0.001),
+            json!(253_402_300_800_i64),
+            json!(1e300),
+            json!(u64::MAX),
+            json!("1796203800"),
+            json!(true),
+            Value::Null,
+            json!([1]),
+        ] {
+            assert_eq!(numeric_date(&value), None, "{value}");
+        }
     }
 
     #[test]
