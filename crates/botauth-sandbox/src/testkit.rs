@@ -51,7 +51,7 @@ impl Reply {
     }
 }
 
-async fn send(request: reqwest::RequestBuilder) -> Reply {
+pub(crate) async fn send(request: reqwest::RequestBuilder) -> Reply {
     let response = request.send().await.expect("request to the sandbox");
     Reply {
         status: response.status().as_u16(),

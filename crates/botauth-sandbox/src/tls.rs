@@ -493,7 +493,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::testkit::{BOT_SCOPE, Reply, secret_form};
+    use crate::testkit::{BOT_SCOPE, Reply, secret_form, send};
     use crate::{DEMO_CLIENT_ID, DEMO_TENANT_ID, Sandbox};
 
     async fn tls_sandbox() -> (Sandbox, reqwest::Client) {
@@ -507,19 +507,21 @@ mod tests {
         (sandbox, client)
     }
 
-    async fn send(request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.unwrap();
-        Reply {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            text: response.text().await.unwrap(),
-        }
-    }
-
     fn form(pairs: &[(&str, &str)]) -> String {
         form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish()
+    }
+
+    /// POSTs `pairs` form-encoded with `client`, which trusts the sandbox's CA.
+    async fn post(client: &reqwest::Client, url: &str, pairs: &[(&str, &str)]) -> Reply {
+        send(
+            client
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form(pairs)),
+        )
+        .await
     }
 
     #[tokio::test]
@@ -678,13 +680,7 @@ mod tests {
             .filter(|(n, _)| *n != "scope")
             .collect();
         pairs.push(("resource", "https://api.botframework.com"));
-        let reply = send(
-            client
-                .post(&endpoint)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form(&pairs)),
-        )
-        .await;
+        let reply = post(&client, &endpoint, &pairs).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         let body = reply.json();
         assert_eq!(body["resource"], "https://api.botframework.com");
@@ -695,24 +691,14 @@ mod tests {
         assert_eq!(claims["aud"], "https://api.botframework.com");
         // v1 needs `resource`; a scope alone is not it.
         let scope_only: Vec<(&str, &str)> = secret_form();
-        send(
-            client
-                .post(&endpoint)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form(&scope_only)),
-        )
-        .await
-        .assert_entra_error(400, "invalid_request", 900_144);
+        post(&client, &endpoint, &scope_only)
+            .await
+            .assert_entra_error(400, "invalid_request", 900_144);
         pairs.retain(|(n, _)| *n != "resource");
         pairs.push(("resource", "https://graph.microsoft.com"));
-        send(
-            client
-                .post(&endpoint)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form(&pairs)),
-        )
-        .await
-        .assert_entra_error(400, "invalid_scope", 1_002_012);
+        post(&client, &endpoint, &pairs)
+            .await
+            .assert_entra_error(400, "invalid_scope", 1_002_012);
     }
 
     #[tokio::test]
@@ -750,6 +736,61 @@ mod tests {
             .unwrap();
         assert_eq!(claims["appid"], DEMO_CLIENT_ID);
         assert_eq!(claims["aud"], BOT_SCOPE.trim_end_matches("/.default"));
+    }
+
+    #[tokio::test]
+    async fn an_assertion_is_judged_against_the_endpoint_as_the_client_addressed_it() {
+        use crate::jwt::{Alg, SigningKey, sign_jws, x5t};
+        let (sandbox, client) = tls_sandbox().await;
+        let cert = SigningKey::generate("aud test").unwrap();
+        sandbox.register_app(
+            crate::AppRegistration::new(DEMO_CLIENT_ID, DEMO_TENANT_ID)
+                .with_certificate_der(cert.cert_der()),
+        );
+        let port = sandbox.addr().port();
+        let endpoint = |host: &str, path: &str| {
+            format!("https://{host}:{port}/{DEMO_TENANT_ID}/oauth2/{path}")
+        };
+        let assertion = |aud: &str| {
+            let now = crate::clock::unix_now();
+            let claims = json!({"aud": aud, "iss": DEMO_CLIENT_ID, "sub": DEMO_CLIENT_ID,
+                "jti": uuid::Uuid::new_v4().to_string(), "nbf": now, "iat": now, "exp": now + 600});
+            let header = json!({"alg": "RS256", "typ": "JWT", "x5t": x5t(cert.cert_der())});
+            sign_jws(&header, &claims, Alg::Rs256, cert.key()).unwrap()
+        };
+        let request = |posted_to: String, aud: String| {
+            let client = client.clone();
+            async move {
+                let signed = assertion(&aud);
+                let pairs = [
+                    ("grant_type", "client_credentials"),
+                    ("client_id", DEMO_CLIENT_ID),
+                    ("scope", BOT_SCOPE),
+                    ("client_assertion_type", crate::assertion::JWT_BEARER),
+                    ("client_assertion", signed.as_str()),
+                ];
+                post(&client, &posted_to, &pairs).await
+            }
+        };
+        // Posted to localhost: the v2 and v1 forms on localhost are the audience.
+        for aud in [
+            endpoint("localhost", "v2.0/token"),
+            endpoint("localhost", "token"),
+        ] {
+            let reply = request(endpoint("localhost", "v2.0/token"), aud).await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+        }
+        // The same endpoint under another name, or over plain http, is another audience.
+        request(
+            endpoint("localhost", "v2.0/token"),
+            endpoint("127.0.0.1", "v2.0/token"),
+        )
+        .await
+        .assert_entra_error(401, "invalid_client", 700_023);
+        let plain = format!("http://127.0.0.1:{port}/{DEMO_TENANT_ID}/oauth2/v2.0/token");
+        request(endpoint("127.0.0.1", "v2.0/token"), plain)
+            .await
+            .assert_entra_error(401, "invalid_client", 700_023);
     }
 
     #[test]
