@@ -1,6 +1,6 @@
 """MSAL Python against the sandbox: prints the access token on stdout, nothing else.
 
-Usage: msal_client.py secret|thumbprint|x5c|thumbprint-x5c|wrong-secret
+Usage: msal_client.py secret|secret-discovery|thumbprint|x5c|thumbprint-x5c|wrong-secret
 
 Reads the sandbox's exported environment (BOTAUTH_AUTHORITY_HOST, TENANT_ID, CLIENT_ID,
 CLIENT_SECRET, REQUESTS_CA_BUNDLE) plus INTEROP_CERT_KEY / INTEROP_CERT_PEM /
@@ -63,6 +63,10 @@ def main():
     if mode == "secret":
         credential = os.environ["CLIENT_SECRET"]
         options = {}  # MSAL's defaults: authority validation via instance discovery
+    elif mode == "secret-discovery":
+        # Instance discovery asked of the sandbox itself, as the README documents.
+        credential = os.environ["CLIENT_SECRET"]
+        options = {"instance_discovery": host + DISCOVERY_PATH}
     elif mode == "wrong-secret":
         credential = os.environ["CLIENT_SECRET"] + "-not"
     elif mode == "thumbprint":

@@ -9,12 +9,15 @@
 # target/interop/node), builds the CLI, and starts one sandbox with TLS and app registrations given
 # by flags, plus a botbuilder-js echo bot. The flows:
 #   1  MSAL Python, client secret, default settings (authority validation via instance discovery)
+#   1b MSAL Python, client secret, instance_discovery = the sandbox's own endpoint
 #   2  MSAL Python, certificate by SHA-1 thumbprint (RS256, x5t)
 #   3  MSAL Python, certificate + public_certificate (PS256, x5t#S256, x5c)
 #   3b MSAL Python, certificate by thumbprint + public_certificate (RS256, x5t, x5c)
 #   4  botframework-connector MicrosoftAppCredentials (secret, msal-node)
 #   5  botframework-connector CertificateAppCredentials (msal-node, RS256, x5t)
 #   5b botframework-connector CertificateAppCredentials with x5c
+#   7, 7b msal-node used directly with knownAuthorities (secret; certificate): no request to
+#      login.microsoftonline.com may happen
 #   6  botbuilder-js CloudAdapter echo bot (ConfigurationBotFrameworkAuthentication), driven by
 #      `botauth sandbox --bot`: the reply must reach the sandbox's Bot Connector
 #   6b the same bot with a certificate (CertificateServiceClientCredentialsFactory, which needs a
@@ -232,12 +235,15 @@ token_flow() { # id description command...
 PYC=("$VPY" "$HERE/msal_client.py")
 JSC=("${NODE[@]}" "$HERE/connector_client.js")
 token_flow 1 "msal-python secret" "${PYC[@]}" secret
+token_flow 1b "msal-python secret, instance discovery at the sandbox" "${PYC[@]}" secret-discovery
 token_flow 2 "msal-python certificate (thumbprint)" "${PYC[@]}" thumbprint
 token_flow 3 "msal-python certificate + public_certificate (x5c)" "${PYC[@]}" x5c
 token_flow 3b "msal-python certificate thumbprint + public_certificate" "${PYC[@]}" thumbprint-x5c
 token_flow 4 "botframework-connector MicrosoftAppCredentials" "${JSC[@]}" secret
 token_flow 5 "botframework-connector CertificateAppCredentials" "${JSC[@]}" cert
 token_flow 5b "botframework-connector CertificateAppCredentials + x5c" "${JSC[@]}" cert-x5c
+token_flow 7 "msal-node direct, knownAuthorities (secret)" "${NODE[@]}" "$HERE/msal_node_client.js" secret
+token_flow 7b "msal-node direct, knownAuthorities (certificate)" "${NODE[@]}" "$HERE/msal_node_client.js" cert
 
 # Negative controls: the same plumbing must fail when the credential or the token is wrong.
 refused_flow() { # id description pattern command...
