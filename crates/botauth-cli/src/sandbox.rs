@@ -65,26 +65,28 @@ pub(crate) async fn run(args: SandboxArgs) -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Handlers first: whoever reads the printed lines may signal at once.
+    let stop = match StopSignals::install() {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("botauth: error: cannot install the Ctrl-C/SIGTERM handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
     write_out(&environment_text(&sandbox, &args, &certificates));
     let sandbox = Arc::new(sandbox);
     let chat = args.bot.clone().map(|bot| {
         let lines = stdin_lines();
         tokio::spawn(chat(Arc::clone(&sandbox), bot, args.app_id.clone(), lines))
     });
-    let stopped = stop_signal().await;
+    stop.recv().await;
     if let Some(chat) = chat {
         chat.abort();
     }
     if let Ok(sandbox) = Arc::try_unwrap(sandbox) {
         let _ = tokio::time::timeout(STOP_GRACE, sandbox.shutdown()).await;
     }
-    match stopped {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("botauth: error: cannot wait for Ctrl-C: {e}");
-            ExitCode::from(1)
-        }
-    }
+    ExitCode::SUCCESS
 }
 
 /// A registered certificate, for the printed environment.
@@ -319,20 +321,41 @@ fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
     rx
 }
 
-/// SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-async fn stop_signal() -> std::io::Result<()> {
+/// SIGINT (Ctrl-C) and, on Unix, SIGTERM, registered when installed: a signal that arrives
+/// before [`StopSignals::recv`] is awaited is not lost.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result,
-            _ = terminate.recv() => Ok(()),
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
+
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
