@@ -84,6 +84,18 @@ pub enum Error {
         /// How long the server asked us to wait.
         retry_after: Option<Duration>,
     },
+    /// No request was sent: the token endpoint answered an earlier request with a `Retry-After`
+    /// that has not passed yet, and botauth holds every request for that token until it has
+    /// (docs/protocol.md §5). Its [`kind`](Error::kind) is [`ErrorKind::Throttled`];
+    /// [`retry_after`](Error::retry_after) is the time left.
+    RetryAfterPending {
+        /// The endpoint (URL without query) that asked for the wait.
+        endpoint: String,
+        /// The HTTP status of the answer that carried `Retry-After` (429, 503, …), when known.
+        status: Option<u16>,
+        /// How much of the wait is left.
+        remaining: Duration,
+    },
     /// The endpoint could not be reached or failed with a server error.
     Unavailable {
         /// The endpoint (URL without query) we tried.
@@ -138,6 +150,20 @@ impl fmt::Display for Error {
                 "{endpoint} is throttling token requests (HTTP 429){}",
                 retry_hint(*retry_after)
             ),
+            Error::RetryAfterPending {
+                endpoint,
+                status,
+                remaining,
+            } => write!(
+                f,
+                "no token request sent: {endpoint} {} and {}s of that wait remain; the next request \
+                 goes out once it has passed (a cached token that is still valid keeps being served)",
+                match status {
+                    Some(s) => format!("answered HTTP {s} with Retry-After"),
+                    None => "asked to wait (Retry-After)".to_owned(),
+                },
+                ceil_secs(*remaining)
+            ),
             Error::Unavailable {
                 endpoint,
                 status,
@@ -176,6 +202,11 @@ impl std::error::Error for Error {
             _ => None,
         }
     }
+}
+
+/// Whole seconds, rounded up: "0s remain" must not be said while part of a second is left.
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 fn retry_hint(retry_after: Option<Duration>) -> String {
@@ -228,7 +259,7 @@ impl Error {
             Error::FeatureMissing { .. } => ErrorKind::FeatureMissing,
             Error::Credential { .. } => ErrorKind::Credential,
             Error::Entra(_) => ErrorKind::Rejected,
-            Error::Throttled { .. } => ErrorKind::Throttled,
+            Error::Throttled { .. } | Error::RetryAfterPending { .. } => ErrorKind::Throttled,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::InvalidResponse { .. } => ErrorKind::InvalidResponse,
@@ -238,7 +269,10 @@ impl Error {
     /// Whether trying again later may succeed without changing anything.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Throttled { .. } | Error::Unavailable { .. } | Error::Timeout { .. } => true,
+            Error::Throttled { .. }
+            | Error::RetryAfterPending { .. }
+            | Error::Unavailable { .. }
+            | Error::Timeout { .. } => true,
             Error::Entra(e) => e.is_retryable(),
             Error::InvalidResponse { status, .. } => *status >= 500,
             _ => false,
@@ -251,6 +285,7 @@ impl Error {
             Error::Throttled { retry_after, .. } | Error::Unavailable { retry_after, .. } => {
                 *retry_after
             }
+            Error::RetryAfterPending { remaining, .. } => Some(*remaining),
             Error::Entra(e) => e.retry_after,
             _ => None,
         }
@@ -303,6 +338,25 @@ mod tests {
         let f = Error::feature_missing("certificate", "certificate");
         assert_eq!(f.kind(), ErrorKind::FeatureMissing);
         assert!(f.to_string().contains("features = [\"certificate\"]"));
+    }
+
+    #[test]
+    fn a_pending_retry_after_is_throttled_with_the_time_left() {
+        let e = Error::RetryAfterPending {
+            endpoint: "https://login.example/t/oauth2/v2.0/token".into(),
+            status: Some(503),
+            remaining: Duration::from_millis(3_534_200),
+        };
+        assert_eq!(e.kind(), ErrorKind::Throttled);
+        assert!(e.is_retryable());
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(3_534_200)));
+        let text = e.to_string();
+        assert!(text.starts_with("no token request sent: "), "{text}");
+        assert!(
+            text.contains("answered HTTP 503 with Retry-After"),
+            "{text}"
+        );
+        assert!(text.contains("3535s"), "{text}");
     }
 
     #[test]

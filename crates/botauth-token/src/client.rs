@@ -337,7 +337,11 @@ impl ClientCredentialsClient {
         let token = wire
             .access_token
             .filter(|t| !t.is_empty())
+            .map(Secret::new)
             .ok_or_else(|| invalid("the response has no access_token".into()))?;
+        // Before anything is cached: a token with a line break or a control character would fail
+        // every Bot Connector call for its whole lifetime.
+        http::check_access_token(token.expose_secret(), endpoint, 200)?;
         let token_type: Cow<'static, str> = match wire.token_type.as_deref() {
             Some(t) if t.eq_ignore_ascii_case("bearer") => Cow::Borrowed("Bearer"),
             Some(other) => {
@@ -366,7 +370,7 @@ impl ClientCredentialsClient {
             .filter(|r| *r > 0 && *r < expires_in)
             .and_then(|r| now.checked_add(Duration::from_secs(r)));
         Ok(AccessToken {
-            token: Secret::new(token),
+            token,
             token_type,
             expires_on,
             refresh_on,

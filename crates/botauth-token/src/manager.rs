@@ -11,6 +11,8 @@ use botauth_core::{
 };
 use tokio::sync::watch;
 
+use crate::http;
+
 /// Tuning of a [`TokenManager`]. The defaults follow docs/protocol.md §5.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -30,18 +32,21 @@ pub struct ManagerOptions {
     /// Retries after a retryable failure (default 1; none for a credential that
     /// [retries internally](botauth_core::CredentialInfo::retries_internally)).
     pub max_retries: u32,
-    /// The wait before a retry when the server gave no `Retry-After` (default 1 s).
+    /// The wait before a retry when the server gave no `Retry-After` (default 1 s); also the
+    /// shortest wait before a retry when it did (`Retry-After: 0` is not "hammer me").
     pub retry_delay: Duration,
-    /// The longest `Retry-After` a caller waits for in line; a longer one fails the request at once
-    /// and no request is sent before it has passed (default 30 s).
+    /// The longest `Retry-After` a caller waits for in line; a longer one fails the request at once.
+    /// Whatever its length, no request for that token is sent before a `Retry-After` has passed:
+    /// not a background refresh, not a caller's, not [`force_refresh`](TokenManager::force_refresh)
+    /// (default 30 s).
     pub max_inline_retry_after: Duration,
-    /// `Retry-After` values are capped at this (default 1 h).
+    /// `Retry-After` values are capped at this (default 1 h, docs/protocol.md §5).
     pub retry_after_cap: Duration,
     /// After a failed acquisition with no usable token, callers get the same error for this long
     /// without a new request (default 2 s).
     pub negative_ttl: Duration,
-    /// After a failed background refresh, the next one waits this long; the cached token is served
-    /// meanwhile (default 30 s).
+    /// After a failed background refresh, the next one waits this long, or the server's
+    /// `Retry-After` when that is longer; the cached token is served meanwhile (default 30 s).
     pub background_retry: Duration,
     /// The most cache keys kept; expired entries are evicted beyond it (default 1024).
     pub max_entries: usize,
@@ -85,6 +90,25 @@ struct State {
     flight: Option<watch::Receiver<Outcome>>,
     failure: Option<(Error, SystemTime)>,
     next_background: SystemTime,
+    hold: Option<Hold>,
+}
+
+/// A `Retry-After` the token endpoint sent for this key: no request of any kind before `until`
+/// (docs/protocol.md §5). Kept apart from the negative cache, which only answers callers that have
+/// no usable token and which `force_refresh` bypasses.
+struct Hold {
+    until: SystemTime,
+    endpoint: String,
+    status: Option<u16>,
+}
+
+impl State {
+    /// The time left of a `Retry-After`, if one is still running at `now`.
+    fn held(&self, now: SystemTime) -> Option<(&Hold, Duration)> {
+        let hold = self.hold.as_ref()?;
+        let left = hold.until.duration_since(now).ok()?;
+        (!left.is_zero()).then_some((hold, left))
+    }
 }
 
 struct Slot {
@@ -139,8 +163,12 @@ struct Inner {
 ///   counts as expired, minus jitter) callers keep getting the cached token at once while one
 ///   background refresh runs. A failed refresh keeps the valid token.
 /// - **Retries**: one retry after 1 s on 5xx and timeouts; `Retry-After` honoured (short waits in
-///   line, long ones by refusing to call before it passes); a short negative cache so a failing
-///   endpoint is not hammered.
+///   line, long ones by refusing to call before it passes: until then every request for the key,
+///   background, foreground or forced, gets [`Error::RetryAfterPending`] with the time left, and
+///   none reaches the endpoint); a short negative cache so a failing endpoint is not hammered.
+/// - **Sendable tokens only**: a token that cannot go in an `Authorization` header (control
+///   characters, spaces, non-ASCII, empty) is an [`InvalidResponse`](botauth_core::ErrorKind::InvalidResponse)
+///   error and never cached, whichever credential produced it.
 /// - [`force_refresh`](Self::force_refresh) for a token the Bot Connector rejected.
 ///
 /// Cloning is cheap and clones share the cache.
@@ -263,6 +291,9 @@ impl TokenManager {
 
     /// Discards the cached token for `request` and waits for a new one. Use it when a service
     /// rejects a token that looked valid (Bot Connector 401). Concurrent calls share one request.
+    ///
+    /// While a `Retry-After` from the token endpoint is running for the key, nothing is sent and
+    /// the cached token is kept: the call fails with [`Error::RetryAfterPending`].
     pub async fn force_refresh(&self, request: &TokenRequest) -> Result<AccessToken> {
         let slot = self.inner.slot(request)?;
         match self.inner.plan(&slot, request, true)? {
@@ -272,6 +303,7 @@ impl TokenManager {
     }
 
     /// Drops the cached token (and any remembered failure) for `request`; the next call fetches.
+    /// A running `Retry-After` is kept: the endpoint asked for it, not the cache.
     pub fn invalidate(&self, request: &TokenRequest) {
         if let Some(slot) = self.inner.find(request) {
             let mut state = slot.lock();
@@ -280,13 +312,20 @@ impl TokenManager {
         }
     }
 
-    /// Drops every cached token.
+    /// Drops every cached token. Keys under a running `Retry-After` keep it (see
+    /// [`invalidate`](Self::invalidate)).
     pub fn clear(&self) {
+        let now = self.inner.clock.now();
         self.inner
             .slots
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .clear();
+            .retain(|slot| {
+                let mut state = slot.lock();
+                state.token = None;
+                state.failure = None;
+                state.held(now).is_some()
+            });
     }
 }
 
@@ -326,7 +365,9 @@ impl Inner {
             let now = self.clock.now();
             slots.retain(|s| {
                 let st = s.lock();
-                st.flight.is_some() || st.token.as_ref().is_some_and(|t| t.expires_on > now)
+                st.flight.is_some()
+                    || st.token.as_ref().is_some_and(|t| t.expires_on > now)
+                    || st.held(now).is_some()
             });
         }
         let slot = Arc::new(Slot {
@@ -338,6 +379,7 @@ impl Inner {
                 flight: None,
                 failure: None,
                 next_background: SystemTime::UNIX_EPOCH,
+                hold: None,
             }),
         });
         slots.push(slot.clone());
@@ -364,13 +406,31 @@ impl Inner {
                     if now < state.refresh_at {
                         return Ok(Plan::Ready(token, TokenSource::Cache));
                     }
-                    if state.flight.is_none() && now >= state.next_background {
+                    if state.flight.is_none()
+                        && now >= state.next_background
+                        && state.held(now).is_none()
+                    {
                         tracing::debug!(key = %self.cache_key(request), "refreshing token ahead of expiry");
                         self.start_flight(slot, &mut state);
                     }
                     return Ok(Plan::Ready(token, TokenSource::CacheRefreshing));
                 }
             }
+        }
+        // Past this point a caller needs a request. A running flight can still be joined (it sends
+        // nothing new), but while the endpoint's `Retry-After` runs no flight starts, not even a
+        // forced one: the issue this closes had a request go out ~65 s after a background refresh
+        // was told `Retry-After: 3600`, as soon as the cached token stopped being usable.
+        if state.flight.is_none() {
+            if let Some((hold, left)) = state.held(now) {
+                return Err(Error::RetryAfterPending {
+                    endpoint: hold.endpoint.clone(),
+                    status: hold.status,
+                    remaining: left,
+                });
+            }
+        }
+        if !force {
             if let Some((error, until)) = &state.failure {
                 if now < *until {
                     return Err(error.clone());
@@ -441,7 +501,10 @@ impl Inner {
         let mut attempt = 0;
         loop {
             let error = match self.provider.get_token(request).await {
-                Ok(token) => return Ok(token),
+                Ok(token) => match self.check_sendable(&token) {
+                    Ok(()) => return Ok(token),
+                    Err(e) => e,
+                },
                 Err(e) => e,
             };
             // A credential with its own retry schedule has already waited the outage out once.
@@ -453,15 +516,33 @@ impl Inner {
             if attempt >= max_retries || !error.is_retryable() {
                 return Err(error);
             }
+            // `Retry-After` lengthens the wait but never shortens it: `0` or a date in the past
+            // means "retry when you like", not "retry at once" (the connector client's rule too).
             let wait = match error.retry_after() {
                 Some(ra) if ra > self.options.max_inline_retry_after => return Err(error),
-                Some(ra) => ra,
+                Some(ra) => ra.max(self.options.retry_delay),
                 None => self.options.retry_delay,
             };
             attempt += 1;
             tracing::info!(error = %error, wait_ms = wait.as_millis() as u64, "token request failed; retrying");
-            tokio::time::sleep(wait).await;
+            self.clock.sleep(wait).await;
         }
+    }
+
+    /// Refuses a token that cannot be sent: `Authorization: Bearer <token>` must be one header
+    /// line. The client-credentials client already checks what it parses; this catches every
+    /// other credential (managed identity, custom providers) before anything is cached.
+    fn check_sendable(&self, token: &AccessToken) -> Result<()> {
+        if http::is_sendable_token(token.token.expose_secret())
+            && http::is_sendable_token_type(&token.token_type)
+        {
+            return Ok(());
+        }
+        Err(Error::InvalidResponse {
+            endpoint: self.endpoint_name(),
+            status: 200,
+            message: http::UNSENDABLE_TOKEN.into(),
+        })
     }
 
     /// Stores the outcome of a flight in the slot.
@@ -475,27 +556,63 @@ impl Inner {
                 state.token = Some(token.clone());
                 state.failure = None;
                 state.next_background = SystemTime::UNIX_EPOCH;
+                state.hold = None;
             }
             Err(error) => {
+                let retry_after = error
+                    .retry_after()
+                    .map(|ra| ra.min(self.options.retry_after_cap))
+                    .filter(|ra| !ra.is_zero());
+                if let Some(ra) = retry_after {
+                    let (endpoint, status) = self.origin(error);
+                    state.hold = Some(Hold {
+                        until: now + ra,
+                        endpoint,
+                        status,
+                    });
+                }
                 let still_valid = state.token.as_ref().is_some_and(|t| self.usable(t, now));
                 if still_valid {
-                    // Keep serving the valid token; try again later (docs/protocol.md §5).
-                    let backoff = error
-                        .retry_after()
-                        .map(|ra| ra.min(self.options.retry_after_cap))
-                        .unwrap_or(self.options.background_retry);
+                    // Keep serving the valid token; try again later (docs/protocol.md §5), never
+                    // sooner than the usual back-off, whatever `Retry-After` said.
+                    let backoff = retry_after
+                        .unwrap_or_default()
+                        .max(self.options.background_retry);
                     state.next_background = now + backoff;
                     tracing::warn!(error = %error, retry_in_s = backoff.as_secs(), "background token refresh failed; keeping the cached token");
                 } else {
-                    let hold = error
-                        .retry_after()
-                        .map(|ra| ra.min(self.options.retry_after_cap))
+                    let hold = retry_after
                         .unwrap_or(self.options.negative_ttl)
                         .max(self.options.negative_ttl);
                     state.failure = Some((error.clone(), now + hold));
                 }
             }
         }
+    }
+
+    /// The endpoint and status of the answer that sent `Retry-After`, for the errors of later
+    /// callers.
+    fn origin(&self, error: &Error) -> (String, Option<u16>) {
+        let fallback = || self.endpoint_name();
+        match error {
+            Error::Throttled { endpoint, .. } => (endpoint.clone(), Some(429)),
+            Error::Unavailable {
+                endpoint, status, ..
+            } => (endpoint.clone(), *status),
+            Error::RetryAfterPending {
+                endpoint, status, ..
+            } => (endpoint.clone(), *status),
+            Error::Entra(e) => (fallback(), Some(e.status)),
+            _ => (fallback(), None),
+        }
+    }
+
+    /// What errors call the token endpoint when the provider's own error does not name it.
+    fn endpoint_name(&self) -> String {
+        self.info
+            .authority_host
+            .clone()
+            .unwrap_or_else(|| format!("the `{}` credential", self.info.kind))
     }
 
     /// When to refresh `token` (docs/protocol.md §5), minus jitter.
@@ -537,6 +654,9 @@ impl CredentialProvider for TokenManager {
 }
 
 #[cfg(test)]
+mod sandbox_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use botauth_core::{EntraError, ErrorKind, TokioClock};
@@ -554,6 +674,8 @@ mod tests {
             refresh_in: Option<Duration>,
         },
         Fail(Error),
+        /// A one-hour token with exactly this text.
+        Text(&'static str),
     }
 
     #[derive(Debug)]
@@ -617,6 +739,7 @@ mod tests {
                 } => Ok(AccessToken::bearer(format!("token-{n}"), now + lifetime)
                     .with_refresh_on(refresh_in.map(|r| now + r))),
                 Next::Fail(e) => Err(e),
+                Next::Text(text) => Ok(AccessToken::bearer(text, now + HOUR)),
             }
         }
         fn describe(&self) -> CredentialInfo {
@@ -950,6 +1073,116 @@ mod tests {
         );
         assert_eq!(fake.calls(), 1, "no request before Retry-After has passed");
         tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-2");
+    }
+
+    /// Issue 13: a `Retry-After` answer to a background refresh held off only the next background
+    /// refresh; once the token stopped being usable, a caller's request went out at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_background_retry_after_holds_callers_and_forced_refreshes() {
+        let fake = Fake::new(Duration::ZERO);
+        let m = manager(&fake);
+        m.get_token(&req()).await.unwrap();
+        tokio::time::advance(Duration::from_secs(3241)).await;
+        fake.then(Next::Fail(Error::Unavailable {
+            endpoint: "e".into(),
+            status: Some(503),
+            retry_after: Some(HOUR),
+            source: None,
+        }));
+        assert_eq!(
+            m.get_token_with_source(&req()).await.unwrap().1,
+            TokenSource::CacheRefreshing
+        );
+        settle().await;
+        assert_eq!(fake.calls(), 2);
+        // 65 s after the 503 the token has under 300 s left: callers need a new one, but none is
+        // requested.
+        tokio::time::advance(Duration::from_secs(64)).await;
+        let e = m.get_token(&req()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Throttled);
+        let left = HOUR - Duration::from_millis(64_500);
+        assert_eq!(e.retry_after(), Some(left));
+        assert!(matches!(
+            e,
+            Error::RetryAfterPending { status: Some(503), ref endpoint, .. } if endpoint == "e"
+        ));
+        let e = m.force_refresh(&req()).await.unwrap_err();
+        assert_eq!(e.retry_after(), Some(left));
+        assert_eq!(fake.calls(), 2, "no request before Retry-After has passed");
+        // Neither invalidate nor clear lets a request out early.
+        m.invalidate(&req());
+        m.clear();
+        assert_eq!(
+            m.get_token(&req()).await.unwrap_err().kind(),
+            ErrorKind::Throttled
+        );
+        assert_eq!(fake.calls(), 2);
+        tokio::time::advance(left).await;
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-3");
+    }
+
+    /// `Retry-After: 0` is not "retry at once": a failed background refresh still waits the
+    /// background back-off (30 s) before the next one.
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_retry_after_keeps_the_background_backoff() {
+        let fake = Fake::new(Duration::ZERO);
+        let m = manager(&fake);
+        m.get_token(&req()).await.unwrap();
+        tokio::time::advance(Duration::from_secs(3241)).await;
+        fake.then(Next::Fail(throttled(0)))
+            .then(Next::Fail(throttled(0)));
+        m.get_token(&req()).await.unwrap();
+        // The refresh and its one retry (after the 1 s floor, not at once) both fail.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(fake.calls(), 3);
+        let at = fake.call_times();
+        assert_eq!(at[2] - at[1], Duration::from_secs(1));
+        tokio::time::advance(Duration::from_secs(27)).await;
+        m.get_token(&req()).await.unwrap();
+        settle().await;
+        assert_eq!(fake.calls(), 3, "no refresh before the 30 s back-off");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        m.get_token(&req()).await.unwrap();
+        settle().await;
+        assert_eq!(fake.calls(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_retry_after_waits_the_retry_delay() {
+        let fake = Fake::new(Duration::ZERO);
+        fake.then(Next::Fail(throttled(0)));
+        let m = manager(&fake);
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-2");
+        let at = fake.call_times();
+        assert_eq!(at[1] - at[0], Duration::from_secs(1));
+    }
+
+    /// Issue 13: a token that cannot go in a header was cached and failed every reply for its
+    /// lifetime. The manager refuses it whichever provider produced it.
+    #[tokio::test(start_paused = true)]
+    async fn tokens_that_cannot_be_sent_are_refused_from_any_provider() {
+        let fake = Fake::new(Duration::ZERO);
+        fake.then(Next::Text("tok\r\nX-Evil: 1"));
+        let m = manager(&fake);
+        let e = m.get_token(&req()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidResponse);
+        assert!(!e.to_string().contains("X-Evil"), "{e}");
+        assert!(e.to_string().contains("the `fake` credential"), "{e}");
+        // Not cached; the negative cache answers for 2 s, then a new request is made.
+        assert_eq!(
+            m.get_token(&req()).await.unwrap_err().kind(),
+            ErrorKind::InvalidResponse
+        );
+        assert_eq!(fake.calls(), 1);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-2");
+        // A background refresh that gets one keeps the valid token.
+        tokio::time::advance(Duration::from_secs(3241)).await;
+        fake.then(Next::Text("t\u{7f}k"));
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-2");
+        settle().await;
+        assert_eq!(fake.calls(), 3);
         assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-2");
     }
 
