@@ -363,6 +363,25 @@ async fn the_certificate_credential_passes_the_conformance_suite() {
     )
     .await
     .unwrap();
+
+    // The error path: a certificate the app registration does not hold is AADSTS700027 (a
+    // rejection), and the error shows no line of either private key.
+    let mut vars = bot_framework(vec![
+        ("CertificatePrivateKey", fixture("other2048.key")),
+        ("CertificatePath", fixture("other2048.pem")),
+    ]);
+    vars.push(("BOTAUTH_AUTHORITY_HOST", sb.url()));
+    let unregistered = botauth::build_credential(&BotAuthConfig::from_vars(vars).unwrap()).unwrap();
+    let other_key = std::fs::read_to_string(fixture("other2048.key")).unwrap();
+    botauth::core::testkit::ProviderCheck::new()
+        .secrets(&[PASSWORD, key_line, other_key.lines().nth(1).unwrap()])
+        .failing(&*unregistered, ErrorKind::Rejected)
+        .run(
+            &*provider,
+            &TokenRequest::new("https://api.botframework.com/.default"),
+        )
+        .await
+        .unwrap();
 }
 
 /// One program, run twice, unchanged: first with a client secret in its environment, then with a

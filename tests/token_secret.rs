@@ -486,7 +486,7 @@ async fn force_refresh_gets_a_new_token() {
 
 #[tokio::test]
 async fn the_secret_credential_and_the_manager_pass_the_conformance_suite() {
-    use botauth::core::testkit::check_provider;
+    use botauth::core::testkit::{ProviderCheck, check_provider};
     let sandbox = Sandbox::start().await.unwrap();
     let credential = credential(&sandbox, DEMO_CLIENT_SECRET);
     check_provider(&credential, &scope(), &[DEMO_CLIENT_SECRET])
@@ -495,6 +495,33 @@ async fn the_secret_credential_and_the_manager_pass_the_conformance_suite() {
     check_provider(&manager(&sandbox), &scope(), &[DEMO_CLIENT_SECRET])
         .await
         .unwrap();
+
+    // The error paths: a wrong secret is an Entra rejection (AADSTS7000215) that shows neither
+    // secret, from the credential and through the manager; an endpoint that refuses connections
+    // is `Unavailable`, and its error does not carry the form body with the secret either.
+    let wrong = "wr0ng~secret-value.Xyz";
+    let rejected = self::credential(&sandbox, wrong);
+    let rejected_manager = TokenManager::new(Arc::new(self::credential(&sandbox, wrong)));
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        ClientSecretCredential::builder(
+            DEMO_TENANT_ID,
+            DEMO_CLIENT_ID,
+            Secret::new(DEMO_CLIENT_SECRET),
+        )
+        .authority_host(url)
+        .build()
+        .unwrap()
+    };
+    let check = ProviderCheck::new()
+        .secrets(&[DEMO_CLIENT_SECRET, wrong])
+        .failing(&rejected, ErrorKind::Rejected)
+        .failing(&rejected_manager, ErrorKind::Rejected)
+        .failing(&closed, ErrorKind::Unavailable);
+    check.run(&credential, &scope()).await.unwrap();
+    check.run(&manager(&sandbox), &scope()).await.unwrap();
 }
 
 #[tokio::test]

@@ -295,6 +295,44 @@ async fn managed_identity_passes_the_conformance_suite() {
             .await
             .unwrap_or_else(|f| panic!("{:?}: {f:?}", c.source()));
     }
+    // The error paths: an identity the endpoint does not have, and (where the source sends one)
+    // a wrong secret header; neither error shows the header the credential sent or the real one.
+    let wrong_header = "wr0ng-identity-header-0123456789";
+    for env in [
+        imds_env(&sandbox),
+        app_service_env(&sandbox),
+        service_fabric_env(&sandbox, sandbox.service_fabric_thumbprint()),
+        azure_ml_env(&sandbox),
+    ] {
+        let c = credential(env.clone(), ManagedIdentityId::System, TestClock::new());
+        let unknown = credential(
+            env.clone(),
+            ManagedIdentityId::ClientId("99999999-0000-0000-0000-000000000000".into()),
+            TestClock::new(),
+        );
+        let mut wrong_env = env.clone();
+        for key in ["IDENTITY_HEADER", "MSI_SECRET"] {
+            if wrong_env.contains(key) {
+                wrong_env.insert(key, wrong_header);
+            }
+        }
+        let wrong = credential(
+            wrong_env.clone(),
+            ManagedIdentityId::System,
+            TestClock::new(),
+        );
+        let header = sandbox.identity_header();
+        let mut check = botauth_core::testkit::ProviderCheck::new()
+            .secrets(&[&header, wrong_header])
+            .failing(&unknown, botauth_core::ErrorKind::Credential);
+        if wrong_env != env {
+            check = check.failing(&wrong, botauth_core::ErrorKind::Credential);
+        }
+        check
+            .run(&c, &TokenRequest::new(BOT_SCOPE))
+            .await
+            .unwrap_or_else(|f| panic!("{:?}: {f:?}", c.source()));
+    }
     let entry = CredentialConfig::ManagedIdentity {
         id: ManagedIdentityId::ClientId(DEMO_MI_CLIENT_ID.into()),
     };

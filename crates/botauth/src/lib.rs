@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` on nightly: feature badges on the gated modules below.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod build;
 
@@ -12,34 +14,56 @@ mod readme_doctests {}
 
 pub use build::{BotAuth, CredentialBuilder, CustomFactory, build_credential};
 
+// The provider crates are re-exported as modules of this crate and rendered inline (`doc(inline)`),
+// so `botauth::connector::reply_activity`, `botauth::validator::BotServiceProfile` and the rest
+// have pages under `botauth::` instead of a bare `pub use` line pointing at another crate. On
+// docs.rs (`--cfg docsrs`) each feature-gated module carries a badge naming its feature.
+
 /// The core types: the trait, tokens, secrets, errors and configuration.
+#[doc(inline)]
 pub use botauth_core as core;
 pub use botauth_core::{
     AccessToken, BotAuthConfig, ClientAssertionSource, Cloud, CredentialConfig, CredentialInfo,
     CredentialProvider, Dialect, Error, ErrorKind, Result, Secret, TokenRequest, async_trait,
 };
 /// Outbound tokens: the client-credentials client and the token manager.
+#[doc(inline)]
 pub use botauth_token as token;
 pub use botauth_token::{TokenManager, TokenSource};
 
 /// The client-secret credential (feature `secret`).
 #[cfg(feature = "secret")]
+#[cfg_attr(docsrs, doc(cfg(feature = "secret")))]
+#[doc(inline)]
 pub use botauth_secret as secret;
 
 /// The certificate credential (feature `certificate`).
 #[cfg(feature = "certificate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "certificate")))]
+#[doc(inline)]
 pub use botauth_certificate as certificate;
+
 /// The Bot Connector client (feature `connector`).
 #[cfg(feature = "connector")]
+#[cfg_attr(docsrs, doc(cfg(feature = "connector")))]
+#[doc(inline)]
 pub use botauth_connector as connector;
 #[cfg(feature = "connector")]
+#[cfg_attr(docsrs, doc(cfg(feature = "connector")))]
 pub use botauth_connector::{ConnectorClient, ConnectorError};
+
 /// Managed identity, federated managed identity and workload identity credentials (feature
 /// `managed-identity`).
 #[cfg(feature = "managed-identity")]
+#[cfg_attr(docsrs, doc(cfg(feature = "managed-identity")))]
+#[doc(inline)]
 pub use botauth_managed_identity as managed_identity;
+
 /// Inbound JWT validation (feature `validator`; axum extractors with feature `axum`).
 #[cfg(feature = "validator")]
+#[cfg_attr(docsrs, doc(cfg(feature = "validator")))]
+#[doc(inline)]
 pub use botauth_validator as validator;
 #[cfg(feature = "validator")]
+#[cfg_attr(docsrs, doc(cfg(feature = "validator")))]
 pub use botauth_validator::{BotAuthLayer, BotClaims, Validator, VerifiedActivity};
