@@ -549,3 +549,34 @@ async fn request_shape() {
     // The client's Debug never shows a token.
     assert!(!format!("{client:?}").contains(token));
 }
+
+/// A handler that prints the error with `Report` shows the AADSTS hint behind "could not get a
+/// token"; the top-level message alone does not carry it (it leaves the cause to `source()`).
+#[tokio::test]
+async fn a_token_failure_keeps_its_hint_in_the_report() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let config = config(&sandbox, &[("CLIENT_SECRET", "wrong~secret~value")]);
+    let client = ConnectorClient::builder(tokens(&config))
+        .cloud(config.cloud.clone())
+        .allow_service_url(sandbox.connector_url())
+        .build()
+        .unwrap();
+    let error = reply_err(&client, &sandbox).await;
+    assert_eq!(error.kind(), ConnectorErrorKind::Token);
+    let top = error.to_string();
+    assert!(!top.contains("AADSTS"), "{top}");
+    let line = botauth_core::Report::new(&error).to_string();
+    assert!(
+        line.starts_with("could not get a token for the Bot Connector"),
+        "{line}"
+    );
+    assert!(line.contains("AADSTS7000215"), "{line}");
+    assert!(
+        line.contains("not the client secret ID") || line.contains("secret's value"),
+        "{line}"
+    );
+    assert!(
+        !line.contains('\n') && !line.contains("wrong~secret~value"),
+        "{line}"
+    );
+}

@@ -394,3 +394,52 @@ mod tests {
         assert!(std::error::Error::source(&config).is_none());
     }
 }
+
+/// Any error with its whole cause chain on one line: `what failed: why: the root cause`.
+///
+/// botauth's errors say what failed and what to do in `Display`, and leave the cause to
+/// [`std::error::Error::source`] (so a message never repeats its source). Where only one line
+/// reaches the user — a log line, a handler's answer, a command's stderr — print the chain with
+/// this, or the AADSTS hint behind "could not get a token for the Bot Connector" is lost.
+///
+/// ```
+/// use botauth_core::{Error, Report};
+/// let io = std::io::Error::new(std::io::ErrorKind::NotFound, "bot.pem: no such file");
+/// let error = Error::credential_with_source("cannot read the certificate", io);
+/// let line = Report::new(&error).to_string();
+/// assert!(line.ends_with("cannot read the certificate: bot.pem: no such file"), "{line}");
+/// ```
+#[derive(Clone, Copy)]
+pub struct Report<'a>(&'a (dyn std::error::Error + 'a));
+
+impl<'a> Report<'a> {
+    /// Wraps `error` for printing.
+    pub fn new(error: &'a (dyn std::error::Error + 'a)) -> Self {
+        Self(error)
+    }
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut line = self.0.to_string();
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            // A wrapper that already quotes its cause (or a cause chain that repeats itself)
+            // would otherwise print the same words twice.
+            if !text.is_empty() && !line.ends_with(&text) {
+                line.push_str(": ");
+                line.push_str(&text);
+            }
+            source = cause.source();
+        }
+        // One line: causes from other libraries may carry line breaks (Entra's descriptions do).
+        f.write_str(&line.replace(['\r', '\n'], " "))
+    }
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}

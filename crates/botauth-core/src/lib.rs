@@ -19,6 +19,6 @@ pub use cloud::{Cloud, CloudEndpoints};
 pub use config::{BotAuthConfig, CredentialConfig, Dialect};
 pub use credential::{AssertionRequest, ClientAssertionSource, CredentialInfo, CredentialProvider};
 pub use entra::EntraError;
-pub use error::{Error, ErrorKind, ErrorSource, Result};
+pub use error::{Error, ErrorKind, ErrorSource, Report, Result};
 pub use secret::Secret;
 pub use token::{AccessToken, TokenRequest};

@@ -24,7 +24,8 @@ pub use build::{BotAuth, CredentialBuilder, CustomFactory, build_credential};
 pub use botauth_core as core;
 pub use botauth_core::{
     AccessToken, BotAuthConfig, ClientAssertionSource, Cloud, CredentialConfig, CredentialInfo,
-    CredentialProvider, Dialect, Error, ErrorKind, Result, Secret, TokenRequest, async_trait,
+    CredentialProvider, Dialect, Error, ErrorKind, Report, Result, Secret, TokenRequest,
+    async_trait,
 };
 /// Outbound tokens: the client-credentials client and the token manager.
 #[doc(inline)]
