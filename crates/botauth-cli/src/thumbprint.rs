@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use botauth::Secret;
-use botauth::certificate::{CertificateSummary, rfc3339};
+use botauth::certificate::{CertificateErrorKind, CertificateSummary, rfc3339};
 use clap::Args;
+use serde::Serialize;
 
 #[derive(Debug, Args)]
 pub(crate) struct ThumbprintArgs {
@@ -32,9 +33,17 @@ pub(crate) fn run(args: ThumbprintArgs) -> ExitCode {
         None => None,
     };
     match CertificateSummary::from_file(&args.file, password.as_ref()) {
-        Ok(summary) => {
-            println!("{}", to_json(&summary));
-            ExitCode::SUCCESS
+        Ok(summary) => crate::print_json(&Printed::from(&summary)),
+        // The library's advice ("configure its password") and OpenSSL's "mac verify failure" do
+        // not say how to give this command a password.
+        Err(e) if e.kind() == CertificateErrorKind::PasswordRequired => {
+            eprintln!(
+                "botauth: error: {} is protected by a password: put the password in an \
+                 environment variable and pass --password-env VAR with its name (never the \
+                 password itself: the command line is visible to other users)",
+                args.file.display()
+            );
+            ExitCode::from(2)
         }
         Err(e) => {
             eprintln!("botauth: error: {}", crate::error_line(&e));
@@ -43,18 +52,25 @@ pub(crate) fn run(args: ThumbprintArgs) -> ExitCode {
     }
 }
 
-/// The fields in the order the issue documents them (serde_json would sort them).
-fn to_json(s: &CertificateSummary) -> String {
-    let field = |v: Option<String>| match v {
-        Some(v) => serde_json::Value::String(v).to_string(),
-        None => "null".to_owned(),
-    };
-    format!(
-        r#"{{"sha1": {}, "x5t": {}, "x5t#S256": {}, "subject": {}, "not_after": {}}}"#,
-        field(Some(s.thumbprints.sha1_hex())),
-        field(Some(s.thumbprints.x5t())),
-        field(s.thumbprints.x5t_s256()),
-        field(Some(s.subject.clone())),
-        field(s.not_after.map(rfc3339)),
-    )
+/// What `botauth thumbprint` prints, members in the documented order.
+#[derive(Debug, Serialize)]
+struct Printed {
+    sha1: String,
+    x5t: String,
+    #[serde(rename = "x5t#S256")]
+    x5t_s256: Option<String>,
+    subject: String,
+    not_after: Option<String>,
+}
+
+impl From<&CertificateSummary> for Printed {
+    fn from(s: &CertificateSummary) -> Self {
+        Printed {
+            sha1: s.thumbprints.sha1_hex(),
+            x5t: s.thumbprints.x5t(),
+            x5t_s256: s.thumbprints.x5t_s256(),
+            subject: s.subject.clone(),
+            not_after: s.not_after.map(rfc3339),
+        }
+    }
 }

@@ -3,8 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use botauth::{BotAuthConfig, TokenManager, TokenRequest, build_credential};
+use botauth::{
+    AccessToken, BotAuthConfig, CredentialInfo, TokenManager, TokenRequest, build_credential,
+};
 use clap::Args;
+use serde::Serialize;
 
 #[derive(Debug, Args)]
 pub(crate) struct TokenArgs {
@@ -19,15 +22,34 @@ pub(crate) struct TokenArgs {
 
 pub(crate) async fn run(args: TokenArgs) -> ExitCode {
     match acquire(args).await {
-        Ok(json) => {
-            println!("{json}");
-            ExitCode::SUCCESS
-        }
+        Ok((info, scope, token)) => crate::print_json(&Printed {
+            credential: &info.kind,
+            client_id: info.client_id.as_deref(),
+            tenant_id: info.tenant_id.as_deref(),
+            scope: &scope,
+            token_type: &token.token_type,
+            expires_on: token.expires_on_unix(),
+            refresh_on: token.refresh_on_unix(),
+            access_token: token.token.expose_secret(),
+        }),
         Err(e) => crate::fail(&e),
     }
 }
 
-async fn acquire(args: TokenArgs) -> botauth::Result<serde_json::Value> {
+/// What `botauth token` prints, members in the documented order. No `Debug`: it holds the token.
+#[derive(Serialize)]
+struct Printed<'a> {
+    credential: &'a str,
+    client_id: Option<&'a str>,
+    tenant_id: Option<&'a str>,
+    scope: &'a str,
+    token_type: &'a str,
+    expires_on: u64,
+    refresh_on: Option<u64>,
+    access_token: &'a str,
+}
+
+async fn acquire(args: TokenArgs) -> botauth::Result<(CredentialInfo, String, AccessToken)> {
     let config = match &args.config {
         Some(path) => BotAuthConfig::from_file(path)?,
         None => BotAuthConfig::from_env()?,
@@ -39,14 +61,5 @@ async fn acquire(args: TokenArgs) -> botauth::Result<serde_json::Value> {
     let info = provider.describe();
     let tokens = TokenManager::new(provider);
     let token = tokens.get_token(&TokenRequest::new(scope.clone())).await?;
-    Ok(serde_json::json!({
-        "credential": info.kind,
-        "client_id": info.client_id,
-        "tenant_id": info.tenant_id,
-        "scope": scope,
-        "token_type": token.token_type,
-        "expires_on": token.expires_on_unix(),
-        "refresh_on": token.refresh_on_unix(),
-        "access_token": token.token.expose_secret(),
-    }))
+    Ok((info, scope, token))
 }

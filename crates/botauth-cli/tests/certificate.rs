@@ -39,7 +39,8 @@ fn openssl_time_to_rfc3339(s: &str) -> String {
     format!("{}-{month:02}-{day:02}T{}Z", parts[3], parts[2])
 }
 
-/// The JSON the issue documents, computed with OpenSSL independently of botauth.
+/// The JSON the README documents, in its JSON style (pretty, members in the documented order),
+/// computed with OpenSSL independently of botauth.
 fn expected_json(pem: &str) -> String {
     let cert = X509::from_pem(&std::fs::read(fixture(pem)).expect("fixture")).expect("fixture");
     let sha1 = cert.digest(MessageDigest::sha1()).expect("fixture");
@@ -58,9 +59,10 @@ fn expected_json(pem: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        r#"{{"sha1": "{hex}", "x5t": "{}", "x5t#S256": "{}", "subject": "{subject}", "not_after": "{}"}}"#,
+        "{{\n  \"sha1\": \"{hex}\",\n  \"x5t\": \"{}\",\n  \"x5t#S256\": \"{}\",\n  \"subject\": {},\n  \"not_after\": \"{}\"\n}}",
         b64url(&sha1),
         b64url(&sha256),
+        serde_json::Value::from(subject),
         openssl_time_to_rfc3339(&cert.not_after().to_string()),
     )
 }
@@ -71,7 +73,11 @@ fn thumbprint_of_a_pem_certificate() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert_eq!(stdout, expected_json("rsa2048.pem") + "\n");
-    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(text(&out.stderr), "");
+    let json = common::assert_json_style(
+        &stdout,
+        &["sha1", "x5t", "x5t#S256", "subject", "not_after"],
+    );
     let sha1 = json["sha1"].as_str().unwrap();
     assert!(
         sha1.len() == 40
@@ -110,7 +116,6 @@ fn thumbprint_failures() {
     let pfx = fixture("rsa2048.pfx");
     type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, i32, &'a str);
     let cases: Vec<Case<'_>> = vec![
-        (vec![&pfx], vec![], 1, "protected by a password"),
         (
             vec![&pfx, "--password-env", "P"],
             vec![("P", "wrong")],
@@ -142,6 +147,26 @@ fn thumbprint_failures() {
     let out = run(&["thumbprint", truncated.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("corrupt or truncated"));
+}
+
+/// An encrypted PFX without `--password-env`: a usage error that names the option, not OpenSSL's
+/// "mac verify failure".
+#[test]
+fn thumbprint_of_an_encrypted_pfx_without_a_password_names_the_option() {
+    for pfx in ["rsa2048.pfx", "rsa2048.3des.pfx"] {
+        let path = fixture(pfx);
+        let out = run(&["thumbprint", &path], &[]);
+        assert_eq!(out.status.code(), Some(2), "{pfx}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "botauth: error: {path} is protected by a password: put the password in an \
+                 environment variable and pass --password-env VAR with its name (never the \
+                 password itself: the command line is visible to other users)\n"
+            )
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,4 +241,79 @@ fn demo_with_a_certificate() {
     assert!(stdout.contains("AuthType=Certificate"), "{stdout}");
     assert!(stdout.contains("credential: certificate"), "{stdout}");
     assert!(!stdout.contains("PRIVATE KEY"));
+}
+
+/// A certificate that expires in 10 days and its key, as one PEM; the certificate's DER.
+fn short_lived_certificate() -> (Vec<u8>, Vec<u8>) {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    use openssl::x509::X509NameBuilder;
+    let key = PKey::from_rsa(Rsa::generate(2048).expect("a test certificate"))
+        .expect("a test certificate");
+    let mut name = X509NameBuilder::new().expect("a test certificate");
+    name.append_entry_by_text("CN", "botauth expiring test")
+        .expect("a test certificate");
+    let name = name.build();
+    let mut cert = X509::builder().expect("a test certificate");
+    cert.set_version(2).expect("a test certificate");
+    let serial = BigNum::from_u32(16)
+        .expect("a test certificate")
+        .to_asn1_integer()
+        .expect("a test certificate");
+    cert.set_serial_number(&serial).expect("a test certificate");
+    cert.set_subject_name(&name).expect("a test certificate");
+    cert.set_issuer_name(&name).expect("a test certificate");
+    cert.set_pubkey(&key).expect("a test certificate");
+    cert.set_not_before(&Asn1Time::days_from_now(0).expect("a test certificate"))
+        .expect("a test certificate");
+    cert.set_not_after(&Asn1Time::days_from_now(10).expect("a test certificate"))
+        .expect("a test certificate");
+    cert.sign(&key, MessageDigest::sha256())
+        .expect("a test certificate");
+    let cert = cert.build();
+    let mut pem = cert.to_pem().expect("a test certificate");
+    pem.extend(key.private_key_to_pem_pkcs8().expect("a test certificate"));
+    (pem, cert.to_der().expect("a test certificate"))
+}
+
+/// Warnings are on by default (issue 16: `off` hid this one): a token acquired with a certificate
+/// close to its end succeeds and says so on stderr, in WARN lines only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_warns_of_a_certificate_close_to_its_end() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let (pem, der) = short_lived_certificate();
+    sandbox.register_app(
+        AppRegistration::new(DEMO_CLIENT_ID, DEMO_TENANT_ID).with_certificate_der(der),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bot.pem");
+    std::fs::write(&path, pem).unwrap();
+    let env = vec![
+        ("AzureAd__Instance", sandbox.url() + "/"),
+        ("AzureAd__TenantId", DEMO_TENANT_ID.to_owned()),
+        ("AzureAd__ClientId", DEMO_CLIENT_ID.to_owned()),
+        (
+            "AzureAd__ClientCredentials__0__SourceType",
+            "Path".to_owned(),
+        ),
+        (
+            "AzureAd__ClientCredentials__0__CertificateDiskPath",
+            path.to_string_lossy().into_owned(),
+        ),
+    ];
+    let out = common::run(&["token"], env).await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {err}");
+    assert!(!err.is_empty());
+    for line in err.lines() {
+        assert!(
+            line.trim_start()
+                .starts_with("WARN the client certificate expires within 30 days"),
+            "{err}"
+        );
+    }
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["credential"], "certificate");
 }

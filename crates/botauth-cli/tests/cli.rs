@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 mod common;
 
 use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Sandbox};
-use common::{BIN, NO_ENV, assert_two_way_demo, run, text};
+use common::{BIN, NO_ENV, assert_json_style, assert_two_way_demo, run, text};
 
 fn botas(sandbox: &Sandbox, secret: &str) -> Vec<(String, String)> {
     vec![
@@ -22,7 +22,21 @@ async fn token_prints_one_json_object() {
     let sandbox = Sandbox::start().await.unwrap();
     let out = run(&["token"], botas(&sandbox, DEMO_CLIENT_SECRET)).await;
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // A normal run says nothing on stderr, although warnings are on by default.
+    assert_eq!(text(&out.stderr), "");
+    let json = assert_json_style(
+        &text(&out.stdout),
+        &[
+            "credential",
+            "client_id",
+            "tenant_id",
+            "scope",
+            "token_type",
+            "expires_on",
+            "refresh_on",
+            "access_token",
+        ],
+    );
     assert_eq!(json["credential"], "client_secret");
     assert_eq!(json["client_id"], DEMO_CLIENT_ID);
     assert_eq!(json["tenant_id"], DEMO_TENANT_ID);
@@ -34,7 +48,6 @@ async fn token_prints_one_json_object() {
         .verify_access_token(json["access_token"].as_str().unwrap())
         .unwrap();
     assert_eq!(claims["appid"], DEMO_CLIENT_ID);
-    assert_eq!(text(&out.stdout).lines().count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,6 +80,70 @@ async fn a_wrong_secret_is_one_actionable_line_and_exit_1() {
     );
     assert!(err.contains("not its Secret ID"));
     assert!(!err.contains("wrong~secret"));
+}
+
+/// Default level `warn`, but a failing one-shot command prints only its own line (the test above);
+/// `-v` and `RUST_LOG` show the library's lines as they happen, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_and_rust_log_show_the_library_warnings() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let mut with_rust_log = botas(&sandbox, "wrong~secret");
+    with_rust_log.push(("RUST_LOG".into(), "warn".into()));
+    for (args, env) in [
+        (vec!["token", "-v"], botas(&sandbox, "wrong~secret")),
+        (vec!["token"], with_rust_log),
+    ] {
+        let out = run(&args, env).await;
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(" WARN token request failed")),
+            "{args:?}: {err}"
+        );
+        assert!(
+            lines
+                .last()
+                .unwrap()
+                .starts_with("botauth: error: Entra ID rejected the token request"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("wrong~secret"), "{err}");
+    }
+}
+
+/// The top-level description names every command (`botauth --help`'s first line).
+#[test]
+fn the_description_names_every_command() {
+    let out = common::run_blocking(&["--help"], NO_ENV);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    let about = help.lines().next().unwrap();
+    let commands: Vec<&str> = help
+        .split_once("Commands:\n")
+        .unwrap()
+        .1
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "token",
+            "sandbox",
+            "demo",
+            "thumbprint",
+            "validate",
+            "decode"
+        ]
+    );
+    for command in commands {
+        assert!(about.contains(command), "{command} missing from: {about}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,8 @@
 // Each test file uses the part it needs.
 #![allow(dead_code)]
 
-use std::process::{Command, Output};
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
 
 /// The binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_botauth");
@@ -24,6 +25,52 @@ where
         .envs(env)
         .output()
         .expect("run botauth")
+}
+
+/// [`run_blocking`] with `stdin` written to the process and then closed.
+pub(crate) fn run_with_stdin<K, V>(
+    args: &[&str],
+    env: impl IntoIterator<Item = (K, V)>,
+    stdin: &[u8],
+) -> Output
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run botauth");
+    let mut pipe = child.stdin.take().expect("its stdin");
+    // The command may stop reading early (a usage error): a broken pipe is its answer, not ours.
+    let _ = pipe.write_all(stdin);
+    drop(pipe);
+    child.wait_with_output().expect("botauth output")
+}
+
+/// Asserts `stdout` follows the command's JSON style (crate README, "JSON output"): exactly one
+/// JSON object, pretty-printed with two-space indentation, then a newline, nothing else; its
+/// top-level members are `members`, in that order. Returns the object.
+pub(crate) fn assert_json_style(stdout: &str, members: &[&str]) -> serde_json::Value {
+    let value: serde_json::Value = serde_json::from_str(stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}): {stdout}"));
+    assert!(value.is_object(), "{stdout}");
+    assert!(
+        stdout.starts_with("{\n  \"") && stdout.ends_with("\n}\n"),
+        "not pretty-printed, or not ending in one newline: {stdout:?}"
+    );
+    let top: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("  \""))
+        .map(|l| l[3..].split_once("\": ").expect("a member line").0)
+        .collect();
+    assert_eq!(top, members, "{stdout}");
+    value
 }
 
 /// [`run_blocking`] off the async runtime, so that an in-process sandbox keeps serving meanwhile.
