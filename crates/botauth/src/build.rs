@@ -193,6 +193,20 @@ impl BotAuth {
         self.tokens.get_token(&self.connector).await
     }
 
+    /// The start-up check: gets the Bot Connector token once, so that a wrong secret, an
+    /// unregistered certificate, a missing federated credential or an unreachable authority
+    /// fails when the bot starts, with the typed error and its AADSTS hint, instead of as a 500
+    /// on the first reply. The token stays cached for that reply.
+    ///
+    /// Print the error with [`Report`](botauth_core::Report) to keep its whole cause chain.
+    ///
+    /// # Errors
+    ///
+    /// The token manager's error for the Bot Connector request.
+    pub async fn check(&self) -> Result<()> {
+        self.connector_token().await.map(drop)
+    }
+
     /// A Bot Connector client that shares this token manager, for the configured cloud and
     /// service-URL allow-list (feature `connector`).
     ///
