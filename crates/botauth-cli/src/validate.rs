@@ -1,9 +1,10 @@
 //! `botauth validate`: judge one inbound token the way a bot's `/api/messages` would.
 
+use std::ffi::OsString;
 use std::io::Read;
 use std::process::ExitCode;
 
-use botauth::validator::{BotServiceProfile, Error, Validator, dangerous};
+use botauth::validator::{BotServiceProfile, Error, ErrorKind, Validator, dangerous};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -24,11 +25,13 @@ pub(crate) struct ValidateArgs {
     #[arg(long, value_name = "ID")]
     channel_id: Option<String>,
     /// The JWT; read from stdin when absent (preferable: arguments show in the process list).
+    // An `OsString`, so that a token that is not UTF-8 is judged (malformed), not refused as usage.
     #[arg(long, value_name = "JWT")]
-    token: Option<String>,
+    token: Option<OsString>,
 }
 
-/// Exit codes: 0 valid, 1 rejected, 2 usage or configuration error, 3 keys unavailable.
+/// Exit codes: 0 valid, 1 rejected (a token that is not even UTF-8 included: `rejected: malformed`),
+/// 2 usage or configuration error, 3 keys unavailable.
 pub(crate) async fn run(args: ValidateArgs) -> ExitCode {
     let profile = match (&args.metadata_url, &args.issuer) {
         (Some(url), Some(issuer)) => BotServiceProfile::custom(url, issuer),
@@ -41,20 +44,24 @@ pub(crate) async fn run(args: ValidateArgs) -> ExitCode {
         Ok(v) => v,
         Err(e) => return failed(&e),
     };
+    // A JWT is ASCII (base64url and dots): bytes that are not even UTF-8 are a malformed token,
+    // the caller's input and not a usage error, so they get the rejection contract (exit 1).
     let token = match args.token {
-        Some(token) => token,
+        Some(token) => token.into_string().ok(),
         None => {
-            let mut input = String::new();
+            let mut input = Vec::new();
             // At most a little over the token size limit: stdin is not trusted to be small.
             let limit = 64 * 1024;
-            match std::io::stdin().take(limit).read_to_string(&mut input) {
-                Ok(_) => input,
-                Err(e) => {
-                    eprintln!("botauth: error: cannot read the token from stdin: {e}");
-                    return ExitCode::from(2);
-                }
+            if let Err(e) = std::io::stdin().take(limit).read_to_end(&mut input) {
+                eprintln!("botauth: error: cannot read the token from stdin: {e}");
+                return ExitCode::from(2);
             }
+            String::from_utf8(input).ok()
         }
+    };
+    let Some(token) = token else {
+        eprintln!("rejected: {}", ErrorKind::Malformed);
+        return ExitCode::from(1);
     };
     // Each check is on only when its value is given: this command judges a token alone.
     let mut activity = dangerous::unchecked_activity();

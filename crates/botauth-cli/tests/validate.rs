@@ -1,5 +1,6 @@
 //! `botauth validate`, run as a user would, against an in-process sandbox.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -12,6 +13,15 @@ const APP: &str = "bot-app-id";
 const TEAMS: &str = "https://smba.trafficmanager.net/teams/";
 
 async fn run(args: Vec<String>, stdin: Option<String>) -> Output {
+    run_raw(
+        args.into_iter().map(OsString::from).collect(),
+        stdin.map(String::into_bytes),
+    )
+    .await
+}
+
+/// [`run`] with arguments and stdin that need not be UTF-8.
+async fn run_raw(args: Vec<OsString>, stdin: Option<Vec<u8>>) -> Output {
     tokio::task::spawn_blocking(move || {
         let mut child = Command::new(BIN)
             .arg("validate")
@@ -24,7 +34,7 @@ async fn run(args: Vec<String>, stdin: Option<String>) -> Output {
             .expect("run botauth");
         let mut pipe = child.stdin.take().expect("stdin");
         if let Some(input) = stdin {
-            pipe.write_all(input.as_bytes()).expect("write stdin");
+            pipe.write_all(&input).expect("write stdin");
         }
         drop(pipe);
         child.wait_with_output().expect("botauth output")
@@ -152,6 +162,57 @@ async fn rejections_exit_1_with_one_line_naming_the_kind() {
         );
         assert_eq!(text(&out.stderr), expected, "case {i}");
         assert!(out.stdout.is_empty(), "case {i}");
+    }
+}
+
+/// Issue 13 §4: a token that is not UTF-8 exited 2 (a usage error). It is a malformed token,
+/// whether it comes on stdin or on the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_is_not_utf8_is_rejected_as_malformed_with_exit_1() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let t = token(&sandbox);
+    let mut one_byte_off = t.clone().into_bytes();
+    one_byte_off[t.len() / 2] = 0xff;
+    let mut trailing = t.clone().into_bytes();
+    trailing.extend_from_slice(b"\xc3\x28\n");
+    let inputs: Vec<Vec<u8>> = vec![
+        b"\xff\xfe".to_vec(),
+        b"\x80".to_vec(),
+        one_byte_off,
+        trailing,
+        // A truncated UTF-8 sequence at the very end.
+        b"eyJhbGciOiJSUzI1NiJ9.e30.AA\xe2\x82".to_vec(),
+    ];
+    let plain = |extra: &[&str]| -> Vec<OsString> {
+        args(&sandbox, extra)
+            .into_iter()
+            .map(OsString::from)
+            .collect()
+    };
+    for (i, input) in inputs.into_iter().enumerate() {
+        let out = run_raw(plain(&[]), Some(input.clone())).await;
+        assert_eq!(
+            (out.status.code(), text(&out.stderr).as_str()),
+            (Some(1), "rejected: malformed\n"),
+            "stdin case {i}"
+        );
+        assert!(out.stdout.is_empty(), "stdin case {i}");
+
+        // Only Unix lets an argument be arbitrary bytes.
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStringExt as _;
+            let mut argv = plain(&[]);
+            argv.push("--token".into());
+            argv.push(OsString::from_vec(input));
+            let out = run_raw(argv, None).await;
+            assert_eq!(
+                (out.status.code(), text(&out.stderr).as_str()),
+                (Some(1), "rejected: malformed\n"),
+                "argument case {i}"
+            );
+            assert!(out.stdout.is_empty(), "argument case {i}");
+        }
     }
 }
 

@@ -7,7 +7,7 @@ pub(crate) mod validate;
 
 pub use env::EnvVars;
 pub use model::{
-    AssertionAlgorithm, BotAuthConfig, CertificateConfig, CredentialConfig, Dialect, InboundConfig,
-    ManagedIdentityId, validate_tenant_id,
+    AssertionAlgorithm, BotAuthConfig, CertificateConfig, CredentialConfig, CustomSettings,
+    Dialect, InboundConfig, ManagedIdentityId, validate_tenant_id,
 };
 pub use validate::check_endpoint_url;

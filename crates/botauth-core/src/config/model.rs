@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+use zeroize::Zeroize as _;
 
 use crate::{Cloud, Error, Result, Secret};
 
@@ -119,6 +120,78 @@ impl fmt::Debug for CertificateConfig {
     }
 }
 
+/// The free-form settings of a [`CredentialConfig::Custom`] entry: names and values that only the
+/// application's factory understands.
+///
+/// Any value may be a secret (a vault token, a password), so every value is treated as one: `Debug`
+/// prints the names with `[redacted]` for each value, the type is not `Serialize`, and the values
+/// are zeroized when it is dropped. Read a value with [`get`](BTreeMap::get) through `Deref`, which
+/// also lets the settings be passed where a `&BTreeMap<String, String>` is expected.
+///
+/// ```
+/// use botauth_core::config::CustomSettings;
+/// let settings: CustomSettings = [("path", "/v/bot"), ("token", "s3cr3t")].into_iter().collect();
+/// assert_eq!(format!("{settings:?}"), r#"{"path": [redacted], "token": [redacted]}"#);
+/// assert_eq!(settings.get("token").map(String::as_str), Some("s3cr3t"));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct CustomSettings(BTreeMap<String, String>);
+
+impl CustomSettings {
+    /// Settings from name–value pairs (a later value for the same name replaces an earlier one).
+    pub fn new(settings: BTreeMap<String, String>) -> Self {
+        CustomSettings(settings)
+    }
+}
+
+impl std::ops::Deref for CustomSettings {
+    type Target = BTreeMap<String, String>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for CustomSettings {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        CustomSettings(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+impl From<BTreeMap<String, String>> for CustomSettings {
+    fn from(settings: BTreeMap<String, String>) -> Self {
+        CustomSettings(settings)
+    }
+}
+
+impl fmt::Debug for CustomSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// What [`Secret`] prints in place of a value.
+        struct Redacted;
+        impl fmt::Debug for Redacted {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("[redacted]")
+            }
+        }
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, Redacted)))
+            .finish()
+    }
+}
+
+impl Drop for CustomSettings {
+    fn drop(&mut self) {
+        for value in self.0.values_mut() {
+            value.zeroize();
+        }
+    }
+}
+
 /// One way to authenticate the bot. A configuration holds an ordered list of these: the first one
 /// that loads is used (Microsoft.Identity.Web `ClientCredentials` semantics).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -155,9 +228,10 @@ pub enum CredentialConfig {
     Custom {
         /// The name the application's factory recognises.
         name: String,
-        /// Free-form settings for it.
+        /// Free-form settings for it. Their values print as `[redacted]`: a vault token or a
+        /// password is as likely here as a path.
         #[serde(default)]
-        settings: BTreeMap<String, String>,
+        settings: CustomSettings,
     },
 }
 
@@ -319,4 +393,66 @@ pub fn validate_tenant_id(tenant: &str) -> Result<()> {
              (letters, digits, `.` and `-` only)"
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CUSTOM: &str = r#"{"client_id":"app","credentials":[{"type":"custom","name":"vault",
+        "settings":{"path":"/v/bot","password":"hunter2-custom-value"}}]}"#;
+
+    /// Issue 13 §4: a custom credential's settings printed in clear through `Debug`, and so
+    /// through every type that holds the configuration (`BotAuth`, `EchoBot`).
+    #[test]
+    fn custom_settings_values_are_redacted_in_debug_and_the_keys_stay_visible() {
+        let config: BotAuthConfig = serde_json::from_str(CUSTOM).unwrap();
+        let entry = format!("{:?}", config.credentials[0]);
+        assert_eq!(
+            entry,
+            r#"Custom { name: "vault", settings: {"password": [redacted], "path": [redacted]} }"#
+        );
+        let whole = format!("{config:?} {config:#?}");
+        assert!(!whole.contains("hunter2"), "{whole}");
+        assert!(!whole.contains("/v/bot"), "{whole}");
+        assert!(whole.contains(r#""password": [redacted]"#), "{whole}");
+    }
+
+    #[test]
+    fn custom_settings_read_like_a_map_from_every_format() {
+        let toml = r#"
+            client_id = "app"
+            [[credentials]]
+            type = "custom"
+            name = "vault"
+            settings = { path = "/v/bot", password = "hunter2-custom-value" }
+        "#;
+        let from_toml: BotAuthConfig = toml::from_str(toml).unwrap();
+        let from_json: BotAuthConfig = serde_json::from_str(CUSTOM).unwrap();
+        assert_eq!(from_toml, from_json);
+        let CredentialConfig::Custom { settings, .. } = &from_json.credentials[0] else {
+            panic!("{:?}", from_json.credentials[0]);
+        };
+        assert_eq!(
+            settings.get("password").map(String::as_str),
+            Some("hunter2-custom-value")
+        );
+        assert_eq!(settings.keys().collect::<Vec<_>>(), ["password", "path"]);
+        // Where a map is expected (the facade's `CustomFactory` takes one), the settings coerce.
+        let as_map: &BTreeMap<String, String> = settings;
+        assert_eq!(as_map.len(), 2);
+        let built: CustomSettings = [("path", "/v/bot"), ("password", "hunter2-custom-value")]
+            .into_iter()
+            .collect();
+        assert_eq!(&built, settings);
+        assert_eq!(CustomSettings::from(as_map.clone()), built);
+        assert_eq!(format!("{:?}", CustomSettings::default()), "{}");
+        // Absent settings are an empty map.
+        let bare: CredentialConfig =
+            serde_json::from_str(r#"{"type":"custom","name":"vault"}"#).unwrap();
+        assert_eq!(
+            format!("{bare:?}"),
+            r#"Custom { name: "vault", settings: {} }"#
+        );
+    }
 }

@@ -1,7 +1,15 @@
 //! The entry point shared by the cargo-fuzz target (`fuzz/fuzz_targets/validate.rs`, which
 //! includes this file) and the stable test `tests/malformed.rs`: a validator with a fixed key set
 //! (the RFC 7515 A.2 key) and a stopped clock, fed arbitrary bytes.
+//!
+//! Two more harnesses live beside it, each shared the same way: [`signed`] (fuzzed contents
+//! signed with the real key, cached path against full path: `fuzz_targets/cache_agreement.rs` and
+//! `tests/cache_agreement.rs`) and [`service_url`] (the outbound allow-list parser:
+//! `fuzz_targets/service_url.rs` and `tests/service_url_guard.rs`).
 #![allow(dead_code, unreachable_pub, clippy::expect_used)]
+
+pub mod service_url;
+pub mod signed;
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
