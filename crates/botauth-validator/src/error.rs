@@ -1,6 +1,9 @@
 //! Why a token was rejected, or why it could not be judged.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use crate::check::ClaimsRejection;
 
 /// The kind of an [`Error`]: a stable, machine-readable name (`Display` prints it in snake case,
 /// as `botauth validate` does on its `rejected: <kind>` line).
@@ -11,7 +14,8 @@ pub enum ErrorKind {
     MissingToken,
     /// The header is not `Bearer <one token>`.
     BadScheme,
-    /// The token (or its header) is larger than the configured limit.
+    /// The token, its JOSE header or the `Authorization` header is larger than the configured
+    /// limit.
     TooLarge,
     /// Not a well-formed compact JWS (segments, base64url, JSON, UTF-8, duplicate members).
     Malformed,
@@ -47,6 +51,8 @@ pub enum ErrorKind {
     Tenant,
     /// The caller (`appid`/`azp`) is not allowed.
     Caller,
+    /// The bot's own [`ClaimsCheck`](crate::ClaimsCheck) refused the request.
+    ClaimsCheck,
     /// The signing keys could not be obtained (never fetched, or stale beyond the bound).
     KeysUnavailable,
     /// The validator's configuration is invalid.
@@ -77,6 +83,7 @@ impl ErrorKind {
             ErrorKind::Endorsement => "endorsement",
             ErrorKind::Tenant => "tenant",
             ErrorKind::Caller => "caller",
+            ErrorKind::ClaimsCheck => "claims_check",
             ErrorKind::KeysUnavailable => "keys_unavailable",
             ErrorKind::Config => "config",
         }
@@ -90,7 +97,8 @@ impl fmt::Display for ErrorKind {
 }
 
 /// The error of every validation. No variant holds the token or any value taken from it: the
-/// token is attacker-controlled and may be a live credential.
+/// token is attacker-controlled and may be a live credential. (The one reason botauth does not
+/// write is a [`ClaimsCheck`](crate::ClaimsCheck)'s, which says what the bot's own check chose.)
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -104,10 +112,10 @@ pub enum Error {
         "the Authorization header is not `Bearer <one JWT>` (scheme Bearer, exactly one token)"
     )]
     BadScheme,
-    /// The token or a decoded part of it exceeds the limit.
+    /// The token, a decoded part of it, or the `Authorization` header exceeds the limit.
     #[error("the {part} is larger than the {limit}-byte limit")]
     TooLarge {
-        /// `token` or `token header`.
+        /// `Authorization header`, `token` or `token header`.
         part: &'static str,
         /// The limit in bytes.
         limit: usize,
@@ -186,6 +194,15 @@ pub enum Error {
     /// The caller is not allowed.
     #[error("the calling app (`appid`/`azp`) is not in the allowed callers")]
     Caller,
+    /// The bot's own claims check refused the request.
+    #[error(
+        "the bot's claims check refused the request: {reason} (the check is the application's, \
+         see ValidatorBuilder::claims_check)"
+    )]
+    ClaimsCheck {
+        /// The reason the check gave.
+        reason: Cow<'static, str>,
+    },
     /// The signing keys could not be obtained.
     #[error("the signing keys from {endpoint} cannot be obtained; the endpoint must be reachable")]
     KeysUnavailable {
@@ -229,6 +246,7 @@ impl Error {
             Error::Endorsement => ErrorKind::Endorsement,
             Error::Tenant => ErrorKind::Tenant,
             Error::Caller => ErrorKind::Caller,
+            Error::ClaimsCheck { .. } => ErrorKind::ClaimsCheck,
             Error::KeysUnavailable { .. } => ErrorKind::KeysUnavailable,
             Error::Config { .. } => ErrorKind::Config,
         }
@@ -254,6 +272,14 @@ impl Error {
 
     pub(crate) fn malformed(problem: &'static str) -> Self {
         Error::Malformed { problem }
+    }
+}
+
+impl From<ClaimsRejection> for Error {
+    fn from(rejection: ClaimsRejection) -> Self {
+        Error::ClaimsCheck {
+            reason: rejection.into_reason(),
+        }
     }
 }
 
@@ -285,6 +311,15 @@ mod tests {
         assert_eq!(
             Error::ClaimType { claim: "exp" }.to_string(),
             "claim `exp` has the wrong type or format"
+        );
+        let custom = Error::from(ClaimsRejection::new("not the Contoso tenant"));
+        assert_eq!(custom.kind(), ErrorKind::ClaimsCheck);
+        assert_eq!(custom.kind().to_string(), "claims_check");
+        assert!(custom.is_rejection());
+        assert!(!custom.is_retryable());
+        assert!(
+            custom.to_string().contains(": not the Contoso tenant ("),
+            "{custom}"
         );
         // Display names the endpoint once; the cause travels in source().
         assert!(!unavailable.to_string().contains("did not answer"));

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 mod activity;
+mod check;
 mod claims;
 pub mod dangerous;
 mod error;
@@ -18,12 +19,13 @@ mod validator;
 mod verified;
 
 pub use activity::VerifiedActivity;
+pub use check::{ClaimsCheck, ClaimsRejection};
 pub use claims::BotClaims;
 pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "axum")]
 pub use extract::MissingBotAuthLayer;
 pub use future::ResponseFuture;
-pub use layer::{BotAuthLayer, DEFAULT_MAX_BODY_BYTES};
+pub use layer::{BotAuthLayer, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES};
 pub use profile::{
     AllowedCallers, BOT_FRAMEWORK_TENANTS, BotServiceProfile, EmulatorProfile, EntraProfile,
     ProfileKind, SkillProfile,
@@ -31,3 +33,4 @@ pub use profile::{
 pub use service::BotAuthService;
 pub use token::Algorithm;
 pub use validator::{ActivityInfo, Validator, ValidatorBuilder};
+pub use verified::VerifiedToken;

@@ -1,9 +1,10 @@
 //! The tower [`Service`] behind [`BotAuthLayer`](crate::BotAuthLayer).
 
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
@@ -13,6 +14,7 @@ use crate::activity::VerifiedActivity;
 use crate::error::Error;
 use crate::future::ResponseFuture;
 use crate::validator::{ActivityInfo, Validator};
+use crate::verified::VerifiedToken;
 
 /// Fixed bodies: the client learns the status, never the reason (which goes to `tracing`).
 pub(crate) const UNAUTHORIZED_BODY: &str =
@@ -22,21 +24,30 @@ pub(crate) const TOO_LARGE_BODY: &str =
     r#"{"error":"payload_too_large","message":"the activity is too large"}"#;
 pub(crate) const BAD_REQUEST_BODY: &str =
     r#"{"error":"bad_request","message":"the body is not a JSON activity"}"#;
+pub(crate) const TIMEOUT_BODY: &str =
+    r#"{"error":"request_timeout","message":"the activity was not received in time"}"#;
+
+/// How much body the layer reads, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimits {
+    pub(crate) max_bytes: usize,
+    pub(crate) timeout: Duration,
+}
 
 /// Validates requests, then calls the inner service. See [`BotAuthLayer`](crate::BotAuthLayer).
 #[derive(Debug, Clone)]
 pub struct BotAuthService<S> {
     inner: S,
     validator: Validator,
-    max_body_bytes: usize,
+    body: BodyLimits,
 }
 
 impl<S> BotAuthService<S> {
-    pub(crate) fn new(inner: S, validator: Validator, max_body_bytes: usize) -> Self {
+    pub(crate) fn new(inner: S, validator: Validator, body: BodyLimits) -> Self {
         BotAuthService {
             inner,
             validator,
-            max_body_bytes,
+            body,
         }
     }
 }
@@ -52,6 +63,13 @@ fn fixed<B: From<Bytes>>(status: StatusCode, body: &'static str) -> Response<B> 
             .headers_mut()
             .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
+    // The rest of a late body may still be on its way: this connection carries nothing more
+    // (RFC 9110 §15.5.9 asks for `close` with a 408).
+    if status == StatusCode::REQUEST_TIMEOUT {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 
@@ -66,16 +84,65 @@ pub(crate) fn rejection<B: From<Bytes>>(error: &Error) -> Response<B> {
     }
 }
 
-/// The single `Authorization` header as text.
-fn authorization(headers: &http::HeaderMap) -> Result<&str, Error> {
+/// Authenticates a request from its headers alone (docs/protocol.md §6 rule 1): one
+/// `Authorization` header, no longer than the token limit allows, visible ASCII, then the token
+/// itself. The value is borrowed, never copied, and its length is judged before any byte of it
+/// is scanned.
+async fn authenticate(
+    validator: &Validator,
+    headers: &http::HeaderMap,
+) -> Result<VerifiedToken, Error> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next().ok_or(Error::MissingToken)?;
     if values.next().is_some() {
         return Err(Error::BadScheme);
     }
-    value
+    let limit = validator.max_authorization_bytes();
+    if value.len() > limit {
+        return Err(Error::TooLarge {
+            part: "Authorization header",
+            limit,
+        });
+    }
+    let value = value
         .to_str()
-        .map_err(|_| Error::malformed("the Authorization header is not visible ASCII"))
+        .map_err(|_| Error::malformed("the Authorization header is not visible ASCII"))?;
+    validator.verify_header(Some(value)).await
+}
+
+/// Reads the body of an authenticated request, within the size and time limits; the error is
+/// the response to send instead.
+async fn read_body<B, R>(body: B, limits: BodyLimits) -> Result<Bytes, Response<R>>
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    R: From<Bytes>,
+{
+    let limit = limits.max_bytes;
+    // A `Content-Length` over the limit is refused before a byte of the body is read.
+    if body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX) {
+        tracing::info!(limit, "bot request refused: activity too large (413)");
+        return Err(fixed(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE_BODY));
+    }
+    let read = Limited::new(body, limit).collect();
+    match tokio::time::timeout(limits.timeout, read).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => {
+            tracing::info!(limit, "bot request refused: activity too large (413)");
+            Err(fixed(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE_BODY))
+        }
+        Ok(Err(_)) => {
+            tracing::info!("bot request refused: the body could not be read (400)");
+            Err(fixed(StatusCode::BAD_REQUEST, BAD_REQUEST_BODY))
+        }
+        Err(_elapsed) => {
+            tracing::info!(
+                timeout = ?limits.timeout,
+                "bot request refused: the activity did not arrive within the body timeout (408)"
+            );
+            Err(fixed(StatusCode::REQUEST_TIMEOUT, TIMEOUT_BODY))
+        }
+    }
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BotAuthService<S>
@@ -100,25 +167,20 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let validator = self.validator.clone();
-        let limit = self.max_body_bytes;
+        let limits = self.body;
         ResponseFuture::new(async move {
             let (mut parts, body) = request.into_parts();
-            // The header is judged before the body is read: an unauthenticated caller cannot
-            // make us buffer anything.
-            let token = match authorization(&parts.headers).and_then(crate::token::bearer) {
-                Ok(token) => token.to_owned(),
+            // The token is judged from the headers before any body byte is read, and its
+            // header is borrowed, not copied: a caller who cannot authenticate costs us its
+            // headers (which the server has already bounded) and no more. Its body stays
+            // unread, and the server closes the connection after the 401.
+            let token = match authenticate(&validator, &parts.headers).await {
+                Ok(token) => token,
                 Err(e) => return Ok(rejection(&e)),
             };
-            let bytes = match Limited::new(body, limit).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(e) if e.is::<LengthLimitError>() => {
-                    tracing::info!(limit, "bot request refused: activity too large (413)");
-                    return Ok(fixed(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE_BODY));
-                }
-                Err(_) => {
-                    tracing::info!("bot request refused: the body could not be read (400)");
-                    return Ok(fixed(StatusCode::BAD_REQUEST, BAD_REQUEST_BODY));
-                }
+            let bytes = match read_body(body, limits).await {
+                Ok(bytes) => bytes,
+                Err(response) => return Ok(response),
             };
             let activity = match crate::token::activity_object(&bytes) {
                 Some(members) => Value::Object(members),
@@ -130,12 +192,11 @@ where
                 }
             };
             // Absent fields become "" so that they match no claim: the layer always checks.
-            let text = |name: &str| activity.get(name).and_then(Value::as_str).unwrap_or("");
-            let info = ActivityInfo::new(text("serviceUrl"), text("channelId"));
-            let claims = match validator.validate(&token, info).await {
-                Ok(claims) => claims,
-                Err(e) => return Ok(rejection(&e)),
-            };
+            let claims =
+                match validator.check_activity(&token, ActivityInfo::from_activity(&activity)) {
+                    Ok(claims) => claims,
+                    Err(e) => return Ok(rejection(&e)),
+                };
             parts
                 .extensions
                 .insert(VerifiedActivity::new(claims, activity));

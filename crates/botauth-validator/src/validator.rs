@@ -2,12 +2,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use botauth_core::{BotAuthConfig, Clock, Cloud, SystemClock};
 use botauth_token::http::HttpOptions;
 use serde_json::Value;
 
+use crate::check::{ClaimsCheck, ClaimsChecks, ClaimsRejection};
 use crate::claims::{BotClaims, Parts};
 use crate::error::{Error, Result};
 use crate::keys::{Jwk, KeyCache, KeyTiming, parse_jwks};
@@ -17,13 +19,15 @@ use crate::profile::{
 };
 use crate::rules;
 use crate::token::{self, Algorithm, Limits};
-use crate::verified::{self, Verified, VerifiedCache};
+use crate::verified::{self, Verified, VerifiedCache, VerifiedToken};
 
-/// What the activity says about itself: the values the token's claims must agree with.
+/// What the activity says about itself: the values the token's claims must agree with, and
+/// (from [`ActivityInfo::from_activity`]) the whole activity for the bot's claims checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ActivityInfo<'a> {
     service_url: Option<&'a str>,
     channel_id: Option<&'a str>,
+    activity: Option<&'a Value>,
 }
 
 impl<'a> ActivityInfo<'a> {
@@ -33,6 +37,20 @@ impl<'a> ActivityInfo<'a> {
         ActivityInfo {
             service_url: Some(service_url),
             channel_id: Some(channel_id),
+            activity: None,
+        }
+    }
+
+    /// A parsed activity: its `serviceUrl` and `channelId` (as empty strings when absent or not
+    /// strings, so that they match nothing), and the activity itself, which
+    /// [claims checks](ValidatorBuilder::claims_check) can read. This is what
+    /// [`BotAuthLayer`](crate::BotAuthLayer) passes.
+    pub fn from_activity(activity: &'a Value) -> Self {
+        let text = |name: &str| activity.get(name).and_then(Value::as_str).unwrap_or("");
+        ActivityInfo {
+            service_url: Some(text("serviceUrl")),
+            channel_id: Some(text("channelId")),
+            activity: Some(activity),
         }
     }
 
@@ -41,7 +59,24 @@ impl<'a> ActivityInfo<'a> {
         ActivityInfo {
             service_url: None,
             channel_id: None,
+            activity: None,
         }
+    }
+
+    /// The `serviceUrl` the token's `serviceurl` claim is compared with (`None`: not compared).
+    pub fn service_url(&self) -> Option<&'a str> {
+        self.service_url
+    }
+
+    /// The `channelId` the signing key must endorse (`None`: not checked).
+    pub fn channel_id(&self) -> Option<&'a str> {
+        self.channel_id
+    }
+
+    /// The whole activity, when this was made by [`ActivityInfo::from_activity`]. A claims
+    /// check that needs a field of it should refuse when it is `None`, not admit.
+    pub fn activity(&self) -> Option<&'a Value> {
+        self.activity
     }
 
     /// Sets the `serviceUrl` to compare with.
@@ -77,6 +112,7 @@ pub struct ValidatorBuilder {
     clock: Arc<dyn Clock>,
     verified_capacity: usize,
     fixed: Vec<(String, Value)>,
+    checks: ClaimsChecks,
 }
 
 impl ValidatorBuilder {
@@ -97,6 +133,7 @@ impl ValidatorBuilder {
             clock: Arc::new(SystemClock),
             verified_capacity: 10_000,
             fixed: Vec::new(),
+            checks: ClaimsChecks::default(),
         }
     }
 
@@ -283,6 +320,28 @@ impl ValidatorBuilder {
     #[must_use]
     pub fn verified_token_cache(mut self, capacity: usize) -> Self {
         self.verified_capacity = capacity;
+        self
+    }
+
+    /// Adds a claims check of the bot's own: it runs after every built-in rule has passed, on
+    /// every request (a verified-token cache hit included), sees the verified claims and the
+    /// activity, and can refuse with a reason. The refusal is
+    /// [`ErrorKind::ClaimsCheck`](crate::ErrorKind::ClaimsCheck): the layer answers its fixed 401
+    /// (the handler does not run) and logs the reason. Several checks run in the order added;
+    /// the first refusal wins. See the crate documentation for a one-tenant example.
+    #[must_use]
+    pub fn claims_check<F>(self, check: F) -> Self
+    where
+        F: Fn(&BotClaims, &ActivityInfo<'_>) -> Result<(), ClaimsRejection> + Send + Sync + 'static,
+    {
+        self.claims_checker(Arc::new(check))
+    }
+
+    /// Adds a claims check given as a [`ClaimsCheck`] trait object (see
+    /// [`claims_check`](Self::claims_check) for closures).
+    #[must_use]
+    pub fn claims_checker(mut self, check: Arc<dyn ClaimsCheck>) -> Self {
+        self.checks.push(check);
         self
     }
 
@@ -481,8 +540,11 @@ impl ValidatorBuilder {
         entra_audiences.insert(1, format!("api://{app_id}"));
         let mut caches: Vec<Arc<KeyCache>> = caches.into_values().collect();
         caches.sort_by(|a, b| a.metadata_url().cmp(b.metadata_url()));
+        // Tells this validator's verified tokens from another's (see `check_activity`).
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Validator {
             inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 app_id,
                 channel_audiences,
                 entra_audiences,
@@ -494,6 +556,7 @@ impl ValidatorBuilder {
                 limits: self.limits,
                 clock: self.clock,
                 verified: VerifiedCache::new(self.verified_capacity),
+                checks: self.checks,
             }),
         })
     }
@@ -540,12 +603,14 @@ impl std::fmt::Debug for Validator {
             .field("metadata", &metadata)
             .field("algorithms", &self.inner.algorithms)
             .field("strict_endorsements", &self.inner.strict_endorsements)
+            .field("claims_checks", &self.inner.checks.len())
             .finish_non_exhaustive()
     }
 }
 
 #[derive(Debug)]
 struct Inner {
+    id: u64,
     app_id: String,
     channel_audiences: Vec<String>,
     entra_audiences: Vec<String>,
@@ -557,7 +622,12 @@ struct Inner {
     limits: Limits,
     clock: Arc<dyn Clock>,
     verified: VerifiedCache,
+    checks: ClaimsChecks,
 }
+
+/// Room for the scheme and the blanks around the token in an `Authorization` header, on top of
+/// the token limit: `Bearer ` and a little slack for senders that pad.
+const AUTHORIZATION_OVERHEAD: usize = 64;
 
 fn unix(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
@@ -587,18 +657,66 @@ impl Validator {
         self.inner.caches.iter().map(|c| c.fetch_count()).sum()
     }
 
-    /// Validates an `Authorization` header value (`None` when the request had none).
+    /// The largest token accepted, in bytes ([`ValidatorBuilder::max_token_bytes`]).
+    pub fn max_token_bytes(&self) -> usize {
+        self.inner.limits.max_token_bytes
+    }
+
+    /// The largest `Authorization` header value accepted: the token limit plus room for the
+    /// scheme.
+    pub(crate) fn max_authorization_bytes(&self) -> usize {
+        self.inner
+            .limits
+            .max_token_bytes
+            .saturating_add(AUTHORIZATION_OVERHEAD)
+    }
+
+    /// Validates an `Authorization` header value (`None` when the request had none) against an
+    /// activity: [`verify_header`](Self::verify_header), then
+    /// [`check_activity`](Self::check_activity).
     pub async fn validate_header(
         &self,
         authorization: Option<&str>,
         activity: ActivityInfo<'_>,
     ) -> Result<BotClaims> {
-        let header = authorization.ok_or(Error::MissingToken)?;
-        self.validate(token::bearer(header)?, activity).await
+        let token = self.verify_header(authorization).await?;
+        // Ours, and its time judged a moment ago.
+        self.activity_checks(&token, activity)
     }
 
-    /// Validates a bare token.
+    /// Validates a bare token against an activity: [`verify_token`](Self::verify_token), then
+    /// [`check_activity`](Self::check_activity).
     pub async fn validate(&self, token: &str, activity: ActivityInfo<'_>) -> Result<BotClaims> {
+        let token = self.verify_token(token).await?;
+        // Ours, and its time judged a moment ago.
+        self.activity_checks(&token, activity)
+    }
+
+    /// The first half of [`validate_header`](Self::validate_header), for servers that
+    /// authenticate before they read the body: the header's size (at most the token limit plus
+    /// a few bytes for the scheme) before anything else, then `Bearer <one token>` (docs/protocol.md
+    /// §6 rule 1), then [`verify_token`](Self::verify_token).
+    pub async fn verify_header(&self, authorization: Option<&str>) -> Result<VerifiedToken> {
+        let header = authorization.ok_or(Error::MissingToken)?;
+        let limit = self.max_authorization_bytes();
+        if header.len() > limit {
+            return Err(Error::TooLarge {
+                part: "Authorization header",
+                limit,
+            });
+        }
+        self.verify_token(token::bearer(header)?).await
+    }
+
+    /// The first half of [`validate`](Self::validate): everything that does not need the
+    /// activity — size, the JOSE header rules, `iss`, `aud`, `exp`/`nbf`, the profile's tenant
+    /// and caller rules, the key and the signature (docs/protocol.md §6 rules 1–5 and 8). A
+    /// token verified before is answered from the verified-token cache, with `exp`/`nbf` and
+    /// the key's publication checked again.
+    ///
+    /// The result must still go through [`check_activity`](Self::check_activity) with the
+    /// request's activity before the request is trusted.
+    pub async fn verify_token(&self, token: &str) -> Result<VerifiedToken> {
         let inner = &*self.inner;
         if token.len() > inner.limits.max_token_bytes {
             return Err(Error::TooLarge {
@@ -607,52 +725,98 @@ impl Validator {
             });
         }
         let digest = verified::digest(token);
-        match inner
-            .verified
-            .with(&digest, |hit| self.recheck(hit, activity))
-        {
-            Some(Some(result)) => return result,
-            // The key was withdrawn (or went stale): judge the token afresh.
-            Some(None) => inner.verified.remove(&digest),
-            None => {}
+        if let Some(hit) = inner.verified.get(&digest) {
+            match self.recheck(&hit) {
+                Some(result) => return result,
+                // The key was withdrawn (or went stale): judge the token afresh.
+                None => inner.verified.remove(&digest),
+            }
         }
         // Boxed so that the hit path's future stays small.
-        let verified = Box::pin(self.verify(token, activity)).await?;
-        let claims = verified.claims.clone();
+        let verified = Arc::new(Box::pin(self.verify(token)).await?);
         let now = unix(inner.clock.now());
         inner
             .verified
-            .insert(digest, Arc::new(verified), now, inner.skew);
-        Ok(claims)
+            .insert(digest, Arc::clone(&verified), now, inner.skew);
+        Ok(VerifiedToken {
+            verified,
+            refetched_key: None,
+            validator: inner.id,
+        })
     }
 
-    /// The per-request rules for a cached verification; `None` when its key is gone.
-    fn recheck(&self, v: &Verified, activity: ActivityInfo<'_>) -> Option<Result<BotClaims>> {
+    /// The second half of [`validate`](Self::validate): the rules that need the activity, run
+    /// on every request whether the token came from the verified-token cache or not —
+    /// `exp`/`nbf` once more (reading the body takes time), `serviceurl` equal to the
+    /// activity's `serviceUrl`, the signing key endorsing its `channelId` (docs/protocol.md §6
+    /// rules 5–7), then the bot's [claims checks](ValidatorBuilder::claims_check). Returns the
+    /// verified claims.
+    ///
+    /// A token verified by another validator is refused with [`ErrorKind::Config`](crate::ErrorKind::Config):
+    /// its issuers and audiences may not be this one's.
+    pub fn check_activity(
+        &self,
+        token: &VerifiedToken,
+        activity: ActivityInfo<'_>,
+    ) -> Result<BotClaims> {
+        let inner = &*self.inner;
+        if token.validator != inner.id {
+            return Err(Error::config(
+                "verified_token",
+                "the token was verified by another Validator; check it with the validator that \
+                 verified it",
+            ));
+        }
+        let v = &token.verified;
+        rules::check_time(unix(inner.clock.now()), v.nbf, v.exp, inner.skew)?;
+        self.activity_checks(token, activity)
+    }
+
+    /// `check_activity` after the validator and the time: the activity rules, then the claims
+    /// checks.
+    fn activity_checks(
+        &self,
+        token: &VerifiedToken,
+        activity: ActivityInfo<'_>,
+    ) -> Result<BotClaims> {
+        let claims = &token.verified.claims;
+        self.activity_rules(
+            claims.service_url(),
+            token.key(),
+            claims.profile(),
+            activity,
+        )?;
+        self.inner.checks.run(claims, &activity)?;
+        Ok(claims.clone())
+    }
+
+    /// Re-judges a cached verification: `exp`/`nbf` against the clock, and the key still
+    /// published; `None` when its key is gone (or replaced under the same kid).
+    fn recheck(&self, v: &Arc<Verified>) -> Option<Result<VerifiedToken>> {
         let inner = &*self.inner;
         let now = inner.clock.now();
         // Unless the keys were refetched since, the key that verified the token still stands.
-        let refetched;
-        let key = if v.keys.still_current(v.generation, now) {
-            &v.key
+        let refetched_key = if v.keys.still_current(v.generation, now) {
+            None
         } else {
-            refetched = v.keys.cached(&v.kid)?.0;
+            let refetched = v.keys.cached(&v.kid)?.0;
             // The same kid for other key material is a new key: verify afresh.
             if !refetched.same_key(&v.key) {
                 return None;
             }
-            &refetched
+            Some(refetched)
         };
-        let now = unix(now);
-        let check = || -> Result<()> {
-            rules::check_time(now, v.nbf, v.exp, inner.skew)?;
-            self.activity_rules(v.claims.service_url(), key, v.claims.profile(), activity)
-        };
-        Some(check().map(|()| v.claims.clone()))
+        Some(
+            rules::check_time(unix(now), v.nbf, v.exp, inner.skew).map(|()| VerifiedToken {
+                verified: Arc::clone(v),
+                refetched_key,
+                validator: inner.id,
+            }),
+        )
     }
 
-    /// The rules that depend on the activity (docs/protocol.md §6 rules 6 and 7), the same on the full
-    /// check and on a cache hit: `serviceurl` equals the activity's `serviceUrl`, and the signing
-    /// key endorses its channel.
+    /// The rules that depend on the activity (docs/protocol.md §6 rules 6 and 7): `serviceurl`
+    /// equals the activity's `serviceUrl`, and the signing key endorses its channel.
     fn activity_rules(
         &self,
         service_url: Option<&str>,
@@ -672,8 +836,9 @@ impl Validator {
         )
     }
 
-    /// The full check: parse, header rules, claims, key, signature, profile rules.
-    async fn verify(&self, token: &str, activity: ActivityInfo<'_>) -> Result<Verified> {
+    /// The full check without the activity: parse, header rules, claims, key, signature,
+    /// profile rules.
+    async fn verify(&self, token: &str) -> Result<Verified> {
         let inner = &*self.inner;
         let parsed = token::parse(token, &inner.algorithms, &inner.limits)?;
         let claims = &parsed.claims;
@@ -732,8 +897,6 @@ impl Validator {
         };
         let (key, generation) = keys.key(&parsed.kid).await?;
         key.verify(parsed.alg, parsed.signing_input, &parsed.signature)?;
-
-        self.activity_rules(service_url, &key, profile, activity)?;
 
         let service_url = service_url.map(str::to_owned);
         let issuer = iss.to_owned();

@@ -1,14 +1,18 @@
 //! The verified-token cache: Bot Service sends the same token on many activities for up to an
 //! hour, so a successful signature check is remembered, keyed by the token's SHA-256. What
-//! depends on the request or on time (`exp`/`nbf`, `serviceurl`, endorsements, the key still being
-//! published) is checked again on every hit.
+//! depends on time (`exp`/`nbf`, the key still being published) is checked again on every hit;
+//! what depends on the request (`serviceurl`, endorsements, the bot's claims checks) is not
+//! part of the cached verification at all and runs on every request, hit or miss
+//! ([`Validator::check_activity`](crate::Validator::check_activity)).
 
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::claims::BotClaims;
 use crate::keys::{Jwk, KeyCache};
+use crate::profile::ProfileKind;
 
 /// What a successful validation leaves behind.
 #[derive(Debug)]
@@ -21,6 +25,56 @@ pub(crate) struct Verified {
     /// The key that verified the signature, and the generation of the key set it came from.
     pub(crate) key: Arc<Jwk>,
     pub(crate) generation: u64,
+}
+
+/// A token whose signature, `iss`, `aud`, `exp`/`nbf` and profile rules (tenant, caller) have
+/// passed: everything that can be judged without the activity. It is the first half of
+/// [`Validator::validate`](crate::Validator::validate), from
+/// [`Validator::verify_token`](crate::Validator::verify_token) or
+/// [`Validator::verify_header`](crate::Validator::verify_header); the second half,
+/// [`Validator::check_activity`](crate::Validator::check_activity), holds it against the activity
+/// (`serviceurl`, endorsements, the bot's claims checks) and only then hands out the
+/// [`BotClaims`].
+///
+/// The split lets a server authenticate a request before it reads the body. The claims stay
+/// inside on purpose: a token alone does not say which `serviceUrl` it may reply to, and claims
+/// used without that check would let a token for one conversation service be replayed with an
+/// activity that names another.
+#[derive(Clone)]
+pub struct VerifiedToken {
+    pub(crate) verified: Arc<Verified>,
+    /// The signing key as published now, when the keys were refetched since the verification
+    /// was cached (its endorsements may have changed); `None`: the key that verified it.
+    pub(crate) refetched_key: Option<Arc<Jwk>>,
+    /// The validator that verified it: only that one may check it against an activity.
+    pub(crate) validator: u64,
+}
+
+impl VerifiedToken {
+    /// The signing key as currently published.
+    pub(crate) fn key(&self) -> &Jwk {
+        self.refetched_key.as_deref().unwrap_or(&self.verified.key)
+    }
+
+    /// The trust profile that accepted the token.
+    pub fn profile(&self) -> ProfileKind {
+        self.verified.claims.profile()
+    }
+
+    /// `exp`, in seconds since the Unix epoch.
+    pub fn expires_at(&self) -> i64 {
+        self.verified.exp
+    }
+}
+
+impl fmt::Debug for VerifiedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedToken")
+            .field("profile", &self.profile())
+            .field("issuer", &self.verified.claims.issuer())
+            .field("expires_at", &self.verified.exp)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) type Digest = [u8; 32];
@@ -75,18 +129,12 @@ impl VerifiedCache {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` on the entry for `key`, under the shard's lock (the hit path: no reference
-    /// counting, one lock).
-    pub(crate) fn with<R>(&self, key: &Digest, f: impl FnOnce(&Verified) -> R) -> Option<R> {
+    /// The entry for `key`. The lock is held only for the lookup: the rules that run on a hit,
+    /// the bot's own claims checks among them, run outside it.
+    pub(crate) fn get(&self, key: &Digest) -> Option<Arc<Verified>> {
         if self.capacity == 0 {
             return None;
         }
-        self.shard(key).get(key).map(|v| f(v))
-    }
-
-    #[cfg(test)]
-    pub(crate) fn get(&self, key: &Digest) -> Option<Arc<Verified>> {
-        self.with(key, |_| ())?;
         self.shard(key).get(key).cloned()
     }
 

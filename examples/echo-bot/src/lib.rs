@@ -17,10 +17,10 @@ use botauth::{BotAuth, BotAuthConfig, BotAuthLayer, CredentialBuilder, VerifiedA
 
 pub use listen::{
     BIND_ADDRESS_VAR, DEFAULT_BIND_ADDRESS, DEFAULT_PORT, HEADER_READ_TIMEOUT_VAR, ListenConfig,
-    ListenConfigError, MAX_HEADER_READ_TIMEOUT_SECS, PORT_VAR, parse_bind_address,
-    parse_header_read_timeout, parse_port,
+    ListenConfigError, MAX_CONNECTIONS_VAR, MAX_HEADER_READ_TIMEOUT_SECS, MAX_MAX_CONNECTIONS,
+    PORT_VAR, parse_bind_address, parse_header_read_timeout, parse_max_connections, parse_port,
 };
-pub use serve::{DEFAULT_HEADER_READ_TIMEOUT, ServeOptions, serve};
+pub use serve::{DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ServeOptions, serve};
 
 /// The messaging endpoint path the Azure Bot registration points at.
 pub const MESSAGES_PATH: &str = "/api/messages";
@@ -108,8 +108,8 @@ impl EchoBot {
     }
 
     /// Serves the bot on `listener` with the default [`ServeOptions`] until the future is
-    /// dropped. For a header-read timeout of your choice and graceful shutdown, call [`serve()`]
-    /// with [`EchoBot::router`].
+    /// dropped. For a header-read timeout or connection limit of your choice and graceful
+    /// shutdown, call [`serve()`] with [`EchoBot::router`].
     ///
     /// # Errors
     ///

@@ -1,4 +1,5 @@
-//! Where and how the echo bot listens: `PORT`, `BIND_ADDRESS` and `HEADER_READ_TIMEOUT_SECS`.
+//! Where and how the echo bot listens: `PORT`, `BIND_ADDRESS`, `HEADER_READ_TIMEOUT_SECS` and
+//! `MAX_CONNECTIONS`.
 //!
 //! The defaults suit Azure App Service, which forwards to the container or process on all
 //! interfaces: `0.0.0.0:3978`. On a developer machine, `BIND_ADDRESS=127.0.0.1` keeps the bot
@@ -9,7 +10,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::serve::ServeOptions;
+use crate::serve::{DEFAULT_MAX_CONNECTIONS, ServeOptions};
 
 /// The variable naming the TCP port (`0` asks the system for a free one).
 pub const PORT_VAR: &str = "PORT";
@@ -17,6 +18,8 @@ pub const PORT_VAR: &str = "PORT";
 pub const BIND_ADDRESS_VAR: &str = "BIND_ADDRESS";
 /// The variable naming how many seconds a client has to send its request headers.
 pub const HEADER_READ_TIMEOUT_VAR: &str = "HEADER_READ_TIMEOUT_SECS";
+/// The variable naming how many connections may be open at once.
+pub const MAX_CONNECTIONS_VAR: &str = "MAX_CONNECTIONS";
 
 /// The port when `PORT` is unset: the Bot Framework samples' and the Emulator's default.
 pub const DEFAULT_PORT: u16 = 3978;
@@ -25,6 +28,9 @@ pub const DEFAULT_BIND_ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 /// The largest `HEADER_READ_TIMEOUT_SECS` accepted: an hour. A timeout long enough to overflow
 /// the timer's clock would panic inside hyper, and anything past minutes defeats the purpose.
 pub const MAX_HEADER_READ_TIMEOUT_SECS: u64 = 3600;
+/// The largest `MAX_CONNECTIONS` accepted. Each connection is a socket (a file descriptor) and
+/// a task; past this, the limit no longer protects anything.
+pub const MAX_MAX_CONNECTIONS: usize = 100_000;
 
 /// The listening address and server options, read from the environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +40,8 @@ pub struct ListenConfig {
 }
 
 impl ListenConfig {
-    /// Reads `PORT`, `BIND_ADDRESS` and `HEADER_READ_TIMEOUT_SECS` from the process environment.
+    /// Reads `PORT`, `BIND_ADDRESS`, `HEADER_READ_TIMEOUT_SECS` and `MAX_CONNECTIONS` from the
+    /// process environment.
     ///
     /// # Errors
     ///
@@ -74,6 +81,9 @@ impl ListenConfig {
         let mut options = ServeOptions::new();
         if let Some(value) = vars.get(HEADER_READ_TIMEOUT_VAR) {
             options = options.with_header_read_timeout(parse_header_read_timeout(value)?);
+        }
+        if let Some(value) = vars.get(MAX_CONNECTIONS_VAR) {
+            options = options.with_max_connections(parse_max_connections(value)?);
         }
         Ok(ListenConfig {
             addr: SocketAddr::new(ip, port),
@@ -141,6 +151,19 @@ pub fn parse_header_read_timeout(value: &str) -> Result<Duration, ListenConfigEr
     }
 }
 
+/// Parses a `MAX_CONNECTIONS` value: a whole number from 1 to [`MAX_MAX_CONNECTIONS`],
+/// surrounding spaces ignored.
+///
+/// # Errors
+///
+/// [`ListenConfigError::MaxConnections`].
+pub fn parse_max_connections(value: &str) -> Result<usize, ListenConfigError> {
+    match value.trim().parse::<usize>() {
+        Ok(max @ 1..=MAX_MAX_CONNECTIONS) => Ok(max),
+        _ => Err(ListenConfigError::MaxConnections(value.to_owned())),
+    }
+}
+
 /// A listening variable with an unusable value; each variant holds the value as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -153,6 +176,8 @@ pub enum ListenConfigError {
     BindAddressHasPort(String),
     /// `HEADER_READ_TIMEOUT_SECS` is not whole seconds from 1 to 3600.
     HeaderReadTimeout(String),
+    /// `MAX_CONNECTIONS` is not a whole number from 1 to 100,000.
+    MaxConnections(String),
 }
 
 impl ListenConfigError {
@@ -164,6 +189,7 @@ impl ListenConfigError {
                 BIND_ADDRESS_VAR
             }
             ListenConfigError::HeaderReadTimeout(_) => HEADER_READ_TIMEOUT_VAR,
+            ListenConfigError::MaxConnections(_) => MAX_CONNECTIONS_VAR,
         }
     }
 }
@@ -188,6 +214,11 @@ impl fmt::Display for ListenConfigError {
             ListenConfigError::HeaderReadTimeout(value) => write!(
                 f,
                 "{variable} must be whole seconds from 1 to {MAX_HEADER_READ_TIMEOUT_SECS}, e.g. 10, not {value:?}"
+            ),
+            ListenConfigError::MaxConnections(value) => write!(
+                f,
+                "{variable} must be a whole number from 1 to {MAX_MAX_CONNECTIONS}, e.g. \
+                 {DEFAULT_MAX_CONNECTIONS}, not {value:?}"
             ),
         }
     }
@@ -218,17 +249,57 @@ mod tests {
     }
 
     #[test]
-    fn all_three_variables_are_read() {
+    fn all_four_variables_are_read() {
         let config = read(&[
             ("PORT", "8080"),
             ("BIND_ADDRESS", "127.0.0.1"),
             ("HEADER_READ_TIMEOUT_SECS", "5"),
+            ("MAX_CONNECTIONS", "64"),
         ])
         .unwrap();
         assert_eq!(config.addr(), "127.0.0.1:8080".parse().unwrap());
         assert_eq!(
             config.options().header_read_timeout(),
             Duration::from_secs(5)
+        );
+        assert_eq!(config.options().max_connections(), 64);
+    }
+
+    #[test]
+    fn max_connections_defaults_to_256_and_accepts_1_to_100000() {
+        assert_eq!(read(&[]).unwrap().options().max_connections(), 256);
+        assert_eq!(DEFAULT_MAX_CONNECTIONS, 256);
+        assert_eq!(parse_max_connections("1"), Ok(1));
+        assert_eq!(parse_max_connections(" 2048 "), Ok(2048));
+        assert_eq!(parse_max_connections("100000"), Ok(100_000));
+        for value in [
+            "",
+            "0",
+            "100001",
+            "-1",
+            "1.5",
+            "1e3",
+            "many",
+            "18446744073709551616",
+        ] {
+            assert_eq!(
+                parse_max_connections(value),
+                Err(ListenConfigError::MaxConnections(value.to_owned())),
+                "{value:?}"
+            );
+        }
+        let error = read(&[("MAX_CONNECTIONS", "0")]).unwrap_err();
+        assert_eq!(error.variable(), "MAX_CONNECTIONS");
+        assert_eq!(
+            error.to_string(),
+            "MAX_CONNECTIONS must be a whole number from 1 to 100000, e.g. 256, not \"0\""
+        );
+        // Set in code, 0 means 1: a server that accepts nothing is never what was meant.
+        assert_eq!(
+            ServeOptions::new()
+                .with_max_connections(0)
+                .max_connections(),
+            1
         );
     }
 
@@ -328,6 +399,7 @@ mod tests {
             ListenConfigError::BindAddress("a\nb".into()),
             ListenConfigError::BindAddressHasPort("a\nb".into()),
             ListenConfigError::HeaderReadTimeout("a\nb".into()),
+            ListenConfigError::MaxConnections("a\nb".into()),
         ] {
             assert!(!error.to_string().contains('\n'), "{error}");
         }

@@ -1,7 +1,8 @@
 //! `echo-bot`: reads its configuration from the environment (any dialect botauth reads) and
 //! serves `POST /api/messages` on `$BIND_ADDRESS:$PORT` (default `0.0.0.0:3978`), closing
 //! connections that do not send their request headers within `$HEADER_READ_TIMEOUT_SECS`
-//! (default 10). Ctrl-C or SIGTERM stops it gracefully.
+//! (default 10) and keeping at most `$MAX_CONNECTIONS` (default 256) open at once. Ctrl-C or
+//! SIGTERM stops it gracefully.
 #![allow(clippy::print_stderr)]
 
 use std::process::ExitCode;
@@ -47,6 +48,7 @@ async fn main() -> ExitCode {
     tracing::info!(
         credential = %bot.auth().tokens().credential(),
         header_read_timeout = ?listen.options().header_read_timeout(),
+        max_connections = listen.options().max_connections(),
         "echo bot listening on http://{bound}{MESSAGES_PATH}"
     );
     match botauth_echo_bot::serve(listener, bot.router(), listen.options(), shutdown_signal()).await

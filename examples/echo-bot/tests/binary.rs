@@ -1,5 +1,6 @@
 //! The `echo-bot` binary: bad listening variables exit 2 with one line naming the variable;
-//! `HEADER_READ_TIMEOUT_SECS` reaches the server; SIGTERM stops it gracefully.
+//! `HEADER_READ_TIMEOUT_SECS` and `MAX_CONNECTIONS` reach the server; SIGTERM stops it
+//! gracefully.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -70,6 +71,14 @@ fn a_bad_header_read_timeout_exits_2_naming_the_variable() {
 }
 
 #[test]
+fn a_bad_max_connections_exits_2_naming_the_variable() {
+    assert_refused(
+        &[("MAX_CONNECTIONS", "0")],
+        "echo-bot: MAX_CONNECTIONS must be a whole number from 1 to 100000, e.g. 256, not \"0\"\n",
+    );
+}
+
+#[test]
 fn a_bad_port_exits_2_naming_the_variable() {
     assert_refused(
         &[("PORT", "70000")],
@@ -88,6 +97,7 @@ fn the_binary_applies_the_timeout_and_stops_on_sigterm() {
                 ("PORT", "0"),
                 ("BIND_ADDRESS", "127.0.0.1"),
                 ("HEADER_READ_TIMEOUT_SECS", "1"),
+                ("MAX_CONNECTIONS", "64"),
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -119,6 +129,7 @@ fn the_binary_applies_the_timeout_and_stops_on_sigterm() {
         .unwrap_or_else(|| panic!("no listening line: {listening}"));
     assert!(addr.starts_with("127.0.0.1:"), "{listening}");
     assert!(listening.contains("header_read_timeout=1s"), "{listening}");
+    assert!(listening.contains("max_connections=64"), "{listening}");
 
     // A client that never finishes its headers is closed by the configured timeout.
     let started = Instant::now();

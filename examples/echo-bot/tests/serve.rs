@@ -1,5 +1,6 @@
 //! `serve` over real TCP connections on 127.0.0.1: the header-read timeout closes stalled
-//! clients, complete requests are answered, and shutdown drains requests in flight.
+//! clients, the connection limit holds, complete requests are answered, and shutdown drains
+//! requests in flight.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -238,6 +239,79 @@ async fn shutdown_with_no_connections_returns_at_once() {
     tokio::time::timeout(GENEROUS, &mut server.task)
         .await
         .expect("serve returns")
+        .expect("the serve task did not panic")
+        .expect("serve returns Ok");
+}
+
+/// Opens a connection and sends a request line and one header, never the blank line that ends
+/// the headers: it holds its connection until the header-read timeout or until it is dropped.
+async fn hold(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .expect("write the partial header");
+    stream
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    let server = Server::start(
+        router(),
+        ServeOptions::new()
+            .with_header_read_timeout(GENEROUS)
+            .with_max_connections(2),
+    )
+    .await;
+    let first = hold(server.addr).await;
+    let _second = hold(server.addr).await;
+    // The third connection's request is complete, but both permits are held.
+    let mut third = TcpStream::connect(server.addr).await.expect("connect");
+    third
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write the request");
+    let mut buf = [0u8; 64];
+    let waited = tokio::time::timeout(SHORT_TIMEOUT, third.read(&mut buf)).await;
+    assert!(
+        waited.is_err(),
+        "the third connection was served at the limit: {waited:?}"
+    );
+    // One held connection goes away: the third is accepted and answered.
+    drop(first);
+    let (response, _) = read_until_closed(&mut third).await;
+    let response = String::from_utf8(response).expect("a UTF-8 response");
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+}
+
+#[tokio::test]
+async fn a_limit_of_one_still_serves_clients_one_after_another() {
+    let server = Server::start(router(), ServeOptions::new().with_max_connections(1)).await;
+    for _ in 0..5 {
+        assert!(
+            get_health(server.addr)
+                .await
+                .starts_with("HTTP/1.1 200 OK\r\n")
+        );
+    }
+}
+
+#[tokio::test]
+async fn shutdown_at_the_connection_limit_still_returns() {
+    let mut server = Server::start(
+        router(),
+        ServeOptions::new()
+            .with_header_read_timeout(SHORT_TIMEOUT)
+            .with_max_connections(1),
+    )
+    .await;
+    let _held = hold(server.addr).await;
+    // Let the loop take the only permit and wait for the next.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.shut_down();
+    tokio::time::timeout(GENEROUS, &mut server.task)
+        .await
+        .expect("serve returns: the held connection is cut off by the header-read timeout")
         .expect("the serve task did not panic")
         .expect("serve returns Ok");
 }
