@@ -425,6 +425,21 @@ impl KeyCache {
         }
     }
 
+    /// Makes sure a key set is held, fetching it now if none has been (the start-up check); a
+    /// set already held is not refetched.
+    pub(crate) async fn ensure(self: &Arc<Self>) -> Result<()> {
+        if self.is_fixed() {
+            return Ok(());
+        }
+        if self.read(|s| s.current.is_none()) {
+            self.fetch_if(Lock::Wait, |s, _| s.current.is_none()).await;
+        }
+        self.read(|s| match s.current {
+            Some(_) => Ok(()),
+            None => Err(self.unavailable(s.last_error.clone())),
+        })
+    }
+
     /// Runs one fetch under `fetch_lock` if `due` still holds once the lock is held, in a task of
     /// its own: a caller that goes away (hyper drops the request's future when the client hangs
     /// up) must not abort the fetch, or no attempt would be recorded and neither the unknown-`kid`

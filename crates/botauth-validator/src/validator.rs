@@ -657,6 +657,21 @@ impl Validator {
         self.inner.caches.iter().map(|c| c.fetch_count()).sum()
     }
 
+    /// The start-up check: fetches the OpenID metadata and signing keys of every trust profile
+    /// now (each once; a set already held is kept), so that a wrong metadata URL, a proxy that
+    /// blocks it or a DNS failure shows when the bot starts instead of as 503s to the Bot Service.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::KeysUnavailable`](crate::ErrorKind::KeysUnavailable) naming the metadata
+    /// endpoint, with the fetch's error as its source.
+    pub async fn check_keys(&self) -> Result<()> {
+        for cache in &self.inner.caches {
+            cache.ensure().await?;
+        }
+        Ok(())
+    }
+
     /// The largest token accepted, in bytes ([`ValidatorBuilder::max_token_bytes`]).
     pub fn max_token_bytes(&self) -> usize {
         self.inner.limits.max_token_bytes

@@ -99,6 +99,23 @@ impl EchoBot {
         &self.auth
     }
 
+    /// The start-up check: the Bot Connector token once ([`BotAuth::check`]) and the inbound
+    /// signing keys once ([`Validator::check_keys`]), so a bot that cannot authenticate stops at
+    /// start with the reason instead of answering 500 or 503 to its first activity. The token
+    /// and keys stay cached for that activity.
+    ///
+    /// # Errors
+    ///
+    /// [`SetupError::Outbound`] with the token error (its AADSTS hint in the cause chain: print
+    /// it with [`botauth::Report`]), or [`SetupError::Inbound`] naming the metadata endpoint.
+    pub async fn check(&self) -> Result<(), SetupError> {
+        self.auth.check().await.map_err(SetupError::Outbound)?;
+        self.validator
+            .check_keys()
+            .await
+            .map_err(SetupError::Inbound)
+    }
+
     /// The axum app: `POST /api/messages` behind the validator layer.
     pub fn router(&self) -> Router {
         Router::new()

@@ -1,8 +1,9 @@
 //! `echo-bot`: reads its configuration from the environment (any dialect botauth reads) and
 //! serves `POST /api/messages` on `$BIND_ADDRESS:$PORT` (default `0.0.0.0:3978`), closing
 //! connections that do not send their request headers within `$HEADER_READ_TIMEOUT_SECS`
-//! (default 10) and keeping at most `$MAX_CONNECTIONS` (default 256) open at once. Ctrl-C or
-//! SIGTERM stops it gracefully.
+//! (default 10) and keeping at most `$MAX_CONNECTIONS` (default 256) open at once. Before it
+//! listens it gets its token and the signing keys once (`$STARTUP_CHECK`, default on) and exits 1
+//! with the reason when it cannot. Ctrl-C or SIGTERM stops it gracefully.
 #![allow(clippy::print_stderr)]
 
 use std::process::ExitCode;
@@ -35,6 +36,24 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match startup_check_enabled() {
+        Err(message) => {
+            eprintln!("echo-bot: {message}");
+            return ExitCode::from(2);
+        }
+        Ok(false) => tracing::warn!(
+            "STARTUP_CHECK is off: credentials and keys are first used by the first activity"
+        ),
+        Ok(true) => {
+            if let Err(error) = bot.check().await {
+                eprintln!(
+                    "echo-bot: start-up check failed: {}",
+                    botauth::Report::new(&error)
+                );
+                return ExitCode::from(1);
+            }
+        }
+    }
     let addr = listen.addr();
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -61,6 +80,22 @@ async fn main() -> ExitCode {
             eprintln!("echo-bot: server error: {error}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `STARTUP_CHECK` (default on): whether to get the token and fetch the signing keys before
+/// listening ([`EchoBot::check`]).
+fn startup_check_enabled() -> Result<bool, String> {
+    match std::env::var("STARTUP_CHECK") {
+        Err(_) => Ok(true),
+        Ok(value) => match value.trim().to_ascii_lowercase().as_str() {
+            "" | "1" | "true" | "on" | "yes" => Ok(true),
+            "0" | "false" | "off" | "no" => Ok(false),
+            _ => Err(format!(
+                "STARTUP_CHECK must be true or false, not {:?}",
+                value.chars().take(16).collect::<String>()
+            )),
+        },
     }
 }
 
