@@ -32,16 +32,18 @@
 # INTEROP_DEMO_CERT_CONFIG=1 adds flow 6c, which shows a botbuilder limitation (a certificate set
 # by configuration alone ignores ToChannelFromBotLoginUrl) and is expected to FAIL.
 #
-# Environment: PYTHON (default python3), BOTAUTH_INTEROP_DIR (default target/interop),
+# Environment: PYTHON (default python3), BOTAUTH_INTEROP_DIR (default target/interop; the target
+# directory is CARGO_TARGET_DIR when set),
 # BOTAUTH_INTEROP_SKIP_BUILD=1 to use an existing target/debug/botauth, BOTAUTH_INTEROP_BIN to run
 # another botauth binary (no build).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-WORK=${BOTAUTH_INTEROP_DIR:-$ROOT/target/interop}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+WORK=${BOTAUTH_INTEROP_DIR:-$TARGET/interop}
 PYTHON=${PYTHON:-python3}
-BIN=${BOTAUTH_INTEROP_BIN:-$ROOT/target/debug/botauth}
+BIN=${BOTAUTH_INTEROP_BIN:-$TARGET/debug/botauth}
 RUN=$WORK/run
 START_SECONDS=$SECONDS
 
