@@ -261,3 +261,207 @@ async fn keys_unavailable_exit_3_and_usage_errors_exit_2() {
         );
     }
 }
+
+/// Issue 16 §1, `--explain`: runs `args` with and without `--explain`. Both exit 1 with an empty
+/// stdout; without it stderr is exactly `rejected: <kind>`, with it that same first line and then
+/// exactly `line`. Neither shows the token.
+async fn assert_explained(args: Vec<String>, token: &str, kind: &str, line: &str) {
+    let plain = run(args.clone(), None).await;
+    assert_eq!(
+        (plain.status.code(), text(&plain.stderr)),
+        (Some(1), format!("rejected: {kind}\n")),
+        "without --explain"
+    );
+    assert!(plain.stdout.is_empty());
+
+    let mut explained = args;
+    explained.push("--explain".into());
+    let out = run(explained, None).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        (out.status.code(), stderr.as_str()),
+        (Some(1), format!("rejected: {kind}\n{line}\n").as_str()),
+        "with --explain"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(!stderr.contains(token), "the token itself is not shown");
+    // Nor its signature, the part that makes it a credential.
+    let signature = token.rsplit('.').next().expect("a signature segment");
+    assert!(!stderr.contains(signature), "the signature is not shown");
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs()
+        .try_into()
+        .expect("seconds that fit an i64")
+}
+
+/// `2026-12-02T10:00:00Z` for Unix seconds (days to civil date, H. Hinnant's algorithm).
+fn rfc3339(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[test]
+fn rfc3339_in_these_tests_is_right() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339(1_800_000_000), "2027-01-15T08:00:00Z");
+    assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_aud_names_the_app_id_and_the_tokens_audience() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let bot = "00000000-0000-0000-0000-00000000b07a";
+    let other = "11111111-1111-1111-1111-111111111111";
+    let t = sandbox.mint_channel_token(ChannelTokenClaims::new(other, TEAMS));
+    let mut a = args(&sandbox, &["--token", &t]);
+    a[1] = bot.into();
+    assert_explained(
+        a,
+        &t,
+        "audience",
+        &format!("aud: expected {bot}, token has {other}"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_iss_names_the_trusted_issuer_and_the_tokens() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let mut claims = ChannelTokenClaims::new(APP, TEAMS);
+    claims.issuer = Some("https://evil.example".into());
+    let t = sandbox.mint_channel_token(claims);
+    assert_explained(
+        args(&sandbox, &["--token", &t]),
+        &t,
+        "issuer",
+        "iss: expected https://api.botframework.com, token has https://evil.example",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_exp_gives_the_time_how_long_ago_and_the_skew() {
+    let sandbox = Sandbox::start().await.unwrap();
+    // 12 min 30 s ago: "12 min" for the next 29 s, however slow the run.
+    let exp = now() - 750;
+    let mut claims = ChannelTokenClaims::new(APP, TEAMS);
+    claims.extra.insert("exp".into(), exp.into());
+    claims.extra.insert("nbf".into(), (exp - 3_600).into());
+    claims.extra.insert("iat".into(), (exp - 3_600).into());
+    let t = sandbox.mint_channel_token(claims);
+    assert_explained(
+        args(&sandbox, &["--token", &t]),
+        &t,
+        "expired",
+        &format!("exp: {}, 12 min ago (skew 300 s)", rfc3339(exp)),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_serviceurl_names_the_activitys_and_the_tokens() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let t = token(&sandbox);
+    assert_explained(
+        args(
+            &sandbox,
+            &["--token", &t, "--service-url", "https://evil.example/"],
+        ),
+        &t,
+        "service_url",
+        &format!("serviceurl: expected https://evil.example/, token has {TEAMS}"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_kid_names_the_key_and_the_metadata_it_is_missing_from() {
+    let sandbox = Sandbox::start().await.unwrap();
+    // A new signer, then unpublished: its tokens name a kid the JWKS (still holding the first
+    // key) does not list.
+    let kid = sandbox.rotate_bot_service_key();
+    sandbox.remove_bot_service_key(&kid);
+    let t = token(&sandbox);
+    assert_explained(
+        args(&sandbox, &["--token", &t]),
+        &t,
+        "unknown_key_id",
+        &format!(
+            "kid: {kid} is not in the JWKS of {}",
+            sandbox.bot_service_metadata_url()
+        ),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_alg_lists_the_allowed_algorithms_and_the_tokens() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let now = now();
+    let t = sandbox.sign_with_bot_service_key(
+        &serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": sandbox.bot_service_kid()}),
+        &serde_json::json!({
+            "iss": sandbox.bot_service_issuer(),
+            "aud": APP,
+            "serviceurl": TEAMS,
+            "nbf": now,
+            "iat": now,
+            "exp": now + 3_600,
+        }),
+    );
+    assert_explained(
+        args(&sandbox, &["--token", &t]),
+        &t,
+        "algorithm",
+        "alg: RS256/RS384/RS512 allowed, token has HS256",
+    )
+    .await;
+}
+
+/// `--explain` changes nothing for a valid token (exit 0, the claims, an empty stderr) nor for
+/// keys that cannot be fetched (exit 3, the one error line).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_adds_nothing_when_the_token_is_valid_or_the_keys_unavailable() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let t = token(&sandbox);
+    let out = run(
+        args(
+            &sandbox,
+            &["--token", &t, "--service-url", TEAMS, "--explain"],
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["audience"], APP);
+
+    sandbox.inject(Route::BotServiceMetadata, Fault::status(503));
+    let out = run(args(&sandbox, &["--token", &t, "--explain"]), None).await;
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("botauth: error: the signing keys from") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}
