@@ -191,7 +191,7 @@ fn unix(t: SystemTime) -> i64 {
 }
 
 /// 9999-12-31T23:59:59Z: RFC 3339 has four-digit years.
-const MAX_RFC3339: i64 = 253_402_300_799;
+pub(crate) const MAX_RFC3339: i64 = 253_402_300_799;
 
 fn time(claims: &JsonObject, name: &str, now: i64, malformed: &mut Vec<String>) -> Option<Time> {
     let value = claims.get(name)?;
@@ -226,8 +226,9 @@ fn relative(name: &str, delta: i64) -> String {
     }
 }
 
-/// `42 s`, `52 min`, `3 h 5 min`, `12 days`: rounded down, as a person would read a clock.
-fn span(seconds: u64) -> String {
+/// `42 s`, `52 min`, `3 h 5 min`, `12 days`: rounded down, as a person would read a clock
+/// (also `validate --explain`'s times).
+pub(crate) fn span(seconds: u64) -> String {
     let minutes = seconds / 60;
     let hours = minutes / 60;
     match seconds {

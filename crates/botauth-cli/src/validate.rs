@@ -11,6 +11,7 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::dangerous::{JsonObject, decode_unverified};
+use crate::decode::{MAX_RFC3339, span};
 
 /// The clock skew tolerated on `exp` and `nbf`, set explicitly so that `--explain` states the
 /// value the validator used.
@@ -240,22 +241,6 @@ fn time_line(name: &str, claims: Option<&JsonObject>, now: SystemTime) -> String
         format!("{} ago", span(delta.unsigned_abs()))
     };
     format!("{name}: {at}, {when} (skew {skew} s)")
-}
-
-/// 9999-12-31T23:59:59Z: RFC 3339 has four-digit years.
-const MAX_RFC3339: i64 = 253_402_300_799;
-
-/// `42 s`, `12 min`, `3 h 5 min`, `12 days`: rounded down, as `botauth decode` writes them.
-fn span(seconds: u64) -> String {
-    let minutes = seconds / 60;
-    let hours = minutes / 60;
-    match seconds {
-        0..60 => format!("{seconds} s"),
-        60..3_600 => format!("{minutes} min"),
-        3_600..172_800 if minutes % 60 == 0 => format!("{hours} h"),
-        3_600..172_800 => format!("{hours} h {} min", minutes % 60),
-        _ => format!("{} days", hours / 24),
-    }
 }
 
 /// The longest value shown, in characters: enough for any URL or id a real token carries.
