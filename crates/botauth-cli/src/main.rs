@@ -240,6 +240,13 @@ impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for TerminalSafe<
     }
 }
 
+/// A failure to set up from the configuration (reading it, loading the credential it names):
+/// always exit 2, since the fix is a change of configuration.
+pub(crate) fn fail_setup(error: &botauth::Error) -> ExitCode {
+    eprintln!("botauth: error: {}", error_line(error));
+    ExitCode::from(2)
+}
+
 /// Exit codes: 1 when the operation failed, 2 for usage and configuration errors.
 pub(crate) fn fail(error: &botauth::Error) -> ExitCode {
     eprintln!("botauth: error: {}", error_line(error));

@@ -45,9 +45,10 @@ pub(crate) fn run(args: ThumbprintArgs) -> ExitCode {
             );
             ExitCode::from(2)
         }
+        // Every other failure is about the file or its password: fixed by the arguments.
         Err(e) => {
             eprintln!("botauth: error: {}", crate::error_line(&e));
-            ExitCode::from(1)
+            ExitCode::from(2)
         }
     }
 }

@@ -32,8 +32,17 @@ pub(crate) async fn run(args: TokenArgs) -> ExitCode {
             refresh_on: token.refresh_on_unix(),
             access_token: token.token.expose_secret(),
         }),
-        Err(e) => crate::fail(&e),
+        Err(Failure::SetUp(e)) => crate::fail_setup(&e),
+        Err(Failure::Token(e)) => crate::fail(&e),
     }
+}
+
+/// Where `botauth token` failed: exit 2 when the configuration does not give a usable
+/// credential (a missing key, a certificate file that is not there, a PFX password that does not
+/// open it: fixed by changing the configuration), exit 1 when the token request failed.
+enum Failure {
+    SetUp(botauth::Error),
+    Token(botauth::Error),
 }
 
 /// What `botauth token` prints, members in the documented order. No `Debug`: it holds the token.
@@ -49,17 +58,21 @@ struct Printed<'a> {
     access_token: &'a str,
 }
 
-async fn acquire(args: TokenArgs) -> botauth::Result<(CredentialInfo, String, AccessToken)> {
+async fn acquire(args: TokenArgs) -> Result<(CredentialInfo, String, AccessToken), Failure> {
     let config = match &args.config {
-        Some(path) => BotAuthConfig::from_file(path)?,
-        None => BotAuthConfig::from_env()?,
-    };
+        Some(path) => BotAuthConfig::from_file(path),
+        None => BotAuthConfig::from_env(),
+    }
+    .map_err(Failure::SetUp)?;
     let scope = args
         .scope
         .unwrap_or_else(|| config.cloud.bot_connector_scope().to_owned());
-    let provider = build_credential(&config)?;
+    let provider = build_credential(&config).map_err(Failure::SetUp)?;
     let info = provider.describe();
     let tokens = TokenManager::new(provider);
-    let token = tokens.get_token(&TokenRequest::new(scope.clone())).await?;
+    let token = tokens
+        .get_token(&TokenRequest::new(scope.clone()))
+        .await
+        .map_err(Failure::Token)?;
     Ok((info, scope, token))
 }

@@ -119,7 +119,7 @@ fn thumbprint_failures() {
         (
             vec![&pfx, "--password-env", "P"],
             vec![("P", "wrong")],
-            1,
+            2,
             "does not open the PFX",
         ),
         (
@@ -128,7 +128,7 @@ fn thumbprint_failures() {
             2,
             "UNSET is not set",
         ),
-        (vec!["/nonexistent/bot.pem"], vec![], 1, "does not exist"),
+        (vec!["/nonexistent/bot.pem"], vec![], 2, "does not exist"),
     ];
     for (args, env, code, needle) in cases {
         let mut all = vec!["thumbprint"];
@@ -145,7 +145,7 @@ fn thumbprint_failures() {
     let bytes = std::fs::read(&pfx).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let out = run(&["thumbprint", truncated.to_str().unwrap()], &[]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("corrupt or truncated"));
 }
 
@@ -224,7 +224,8 @@ fn token_with_a_wrong_pfx_password_is_one_line_exit_1() {
     ];
     let out = run(&["token"], &env);
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    // A configuration that names an unusable credential is a configuration error: exit 2.
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("does not open the PFX"), "{err}");
     assert!(!err.contains("wrong-pass"));

@@ -329,3 +329,27 @@ async fn sandbox_chats_with_a_local_bot() {
         ]
     );
 }
+
+/// A configuration that names a certificate file that is not there is a configuration error:
+/// exit 2 before any request, one line naming the file.
+#[test]
+fn a_missing_certificate_file_is_a_configuration_error() {
+    let key = |k: &str| format!("Connections__ServiceConnection__Settings__{k}");
+    let env = vec![
+        (key("AuthType"), "Certificate".to_owned()),
+        (key("ClientId"), DEMO_CLIENT_ID.to_owned()),
+        (key("TenantId"), DEMO_TENANT_ID.to_owned()),
+        (key("CertPemFile"), "/nonexistent/bot.pem".to_owned()),
+        (key("CertKeyFile"), "/nonexistent/bot.key".to_owned()),
+        (
+            "BOTAUTH_AUTHORITY_HOST".to_owned(),
+            "http://127.0.0.1:9".to_owned(),
+        ),
+    ];
+    let out = common::run_blocking(&["token"], env);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/bot.pem does not exist"), "{err}");
+    assert!(out.stdout.is_empty());
+}
