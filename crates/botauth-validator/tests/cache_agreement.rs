@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use botauth_validator::ErrorKind;
 use harness::signed::{Activity, Case, OPEN_KID, Outcome, SignedHarness};
-use harness::{APP, ISSUER, KID, NOW, SERVICE_URL};
+use harness::{APP, ISSUER, KID, NOW, Rng, SERVICE_URL};
 use openssl::hash::MessageDigest;
 use serde_json::json;
 
@@ -95,19 +95,6 @@ fn named_cases_agree_and_have_exact_outcomes() {
             (*first, *second),
             "case {i}: {agreed:?}"
         );
-    }
-}
-
-/// splitmix64: a fixed-seed generator, so every run feeds the same inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
     }
 }
 

@@ -5,7 +5,7 @@
 mod harness;
 
 use botauth_validator::ErrorKind;
-use harness::{APP, Harness, ISSUER, KID, NOW, SERVICE_URL, b64, vector};
+use harness::{APP, Harness, ISSUER, KID, NOW, Rng, SERVICE_URL, b64, vector};
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
@@ -173,23 +173,6 @@ fn named_malformed_inputs_have_exact_outcomes() {
     let mut raw = b"\x00Bearer ".to_vec();
     raw.extend_from_slice(b"\xff\xfe.\x80.\x81");
     assert_eq!(h.run(&raw).unwrap_err().kind(), ErrorKind::Malformed);
-}
-
-/// splitmix64: a fixed-seed generator, so every run feeds the same inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod harness;
 use std::collections::BTreeMap;
 
 use botauth_core::service_url::ServiceUrlErrorKind;
+use harness::Rng;
 use harness::service_url::{Input, Verdict, run};
 
 fn input(defaults: bool, entries: &[&str], url: &str) -> Input {
@@ -122,27 +123,6 @@ fn named_inputs_have_exact_verdicts() {
         assert_eq!(&verdict, expected, "case {i}: {input:?}");
         // The byte encoding the fuzz target reads gives back the same input.
         assert_eq!(&Input::decode(&input.encode()), input, "case {i}");
-    }
-}
-
-/// splitmix64: a fixed-seed generator, so every run feeds the same inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// The first (plausible) option half the time, otherwise any.
-    fn pick<'a>(&mut self, options: &[&'a str]) -> &'a str {
-        if self.next() % 2 == 0 {
-            return options[0];
-        }
-        options[(self.next() % options.len() as u64) as usize]
     }
 }
 

@@ -86,3 +86,30 @@ impl Harness {
             .block_on(self.validator.validate_header(Some(&header), activity))
     }
 }
+
+/// splitmix64: a fixed-seed generator, so every run of the stable tests feeds the same inputs.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// The first (plausible) option half the time, otherwise any.
+    pub fn pick<'a>(&mut self, options: &[&'a str]) -> &'a str {
+        if self.next() % 2 == 0 {
+            return options[0];
+        }
+        options[self.below(options.len())]
+    }
+}
