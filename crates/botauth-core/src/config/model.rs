@@ -327,6 +327,10 @@ pub struct BotAuthConfig {
     /// Extra hosts (or URLs) the bot may send its token to, besides the Bot Service defaults.
     #[serde(default)]
     pub allowed_service_urls: Vec<String>,
+    /// Override of the Bot Framework Token Service base URL (user sign-in; docs/protocol.md §8).
+    /// `None` means the configured cloud's default. Overriding it changes nothing else.
+    #[serde(default)]
+    pub token_service_url: Option<String>,
     /// The dialect this configuration was read from.
     #[serde(skip, default = "native")]
     pub dialect: Dialect,
@@ -346,6 +350,7 @@ impl BotAuthConfig {
             credentials: Vec::new(),
             inbound: InboundConfig::default(),
             allowed_service_urls: Vec::new(),
+            token_service_url: None,
             dialect,
         }
     }
