@@ -157,8 +157,9 @@ async fn bot_framework_thumbprint_that_disagrees_is_a_configuration_error() {
     )
     .await
     .unwrap_err();
+    // Named as the Bot Framework dialect spells it (issue 12), not botauth's `thumbprint`.
     assert!(
-        matches!(e, Error::Config { ref key, .. } if key == "thumbprint"),
+        matches!(e, Error::Config { ref key, .. } if key == "CertificateThumbprint"),
         "{e:?}"
     );
     assert!(e.to_string().contains(&sha1_hex("rsa2048.pem")), "{e}");

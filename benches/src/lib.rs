@@ -1,5 +1,6 @@
 //! Shared pieces of botauth's benchmarks.
 
+pub mod echo;
 pub mod validator;
 
 use std::sync::Arc;
@@ -97,5 +98,71 @@ pub mod signing {
     pub fn raw_sign(key: &PKey<Private>, input: &[u8]) -> usize {
         let mut signer = Signer::new(MessageDigest::sha256(), key).expect("signer");
         signer.sign_oneshot_to_vec(input).expect("sign").len()
+    }
+}
+
+/// Time on the CPU, for throughput figures measured on a machine shared with other work: a
+/// thread that is preempted is not charged for the time it waits. Linux's scheduler statistics
+/// give it in nanoseconds (`/proc/thread-self/schedstat`, first field); elsewhere, or when that
+/// file cannot be read, wall-clock time stands in.
+pub mod cpu {
+    use std::time::{Duration, Instant};
+
+    /// On-CPU time of the calling thread so far, if the system tells.
+    pub fn thread_time() -> Option<Duration> {
+        schedstat("/proc/thread-self/schedstat")
+    }
+
+    /// On-CPU time so far of this process's threads whose name starts with `prefix`.
+    pub fn threads_time(prefix: &str) -> Option<Duration> {
+        let mut total = Duration::ZERO;
+        for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            let path = task.path();
+            let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if name.starts_with(prefix) {
+                total += schedstat(path.join("schedstat"))?;
+            }
+        }
+        Some(total)
+    }
+
+    fn schedstat(path: impl AsRef<std::path::Path>) -> Option<Duration> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let ns = text.split_whitespace().next()?.parse().ok()?;
+        Some(Duration::from_nanos(ns))
+    }
+
+    /// Measures the calling thread's on-CPU time (or wall time, see the module).
+    #[derive(Debug, Clone, Copy)]
+    pub struct Stopwatch {
+        cpu: Option<Duration>,
+        wall: Instant,
+    }
+
+    impl Stopwatch {
+        /// Starts measuring.
+        pub fn start() -> Self {
+            Stopwatch {
+                cpu: thread_time(),
+                wall: Instant::now(),
+            }
+        }
+
+        /// The time since [`Stopwatch::start`], on the CPU if known.
+        pub fn elapsed(&self) -> Duration {
+            match (self.cpu, thread_time()) {
+                (Some(start), Some(now)) if now > start => now - start,
+                _ => self.wall.elapsed(),
+            }
+        }
+
+        /// What is measured: `"thread_cpu"` or `"wall"`.
+        pub fn clock(&self) -> &'static str {
+            if self.cpu.is_some() {
+                "thread_cpu"
+            } else {
+                "wall"
+            }
+        }
     }
 }

@@ -23,6 +23,8 @@
 #   6b the same bot with a certificate (CertificateServiceClientCredentialsFactory, which needs a
 #      one-method subclass to honour ToChannelFromBotLoginUrl; see echo-bot.js)
 # Flows 1-5b POST their token to the sandbox's Bot Connector and need a 2xx.
+#   u1 botframework-connector UserTokenClientImpl against the sandbox's Token Service
+#      (tests/interop/user_token.js): every operation and the answers the real client expects
 #   n1, n2 negative controls: a wrong secret and an unsigned token must be refused.
 #
 # Nothing leaves 127.0.0.1: the Node clients run with loopback-guard.js and the Python client
@@ -171,7 +173,7 @@ exec {CHAT_FD}<>"$RUN/chat.in"
 log "starting botauth sandbox --tls (app $APP_ID, tenant $TENANT)"
 "$BIN" sandbox --tls --port 0 --state-dir "$RUN/sandbox-state" \
   --app-id "$APP_ID" --tenant-id "$TENANT" --secret "$SECRET" --certificate "$CERT_PEM" \
-  --bot "$BOT_URL" <"$RUN/chat.in" >"$RUN/sandbox.out" 2>"$RUN/sandbox.err" &
+  --oauth-connection graph --bot "$BOT_URL" <"$RUN/chat.in" >"$RUN/sandbox.out" 2>"$RUN/sandbox.err" &
 SANDBOX_PID=$!
 PIDS+=("$SANDBOX_PID")
 REQUIRED_KEYS=(BOTAUTH_AUTHORITY_HOST BOTAUTH_METADATA_URL BOTAUTH_ALLOWED_SERVICE_URLS
@@ -264,6 +266,17 @@ refused_flow() { # id description pattern command...
 refused_flow n1 "msal-python wrong secret is refused" "invalid_client" "${PYC[@]}" wrong-secret
 refused_flow n2 "Connector refuses an unsigned token" "HTTP 401" \
   sh -c 'printf "%s\n" "eyJhbGciOiJub25lIn0.eyJ4IjoxfQ." | "$0" "$1" "$2"' "$VPY" "$HERE/connector_post.py" "$CONNECTOR"
+
+# User sign-in: Microsoft's UserTokenClientImpl against the sandbox's Token Service.
+if selected u1; then
+  if [ -z "${BOTAUTH_TOKEN_SERVICE_URL:-}" ]; then
+    record FAIL u1 "botframework-connector UserTokenClientImpl" "the sandbox exported no BOTAUTH_TOKEN_SERVICE_URL"
+  elif timeout 120 "${NODE[@]}" "$HERE/user_token.js" graph >"$RUN/flow-u1.out" 2>"$RUN/flow-u1.err"; then
+    record PASS u1 "botframework-connector UserTokenClientImpl" "$(grep -c '^ok ' "$RUN/flow-u1.out") checks against the sandbox's Token Service"
+  else
+    record FAIL u1 "botframework-connector UserTokenClientImpl" "$(tail -n 1 "$RUN/flow-u1.out" 2>/dev/null) $(err_summary "$RUN/flow-u1.err")"
+  fi
+fi
 
 BOT_PID=
 stop_bot() {

@@ -238,7 +238,7 @@ impl CertificateAssertion {
             (None, None, None, Some(pem)) => CertificateSource::key_pem(pem.clone()),
             (None, None, None, None) => {
                 return Err(Error::config(
-                    "certificate_path",
+                    config.keys.certificate_path(),
                     "a thumbprint alone cannot sign, and botauth does not read certificate stores: \
                      configure the certificate and key files (certificate_path/key_path, \
                      CertificatePrivateKey, CertPemFile/CertKeyFile) or a PFX",
@@ -792,6 +792,110 @@ mod tests {
         assert!(
             matches!(e, Error::Config { ref key, .. } if key == "thumbprint"),
             "{e:?}"
+        );
+    }
+
+    /// Issue 12: load errors name the key as the user's dialect spells it.
+    #[test]
+    fn load_errors_name_the_dialect_key() {
+        let load = |vars: Vec<(&str, String)>| {
+            let config = botauth_core::BotAuthConfig::from_vars(vars).unwrap();
+            let botauth_core::config::CredentialConfig::Certificate(cert) = &config.credentials[0]
+            else {
+                panic!("{config:?}")
+            };
+            CertificateAssertion::from_config(cert)
+                .unwrap()
+                .build()
+                .map(|_| ())
+                .map_err(|e| e.for_config(cert))
+        };
+        let agents = |extra: Vec<(&'static str, String)>| {
+            let mut vars = vec![
+                (
+                    "Connections__ServiceConnection__Settings__AuthType",
+                    "Certificate".to_owned(),
+                ),
+                (
+                    "Connections__ServiceConnection__Settings__ClientId",
+                    "app".to_owned(),
+                ),
+                (
+                    "Connections__ServiceConnection__Settings__TenantId",
+                    "contoso.com".to_owned(),
+                ),
+            ];
+            vars.extend(extra);
+            vars
+        };
+        let missing = load(agents(vec![(
+            "Connections__ServiceConnection__Settings__CertPemFile",
+            "/nonexistent/bot.pem".to_owned(),
+        )]))
+        .unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .contains("the certificate configured by Connections__ServiceConnection__Settings__CertPemFile"),
+            "{missing}"
+        );
+        assert_eq!(
+            CertificateError::find_in(&missing).map(CertificateError::kind),
+            Some(Kind::Io)
+        );
+        let key = load(agents(vec![
+            (
+                "Connections__ServiceConnection__Settings__CertPemFile",
+                path("rsa2048.pem").display().to_string(),
+            ),
+            (
+                "Connections__ServiceConnection__Settings__CertKeyFile",
+                "/nonexistent/bot.key".to_owned(),
+            ),
+        ]))
+        .unwrap_err();
+        assert!(
+            key.to_string()
+                .contains("Connections__ServiceConnection__Settings__CertKeyFile"),
+            "{key}"
+        );
+        let password = load(vec![
+            ("AzureAd__ClientId", "app".to_owned()),
+            ("AzureAd__TenantId", "contoso.com".to_owned()),
+            (
+                "AzureAd__ClientCredentials__0__SourceType",
+                "Path".to_owned(),
+            ),
+            (
+                "AzureAd__ClientCredentials__0__CertificateDiskPath",
+                path("rsa2048.pfx").display().to_string(),
+            ),
+            (
+                "AzureAd__ClientCredentials__0__CertificatePassword",
+                "wrong".to_owned(),
+            ),
+        ])
+        .unwrap_err();
+        assert!(
+            password
+                .to_string()
+                .contains("AzureAd__ClientCredentials__0__CertificatePassword"),
+            "{password}"
+        );
+        let thumbprint = load(vec![
+            ("MicrosoftAppId", "app".to_owned()),
+            ("MicrosoftAppTenantId", "contoso.com".to_owned()),
+            ("MicrosoftAppType", "SingleTenant".to_owned()),
+            (
+                "CertificatePath",
+                path("rsa2048.combined.pem").display().to_string(),
+            ),
+            ("CertificateThumbprint", sha1_hex("other2048.pem")),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(thumbprint, Error::Config { ref key, .. } if key == "CertificateThumbprint"),
+            "{thumbprint:?}"
         );
     }
 }

@@ -8,6 +8,7 @@ use botauth_core::{
     AccessToken, BotAuthConfig, Cloud, CredentialConfig, CredentialInfo, CredentialProvider, Error,
     Result, TokenRequest,
 };
+use botauth_token::http::HttpOptions;
 use botauth_token::{ClientAuth, ClientCredentialsClient, ClientCredentialsClientBuilder};
 
 use crate::assertion::CertificateAssertion;
@@ -82,10 +83,14 @@ impl CertificateCredential {
     pub fn from_parts(config: &BotAuthConfig, cert: &CertificateConfig) -> Result<Self> {
         let client_id = config.require_client_id("client_id")?;
         let tenant_id = config.require_tenant_id("tenant_id")?;
-        let assertion = CertificateAssertion::from_config(cert)?.build()?;
-        Self::builder(tenant_id, client_id, assertion)
-            .cloud(&config.cloud)
+        let assertion = CertificateAssertion::from_config(cert)?
             .build()
+            .map_err(|e| e.for_config(cert))?;
+        let mut builder = Self::builder(tenant_id, client_id, assertion).cloud(&config.cloud);
+        if let Some(timeout) = config.http_timeout {
+            builder = builder.http_options(HttpOptions::default().timeout(timeout));
+        }
+        builder.build()
     }
 
     /// The token endpoint this credential posts to (the assertions' `aud`).

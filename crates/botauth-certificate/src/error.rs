@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use botauth_core::config::CertificateConfig;
 use botauth_core::{Error, ErrorSource};
 
 use CertificateErrorKind as Kind;
@@ -137,6 +138,38 @@ impl CertificateError {
     /// Whether trying again unchanged may succeed: only reading a file (it may be mid-rotation).
     pub fn is_retryable(&self) -> bool {
         self.kind == CertificateErrorKind::Io
+    }
+}
+
+impl CertificateError {
+    /// The botauth error for a certificate configured by `config` that failed to load, naming
+    /// the configuration key the user wrote (`CertificateThumbprint`, `…__CertPemFile`,
+    /// `AzureAd__ClientCredentials__0__CertificatePassword`) rather than botauth's own field.
+    /// Thumbprint problems are configuration errors; the others keep this error as their source.
+    pub fn for_config(self, config: &CertificateConfig) -> Error {
+        let keys = &config.keys;
+        let mentions = |path: &Option<std::path::PathBuf>| {
+            path.as_ref()
+                .is_some_and(|p| self.message.contains(&p.display().to_string()))
+        };
+        let key = match self.kind {
+            CertificateErrorKind::InvalidThumbprint | CertificateErrorKind::ThumbprintMismatch => {
+                return Error::config(keys.thumbprint(), self.message);
+            }
+            CertificateErrorKind::PasswordRequired | CertificateErrorKind::WrongPassword => {
+                keys.password()
+            }
+            _ if config.base64_pfx.is_some() => keys.base64_pfx(),
+            _ if mentions(&config.key_path) && !mentions(&config.certificate_path) => {
+                keys.key_path()
+            }
+            _ if config.certificate_path.is_none() => keys.key_path(),
+            _ => keys.certificate_path(),
+        };
+        Error::Credential {
+            message: format!("the certificate configured by {key} cannot be loaded"),
+            source: Some(Arc::new(self)),
+        }
     }
 }
 

@@ -46,9 +46,16 @@ pub(crate) struct DemoArgs {
     /// Concurrent callers in the single-flight step.
     #[arg(long, default_value_t = 1000)]
     callers: usize,
+    /// User sign-in instead: OAuth card, magic code, Teams SSO exchange (de-duplicated, and
+    /// 412 without consent) and sign-out, against the sandbox's Token Service.
+    #[arg(long)]
+    sso: bool,
 }
 
 pub(crate) async fn run(args: DemoArgs) -> ExitCode {
+    if args.sso {
+        return crate::demo_sso::run().await;
+    }
     match demo(args).await {
         Ok(()) => {
             println!("\ndemo passed: every step behaved as expected");

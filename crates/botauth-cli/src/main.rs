@@ -1,13 +1,16 @@
 //! The `botauth` command. See the crate README.
 #![allow(clippy::print_stdout)]
 
+mod config_cmd;
 mod dangerous;
 mod decode;
 mod demo;
+mod demo_sso;
 mod sandbox;
 mod thumbprint;
 mod token;
 mod validate;
+mod waiting;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -29,8 +32,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Acquire a token with the configured credential and print it as JSON.
+    /// Acquire a token with the configured credential and print it as JSON (with --service-url,
+    /// the connection the ConnectionsMap picks for that URL, and its token).
     Token(token::TokenArgs),
+    /// Print the resolved configuration as JSON (secrets redacted), with where each value came
+    /// from and the keys that were not used; `--keys` lists every key botauth reads.
+    Config(config_cmd::ConfigArgs),
     /// Run the local sandbox (Entra ID and Bot Service stand-in) on 127.0.0.1.
     Sandbox(sandbox::SandboxArgs),
     /// Show the outbound flow end to end against an in-process sandbox.
@@ -49,6 +56,7 @@ impl Command {
     fn is_one_shot(&self) -> bool {
         match self {
             Command::Token(_)
+            | Command::Config(_)
             | Command::Thumbprint(_)
             | Command::Validate(_)
             | Command::Decode(_) => true,
@@ -273,6 +281,7 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async move {
         match cli.command {
             Command::Token(args) => token::run(args).await,
+            Command::Config(args) => config_cmd::run(args),
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Thumbprint(args) => thumbprint::run(args),

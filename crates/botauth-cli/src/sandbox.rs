@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use botauth_sandbox::{
-    AppRegistration, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_MI_CLIENT_ID, DEMO_TENANT_ID,
-    LocalCa, Registrations, Sandbox,
+    AppRegistration, ChatTarget, Console, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_MI_CLIENT_ID,
+    DEMO_TENANT_ID, LocalCa, Registrations, Sandbox,
 };
 use clap::Args;
 
@@ -52,6 +52,25 @@ pub(crate) struct SandboxArgs {
     /// it, and the bot's replies to the sandbox's Bot Connector are printed.
     #[arg(long, value_name = "URL")]
     bot: Option<String>,
+    /// Register an OAuth connection on the sandbox's Token Service (repeatable): user sign-in
+    /// with a sign-in link, a 6-digit magic code and Teams SSO token exchange.
+    #[arg(long, value_name = "NAME")]
+    oauth_connection: Vec<String>,
+    /// Serve the web console at http://127.0.0.1:PORT/console: a chat with the --bot, every
+    /// token of both directions decoded (never a secret or a signature), one-click faults. On by
+    /// default with --bot; without --bot it only inspects what bots do.
+    #[arg(long, conflicts_with = "no_console")]
+    console: bool,
+    /// Do not serve the web console (with --bot, chat through stdin only).
+    #[arg(long)]
+    no_console: bool,
+}
+
+impl SandboxArgs {
+    /// The console is on with --bot unless --no-console, and with --console.
+    fn console_on(&self) -> bool {
+        self.console || (self.bot.is_some() && !self.no_console)
+    }
 }
 
 /// A refusal to start: exit 2 for what the user asked (a bad flag value or file), 1 otherwise.
@@ -73,15 +92,39 @@ pub(crate) async fn run(args: SandboxArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    write_out(&environment_text(&sandbox, &args, &certificates));
+    let console = args.console_on().then(|| {
+        let target = args
+            .bot
+            .as_ref()
+            .map(|bot| ChatTarget::new(bot.as_str(), args.app_id.trim()));
+        Arc::new(sandbox.open_console(target))
+    });
+    let mut text = environment_text(&sandbox, &args, &certificates);
+    if console.is_some() {
+        text.push_str(&format!(
+            "# Web console: {} (chat, tokens of both directions decoded, faults)\n",
+            sandbox.console_url()
+        ));
+    }
+    write_out(&text);
     let sandbox = Arc::new(sandbox);
+    let runner = console.clone().map(|console| {
+        let sandbox = Arc::clone(&sandbox);
+        tokio::spawn(async move { console.run(&sandbox).await })
+    });
     let chat = args.bot.clone().map(|bot| {
         let lines = stdin_lines();
-        tokio::spawn(chat(Arc::clone(&sandbox), bot, args.app_id.clone(), lines))
+        tokio::spawn(chat(
+            Arc::clone(&sandbox),
+            console.clone(),
+            bot,
+            args.app_id.clone(),
+            lines,
+        ))
     });
     stop.recv().await;
-    if let Some(chat) = chat {
-        chat.abort();
+    for task in [chat, runner].into_iter().flatten() {
+        task.abort();
     }
     if let Ok(sandbox) = Arc::try_unwrap(sandbox) {
         let _ = tokio::time::timeout(STOP_GRACE, sandbox.shutdown()).await;
@@ -156,6 +199,12 @@ async fn start(args: &SandboxArgs) -> Result<(Sandbox, Vec<RegisteredCertificate
     })?;
     if let Some(registrations) = &registrations {
         sandbox.register(registrations);
+    }
+    for name in &args.oauth_connection {
+        if name.trim().is_empty() {
+            return Err(usage("--oauth-connection must not be empty".into()));
+        }
+        sandbox.register_oauth_connection(name.as_str());
     }
     Ok((sandbox, certificates))
 }
@@ -241,6 +290,21 @@ fn environment_text(
          BOTAUTH_METADATA_URL and BOTAUTH_ALLOWED_SERVICE_URLS apply to all of them.\n",
     );
     text.push_str(&managed_identity_text(sandbox, &args.tenant_id));
+    if !args.oauth_connection.is_empty() {
+        text.push_str(&format!(
+            "# User sign-in: the Token Service with OAuth connection(s) {}; Bot Framework SDKs read \
+             OAuthUrl (JS also OAuthApiEndpoint), the Agents SDK \
+             RestChannelServiceClientFactory__TokenServiceEndpoint; sign-in links open a page showing \
+             the magic code. In the chat, /sso answers the last OAuth card with Teams single \
+             sign-on from two Teams clients, and /consent on|off makes the exchange need consent.\n",
+            args.oauth_connection.join(", ")
+        ));
+        export(
+            &mut text,
+            "BOTAUTH_TOKEN_SERVICE_URL",
+            &sandbox.token_service_url(),
+        );
+    }
     if let Some(bot) = &args.bot {
         text.push_str(&format!(
             "# Chat: each line you type is sent to {bot} with a Bot Service channel token for app \
@@ -359,9 +423,11 @@ impl StopSignals {
     }
 }
 
-/// Plays the Bot Service for a bot on this machine: one message activity per stdin line.
+/// Plays the Bot Service for a bot on this machine: one message activity per stdin line (sent
+/// through the console when it is on, so the page shows it too).
 async fn chat(
     sandbox: Arc<Sandbox>,
+    console: Option<Arc<Console>>,
     bot: String,
     app_id: String,
     mut lines: tokio::sync::mpsc::UnboundedReceiver<String>,
@@ -375,23 +441,112 @@ async fn chat(
         if text.is_empty() {
             continue;
         }
-        let activity = sandbox.channel_activity(&app_id, text);
-        let token = sandbox.channel_token(&app_id, &activity);
-        let mut out = match sandbox
-            .deliver_activity(&bot, &activity, Some(&token))
-            .await
-        {
+        if let Some(said) = sign_in_command(&sandbox, &bot, &app_id, text).await {
+            write_out(&format!("{said}{}", replies_since(&sandbox, &mut seen)));
+            continue;
+        }
+        let delivered = match &console {
+            Some(console) => console.say(&sandbox, text).await,
+            None => {
+                let activity = sandbox.channel_activity(&app_id, text);
+                let token = sandbox.channel_token(&app_id, &activity);
+                sandbox
+                    .deliver_activity(&bot, &activity, Some(&token))
+                    .await
+            }
+        };
+        let mut out = match delivered {
             Ok(delivery) => format!("> {text}   [the bot answered HTTP {}]\n", delivery.status),
             Err(e) => format!("! the bot cannot be reached at {bot}: {e}\n"),
         };
-        let posts = sandbox.connector_posts();
-        for post in posts.iter().skip(seen) {
-            let said = post.activity["text"]
-                .as_str()
-                .unwrap_or("(an activity without text)");
-            out.push_str(&format!("< {said}\n"));
-        }
-        seen = posts.len();
+        out.push_str(&replies_since(&sandbox, &mut seen));
         write_out(&out);
+    }
+}
+
+/// The bot's replies that reached the Connector since `seen`, one `<` line each. A sign-in card
+/// (user sign-in, `--oauth-connection`) shows its link, as a channel would; the page it opens
+/// shows the code to type in the chat.
+fn replies_since(sandbox: &Sandbox, seen: &mut usize) -> String {
+    let posts = sandbox.connector_posts();
+    let mut out = String::new();
+    for post in posts.iter().skip(*seen) {
+        let attachment = &post.activity["attachments"][0];
+        let kind = attachment["contentType"].as_str().unwrap_or_default();
+        let sign_in = matches!(
+            kind,
+            "application/vnd.microsoft.card.oauth" | "application/vnd.microsoft.card.signin"
+        );
+        if let Some(link) = attachment["content"]["buttons"][0]["value"]
+            .as_str()
+            .filter(|_| sign_in)
+        {
+            out.push_str(&format!(
+                "< [sign-in card] open {link} and type the code it shows\n"
+            ));
+            continue;
+        }
+        let said = post.activity["text"]
+            .as_str()
+            .unwrap_or("(an activity without text)");
+        out.push_str(&format!("< {said}\n"));
+    }
+    *seen = posts.len();
+    out
+}
+
+/// Chat commands for user sign-in: `/sso` answers the last OAuth card as Teams single sign-on
+/// does, with one `signin/tokenExchange` from each of two Teams clients (the bot should answer
+/// the second 200 with an empty body); `/consent on|off` makes the Token Service's exchange
+/// require consent (the bot should answer 412). `None` for any other line.
+async fn sign_in_command(sandbox: &Sandbox, bot: &str, app_id: &str, line: &str) -> Option<String> {
+    let mut words = line.split_whitespace();
+    match words.next()? {
+        "/consent" => {
+            let on = words.next() == Some("on");
+            sandbox.set_consent_required(on);
+            Some(if on {
+                "# token exchanges now need consent (the bot should answer 412)\n".into()
+            } else {
+                "# token exchanges succeed again\n".into()
+            })
+        }
+        "/sso" => {
+            let card = sandbox
+                .connector_activities()
+                .into_iter()
+                .rev()
+                .find_map(|a| {
+                    let attachment = &a["attachments"][0];
+                    (attachment["contentType"] == "application/vnd.microsoft.card.oauth")
+                        .then(|| attachment["content"].clone())
+                });
+            let Some(card) = card else {
+                return Some("! no OAuth card yet: ask the bot to sign you in first\n".into());
+            };
+            let (Some(id), Some(connection)) = (
+                card["tokenExchangeResource"]["id"].as_str(),
+                card["connectionName"].as_str(),
+            ) else {
+                return Some(
+                    "! the last OAuth card has no tokenExchangeResource (SSO is off)\n".into(),
+                );
+            };
+            let mut out = String::new();
+            for client in 1..=2 {
+                let invoke = sandbox.token_exchange_invoke(app_id, connection, id);
+                let token = sandbox.channel_token(app_id, &invoke);
+                match sandbox.deliver_activity(bot, &invoke, Some(&token)).await {
+                    Ok(d) => out.push_str(&format!(
+                        "> signin/tokenExchange from Teams client {client}   [the bot answered HTTP {} {}]\n",
+                        d.status,
+                        if d.body.is_empty() { "(empty body)" } else { d.body.as_str() }
+                    )),
+                    Err(e) => out.push_str(&format!("! the bot cannot be reached at {bot}: {e}\n")),
+                }
+            }
+            Some(out)
+        }
+        _ => None,
     }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use botauth::certificate::rfc3339;
+use botauth::token::http::HttpOptions;
 use botauth::validator::{Algorithm, BotServiceProfile, Error, ErrorKind, Validator, dangerous};
 use clap::Args;
 use serde_json::Value;
@@ -16,6 +17,8 @@ use crate::decode::{MAX_RFC3339, span};
 /// The clock skew tolerated on `exp` and `nbf`, set explicitly so that `--explain` states the
 /// value the validator used.
 const SKEW: Duration = Duration::from_secs(300);
+/// Each key request's timeout (the validator's default) unless BOTAUTH_HTTP_TIMEOUT is set.
+const KEYS_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Args)]
 pub(crate) struct ValidateArgs {
@@ -58,10 +61,22 @@ pub(crate) async fn run(args: ValidateArgs) -> ExitCode {
         service_url: args.service_url.as_deref(),
         channel_id: args.channel_id.as_deref(),
     };
+    // The validator's own default, unless BOTAUTH_HTTP_TIMEOUT says otherwise.
+    let timeout = match std::env::var("BOTAUTH_HTTP_TIMEOUT") {
+        Ok(value) => match botauth::core::config::parse_duration("BOTAUTH_HTTP_TIMEOUT", &value) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("botauth: error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Err(_) => KEYS_TIMEOUT,
+    };
     let validator = match Validator::builder(&args.app_id)
         .bot_service(profile)
         .algorithms(Algorithm::DEFAULT)
         .clock_skew(SKEW)
+        .http_options(HttpOptions::default().timeout(timeout))
         .build()
     {
         Ok(v) => v,
@@ -98,7 +113,8 @@ pub(crate) async fn run(args: ValidateArgs) -> ExitCode {
         activity = activity.with_channel_id(channel);
     }
     let token = token.trim();
-    match validator.validate(token, activity).await {
+    let keys = format!("the signing keys of {}", expected.metadata_url);
+    match crate::waiting::announced(keys, timeout, validator.validate(token, activity)).await {
         Ok(claims) => match serde_json::to_string_pretty(&claims) {
             Ok(json) => {
                 println!("{json}");

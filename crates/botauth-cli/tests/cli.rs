@@ -134,6 +134,7 @@ fn the_description_names_every_command() {
         commands,
         [
             "token",
+            "config",
             "sandbox",
             "demo",
             "thumbprint",

@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use botauth_core::service_url::{ServiceUrl, ServiceUrlAllowList};
 use botauth_core::{
-    AccessToken, BotAuthConfig, Clock, Cloud, Error, Result, SystemClock, TokenRequest,
+    AccessToken, BotAuthConfig, Clock, Cloud, Dialect, Error, Result, SystemClock, TokenRequest,
 };
 use botauth_token::TokenManager;
 use botauth_token::http::{HttpOptions, build_client, read_body, retry_after, transport_error};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
 
+use crate::connections::{
+    Connection, ConnectionMap, DEFAULT_CONNECTION_NAME, Unknown, top_level_connection_name,
+};
 use crate::error::{ConnectorError, ConnectorErrorBody};
 use crate::target::{Audience, ResourceResponse, Target, address_reply};
 
@@ -33,6 +36,11 @@ use crate::target::{Audience, ResourceResponse, Target, address_reply};
 ///   posted twice by botauth.
 /// - No redirects are followed, bodies are bounded, and the `Authorization` header is marked
 ///   sensitive; neither the token nor the activity is logged.
+/// - With several identities (Agents SDK connections), each call goes through the connection the
+///   [`ConnectionMap`] picks for its service URL and inbound audience, with that connection's
+///   token and scopes; a call no rule covers is a [`ConnectorError::NoConnection`] and nothing is
+///   sent. Without a map every call uses the top-level connection. The allow-list is checked
+///   first, whatever the map says.
 ///
 /// Cheap to clone; clones share the HTTP connection pool.
 #[derive(Clone)]
@@ -41,8 +49,9 @@ pub struct ConnectorClient {
 }
 
 struct Inner {
-    tokens: TokenManager,
-    cloud: Cloud,
+    /// The top-level connection first, then the named ones.
+    connections: Vec<Connection>,
+    map: ConnectionMap,
     allow: ServiceUrlAllowList,
     http: reqwest::Client,
     options: HttpOptions,
@@ -56,9 +65,20 @@ struct Inner {
 
 impl fmt::Debug for ConnectorClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let top = self.top();
         f.debug_struct("ConnectorClient")
-            .field("credential", self.inner.tokens.credential())
-            .field("scope", &self.inner.cloud.bot_connector_scope())
+            .field("credential", top.tokens().credential())
+            .field("scope", &top.cloud().bot_connector_scope())
+            .field(
+                "connections",
+                &self
+                    .inner
+                    .connections
+                    .iter()
+                    .map(Connection::name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("map_rules", &self.inner.map.len())
             .field("allow", &self.inner.allow)
             .field("max_retries", &self.inner.max_retries)
             .finish_non_exhaustive()
@@ -70,6 +90,11 @@ impl fmt::Debug for ConnectorClient {
 pub struct ConnectorClientBuilder {
     tokens: TokenManager,
     cloud: Cloud,
+    name: String,
+    scopes: Vec<String>,
+    connections: Vec<Connection>,
+    map: ConnectionMap,
+    dialect: Dialect,
     allow: ServiceUrlAllowList,
     extra: Vec<String>,
     options: HttpOptions,
@@ -83,6 +108,10 @@ impl fmt::Debug for ConnectorClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnectorClientBuilder")
             .field("cloud", &self.cloud)
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .field("connections", &self.connections)
+            .field("map", &self.map)
             .field("extra", &self.extra)
             .field("options", &self.options)
             .field("max_retries", &self.max_retries)
@@ -95,6 +124,33 @@ impl ConnectorClientBuilder {
     /// The cloud whose Bot Connector scope replies use (default: public).
     pub fn cloud(mut self, cloud: Cloud) -> Self {
         self.cloud = cloud;
+        self
+    }
+
+    /// The name of the top-level connection, the one built around the builder's token manager
+    /// (default [`DEFAULT_CONNECTION_NAME`]): [`ConnectionMap`] rules refer to it by this name.
+    pub fn connection_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The scopes of the top-level connection's calls (Agents `Scopes`; `{instance}` stands for
+    /// the target's `scheme://host`). Empty, the default: the cloud's Bot Connector scope.
+    pub fn scopes(mut self, scopes: Vec<String>) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// Adds a named connection that [`ConnectionMap`] rules may send calls through.
+    pub fn connection(mut self, connection: Connection) -> Self {
+        self.connections.push(connection);
+        self
+    }
+
+    /// The rules that pick a connection per call (default: none, every call uses the top-level
+    /// connection). [`build`](Self::build) checks that each names a connection of the client.
+    pub fn connections_map(mut self, map: ConnectionMap) -> Self {
+        self.map = map;
         self
     }
 
@@ -147,16 +203,41 @@ impl ConnectorClientBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] naming `allowed_service_urls` for an unusable allow-list entry; a
-    /// credential error when the HTTP client cannot be built (TLS set-up).
+    /// [`Error::Config`] naming `allowed_service_urls` for an unusable allow-list entry,
+    /// `connections` for two connections with one name, or `ConnectionsMap:<i>:Connection` for a
+    /// rule naming a connection the client does not have; a credential error when the HTTP
+    /// client cannot be built (TLS set-up).
     pub fn build(mut self) -> Result<ConnectorClient> {
         self.allow
             .allow_entries("allowed_service_urls", &self.extra)?;
+        let top = Connection::new(self.name, self.tokens)
+            .with_cloud(self.cloud)
+            .with_scopes(self.scopes);
+        let mut connections = vec![top];
+        for connection in self.connections {
+            if connections
+                .iter()
+                .any(|c| c.name().eq_ignore_ascii_case(connection.name()))
+            {
+                return Err(Error::config(
+                    "connections",
+                    format!(
+                        "two connections are named `{}` (names are compared without regard to \
+                         case): rename one",
+                        connection.name()
+                    ),
+                ));
+            }
+            connections.push(connection);
+        }
+        let names: Vec<&str> = connections.iter().map(Connection::name).collect();
+        self.map
+            .check_connections(&names, self.dialect, Unknown::NotInClient)?;
         let http = build_client(&self.options)?;
         Ok(ConnectorClient {
             inner: Arc::new(Inner {
-                tokens: self.tokens,
-                cloud: self.cloud,
+                connections,
+                map: self.map,
                 allow: self.allow,
                 http,
                 options: self.options,
@@ -176,6 +257,11 @@ impl ConnectorClient {
         ConnectorClientBuilder {
             tokens,
             cloud: Cloud::Public,
+            name: DEFAULT_CONNECTION_NAME.to_owned(),
+            scopes: Vec::new(),
+            connections: Vec::new(),
+            map: ConnectionMap::default(),
+            dialect: Dialect::AgentsSdk,
             allow: ServiceUrlAllowList::with_defaults(),
             extra: Vec::new(),
             options: HttpOptions::default().max_response_bytes(64 * 1024),
@@ -188,21 +274,118 @@ impl ConnectorClient {
 
     /// A client for `config`'s cloud, with its `allowed_service_urls` (botas
     /// `ALLOWED_SERVICE_URLS`, `BOTAUTH_ALLOWED_SERVICE_URLS`) added to the Bot Service hosts.
+    /// `tokens` is the top-level connection's token manager.
+    ///
+    /// A configuration whose `connections_map` sends calls through other `connections` needs
+    /// their token managers too: build it with `botauth::BotAuth::connector`, which builds every
+    /// connection's credential, or with [`builder_from_config`](Self::builder_from_config) and
+    /// [`ConnectorClientBuilder::connection`].
     ///
     /// # Errors
     ///
-    /// As [`ConnectorClientBuilder::build`].
+    /// As [`ConnectorClientBuilder::build`], and [`ConnectionMap::from_config`]'s errors.
     pub fn from_config(config: &BotAuthConfig, tokens: TokenManager) -> Result<Self> {
-        let mut builder = Self::builder(tokens).cloud(config.cloud.clone());
+        Self::builder_from_config(config, tokens)?.build()
+    }
+
+    /// A builder set up from `config` as [`from_config`](Self::from_config) describes: its cloud,
+    /// allow-list entries, the top-level connection's name and scopes, and its compiled
+    /// `connections_map`. Add the other connections with [`ConnectorClientBuilder::connection`].
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectionMap::from_config`]'s errors (an invalid `ServiceUrl` pattern, a rule naming a
+    /// connection the configuration does not define).
+    pub fn builder_from_config(
+        config: &BotAuthConfig,
+        tokens: TokenManager,
+    ) -> Result<ConnectorClientBuilder> {
+        let map = ConnectionMap::from_config(config)?;
+        Ok(Self::builder_from_parts(config, tokens, map))
+    }
+
+    /// [`builder_from_config`](Self::builder_from_config) with a map compiled already.
+    pub fn builder_from_parts(
+        config: &BotAuthConfig,
+        tokens: TokenManager,
+        map: ConnectionMap,
+    ) -> ConnectorClientBuilder {
+        let mut builder = Self::builder(tokens)
+            .cloud(config.cloud.clone())
+            .connection_name(top_level_connection_name(config))
+            .scopes(config.scopes.clone())
+            .connections_map(map);
+        builder.dialect = config.dialect;
+        if let Some(timeout) = config.http_timeout {
+            // `BOTAUTH_HTTP_TIMEOUT` / `http_timeout`: the Connector's other limits stay.
+            builder.options = builder.options.timeout(timeout);
+        }
         for entry in &config.allowed_service_urls {
             builder = builder.allow_service_url(entry);
         }
-        builder.build()
+        builder
     }
 
-    /// The token manager replies take their tokens from.
+    /// The top-level connection's token manager.
     pub fn tokens(&self) -> &TokenManager {
-        &self.inner.tokens
+        self.top().tokens()
+    }
+
+    fn top(&self) -> &Connection {
+        // `build` always puts the top-level connection first.
+        &self.inner.connections[0]
+    }
+
+    /// The connections of this client, the top-level one first.
+    pub fn connections(&self) -> &[Connection] {
+        &self.inner.connections
+    }
+
+    /// The connection named `name` (compared without regard to case).
+    pub fn connection(&self, name: &str) -> Option<&Connection> {
+        self.inner
+            .connections
+            .iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The connections map the client routes by.
+    pub fn connections_map(&self) -> &ConnectionMap {
+        &self.inner.map
+    }
+
+    /// The connection a call to `service_url` for an inbound token of audience
+    /// `inbound_audience` goes through, after the allow-list check: the top-level one when the
+    /// map is empty, else the first matching rule's.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectorError::ServiceUrl`] when the allow-list refuses `service_url`;
+    /// [`ConnectorError::NoConnection`] when no rule matches.
+    pub fn connection_for(
+        &self,
+        service_url: &str,
+        inbound_audience: Option<&str>,
+    ) -> Result<&Connection, ConnectorError> {
+        self.check_service_url(service_url)?;
+        self.route(service_url, inbound_audience)
+    }
+
+    fn route(
+        &self,
+        service_url: &str,
+        inbound_audience: Option<&str>,
+    ) -> Result<&Connection, ConnectorError> {
+        let map = &self.inner.map;
+        if map.is_empty() {
+            return Ok(self.top());
+        }
+        map.resolve(service_url, inbound_audience)
+            .and_then(|name| self.connection(name))
+            .ok_or_else(|| ConnectorError::NoConnection {
+                service_url: service_url.to_owned(),
+                audience: inbound_audience.map(str::to_owned),
+            })
     }
 
     /// Checks a service URL against the allow-list without sending anything.
@@ -217,25 +400,32 @@ impl ConnectorClient {
             .map_err(ConnectorError::ServiceUrl)
     }
 
-    /// The token request for `audience`: the cloud's Bot Connector scope, or `{app id}/.default`.
+    /// The token request of the top-level connection for `audience`: the cloud's Bot Connector
+    /// scope, or `{app id}/.default`. (Calls through a connection with scopes use
+    /// [`Connection::token_request`].)
     ///
     /// # Errors
     ///
     /// [`ConnectorError::InvalidArgument`] for an empty skill app id or one with whitespace.
     pub fn token_request(&self, audience: &Audience) -> Result<TokenRequest, ConnectorError> {
         match audience {
-            Audience::BotConnector => Ok(TokenRequest::new(self.inner.cloud.bot_connector_scope())),
-            Audience::Skill(app_id) => {
-                let app_id = app_id.trim_end_matches('/');
-                if app_id.is_empty() || app_id.chars().any(|c| c.is_whitespace() || c.is_control())
-                {
-                    return Err(ConnectorError::InvalidArgument {
-                        what: "skill app id",
-                        message: "must be the calling bot's app id (no spaces)".into(),
-                    });
-                }
-                Ok(TokenRequest::new(format!("{app_id}/.default")))
+            Audience::BotConnector => {
+                Ok(TokenRequest::new(self.top().cloud().bot_connector_scope()))
             }
+            Audience::Skill(app_id) => skill_request(app_id),
+        }
+    }
+
+    /// The token request of a call to `base` through `connection`: a skill reply's audience is
+    /// the calling bot whatever the connection's scopes say.
+    fn request_for(
+        connection: &Connection,
+        base: &ServiceUrl,
+        audience: &Audience,
+    ) -> Result<TokenRequest, ConnectorError> {
+        match audience {
+            Audience::BotConnector => Ok(connection.token_request(base)),
+            Audience::Skill(app_id) => skill_request(app_id),
         }
     }
 
@@ -289,12 +479,14 @@ impl ConnectorClient {
         incoming: &Value,
         reply: Value,
     ) -> Result<ResourceResponse, ConnectorError> {
-        self.reply_as(incoming, reply, Audience::BotConnector).await
+        self.reply_as(incoming, reply, Audience::BotConnector, None)
+            .await
     }
 
     /// Replies to an activity the validator accepted. The token's audience follows the caller:
     /// the Bot Connector for channel, Entra and emulator tokens; the calling bot's app id for a
-    /// skill call.
+    /// skill call. `ConnectionsMap` rules with an `Audience` are compared with the verified
+    /// token's `aud` (or `appid`).
     ///
     /// # Errors
     ///
@@ -306,8 +498,11 @@ impl ConnectorClient {
         incoming: &botauth_validator::VerifiedActivity,
         reply: Value,
     ) -> Result<ResourceResponse, ConnectorError> {
-        let audience = crate::audience_for(incoming.claims())?;
-        self.reply_as(incoming.activity(), reply, audience).await
+        let claims = incoming.claims();
+        let audience = crate::audience_for(claims)?;
+        let inbound = crate::inbound_audience_of(claims).map(str::to_owned);
+        self.reply_as(incoming.activity(), reply, audience, inbound)
+            .await
     }
 
     async fn reply_as(
@@ -315,8 +510,10 @@ impl ConnectorClient {
         incoming: &Value,
         reply: Value,
         audience: Audience,
+        inbound_audience: Option<String>,
     ) -> Result<ResourceResponse, ConnectorError> {
-        let target = Target::reply_to_activity(incoming)?.audience(audience);
+        let mut target = Target::reply_to_activity(incoming)?.audience(audience);
+        target.inbound_audience = inbound_audience;
         self.send(&target, &address_reply(incoming, reply)).await
     }
 
@@ -324,8 +521,8 @@ impl ConnectorClient {
     ///
     /// # Errors
     ///
-    /// - [`ConnectorError::ServiceUrl`] / [`InvalidArgument`](ConnectorError::InvalidArgument):
-    ///   refused before anything is sent;
+    /// - [`ConnectorError::ServiceUrl`] / [`InvalidArgument`](ConnectorError::InvalidArgument) /
+    ///   [`NoConnection`](ConnectorError::NoConnection): refused before anything is sent;
     /// - [`ConnectorError::Token`]: no token could be had;
     /// - [`ConnectorError::Rejected`]: 401 after one forced refresh, or 403;
     /// - [`ConnectorError::Throttled`]: 429/503 after the allowed retries;
@@ -345,24 +542,23 @@ impl ConnectorClient {
             });
         }
         let body = activity.to_string().into_bytes();
-        let request = self.token_request(&target.audience)?;
+        let connection = self.route(&target.service_url, target.inbound_audience.as_deref())?;
+        let request = Self::request_for(connection, &base, &target.audience)?;
+        let tokens = connection.tokens();
         let scope = request.scopes.join(" ");
         let token_error = |source| ConnectorError::Token {
             scope: scope.clone(),
             source,
         };
         let inner = &self.inner;
-        let mut token = inner
-            .tokens
-            .get_token(&request)
-            .await
-            .map_err(token_error)?;
+        let mut token = tokens.get_token(&request).await.map_err(token_error)?;
         let mut refreshed = false;
         let mut retries = 0u32;
         loop {
             let (status, headers, bytes) = self.post(&base, &url, &token, &body).await?;
             tracing::debug!(
                 host = base.host(),
+                connection = connection.name(),
                 status,
                 retries,
                 "Bot Connector answered"
@@ -376,18 +572,14 @@ impl ConnectorClient {
                     refreshed = true;
                     // Another reply may have refreshed already: take its token rather than
                     // forcing yet another.
-                    let cached = inner
-                        .tokens
-                        .get_token(&request)
-                        .await
-                        .map_err(token_error)?;
+                    let cached = tokens.get_token(&request).await.map_err(token_error)?;
                     if cached.token != token.token {
                         token = cached;
                         continue;
                     }
                     // A Connector that refuses every token must not turn each reply into a
                     // token request: at most one forced refresh per scope per cooldown.
-                    if !self.may_force_refresh(&request) {
+                    if !self.may_force_refresh(connection, &request) {
                         return Err(ConnectorError::Rejected {
                             status,
                             host: base.host().to_owned(),
@@ -399,11 +591,7 @@ impl ConnectorClient {
                         host = base.host(),
                         "the Bot Connector refused the token; forcing one refresh"
                     );
-                    token = inner
-                        .tokens
-                        .force_refresh(&request)
-                        .await
-                        .map_err(token_error)?;
+                    token = tokens.force_refresh(&request).await.map_err(token_error)?;
                 }
                 401 | 403 => {
                     return Err(ConnectorError::Rejected {
@@ -436,11 +624,7 @@ impl ConnectorClient {
                     );
                     inner.clock.sleep(wait).await;
                     // The wait may have outlived the token; the cache answers at once otherwise.
-                    token = inner
-                        .tokens
-                        .get_token(&request)
-                        .await
-                        .map_err(token_error)?;
+                    token = tokens.get_token(&request).await.map_err(token_error)?;
                 }
                 _ => {
                     return Err(ConnectorError::Status {
@@ -454,10 +638,15 @@ impl ConnectorClient {
     }
 
     /// Whether a forced refresh for `request` is allowed now, recording it if so.
-    fn may_force_refresh(&self, request: &TokenRequest) -> bool {
+    fn may_force_refresh(&self, connection: &Connection, request: &TokenRequest) -> bool {
         let inner = &self.inner;
         let now = inner.clock.now();
-        let key = inner.tokens.cache_key(request);
+        // Per connection: two identities asking for the same scope are two different tokens.
+        let key = format!(
+            "{}\n{}",
+            connection.name(),
+            connection.tokens().cache_key(request)
+        );
         let mut last = inner
             .forced
             .lock()
@@ -519,6 +708,18 @@ impl ConnectorClient {
         .map_err(unavailable)?;
         Ok((status, headers, bytes))
     }
+}
+
+/// `{app id}/.default`: the token a skill replies to its caller with.
+fn skill_request(app_id: &str) -> Result<TokenRequest, ConnectorError> {
+    let app_id = app_id.trim_end_matches('/');
+    if app_id.is_empty() || app_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConnectorError::InvalidArgument {
+            what: "skill app id",
+            message: "must be the calling bot's app id (no spaces)".into(),
+        });
+    }
+    Ok(TokenRequest::new(format!("{app_id}/.default")))
 }
 
 /// 1 s, 2 s, 4 s …, capped at 32 s: used when a 429/503 comes without `Retry-After`.

@@ -85,6 +85,8 @@ pub enum ConnectorErrorKind {
     Status,
     /// The Connector could not be reached, did not answer in time, or sent an oversized body.
     Unavailable,
+    /// No `ConnectionsMap` rule matches the call: nothing was sent, no token was requested.
+    NoConnection,
 }
 
 /// An error of a [`ConnectorClient`](crate::ConnectorClient) call. It never holds a token.
@@ -104,6 +106,19 @@ pub enum ConnectorError {
         what: &'static str,
         /// What is wrong with it.
         message: String,
+    },
+    /// No `ConnectionsMap` rule matches the call's service URL (and inbound audience), so no
+    /// identity may send it; nothing was sent, no token was requested.
+    #[error(
+        "no ConnectionsMap rule matches the service URL {service_url}{}: add a ConnectionsMap entry \
+         whose ServiceUrl (a regular expression) matches it, or a `*` entry for every other URL",
+        audience_hint(audience.as_deref())
+    )]
+    NoConnection {
+        /// The service URL of the call.
+        service_url: String,
+        /// The inbound token's audience the rules were compared with, if the call had one.
+        audience: Option<String>,
     },
     /// No token could be obtained for the Connector.
     #[error("could not get a token for the Bot Connector (scope {scope})")]
@@ -182,6 +197,15 @@ fn rejected_message(status: u16, host: &str, scope: &str, body: &ConnectorErrorB
     )
 }
 
+fn audience_hint(audience: Option<&str>) -> String {
+    match audience {
+        Some(a) => format!(" and the inbound audience {a}"),
+        None => {
+            " (the call has no inbound audience, so rules with an Audience do not apply)".to_owned()
+        }
+    }
+}
+
 fn retry_hint(retry_after: Option<Duration>) -> String {
     match retry_after {
         Some(d) => format!(" (it asked to retry after {}s)", d.as_secs()),
@@ -211,6 +235,7 @@ impl ConnectorError {
             ConnectorError::Throttled { .. } => ConnectorErrorKind::Throttled,
             ConnectorError::Status { .. } => ConnectorErrorKind::Status,
             ConnectorError::Unavailable { .. } => ConnectorErrorKind::Unavailable,
+            ConnectorError::NoConnection { .. } => ConnectorErrorKind::NoConnection,
         }
     }
 

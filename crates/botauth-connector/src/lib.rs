@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod connections;
 mod error;
 mod target;
 
@@ -9,6 +10,9 @@ pub use botauth_core::service_url::{
     DEFAULT_ALLOWED_HOSTS, ServiceUrl, ServiceUrlAllowList, ServiceUrlError, ServiceUrlErrorKind,
 };
 pub use client::{ConnectorClient, ConnectorClientBuilder};
+pub use connections::{
+    Connection, ConnectionMap, DEFAULT_CONNECTION_NAME, top_level_connection_name,
+};
 pub use error::{ConnectorError, ConnectorErrorBody, ConnectorErrorKind};
 pub use target::{Audience, ResourceResponse, Target, address_reply, reply_activity};
 
@@ -30,4 +34,13 @@ pub fn audience_for(claims: &botauth_validator::BotClaims) -> Result<Audience, C
             }),
         _ => Ok(Audience::BotConnector),
     }
+}
+
+/// The audience `ConnectionsMap` rules compare for a reply to a caller verified by the validator:
+/// the token's `aud` (the audience that matched), or its `appid`/`azp` when it has no `aud`.
+#[cfg(feature = "validator")]
+pub fn inbound_audience_of(claims: &botauth_validator::BotClaims) -> Option<&str> {
+    Some(claims.audience())
+        .filter(|a| !a.is_empty())
+        .or_else(|| claims.app_id())
 }

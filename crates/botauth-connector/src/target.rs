@@ -26,6 +26,7 @@ pub struct Target {
     pub(crate) conversation_id: String,
     pub(crate) reply_to_id: Option<String>,
     pub(crate) audience: Audience,
+    pub(crate) inbound_audience: Option<String>,
 }
 
 impl Target {
@@ -40,6 +41,7 @@ impl Target {
             conversation_id: conversation_id.into(),
             reply_to_id: Some(activity_id.into()),
             audience: Audience::BotConnector,
+            inbound_audience: None,
         }
     }
 
@@ -53,6 +55,7 @@ impl Target {
             conversation_id: conversation_id.into(),
             reply_to_id: None,
             audience: Audience::BotConnector,
+            inbound_audience: None,
         }
     }
 
@@ -78,6 +81,21 @@ impl Target {
     pub fn audience(mut self, audience: Audience) -> Self {
         self.audience = audience;
         self
+    }
+
+    /// The audience of the inbound token this call answers (its `aud`, or `appid` when it has no
+    /// `aud`): `ConnectionsMap` rules with an `Audience` compare it, case-insensitively. Replies
+    /// through `ConnectorClient::reply_to_verified` (feature `validator`) set it from the
+    /// verified claims; a proactive message has none.
+    #[must_use]
+    pub fn inbound_audience(mut self, audience: impl Into<String>) -> Self {
+        self.inbound_audience = Some(audience.into());
+        self
+    }
+
+    /// The inbound audience `ConnectionsMap` rules are compared with, if any.
+    pub fn inbound_token_audience(&self) -> Option<&str> {
+        self.inbound_audience.as_deref()
     }
 
     /// Whose audience the token will have.

@@ -177,7 +177,10 @@ impl fmt::Display for Error {
             ),
             Error::Timeout { endpoint, after } => write!(
                 f,
-                "{endpoint} did not answer within {after:?}: check network access to it, or raise the timeout"
+                "{endpoint} did not answer within {}: check network access to it, or raise the \
+                 timeout with BOTAUTH_HTTP_TIMEOUT (seconds, or e.g. `90s`; `http_timeout` in a \
+                 botauth file)",
+                seconds(*after)
             ),
             Error::InvalidResponse {
                 endpoint,
@@ -207,6 +210,17 @@ impl std::error::Error for Error {
 /// Whole seconds, rounded up: "0s remain" must not be said while part of a second is left.
 fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// A duration as people write it: `30 s`, `1.5 s`, `250 ms`.
+pub(crate) fn seconds(d: std::time::Duration) -> String {
+    if d < std::time::Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 fn retry_hint(retry_after: Option<Duration>) -> String {
@@ -316,6 +330,22 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_timeout_names_the_setting_that_raises_it() {
+        let e = Error::Timeout {
+            endpoint: "https://login.microsoftonline.com/t/oauth2/v2.0/token".into(),
+            after: std::time::Duration::from_secs(30),
+        };
+        assert_eq!(
+            e.to_string(),
+            "https://login.microsoftonline.com/t/oauth2/v2.0/token did not answer within 30 s: check \
+             network access to it, or raise the timeout with BOTAUTH_HTTP_TIMEOUT (seconds, or e.g. \
+             `90s`; `http_timeout` in a botauth file)"
+        );
+        assert_eq!(seconds(std::time::Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(seconds(std::time::Duration::from_millis(250)), "250 ms");
+    }
+
     use super::*;
 
     #[test]

@@ -107,6 +107,21 @@ impl IdentityCredentials {
         config: &BotAuthConfig,
         entry: &CredentialConfig,
     ) -> Result<Option<Arc<dyn CredentialProvider>>> {
+        // A configured HTTP timeout (`BOTAUTH_HTTP_TIMEOUT`, `http_timeout`) applies to every
+        // request of the entry: the identity endpoint's and Entra's.
+        if let Some(timeout) = config.http_timeout {
+            let mut this = self.clone();
+            this.options = this.options.timeout(timeout);
+            return this.build_entry(config, entry);
+        }
+        self.build_entry(config, entry)
+    }
+
+    fn build_entry(
+        &self,
+        config: &BotAuthConfig,
+        entry: &CredentialConfig,
+    ) -> Result<Option<Arc<dyn CredentialProvider>>> {
         Ok(Some(match entry {
             CredentialConfig::ManagedIdentity { id } => {
                 Arc::new(self.managed_identity().id(id.clone()).build()?)
@@ -158,6 +173,7 @@ impl IdentityCredentials {
                 ClientAuth::Assertion(assertion),
             )
             .clock(Arc::clone(&self.clock))
+            .http_options(self.options)
             .build()?,
         ))
     }

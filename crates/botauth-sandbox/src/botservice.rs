@@ -136,6 +136,14 @@ impl BotKeys {
         }
     }
 
+    /// The published `endorsements` of the key `kid` (`None`: not published, or none listed).
+    pub(crate) fn endorsements(&self, kid: &str) -> Option<Vec<String>> {
+        self.published
+            .iter()
+            .find(|p| p.key.kid() == kid)
+            .and_then(|p| p.endorsements.clone())
+    }
+
     fn jwks(&self) -> Value {
         let keys: Vec<Value> = self
             .published

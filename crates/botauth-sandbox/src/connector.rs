@@ -122,6 +122,9 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Caller, String> {
             format!("not a token this sandbox issued ({entra} with the Entra key, {mi} with the managed identity key)")
         })
     })?;
+    if shared.console.is_expired(&claims) {
+        return Err("token has expired (sandbox: expired from the console)".into());
+    }
     let claim = |name: &str| claims.get(name).and_then(Value::as_str);
     let audience = claim("aud").unwrap_or_default();
     // Bot Connector resources, plus whatever the sandbox was told to accept: a skill's reply

@@ -8,6 +8,7 @@ mod certificate;
 mod channel;
 mod clock;
 mod connector;
+mod console;
 mod demo;
 mod entra;
 mod error;
@@ -21,6 +22,7 @@ mod registrations;
 mod server;
 mod state;
 mod tls;
+mod token_service;
 
 #[cfg(test)]
 mod testkit;
@@ -30,6 +32,7 @@ pub use botservice::ChannelTokenClaims;
 pub use certificate::GeneratedCertificate;
 pub use channel::{DEMO_CONVERSATION_ID, DEMO_USER_ID, Delivery};
 pub use connector::ConnectorPost;
+pub use console::{ChatTarget, Console, ConsoleFault};
 pub use demo::{DEMO_SERVICE_ACCOUNT, DemoCredential, DemoEnvironment};
 pub use faults::Fault;
 pub use log::{RequestRecord, Route};

@@ -232,8 +232,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/v3/conversations/{conversation}/activities/{activity}",
             post(connector::post_activity),
         )
+        .merge(crate::token_service::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&shared), observe))
+        // The console's own page and stream are not sandbox traffic: outside `observe`.
+        .merge(crate::console::router())
         .with_state(shared)
 }
 
@@ -243,9 +246,13 @@ async fn not_found(headers: HeaderMap) -> Response {
 }
 
 /// Applies injected faults, echoes `client-request-id`, and logs every request.
-async fn observe(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
+async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let at = Instant::now();
     let route = Route::classify(request.uri().path());
+    let (mut request, capture) = match crate::console::capture(&shared, route, request).await {
+        Ok(captured) => captured,
+        Err(response) => return response,
+    };
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let headers = request.headers().clone();
@@ -258,6 +265,7 @@ async fn observe(State(shared): State<Arc<Shared>>, mut request: Request, next: 
         }
     };
 
+    let injected = matches!(fault, Some(Fault::Status { .. } | Fault::StatusFor { .. }));
     let mut response = match fault {
         Some(Fault::StatusFor { status, duration }) => {
             shared.lock().mi.open_outage(route, status, duration);
@@ -297,6 +305,9 @@ async fn observe(State(shared): State<Arc<Shared>>, mut request: Request, next: 
         }
     }
 
+    if let Some(capture) = capture {
+        response = capture.finish(&shared, injected, response).await;
+    }
     let form = response
         .extensions_mut()
         .remove::<FormInfo>()

@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) entra_key: SigningKey,
     /// Signs managed-identity tokens (federated assertions).
     pub(crate) mi_key: SigningKey,
+    /// The web console's feed and state (off until opened).
+    pub(crate) console: crate::console::Hub,
     inner: Mutex<Inner>,
 }
 
@@ -56,6 +58,8 @@ pub(crate) struct Inner {
     pub(crate) posts: Vec<ConnectorPost>,
     /// Managed identities, endpoint secrets and outage windows.
     pub(crate) mi: MiState,
+    /// The Bot Framework Token Service: OAuth connections, user tokens, sign-ins.
+    pub(crate) token_service: crate::token_service::TokenServiceState,
 }
 
 impl Inner {
@@ -70,6 +74,7 @@ impl Inner {
             bot,
             posts: Vec::new(),
             mi: MiState::default(),
+            token_service: Default::default(),
         }
     }
 
@@ -97,6 +102,7 @@ impl Shared {
             http_url,
             entra_key,
             mi_key,
+            console: crate::console::Hub::default(),
             inner: Mutex::new(inner),
         })
     }

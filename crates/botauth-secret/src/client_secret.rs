@@ -5,6 +5,7 @@ use botauth_core::{
     AccessToken, BotAuthConfig, Cloud, CredentialConfig, CredentialInfo, CredentialProvider, Error,
     Result, Secret, TokenRequest,
 };
+use botauth_token::http::HttpOptions;
 use botauth_token::{ClientAuth, ClientCredentialsClient, ClientCredentialsClientBuilder};
 
 /// A client-secret credential: Entra ID's client-credentials grant with `client_secret`.
@@ -105,9 +106,11 @@ impl ClientSecretCredential {
     pub fn from_parts(config: &BotAuthConfig, secret: Secret) -> Result<Self> {
         let client_id = config.require_client_id("client_id")?;
         let tenant_id = config.require_tenant_id("tenant_id")?;
-        Self::builder(tenant_id, client_id, secret)
-            .cloud(&config.cloud)
-            .build()
+        let mut builder = Self::builder(tenant_id, client_id, secret).cloud(&config.cloud);
+        if let Some(timeout) = config.http_timeout {
+            builder = builder.http_options(HttpOptions::default().timeout(timeout));
+        }
+        builder.build()
     }
 
     /// The token endpoint this credential posts to.

@@ -1,9 +1,10 @@
 //! [`TokenManager`]: botauth's one token cache (docs/protocol.md §5).
 
 use std::fmt;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use async_trait::async_trait;
 use botauth_core::{
     AccessToken, Clock, CredentialInfo, CredentialProvider, Error, Result, SystemClock,
@@ -111,10 +112,22 @@ impl State {
     }
 }
 
+/// What a cache hit needs, published as one immutable value: the token, and the instant until
+/// which it is handed out without a look at the slot's state (its refresh time, or the moment
+/// it stops being usable if that comes first).
+struct Snapshot {
+    token: AccessToken,
+    serve_until: SystemTime,
+}
+
 struct Slot {
     tenant: Option<String>,
     scopes: Vec<String>,
     state: Mutex<State>,
+    /// The state's token, for the hit path: one atomic load, no lock. Written only with the
+    /// state's lock held, whenever the state's token or refresh time changes, so it never
+    /// serves a token the state has dropped (invalidated, forced out, cleared).
+    snapshot: ArcSwapOption<Snapshot>,
 }
 
 impl Slot {
@@ -140,6 +153,43 @@ impl Slot {
         // single assignment), so a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Sets the state's token and refresh time, and publishes them to the hit path. `state` is
+    /// this slot's, locked.
+    fn set_token(
+        &self,
+        state: &mut State,
+        token: Option<AccessToken>,
+        refresh_at: SystemTime,
+        expiry_margin: Duration,
+    ) {
+        let snapshot = token.as_ref().map(|token| {
+            let unusable_at = token
+                .expires_on
+                .checked_sub(expiry_margin)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            Arc::new(Snapshot {
+                token: token.clone(),
+                serve_until: refresh_at.min(unusable_at),
+            })
+        });
+        state.token = token;
+        state.refresh_at = refresh_at;
+        self.snapshot.store(snapshot);
+    }
+
+    /// Drops the state's token (and its snapshot). `state` is this slot's, locked.
+    fn drop_token(&self, state: &mut State) {
+        state.token = None;
+        self.snapshot.store(None);
+    }
+
+    /// The published token, when it may be served at `now` without the state's lock.
+    fn hit(&self, now: SystemTime) -> Option<AccessToken> {
+        let snapshot = self.snapshot.load();
+        let snapshot = snapshot.as_ref()?;
+        (now < snapshot.serve_until).then(|| snapshot.token.clone())
+    }
 }
 
 struct Inner {
@@ -147,7 +197,10 @@ struct Inner {
     info: CredentialInfo,
     clock: Arc<dyn Clock>,
     options: ManagerOptions,
-    slots: RwLock<Vec<Arc<Slot>>>,
+    /// The slots, replaced whole when one is added or dropped (rare), so that finding one is a
+    /// lock-free load. Writers take `slots_write` first.
+    slots: ArcSwap<Vec<Arc<Slot>>>,
+    slots_write: Mutex<()>,
 }
 
 /// The outbound token cache: wraps any [`CredentialProvider`] and gives callers a valid token,
@@ -182,7 +235,7 @@ impl fmt::Debug for TokenManager {
         f.debug_struct("TokenManager")
             .field("credential", &self.inner.info)
             .field("options", &self.inner.options)
-            .field("entries", &self.inner.read_slots().len())
+            .field("entries", &self.inner.slots.load().len())
             .finish_non_exhaustive()
     }
 }
@@ -235,7 +288,8 @@ impl TokenManagerBuilder {
                 info,
                 clock: self.clock,
                 options: self.options,
-                slots: RwLock::new(Vec::new()),
+                slots: ArcSwap::from_pointee(Vec::new()),
+                slots_write: Mutex::new(()),
             }),
         }
     }
@@ -281,6 +335,10 @@ impl TokenManager {
         &self,
         request: &TokenRequest,
     ) -> Result<(AccessToken, TokenSource)> {
+        // The hit path: two atomic loads, the key comparison, one clone; no lock.
+        if let Some(token) = self.inner.hit(request) {
+            return Ok((token, TokenSource::Cache));
+        }
         let slot = self.inner.slot(request)?;
         let plan = self.inner.plan(&slot, request, false)?;
         match plan {
@@ -307,7 +365,7 @@ impl TokenManager {
     pub fn invalidate(&self, request: &TokenRequest) {
         if let Some(slot) = self.inner.find(request) {
             let mut state = slot.lock();
-            state.token = None;
+            slot.drop_token(&mut state);
             state.failure = None;
         }
     }
@@ -316,16 +374,15 @@ impl TokenManager {
     /// [`invalidate`](Self::invalidate)).
     pub fn clear(&self) {
         let now = self.inner.clock.now();
-        self.inner
-            .slots
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|slot| {
-                let mut state = slot.lock();
-                state.token = None;
-                state.failure = None;
-                state.held(now).is_some()
-            });
+        let _writer = self.inner.write_slots();
+        let mut slots = Vec::clone(&self.inner.slots.load());
+        slots.retain(|slot| {
+            let mut state = slot.lock();
+            slot.drop_token(&mut state);
+            state.failure = None;
+            state.held(now).is_some()
+        });
+        self.inner.slots.store(Arc::new(slots));
     }
 }
 
@@ -341,15 +398,28 @@ fn abandoned() -> Error {
 }
 
 impl Inner {
-    fn read_slots(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Slot>>> {
-        self.slots.read().unwrap_or_else(|p| p.into_inner())
+    fn write_slots(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.slots_write
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn find(&self, request: &TokenRequest) -> Option<Arc<Slot>> {
-        self.read_slots()
+        self.slots
+            .load()
             .iter()
             .find(|s| s.matches(request))
             .cloned()
+    }
+
+    /// A cached token for `request` that needs no refresh yet, from the published snapshot.
+    fn hit(&self, request: &TokenRequest) -> Option<AccessToken> {
+        let now = self.clock.now();
+        self.slots
+            .load()
+            .iter()
+            .find(|s| s.matches(request))?
+            .hit(now)
     }
 
     fn slot(&self, request: &TokenRequest) -> Result<Arc<Slot>> {
@@ -357,7 +427,8 @@ impl Inner {
             return Ok(slot);
         }
         let scopes = request.required_scopes()?;
-        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.write_slots();
+        let mut slots = Vec::clone(&self.slots.load());
         if let Some(slot) = slots.iter().find(|s| s.matches(request)) {
             return Ok(slot.clone());
         }
@@ -381,8 +452,10 @@ impl Inner {
                 next_background: SystemTime::UNIX_EPOCH,
                 hold: None,
             }),
+            snapshot: ArcSwapOption::empty(),
         });
         slots.push(slot.clone());
+        self.slots.store(Arc::new(slots));
         Ok(slot)
     }
 
@@ -438,7 +511,7 @@ impl Inner {
             }
         }
         if force {
-            state.token = None;
+            slot.drop_token(&mut state);
         }
         let rx = match &state.flight {
             Some(rx) => rx.clone(),
@@ -552,8 +625,13 @@ impl Inner {
         state.flight = None;
         match result {
             Ok(token) => {
-                state.refresh_at = self.refresh_at(token, now);
-                state.token = Some(token.clone());
+                let refresh_at = self.refresh_at(token, now);
+                slot.set_token(
+                    &mut state,
+                    Some(token.clone()),
+                    refresh_at,
+                    self.options.expiry_margin,
+                );
                 state.failure = None;
                 state.next_background = SystemTime::UNIX_EPOCH;
                 state.hold = None;
@@ -1227,6 +1305,48 @@ mod tests {
             token_text(&m.force_refresh(&req()).await.unwrap()),
             "token-2"
         );
+    }
+
+    /// The lock-free hit path serves the published snapshot only: never past the refresh time
+    /// (the slow path then starts the background refresh), and never a token that was dropped,
+    /// forced out or cleared.
+    #[tokio::test(start_paused = true)]
+    async fn the_hit_path_follows_every_change_of_the_token() {
+        let fake = Fake::new(Duration::ZERO);
+        fake.then(Next::Token {
+            lifetime: Duration::from_secs(3600),
+            refresh_in: Some(Duration::from_secs(600)),
+        });
+        let m = manager(&fake);
+        m.get_token(&req()).await.unwrap();
+        for _ in 0..3 {
+            let (t, source) = m.get_token_with_source(&req()).await.unwrap();
+            assert_eq!((token_text(&t), source), ("token-1", TokenSource::Cache));
+        }
+        // One second before the refresh time: still a plain hit. At it: the slow path.
+        tokio::time::advance(Duration::from_secs(599)).await;
+        let (_, source) = m.get_token_with_source(&req()).await.unwrap();
+        assert_eq!(source, TokenSource::Cache);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (t, source) = m.get_token_with_source(&req()).await.unwrap();
+        assert_eq!(
+            (token_text(&t), source),
+            ("token-1", TokenSource::CacheRefreshing)
+        );
+        settle().await;
+        let (t, source) = m.get_token_with_source(&req()).await.unwrap();
+        assert_eq!((token_text(&t), source), ("token-2", TokenSource::Cache));
+        // Forced out, invalidated, cleared: each time the next caller gets a new token.
+        assert_eq!(
+            token_text(&m.force_refresh(&req()).await.unwrap()),
+            "token-3"
+        );
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-3");
+        m.invalidate(&req());
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-4");
+        m.clear();
+        assert_eq!(token_text(&m.get_token(&req()).await.unwrap()), "token-5");
+        assert_eq!(fake.calls(), 5);
     }
 
     #[tokio::test(start_paused = true)]

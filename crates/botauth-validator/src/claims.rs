@@ -1,6 +1,7 @@
 //! The result of a successful validation.
 
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -30,7 +31,41 @@ struct Inner {
     caller_id: Option<String>,
     tenant_id: Option<String>,
     expires_at: i64,
-    claims: Map<String, Value>,
+    claims: LazyClaims,
+}
+
+/// All claims of the token, kept as the JSON text they came in and parsed into a map the first
+/// time a handler asks: validation itself reads only the claims its rules need, from the same
+/// text, with the same refusal of duplicate members (docs/protocol.md §6). The text passed that
+/// strict parse, so the map cannot fail to build.
+struct LazyClaims {
+    json: Box<str>,
+    map: OnceLock<Map<String, Value>>,
+}
+
+impl LazyClaims {
+    fn get(&self) -> &Map<String, Value> {
+        self.map
+            .get_or_init(|| serde_json::from_str(&self.json).unwrap_or_default())
+    }
+}
+
+impl fmt::Debug for LazyClaims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl PartialEq for LazyClaims {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json || self.get() == other.get()
+    }
+}
+
+impl Serialize for LazyClaims {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(serializer)
+    }
 }
 
 /// Builds [`BotClaims`] inside the crate.
@@ -44,7 +79,8 @@ pub(crate) struct Parts {
     pub(crate) caller_id: Option<String>,
     pub(crate) tenant_id: Option<String>,
     pub(crate) expires_at: i64,
-    pub(crate) claims: Map<String, Value>,
+    /// The payload's JSON text (a strictly parsed object).
+    pub(crate) claims_json: String,
 }
 
 impl From<Parts> for BotClaims {
@@ -58,7 +94,10 @@ impl From<Parts> for BotClaims {
             caller_id: p.caller_id,
             tenant_id: p.tenant_id,
             expires_at: p.expires_at,
-            claims: p.claims,
+            claims: LazyClaims {
+                json: p.claims_json.into_boxed_str(),
+                map: OnceLock::new(),
+            },
         }))
     }
 }
@@ -108,11 +147,11 @@ impl BotClaims {
 
     /// All claims of the token, as sent.
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.0.claims
+        self.0.claims.get()
     }
 
     /// One claim, as sent.
     pub fn claim(&self, name: &str) -> Option<&Value> {
-        self.0.claims.get(name)
+        self.0.claims.get().get(name)
     }
 }

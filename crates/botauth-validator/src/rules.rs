@@ -1,18 +1,63 @@
 //! The claim rules of docs/protocol.md §6, as pure functions over parsed claims.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 use crate::error::{Error, Result};
+use crate::token::{Claim, Members};
+
+/// A claim as the rules see it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ClaimRef<'a> {
+    Str(&'a str),
+    Num(&'a Number),
+    /// An array: its length, and its first element when that is a string.
+    Array {
+        len: usize,
+        first: Option<&'a str>,
+    },
+    Other,
+}
+
+/// Where the rules read claims from: the members a token's payload was parsed into, or (in
+/// tests and for callers with a map) a JSON map.
+pub(crate) trait Claims {
+    fn claim(&self, name: &str) -> Option<ClaimRef<'_>>;
+}
+
+impl<const N: usize> Claims for Members<'_, N> {
+    fn claim(&self, name: &str) -> Option<ClaimRef<'_>> {
+        Some(match self.get(name)? {
+            Claim::Str(s) => ClaimRef::Str(s),
+            Claim::Num(n) => ClaimRef::Num(n),
+            Claim::Array { len, first } => ClaimRef::Array {
+                len: *len,
+                first: first.as_deref(),
+            },
+            Claim::Other => ClaimRef::Other,
+        })
+    }
+}
+
+impl Claims for Map<String, Value> {
+    fn claim(&self, name: &str) -> Option<ClaimRef<'_>> {
+        Some(match self.get(name)? {
+            Value::String(s) => ClaimRef::Str(s),
+            Value::Number(n) => ClaimRef::Num(n),
+            Value::Array(items) => ClaimRef::Array {
+                len: items.len(),
+                first: items.first().and_then(Value::as_str),
+            },
+            _ => ClaimRef::Other,
+        })
+    }
+}
 
 /// A NumericDate claim (`exp`, `nbf`): a JSON number, possibly fractional (RFC 7519 §2). A string
 /// or any other type is a rejection, not "absent".
-pub(crate) fn numeric_date(
-    claims: &Map<String, Value>,
-    claim: &'static str,
-) -> Result<Option<i64>> {
-    match claims.get(claim) {
+pub(crate) fn numeric_date(claims: &impl Claims, claim: &'static str) -> Result<Option<i64>> {
+    match claims.claim(claim) {
         None => Ok(None),
-        Some(Value::Number(n)) => {
+        Some(ClaimRef::Num(n)) => {
             if let Some(i) = n.as_i64() {
                 Ok(Some(i))
             } else {
@@ -42,32 +87,29 @@ pub(crate) fn check_time(now: i64, nbf: Option<i64>, exp: i64, skew: i64) -> Res
 
 /// A string claim: `Ok(None)` when absent, a rejection when present with another type.
 pub(crate) fn string_claim<'a>(
-    claims: &'a Map<String, Value>,
+    claims: &'a impl Claims,
     claim: &'static str,
 ) -> Result<Option<&'a str>> {
-    match claims.get(claim) {
+    match claims.claim(claim) {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
+        Some(ClaimRef::Str(s)) => Ok(Some(s)),
         Some(_) => Err(Error::ClaimType { claim }),
     }
 }
 
-pub(crate) fn required_string<'a>(
-    claims: &'a Map<String, Value>,
-    claim: &'static str,
-) -> Result<&'a str> {
+pub(crate) fn required_string<'a>(claims: &'a impl Claims, claim: &'static str) -> Result<&'a str> {
     string_claim(claims, claim)?.ok_or(Error::MissingClaim { claim })
 }
 
 /// `aud`: a string, or an array of exactly one string, equal to one of `accepted` (docs/protocol.md §6
 /// rule 4). Returns the audience that matched.
-pub(crate) fn audience<'a>(claims: &Map<String, Value>, accepted: &'a [String]) -> Result<&'a str> {
-    let aud = match claims.get("aud") {
+pub(crate) fn audience<'a>(claims: &impl Claims, accepted: &'a [String]) -> Result<&'a str> {
+    let aud = match claims.claim("aud") {
         None => return Err(Error::MissingClaim { claim: "aud" }),
-        Some(Value::String(s)) => s.as_str(),
-        Some(Value::Array(items)) => match items.as_slice() {
-            [Value::String(s)] => s.as_str(),
-            [] | [_] => return Err(Error::ClaimType { claim: "aud" }),
+        Some(ClaimRef::Str(s)) => s,
+        Some(ClaimRef::Array { len, first }) => match (len, first) {
+            (1, Some(s)) => s,
+            (0 | 1, _) => return Err(Error::ClaimType { claim: "aud" }),
             // Several audiences: the token was meant for more than this bot.
             _ => return Err(Error::Audience),
         },

@@ -1,11 +1,13 @@
 //! Strict compact-JWS parsing: exactly three base64url segments, size limits, JSON objects without
 //! duplicate members, and the header rules that must hold before any key is looked up.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use openssl::hash::MessageDigest;
+use openssl::md::{Md, MdRef};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
@@ -49,11 +51,20 @@ impl Algorithm {
         }
     }
 
-    pub(crate) fn digest(self) -> MessageDigest {
+    pub(crate) fn md(self) -> &'static MdRef {
         match self {
-            Algorithm::Rs256 => MessageDigest::sha256(),
-            Algorithm::Rs384 => MessageDigest::sha384(),
-            Algorithm::Rs512 => MessageDigest::sha512(),
+            Algorithm::Rs256 => Md::sha256(),
+            Algorithm::Rs384 => Md::sha384(),
+            Algorithm::Rs512 => Md::sha512(),
+        }
+    }
+
+    /// A dense index, for per-algorithm tables.
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Algorithm::Rs256 => 0,
+            Algorithm::Rs384 => 1,
+            Algorithm::Rs512 => 2,
         }
     }
 }
@@ -82,34 +93,328 @@ impl Default for Limits {
     }
 }
 
-/// A JSON object that refuses duplicate members: two parsers disagreeing on which `alg` or `aud`
-/// counts is how confused-deputy bugs start.
-struct StrictObject(Map<String, Value>);
+/// The value of a member the rules read, borrowed from the JSON text where it can be.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Claim<'a> {
+    Str(Cow<'a, str>),
+    Num(Number),
+    /// An array: its length, and its first element when that is a string.
+    Array {
+        len: usize,
+        first: Option<Cow<'a, str>>,
+    },
+    /// `null`, a boolean or an object.
+    Other,
+}
 
-impl<'de> serde::Deserialize<'de> for StrictObject {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = StrictObject;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(
-                self,
-                mut access: A,
-            ) -> std::result::Result<StrictObject, A::Error> {
-                let mut map = Map::new();
-                while let Some(key) = access.next_key::<String>()? {
-                    if map.contains_key(&key) {
+/// The members named in `names` of a JSON object, parsed into [`Claim`]s; every other member is
+/// read (so the text is checked exactly as a full parse would) but not kept.
+#[derive(Debug)]
+pub(crate) struct Members<'a, const N: usize> {
+    names: &'static [&'static str; N],
+    values: [Option<Claim<'a>>; N],
+}
+
+impl<'a, const N: usize> Members<'a, N> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Claim<'a>> {
+        let i = self.names.iter().position(|n| *n == name)?;
+        self.values[i].as_ref()
+    }
+
+    fn take(&mut self, name: &str) -> Option<Claim<'a>> {
+        let i = self.names.iter().position(|n| *n == name)?;
+        self.values[i].take()
+    }
+}
+
+/// The header members the rules read.
+const HEADER_MEMBERS: [&str; 3] = ["alg", "kid", "crit"];
+
+/// The claims the rules read (docs/protocol.md §6 rules 4, 5, 6 and 8). The others stay in the
+/// text for [`BotClaims::claims`](crate::BotClaims::claims).
+pub(crate) const CLAIM_MEMBERS: [&str; 9] = [
+    "iss",
+    "aud",
+    "exp",
+    "nbf",
+    "serviceurl",
+    "appid",
+    "azp",
+    "ver",
+    "tid",
+];
+
+/// Parses a JSON object, refusing duplicate members: two parsers disagreeing on which `alg` or
+/// `aud` counts is how confused-deputy bugs start. serde_json validates UTF-8 (the text is a
+/// `str`) and caps nesting at 128 levels, so neither invalid text nor deeply nested JSON can
+/// crash the parser; the members nobody reads are checked as strictly as a full parse into
+/// `serde_json::Value` would (escapes, numbers, depth) without being built.
+fn members<'a, const N: usize>(
+    text: &'a str,
+    names: &'static [&'static str; N],
+    what: &'static str,
+) -> Result<Members<'a, N>> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let values = deserializer
+        .deserialize_map(ObjectVisitor { names })
+        .map_err(|_| Error::malformed(what))?;
+    deserializer.end().map_err(|_| Error::malformed(what))?;
+    Ok(Members { names, values })
+}
+
+struct ObjectVisitor<const N: usize> {
+    names: &'static [&'static str; N],
+}
+
+impl<'de, const N: usize> Visitor<'de> for ObjectVisitor<N> {
+    type Value = [Option<Claim<'de>>; N];
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut access: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut values: [Option<Claim<'de>>; N] = std::array::from_fn(|_| None);
+        let mut others = Seen::default();
+        while let Some(key) = access.next_key_seed(KeySeed)? {
+            match self.names.iter().position(|n| *n == key) {
+                Some(i) => {
+                    if values[i].is_some() {
                         return Err(de::Error::custom("duplicate member"));
                     }
-                    let value: Value = access.next_value()?;
-                    map.insert(key, value);
+                    values[i] = Some(access.next_value_seed(ClaimSeed)?);
                 }
-                Ok(StrictObject(map))
+                None => {
+                    if !others.insert(key) {
+                        return Err(de::Error::custom("duplicate member"));
+                    }
+                    access.next_value_seed(Checked)?;
+                }
             }
         }
-        deserializer.deserialize_map(V)
+        Ok(values)
+    }
+}
+
+/// Member names seen so far: a short list scanned in place, without allocating (tokens have
+/// a dozen members or so), then a hash set, so that a payload of thousands of members stays
+/// linear.
+struct Seen<'a> {
+    few: [Option<Cow<'a, str>>; Seen::FEW],
+    len: usize,
+    many: Option<HashSet<Cow<'a, str>>>,
+}
+
+impl Default for Seen<'_> {
+    fn default() -> Self {
+        Seen {
+            few: std::array::from_fn(|_| None),
+            len: 0,
+            many: None,
+        }
+    }
+}
+
+impl<'a> Seen<'a> {
+    const FEW: usize = 16;
+
+    /// `false` when `name` was seen before.
+    fn insert(&mut self, name: Cow<'a, str>) -> bool {
+        if let Some(many) = &mut self.many {
+            return many.insert(name);
+        }
+        if self.few[..self.len].iter().flatten().any(|n| *n == name) {
+            return false;
+        }
+        if self.len < Self::FEW {
+            self.few[self.len] = Some(name);
+            self.len += 1;
+        } else {
+            let mut many: HashSet<Cow<'a, str>> =
+                self.few.iter_mut().flat_map(Option::take).collect();
+            many.insert(name);
+            self.many = Some(many);
+        }
+        true
+    }
+}
+
+/// A member name, borrowed unless it had escapes (`\u0069d` and `id` are the same name).
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> std::result::Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// A value the rules read.
+struct ClaimSeed;
+
+impl<'de> DeserializeSeed<'de> for ClaimSeed {
+    type Value = Claim<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ClaimSeed {
+    type Value = Claim<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+        Ok(Claim::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Ok(Claim::Str(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> std::result::Result<Self::Value, E> {
+        Ok(Claim::Str(Cow::Owned(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Self::Value, E> {
+        Ok(Claim::Num(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Self::Value, E> {
+        Ok(Claim::Num(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Self::Value, E> {
+        Ok(Number::from_f64(v).map_or(Claim::Other, Claim::Num))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self::Value, E> {
+        Ok(Claim::Other)
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(Claim::Other)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(
+        self,
+        mut access: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let Some(first) = access.next_element_seed(FirstSeed)? else {
+            return Ok(Claim::Array {
+                len: 0,
+                first: None,
+            });
+        };
+        let mut len = 1;
+        while access.next_element_seed(Checked)?.is_some() {
+            len += 1;
+        }
+        Ok(Claim::Array { len, first })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> std::result::Result<Self::Value, A::Error> {
+        Checked.visit_map(access).map(|()| Claim::Other)
+    }
+}
+
+/// An array's first element: kept when it is a string, checked otherwise.
+struct FirstSeed;
+
+impl<'de> DeserializeSeed<'de> for FirstSeed {
+    type Value = Option<Cow<'de, str>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        match ClaimSeed.deserialize(d)? {
+            Claim::Str(s) => Ok(Some(s)),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A value nobody reads, checked as strictly as `serde_json::Value` would check it (every
+/// string unescaped and validated, every number in range, nesting bounded) and then dropped.
+#[derive(Clone, Copy)]
+struct Checked;
+
+impl<'de> DeserializeSeed<'de> for Checked {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> std::result::Result<(), A::Error> {
+        while access.next_element_seed(Checked)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> std::result::Result<(), A::Error> {
+        // Names of nested objects are strings like any other; `Value` keeps the last of two
+        // equal ones, and so does nothing here.
+        while access.next_key_seed(Checked)?.is_some() {
+            access.next_value_seed(Checked)?;
+        }
+        Ok(())
     }
 }
 
@@ -119,12 +424,9 @@ fn decode_segment(segment: &str, what: &'static str) -> Result<Vec<u8>> {
         .map_err(|_| Error::malformed(what))
 }
 
-fn json_object(bytes: &[u8], what: &'static str) -> Result<Map<String, Value>> {
-    // serde_json validates UTF-8 and caps nesting at 128 levels, so neither invalid text nor
-    // deeply nested JSON can crash the parser.
-    serde_json::from_slice::<StrictObject>(bytes)
-        .map(|o| o.0)
-        .map_err(|_| Error::malformed(what))
+/// A segment's JSON text: base64url, then UTF-8.
+fn decode_text(segment: &str, base64: &'static str, json: &'static str) -> Result<String> {
+    String::from_utf8(decode_segment(segment, base64)?).map_err(|_| Error::malformed(json))
 }
 
 /// The deepest nesting an activity body may have, counting the body itself as level 1. Bounding
@@ -256,19 +558,41 @@ pub(crate) fn activity_object(bytes: &[u8]) -> Option<Map<String, Value>> {
     }
 }
 
-/// A parsed, not yet verified, token.
+/// A parsed, not yet verified, token: the header judged, the payload decoded to text.
 #[derive(Debug)]
 pub(crate) struct Parsed<'a> {
     pub(crate) alg: Algorithm,
     pub(crate) kid: String,
-    pub(crate) claims: Map<String, Value>,
+    /// The payload's JSON text, not parsed yet: see [`Parsed::claims`].
+    pub(crate) payload: String,
     pub(crate) signing_input: &'a [u8],
-    pub(crate) signature: Vec<u8>,
+    signature: &'a str,
+}
+
+const PAYLOAD_NOT_JSON: &str = "the payload is not a JSON object (UTF-8, no duplicate members)";
+
+impl Parsed<'_> {
+    /// The claims the rules read, from the payload (a strict parse of all of it: malformed JSON
+    /// or a duplicate member anywhere at the top level is refused).
+    pub(crate) fn claims(&self) -> Result<Members<'_, 9>> {
+        members(&self.payload, &CLAIM_MEMBERS, PAYLOAD_NOT_JSON)
+    }
+
+    /// The decoded signature.
+    pub(crate) fn signature(&self) -> Result<Vec<u8>> {
+        let signature = decode_segment(self.signature, "the signature is not base64url")?;
+        if signature.is_empty() {
+            return Err(Error::malformed("the signature is empty"));
+        }
+        Ok(signature)
+    }
 }
 
 /// Parses a compact JWS and applies the header rules (docs/protocol.md §6 rules 2 and 3): `alg` in
 /// `allowed` and `crit` absent are decided here, before any key is looked up; `kid` must be
-/// present; `jku`, `x5u`, `jwk`, `x5c` are never read.
+/// present; `jku`, `x5u`, `jwk`, `x5c` are never read. The payload is decoded here; its JSON
+/// ([`Parsed::claims`]) and then the signature ([`Parsed::signature`]) are read next, in that
+/// order.
 pub(crate) fn parse<'a>(
     token: &'a str,
     allowed: &[Algorithm],
@@ -295,36 +619,31 @@ pub(crate) fn parse<'a>(
             limit: limits.max_header_bytes,
         });
     }
-    let header = json_object(
-        &decode_segment(header_segment, "the header is not base64url")?,
-        "the header is not a JSON object (UTF-8, no duplicate members)",
+    const HEADER_NOT_JSON: &str = "the header is not a JSON object (UTF-8, no duplicate members)";
+    let header_text = decode_text(
+        header_segment,
+        "the header is not base64url",
+        HEADER_NOT_JSON,
     )?;
-    if header.contains_key("crit") {
+    let mut header = members(&header_text, &HEADER_MEMBERS, HEADER_NOT_JSON)?;
+    if header.get("crit").is_some() {
         return Err(Error::CriticalHeader);
     }
-    let alg = header
-        .get("alg")
-        .and_then(Value::as_str)
-        .and_then(Algorithm::from_name)
-        .filter(|a| allowed.contains(a))
-        .ok_or(Error::Algorithm)?;
-    let kid = match header.get("kid") {
-        Some(Value::String(kid)) if !kid.is_empty() => kid.clone(),
+    let alg = match header.get("alg") {
+        Some(Claim::Str(name)) => Algorithm::from_name(name).filter(|a| allowed.contains(a)),
+        _ => None,
+    }
+    .ok_or(Error::Algorithm)?;
+    let kid = match header.take("kid") {
+        Some(Claim::Str(kid)) if !kid.is_empty() => kid.into_owned(),
         _ => return Err(Error::MissingKeyId),
     };
-    let claims = json_object(
-        &decode_segment(payload, "the payload is not base64url")?,
-        "the payload is not a JSON object (UTF-8, no duplicate members)",
-    )?;
-    let signature = decode_segment(signature, "the signature is not base64url")?;
-    if signature.is_empty() {
-        return Err(Error::malformed("the signature is empty"));
-    }
+    let payload_text = decode_text(payload, "the payload is not base64url", PAYLOAD_NOT_JSON)?;
     let signing_input = &token.as_bytes()[..header_segment.len() + 1 + payload.len()];
     Ok(Parsed {
         alg,
         kid,
-        claims,
+        payload: payload_text,
         signing_input,
         signature,
     })
@@ -364,10 +683,16 @@ mod tests {
         )
     }
 
+    /// Everything `Validator::verify` reads before the rules: header, claims, signature.
+    fn full(t: &str) -> Result<()> {
+        let p = parse(t, &Algorithm::DEFAULT, &Limits::default())?;
+        p.claims()?;
+        p.signature()?;
+        Ok(())
+    }
+
     fn kind(t: &str) -> ErrorKind {
-        parse(t, &Algorithm::DEFAULT, &Limits::default())
-            .unwrap_err()
-            .kind()
+        full(t).unwrap_err().kind()
     }
 
     #[test]
@@ -379,8 +704,11 @@ mod tests {
         let p = parse(&t, &Algorithm::DEFAULT, &Limits::default()).unwrap();
         assert_eq!(p.alg, Algorithm::Rs384);
         assert_eq!(p.kid, "k");
-        assert_eq!(p.claims["iss"], "i");
-        assert_eq!(p.signature, b"sig");
+        assert_eq!(
+            p.claims().unwrap().get("iss"),
+            Some(&Claim::Str(Cow::Borrowed("i")))
+        );
+        assert_eq!(p.signature().unwrap(), b"sig");
         let dot = t.rfind('.').unwrap();
         assert_eq!(p.signing_input, &t.as_bytes()[..dot]);
     }
@@ -463,6 +791,97 @@ mod tests {
         for t in &cases {
             assert_eq!(kind(t), ErrorKind::Malformed, "{t}");
         }
+    }
+
+    /// The typed parse refuses exactly what a full parse into `serde_json::Value` refused, at
+    /// the top level duplicates included, whether the member is one the rules read or not.
+    #[test]
+    fn typed_claims_refuse_what_the_full_parse_refused() {
+        let h = b64(br#"{"alg":"RS256","kid":"k"}"#);
+        let refused: &[&str] = &[
+            r#"{"iss":"a","iss":"b"}"#,
+            r#"{"jti":"a","jti":"b"}"#,
+            // The same name spelled with an escape is the same member.
+            r#"{"iss":"a","\u0069ss":"b"}"#,
+            r#"{"x":1,"\u0078":2}"#,
+            // Unread members are still checked: a lone surrogate, a number out of range,
+            // nesting past the limit, a control character, trailing text.
+            r#"{"x":"\ud800"}"#,
+            r#"{"x":["\udc00"]}"#,
+            r#"{"x":{"y":"\ud800"}}"#,
+            r#"{"x":1e999}"#,
+            r#"{"aud":[1e999]}"#,
+            "{\"x\":\"a\u{1}b\"}",
+            r#"{"x":1} x"#,
+            r#"{"x":tru}"#,
+        ];
+        for claims in refused {
+            let t = format!("{h}.{}.AA", b64(claims.as_bytes()));
+            assert_eq!(kind(&t), ErrorKind::Malformed, "{claims}");
+            // And serde_json's own parse agrees that the text is no strict object.
+            let strict = serde_json::from_str::<Map<String, Value>>(claims)
+                .ok()
+                .filter(|m| m.len() == claims.matches("\":").count());
+            assert!(strict.is_none(), "{claims}");
+        }
+        let many: String = (0..1_000).map(|i| format!("\"m{i}\":{i},")).collect();
+        let accepted = [
+            r#"{"iss":"a","x":{"y":1,"y":2},"l":[{"id":1},{"id":2}],"s":"\ud83d\ude00"}"#
+                .to_owned(),
+            format!("{{{many}\"iss\":\"a\"}}"),
+        ];
+        for claims in &accepted {
+            let t = format!("{h}.{}.AA", b64(claims.as_bytes()));
+            full(&t).unwrap();
+        }
+        // Many members with one duplicate at the end: still found, in linear time.
+        let t = format!("{h}.{}.AA", b64(format!("{{{many}\"m7\":1}}").as_bytes()));
+        assert_eq!(kind(&t), ErrorKind::Malformed);
+    }
+
+    #[test]
+    fn typed_claims_keep_the_values_the_rules_read() {
+        let t = token(
+            &json!({"alg": "RS256", "kid": "k\u{e9}"}),
+            &json!({"iss": "i\"s", "aud": ["a", 1], "exp": 1.5, "nbf": null, "tid": {"x": 1},
+                "azp": [], "ver": [7], "jti": "j"}),
+        );
+        let p = parse(&t, &Algorithm::DEFAULT, &Limits::default()).unwrap();
+        assert_eq!(p.kid, "k\u{e9}");
+        let c = p.claims().unwrap();
+        assert_eq!(c.get("iss"), Some(&Claim::Str("i\"s".into())));
+        assert_eq!(
+            c.get("aud"),
+            Some(&Claim::Array {
+                len: 2,
+                first: Some("a".into())
+            })
+        );
+        assert_eq!(
+            c.get("exp"),
+            Some(&Claim::Num(Number::from_f64(1.5).unwrap()))
+        );
+        assert_eq!(c.get("nbf"), Some(&Claim::Other));
+        assert_eq!(c.get("tid"), Some(&Claim::Other));
+        assert_eq!(
+            c.get("azp"),
+            Some(&Claim::Array {
+                len: 0,
+                first: None
+            })
+        );
+        assert_eq!(
+            c.get("ver"),
+            Some(&Claim::Array {
+                len: 1,
+                first: None
+            })
+        );
+        assert_eq!(c.get("appid"), None);
+        // Unread members are not kept, but the text is, whole.
+        assert_eq!(c.get("jti"), None);
+        let full: Map<String, Value> = serde_json::from_str(&p.payload).unwrap();
+        assert_eq!(full["jti"], "j");
     }
 
     #[test]

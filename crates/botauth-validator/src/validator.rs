@@ -19,7 +19,10 @@ use crate::profile::{
 };
 use crate::rules;
 use crate::token::{self, Algorithm, Limits};
-use crate::verified::{self, Verified, VerifiedCache, VerifiedToken};
+use crate::verified::{Verified, VerifiedCache, VerifiedToken};
+
+/// The verified-token cache's default byte bound.
+const DEFAULT_VERIFIED_BYTES: usize = 32 << 20;
 
 /// What the activity says about itself: the values the token's claims must agree with, and
 /// (from [`ActivityInfo::from_activity`]) the whole activity for the bot's claims checks.
@@ -111,6 +114,7 @@ pub struct ValidatorBuilder {
     http: HttpOptions,
     clock: Arc<dyn Clock>,
     verified_capacity: usize,
+    verified_bytes: usize,
     fixed: Vec<(String, Value)>,
     checks: ClaimsChecks,
 }
@@ -132,6 +136,7 @@ impl ValidatorBuilder {
             http: HttpOptions::default().timeout(Duration::from_secs(10)),
             clock: Arc::new(SystemClock),
             verified_capacity: 10_000,
+            verified_bytes: DEFAULT_VERIFIED_BYTES,
             fixed: Vec::new(),
             checks: ClaimsChecks::default(),
         }
@@ -155,16 +160,23 @@ impl ValidatorBuilder {
             if let Some(url) = &inbound.metadata_url {
                 profile.metadata_url.clone_from(url);
             }
+            if let Some(issuer) = &inbound.issuer {
+                profile.issuer.clone_from(issuer);
+            }
             builder = builder.bot_service(profile);
         }
         let authority = config.cloud.authority_host();
+        let entra_authority = match &inbound.entra_metadata_url {
+            Some(url) => authority_of_metadata("inbound.entra_metadata_url", url)?,
+            None => authority.to_owned(),
+        };
         let v1_host = match config.cloud {
             Cloud::China => "https://sts.chinacloudapi.cn",
             _ => crate::profile::PUBLIC_V1_ISSUER_HOST,
         };
         if let Some((first, rest)) = inbound.entra_tenants.split_first() {
             let mut entra = EntraProfile::new(first)
-                .authority_host(authority)
+                .authority_host(&entra_authority)
                 .v1_issuer_host(v1_host);
             for tenant in rest {
                 entra = entra.tenant(tenant);
@@ -177,8 +189,12 @@ impl ValidatorBuilder {
             builder = builder.entra(entra);
         }
         if inbound.emulator {
+            let emulator_authority = match &inbound.emulator_metadata_url {
+                Some(url) => authority_of_metadata("inbound.emulator_metadata_url", url)?,
+                None => authority.to_owned(),
+            };
             let mut emulator = EmulatorProfile::new()
-                .authority_host(authority)
+                .authority_host(emulator_authority)
                 .v1_issuer_host(v1_host);
             if let Some(tenant) = &config.tenant_id {
                 emulator = emulator.tenant(tenant);
@@ -204,6 +220,27 @@ impl ValidatorBuilder {
         }
         for audience in &inbound.extra_audiences {
             builder = builder.audience(audience);
+        }
+        if let Some(every) = inbound.key_refresh {
+            builder = builder.key_refresh_interval(every);
+        }
+        if let Some(timeout) = config.http_timeout {
+            builder.http = builder.http.timeout(timeout);
+        }
+        if !inbound.valid_issuers.is_empty() {
+            // Agents `ValidIssuers`: on top of each profile's own issuer rule, the issuer must
+            // be listed (docs/protocol.md §6).
+            let issuers = inbound.valid_issuers.clone();
+            builder = builder.claims_check(move |claims, _| {
+                let issuer = claims.issuer().trim_end_matches('/');
+                if issuers.iter().any(|i| i.trim_end_matches('/') == issuer) {
+                    Ok(())
+                } else {
+                    Err(ClaimsRejection::new(
+                        "the issuer is not one of the configured valid issuers",
+                    ))
+                }
+            });
         }
         Ok(builder.strict_endorsements(inbound.strict_endorsements))
     }
@@ -320,6 +357,16 @@ impl ValidatorBuilder {
     #[must_use]
     pub fn verified_token_cache(mut self, capacity: usize) -> Self {
         self.verified_capacity = capacity;
+        self
+    }
+
+    /// The most memory the verified-token cache may hold, in bytes, counting each entry as
+    /// twice its token plus 256 bytes (default 32 MiB: 10,000 tokens of 1.5 KB; 0 turns the
+    /// cache off). With the entry bound, this keeps a flood of large valid tokens from
+    /// growing the cache past it.
+    #[must_use]
+    pub fn verified_token_cache_bytes(mut self, bytes: usize) -> Self {
+        self.verified_bytes = bytes;
         self
     }
 
@@ -555,7 +602,7 @@ impl ValidatorBuilder {
                 strict_endorsements: self.strict_endorsements,
                 limits: self.limits,
                 clock: self.clock,
-                verified: VerifiedCache::new(self.verified_capacity),
+                verified: VerifiedCache::new(self.verified_capacity, self.verified_bytes),
                 checks: self.checks,
             }),
         })
@@ -739,12 +786,12 @@ impl Validator {
                 limit: inner.limits.max_token_bytes,
             });
         }
-        let digest = verified::digest(token);
-        if let Some(hit) = inner.verified.get(&digest) {
+        let slot = inner.verified.slot(token);
+        if let Some(hit) = inner.verified.get(slot, token) {
             match self.recheck(&hit) {
                 Some(result) => return result,
                 // The key was withdrawn (or went stale): judge the token afresh.
-                None => inner.verified.remove(&digest),
+                None => inner.verified.remove(slot, token),
             }
         }
         // Boxed so that the hit path's future stays small.
@@ -752,7 +799,7 @@ impl Validator {
         let now = unix(inner.clock.now());
         inner
             .verified
-            .insert(digest, Arc::clone(&verified), now, inner.skew);
+            .insert(slot, token, Arc::clone(&verified), now, inner.skew);
         Ok(VerifiedToken {
             verified,
             refetched_key: None,
@@ -856,7 +903,9 @@ impl Validator {
     async fn verify(&self, token: &str) -> Result<Verified> {
         let inner = &*self.inner;
         let parsed = token::parse(token, &inner.algorithms, &inner.limits)?;
-        let claims = &parsed.claims;
+        let members = parsed.claims()?;
+        let claims = &members;
+        let signature = parsed.signature()?;
         let iss = rules::required_string(claims, "iss")?;
         let target = inner.issuers.get(iss).ok_or(Error::Issuer)?;
         let accepted = match target {
@@ -911,10 +960,12 @@ impl Validator {
             }
         };
         let (key, generation) = keys.key(&parsed.kid).await?;
-        key.verify(parsed.alg, parsed.signing_input, &parsed.signature)?;
+        key.verify(parsed.alg, parsed.signing_input, &signature)?;
 
         let service_url = service_url.map(str::to_owned);
         let issuer = iss.to_owned();
+        // The claims' last borrow of the payload ends here: the text moves into the result.
+        drop(members);
         Ok(Verified {
             nbf,
             exp,
@@ -931,7 +982,7 @@ impl Validator {
                 caller_id,
                 tenant_id,
                 expires_at: exp,
-                claims: parsed.claims,
+                claims_json: parsed.payload,
             }),
         })
     }
@@ -947,7 +998,7 @@ impl Validator {
     /// rules); returns the profile that accepts the caller.
     fn entra_rules<'c>(
         &self,
-        claims: &serde_json::Map<String, Value>,
+        claims: &impl rules::Claims,
         tenant: &str,
         v2: bool,
         rules: &EntraRules,
@@ -986,6 +1037,25 @@ impl Validator {
         }
         Err(Error::Caller)
     }
+}
+
+/// The authority host of an Entra v2 metadata URL (`{authority}/{tenant}/v2.0/.well-known/openid-configuration`),
+/// the form the Entra-style profiles derive their metadata from.
+fn authority_of_metadata(key: &str, url: &str) -> Result<String> {
+    let url = botauth_core::config::check_endpoint_url(key, url).map_err(|e| match e {
+        botauth_core::Error::Config { message, .. } => Error::config(key, message),
+        other => Error::config(key, other.to_string()),
+    })?;
+    url.strip_suffix("/v2.0/.well-known/openid-configuration")
+        .and_then(|rest| rest.rsplit_once('/'))
+        .map(|(authority, _tenant)| authority.to_owned())
+        .filter(|a| a.contains("://") && a.split("://").nth(1).is_some_and(|h| !h.is_empty()))
+        .ok_or_else(|| {
+            Error::config(
+                key,
+                "must be an Entra v2 metadata URL: `<authority>/<tenant or common>/v2.0/.well-known/openid-configuration`",
+            )
+        })
 }
 
 #[cfg(test)]

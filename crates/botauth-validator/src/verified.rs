@@ -1,5 +1,5 @@
 //! The verified-token cache: Bot Service sends the same token on many activities for up to an
-//! hour, so a successful signature check is remembered, keyed by the token's SHA-256. What
+//! hour, so a successful signature check is remembered, with the token itself. What
 //! depends on time (`exp`/`nbf`, the key still being published) is checked again on every hit;
 //! what depends on the request (`serviceurl`, endorsements, the bot's claims checks) is not
 //! part of the cached verification at all and runs on every request, hit or miss
@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::claims::BotClaims;
 use crate::keys::{Jwk, KeyCache};
@@ -77,99 +77,277 @@ impl fmt::Debug for VerifiedToken {
     }
 }
 
-pub(crate) type Digest = [u8; 32];
+/// Shards keep concurrent requests on different tokens off each other's lock.
+const SHARDS: usize = 16;
 
-pub(crate) fn digest(token: &str) -> Digest {
-    openssl::sha::sha256(token.as_bytes())
+/// What an entry is charged against the byte bound besides its token: the verification (claims
+/// decoded from the token, at most about its size again) and the map's own bookkeeping.
+const ENTRY_OVERHEAD: usize = 256;
+
+/// The cache's hash of a token: a folded-multiply hash over the whole token, keyed with a secret
+/// random seed per cache, so nobody outside can aim tokens at one bucket. It only picks the
+/// bucket: a hit also compares every byte of the token, so a collision, crafted or not, can
+/// never answer for another token (it only costs that token a full verification).
+#[derive(Clone, Copy)]
+struct TokenHasher {
+    seed: [u64; 4],
 }
 
-/// The key is already a SHA-256 digest: its first eight bytes are as good a hash as any, and
-/// cheaper than hashing it again.
-#[derive(Debug, Default)]
-struct DigestHasher(u64);
+impl TokenHasher {
+    fn random() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        // std's `RandomState` carries per-process random keys; four hashes of it are the seed.
+        let state = std::collections::hash_map::RandomState::new();
+        let mut seed = [0u64; 4];
+        for (i, s) in (0u64..).zip(seed.iter_mut()) {
+            let mut h = state.build_hasher();
+            h.write_u64(i);
+            // An all-zero lane would weaken the mixing; the odds are nil, the cost is one `|`.
+            *s = h.finish() | 1;
+        }
+        TokenHasher { seed }
+    }
 
-impl Hasher for DigestHasher {
+    fn hash(&self, bytes: &[u8]) -> u64 {
+        let [k0, k1, k2, k3] = self.seed;
+        let (mut a, mut b) = (k0 ^ bytes.len() as u64, k1);
+        let mut chunks = bytes.chunks_exact(32);
+        // Two independent lanes, so that the multiplications overlap.
+        for c in &mut chunks {
+            a = fold(a ^ word(c, 0), k2 ^ word(c, 8));
+            b = fold(b ^ word(c, 16), k3 ^ word(c, 24));
+        }
+        let rest = chunks.remainder();
+        let mut tail = [0u8; 32];
+        tail[..rest.len()].copy_from_slice(rest);
+        a = fold(a ^ word(&tail, 0), k2 ^ word(&tail, 8));
+        b = fold(b ^ word(&tail, 16), k3 ^ word(&tail, 24));
+        fold(a ^ k3, b ^ k0)
+    }
+}
+
+/// The eight bytes at `at` (the caller guarantees `at + 8 <= bytes.len()`).
+fn word(bytes: &[u8], at: usize) -> u64 {
+    bytes
+        .get(at..)
+        .and_then(<[u8]>::first_chunk::<8>)
+        .map_or(0, |w| u64::from_le_bytes(*w))
+}
+
+fn fold(x: u64, y: u64) -> u64 {
+    let full = u128::from(x) * u128::from(y);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+/// One remembered verification, with the token it is for. The token is a bearer credential:
+/// it is wiped when the entry leaves the cache (evicted, replaced, removed or dropped).
+struct Entry {
+    token: TokenBytes,
+    verified: Arc<Verified>,
+}
+
+/// A token's bytes, zeroed when dropped.
+struct TokenBytes(Box<[u8]>);
+
+impl Drop for TokenBytes {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut *self.0);
+        #[cfg(test)]
+        tests::WIPED.with(|w| w.set(w.get() + 1));
+    }
+}
+
+impl Entry {
+    fn cost(&self) -> usize {
+        self.token
+            .0
+            .len()
+            .saturating_mul(2)
+            .saturating_add(ENTRY_OVERHEAD)
+    }
+}
+
+/// The hash is already mixed: the map uses it as it is.
+#[derive(Debug, Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for (i, b) in bytes.iter().take(8).enumerate() {
-            self.0 ^= u64::from(*b) << (8 * i);
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<u64, Entry, BuildHasherDefault<Prehashed>>,
+    bytes: usize,
+}
+
+impl Shard {
+    fn remove(&mut self, key: u64) {
+        if let Some(old) = self.map.remove(&key) {
+            self.bytes = self.bytes.saturating_sub(old.cost());
         }
     }
 }
 
-type Map = HashMap<Digest, Arc<Verified>, BuildHasherDefault<DigestHasher>>;
-type Shard = Mutex<Map>;
-
-/// Shards keep concurrent requests on different tokens off each other's lock.
-const SHARDS: usize = 16;
-
-/// A bounded map from token digest to its verification.
-#[derive(Debug)]
+/// A bounded map from token to its verification, bounded both by entries and by bytes.
 pub(crate) struct VerifiedCache {
-    /// Capacity per shard.
+    /// Entries per shard.
     capacity: usize,
-    shards: Box<[Shard]>,
+    /// Bytes per shard (tokens and their verifications, approximately).
+    max_bytes: usize,
+    hasher: TokenHasher,
+    shards: Box<[RwLock<Shard>]>,
 }
+
+impl fmt::Debug for VerifiedCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedCache")
+            .field("capacity", &(self.capacity * SHARDS))
+            .field("max_bytes", &(self.max_bytes * SHARDS))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a token lives in the cache: its hash. Computed once per request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot(u64);
 
 impl VerifiedCache {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, max_bytes: usize) -> Self {
         VerifiedCache {
             capacity: capacity.div_ceil(SHARDS),
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            max_bytes: max_bytes.div_ceil(SHARDS),
+            hasher: TokenHasher::random(),
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
         }
     }
 
-    fn shard(&self, key: &Digest) -> std::sync::MutexGuard<'_, Map> {
-        // The last byte picks the shard; the first eight feed the map's hash.
-        self.shards[usize::from(key[31]) % SHARDS]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn off(&self) -> bool {
+        self.capacity == 0 || self.max_bytes == 0
     }
 
-    /// The entry for `key`. The lock is held only for the lookup: the rules that run on a hit,
+    pub(crate) fn slot(&self, token: &str) -> Slot {
+        if self.off() {
+            return Slot(0);
+        }
+        Slot(self.hasher.hash(token.as_bytes()))
+    }
+
+    fn shard(&self, slot: Slot) -> &RwLock<Shard> {
+        // The top bits pick the shard; the map buckets by the low ones.
+        &self.shards[(slot.0 >> 60) as usize % SHARDS]
+    }
+
+    /// The entry for `token`. The lock is held only for the lookup: the rules that run on a hit,
     /// the bot's own claims checks among them, run outside it.
-    pub(crate) fn get(&self, key: &Digest) -> Option<Arc<Verified>> {
-        if self.capacity == 0 {
+    pub(crate) fn get(&self, slot: Slot, token: &str) -> Option<Arc<Verified>> {
+        if self.off() {
             return None;
         }
-        self.shard(key).get(key).cloned()
+        let shard = self
+            .shard(slot)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let entry = shard.map.get(&slot.0)?;
+        // Every byte: the hash only chose where to look.
+        (*entry.token.0 == *token.as_bytes()).then(|| Arc::clone(&entry.verified))
     }
 
-    pub(crate) fn insert(&self, key: Digest, value: Arc<Verified>, now_unix: i64, skew: i64) {
-        if self.capacity == 0 {
+    pub(crate) fn insert(
+        &self,
+        slot: Slot,
+        token: &str,
+        value: Arc<Verified>,
+        now_unix: i64,
+        skew: i64,
+    ) {
+        if self.off() {
             return;
         }
-        let mut map = self.shard(&key);
-        if map.len() >= self.capacity && !map.contains_key(&key) {
+        let entry = Entry {
+            token: TokenBytes(Box::from(token.as_bytes())),
+            verified: value,
+        };
+        let cost = entry.cost();
+        if cost > self.max_bytes {
+            return;
+        }
+        let mut shard = self
+            .shard(slot)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Another token under the same hash (a collision) is replaced, never shared.
+        shard.remove(slot.0);
+        if shard.map.len() >= self.capacity || shard.bytes + cost > self.max_bytes {
             // Expired entries go first; if the cache is still full (a flood of distinct valid
             // tokens), an arbitrary eighth makes room, which keeps insertion O(1) amortised.
-            map.retain(|_, v| v.exp.saturating_add(skew) > now_unix);
-            if map.len() >= self.capacity {
-                let drop: Vec<Digest> = map
-                    .keys()
-                    .take(self.capacity.div_ceil(8))
-                    .copied()
-                    .collect();
+            let mut freed = 0;
+            shard.map.retain(|_, e| {
+                let keep = e.verified.exp.saturating_add(skew) > now_unix;
+                if !keep {
+                    freed += e.cost();
+                }
+                keep
+            });
+            shard.bytes = shard.bytes.saturating_sub(freed);
+            while shard.map.len() >= self.capacity || shard.bytes + cost > self.max_bytes {
+                let room = shard.map.len().div_ceil(8).max(1);
+                let drop: Vec<u64> = shard.map.keys().take(room).copied().collect();
+                if drop.is_empty() {
+                    break;
+                }
                 for k in drop {
-                    map.remove(&k);
+                    shard.remove(k);
                 }
             }
         }
-        map.insert(key, value);
+        shard.bytes += cost;
+        shard.map.insert(slot.0, entry);
     }
 
-    pub(crate) fn remove(&self, key: &Digest) {
-        self.shard(key).remove(key);
+    /// Forgets `token` (its key was withdrawn). Another token under the same hash stays.
+    pub(crate) fn remove(&self, slot: Slot, token: &str) {
+        if self.off() {
+            return;
+        }
+        let mut shard = self
+            .shard(slot)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if shard
+            .map
+            .get(&slot.0)
+            .is_some_and(|e| *e.token.0 == *token.as_bytes())
+        {
+            shard.remove(slot.0);
+        }
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).map.len())
+            .sum()
+    }
+
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).bytes)
             .sum()
     }
 }
@@ -181,6 +359,16 @@ mod tests {
     use crate::profile::ProfileKind;
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Tokens wiped on this thread (entries are dropped on the thread that evicts them).
+        pub(super) static WIPED: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn wiped() -> usize {
+        WIPED.with(Cell::get)
+    }
 
     fn jwk() -> Arc<Jwk> {
         let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
@@ -192,18 +380,26 @@ mod tests {
             .unwrap()
     }
 
-    fn entry(keys: &Arc<KeyCache>, key: &Arc<Jwk>, exp: i64) -> Arc<Verified> {
+    fn keys() -> Arc<KeyCache> {
+        Arc::new(KeyCache::fixed(
+            "fixed".into(),
+            HashMap::new(),
+            Arc::new(botauth_core::SystemClock),
+        ))
+    }
+
+    fn entry(keys: &Arc<KeyCache>, key: &Arc<Jwk>, exp: i64, issuer: &str) -> Arc<Verified> {
         Arc::new(Verified {
             claims: BotClaims::from(Parts {
                 profile: ProfileKind::BotService,
                 app_id: None,
-                issuer: "i".into(),
+                issuer: issuer.into(),
                 audience: "a".into(),
                 service_url: None,
                 caller_id: None,
                 tenant_id: None,
                 expires_at: exp,
-                claims: serde_json::Map::new(),
+                claims_json: "{}".into(),
             }),
             nbf: None,
             exp,
@@ -214,46 +410,169 @@ mod tests {
         })
     }
 
-    /// Tokens whose digests fall in shard 0.
-    fn shard0(n: usize) -> Vec<Digest> {
+    /// Tokens that fall in shard 0 of `cache`.
+    fn shard0(cache: &VerifiedCache, n: usize) -> Vec<String> {
         (0u32..)
-            .map(|i| digest(&i.to_string()))
-            .filter(|d| usize::from(d[31]) % SHARDS == 0)
+            .map(|i| format!("token-{i}"))
+            .filter(|t| (cache.slot(t).0 >> 60) as usize % SHARDS == 0)
             .take(n)
             .collect()
     }
 
     #[test]
-    fn bounded_and_expired_first() {
-        let keys = Arc::new(KeyCache::fixed(
-            "fixed".into(),
-            HashMap::new(),
-            Arc::new(botauth_core::SystemClock),
-        ));
-        let key = jwk();
+    fn bounded_by_count_and_expired_first() {
+        let (keys, key) = (keys(), jwk());
         // Ten per shard.
-        let cache = VerifiedCache::new(10 * SHARDS);
-        let digests = shard0(12);
-        for d in &digests[..10] {
-            cache.insert(*d, entry(&keys, &key, 0), 1_000, 300);
+        let cache = VerifiedCache::new(10 * SHARDS, usize::MAX);
+        let tokens = shard0(&cache, 12);
+        for t in &tokens[..10] {
+            cache.insert(cache.slot(t), t, entry(&keys, &key, 0, t), 1_000, 300);
         }
         assert_eq!(cache.len(), 10);
-        // The shard is full of expired entries: they all go, the new one stays.
-        cache.insert(digests[10], entry(&keys, &key, 10_000), 1_000, 300);
+        // The shard is full of expired entries: they all go (wiped), the new one stays.
+        let before = wiped();
+        let t10 = &tokens[10];
+        cache.insert(
+            cache.slot(t10),
+            t10,
+            entry(&keys, &key, 10_000, t10),
+            1_000,
+            300,
+        );
+        assert_eq!(wiped() - before, 10);
         assert_eq!(cache.len(), 1);
-        assert!(cache.get(&digests[10]).is_some());
-        assert!(cache.get(&digests[0]).is_none());
-        // All live: room is made, never more than the capacity kept, the newest always present.
+        assert!(cache.get(cache.slot(t10), t10).is_some());
+        assert!(cache.get(cache.slot(&tokens[0]), &tokens[0]).is_none());
+        // All live: room is made, never more than the capacity kept, the newest always present,
+        // and every entry that left was wiped.
+        let before = wiped();
         for i in 0..2_000u32 {
-            let d = digest(&format!("live-{i}"));
-            cache.insert(d, entry(&keys, &key, 10_000), 1_000, 300);
-            assert!(cache.get(&d).is_some());
+            let t = format!("live-{i}");
+            cache.insert(
+                cache.slot(&t),
+                &t,
+                entry(&keys, &key, 10_000, &t),
+                1_000,
+                300,
+            );
+            assert!(cache.get(cache.slot(&t), &t).is_some());
             assert!(cache.len() <= 10 * SHARDS);
         }
-        cache.remove(&digests[10]);
-        assert!(cache.get(&digests[10]).is_none());
-        let off = VerifiedCache::new(0);
-        off.insert(digests[11], entry(&keys, &key, 10_000), 0, 0);
-        assert!(off.get(&digests[11]).is_none());
+        assert_eq!(wiped() - before, 2_001 - cache.len());
+        // (t10 may have made room by now: put it back, then remove it.)
+        cache.insert(
+            cache.slot(t10),
+            t10,
+            entry(&keys, &key, 10_000, t10),
+            1_000,
+            300,
+        );
+        let before = wiped();
+        cache.remove(cache.slot(t10), t10);
+        assert!(cache.get(cache.slot(t10), t10).is_none());
+        assert_eq!(wiped() - before, 1);
+        // Dropping the cache wipes what it held.
+        let held = cache.len();
+        let before = wiped();
+        drop(cache);
+        assert_eq!(wiped() - before, held);
+        for off in [VerifiedCache::new(0, 1 << 20), VerifiedCache::new(100, 0)] {
+            let t = &tokens[11];
+            off.insert(off.slot(t), t, entry(&keys, &key, 10_000, t), 0, 0);
+            assert!(off.get(off.slot(t), t).is_none());
+        }
+    }
+
+    #[test]
+    fn bounded_by_bytes() {
+        let (keys, key) = (keys(), jwk());
+        // 16 KiB per shard, room for entries by the thousand.
+        let cache = VerifiedCache::new(100_000, 16 * 1024 * SHARDS);
+        let big = "x".repeat(4_000);
+        for i in 0..500u32 {
+            let t = format!("{big}-{i}");
+            cache.insert(
+                cache.slot(&t),
+                &t,
+                entry(&keys, &key, 10_000, "i"),
+                1_000,
+                300,
+            );
+            assert!(cache.get(cache.slot(&t), &t).is_some(), "the newest stays");
+            assert!(cache.bytes() <= 16 * 1024 * SHARDS);
+            for shard in cache.shards.iter() {
+                let shard = shard.read().unwrap();
+                assert!(shard.bytes <= 16 * 1024);
+                assert_eq!(
+                    shard.bytes,
+                    shard.map.values().map(Entry::cost).sum::<usize>()
+                );
+            }
+        }
+        // Each 4 KB token costs about 8 KB: at most two per shard.
+        assert!(cache.len() <= 2 * SHARDS, "{}", cache.len());
+        // A token that could never fit is not cached at all.
+        let huge = "y".repeat(9_000);
+        cache.insert(
+            cache.slot(&huge),
+            &huge,
+            entry(&keys, &key, 10_000, "i"),
+            1_000,
+            300,
+        );
+        assert!(cache.get(cache.slot(&huge), &huge).is_none());
+    }
+
+    /// Two different tokens under one hash: neither ever answers for the other; each is
+    /// looked up, replaced and removed as itself.
+    #[test]
+    fn a_collision_never_hits() {
+        let (keys, key) = (keys(), jwk());
+        let cache = VerifiedCache::new(1_000, 1 << 20);
+        let (a, b) = ("token-a", "token-b");
+        // The same slot for both, as a crafted collision would give.
+        let slot = cache.slot(a);
+        cache.insert(slot, a, entry(&keys, &key, 10_000, "issuer-a"), 1_000, 300);
+        assert!(cache.get(slot, b).is_none());
+        assert_eq!(cache.get(slot, a).unwrap().claims.issuer(), "issuer-a");
+        // Removing b leaves a.
+        cache.remove(slot, b);
+        assert!(cache.get(slot, a).is_some());
+        // b verified on its own replaces a (wiping it); a is then a miss, never b's entry.
+        let before = wiped();
+        cache.insert(slot, b, entry(&keys, &key, 10_000, "issuer-b"), 1_000, 300);
+        assert_eq!(wiped() - before, 1);
+        assert!(cache.get(slot, a).is_none());
+        assert_eq!(cache.get(slot, b).unwrap().claims.issuer(), "issuer-b");
+        // A prefix, an extension and a one-byte change of a cached token are misses too.
+        for other in ["token-", "token-bb", "token-c", "TOKEN-B", ""] {
+            assert!(cache.get(slot, other).is_none(), "{other}");
+        }
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn the_hash_is_keyed_and_spreads() {
+        let (one, two) = (TokenHasher::random(), TokenHasher::random());
+        let t = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJpIn0.c2ln";
+        assert_eq!(one.hash(t.as_bytes()), one.hash(t.as_bytes()));
+        assert_ne!(one.hash(t.as_bytes()), two.hash(t.as_bytes()));
+        // Every length up to a few blocks, and one flipped bit anywhere, gives another hash.
+        let base: Vec<u8> = (0..200u8).collect();
+        let mut seen = std::collections::HashSet::new();
+        for len in 0..base.len() {
+            assert!(seen.insert(one.hash(&base[..len])), "length {len}");
+        }
+        for i in 0..base.len() {
+            let mut flipped = base.clone();
+            flipped[i] ^= 1;
+            assert!(seen.insert(one.hash(&flipped)), "byte {i}");
+        }
+        // Shards are all used.
+        let mut shards = [0usize; SHARDS];
+        for i in 0..1_600 {
+            shards[(one.hash(format!("t{i}").as_bytes()) >> 60) as usize % SHARDS] += 1;
+        }
+        assert!(shards.iter().all(|&n| n > 50), "{shards:?}");
     }
 }

@@ -289,19 +289,25 @@ async fn callers_that_go_away_mid_fetch_do_not_multiply_fetches() {
     let v = env.validator();
     assert!(v.validate(&env.token(), teams()).await.is_ok());
     env.clock.advance(Duration::from_secs(300));
+    let claims = env.claims();
+    // Signed before the fetch starts, and a fetch far slower than the 30 requests that give up
+    // on it, so that a busy machine cannot finish the fetch before the last of them.
+    let tokens: Vec<String> = (0..30)
+        .map(|i| {
+            env.sign(
+                &json!({"alg": "RS256", "kid": format!("gone-{i}")}),
+                &claims,
+            )
+        })
+        .collect();
     env.sandbox.inject_n(
         Route::BotServiceMetadata,
-        Fault::Delay(Duration::from_millis(500)),
+        Fault::Delay(Duration::from_secs(3)),
         100,
     );
-    let claims = env.claims();
-    for i in 0..30 {
-        let token = env.sign(
-            &json!({"alg": "RS256", "kid": format!("gone-{i}")}),
-            &claims,
-        );
+    for (i, token) in tokens.iter().enumerate() {
         let abandoned =
-            tokio::time::timeout(Duration::from_millis(10), v.validate(&token, teams())).await;
+            tokio::time::timeout(Duration::from_millis(10), v.validate(token, teams())).await;
         assert!(
             abandoned.is_err(),
             "request {i} should still be waiting on the fetch"

@@ -4,8 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
+use botauth_core::config::ConnectionConfig;
 use botauth_core::{
-    AccessToken, BotAuthConfig, CredentialConfig, CredentialProvider, Error, Result, TokenRequest,
+    AccessToken, BotAuthConfig, Cloud, CredentialConfig, CredentialProvider, Error, Result,
+    TokenRequest,
 };
 use botauth_token::TokenManager;
 
@@ -73,7 +75,14 @@ impl CredentialBuilder {
                     return Ok(provider);
                 }
                 Err(error) => {
-                    tracing::warn!(credential = entry.type_name(), index, error = %error, "credential could not be loaded; trying the next one");
+                    // The cause chain, not only the top error: "the certificate configured by
+                    // … cannot be loaded" is useless without "… does not exist".
+                    let cause = botauth_core::Report::new(&error).to_string();
+                    if index + 1 < config.credentials.len() {
+                        tracing::warn!(credential = entry.type_name(), index, error = %cause, "credential could not be loaded; trying the next one");
+                    } else if !errors.is_empty() {
+                        tracing::warn!(credential = entry.type_name(), index, error = %cause, "credential could not be loaded; it was the last one");
+                    }
                     errors.push((entry.type_name().to_owned(), error));
                 }
             }
@@ -84,7 +93,7 @@ impl CredentialBuilder {
         let list = errors
             .iter()
             .enumerate()
-            .map(|(i, (kind, e))| format!("{}. {kind}: {e}", i + 1))
+            .map(|(i, (kind, e))| format!("{}. {kind}: {}", i + 1, botauth_core::Report::new(e)))
             .collect::<Vec<_>>()
             .join("; ");
         Err(Error::config(
@@ -144,11 +153,80 @@ pub fn build_credential(config: &BotAuthConfig) -> Result<Arc<dyn CredentialProv
 
 /// Everything a bot needs for outbound calls, built from configuration: the credential behind a
 /// [`TokenManager`], and the Bot Connector scope of the configured cloud.
+///
+/// A configuration with several connections (Microsoft 365 Agents SDK `Connections:<Name>`,
+/// botauth's `[[connections]]`) gets one credential and one token manager per connection, all
+/// built by [`from_config`](Self::from_config) through the same [`CredentialBuilder`]; the
+/// top-level settings are one more connection, named by `connection_name` (or `default`).
+/// [`tokens_for`](Self::tokens_for) gives a connection's token manager by name, and, with feature
+/// `connector`, `connection_for` says which connection the `ConnectionsMap` picks for a service
+/// URL and an inbound audience — the choice the `connector()` client makes on every call.
 #[derive(Debug, Clone)]
 pub struct BotAuth {
     config: BotAuthConfig,
     tokens: TokenManager,
     connector: TokenRequest,
+    /// The named connections besides the top-level one, in configuration order.
+    connections: Vec<NamedConnection>,
+    /// The compiled `connections_map` (regexes compiled once, here).
+    #[cfg(feature = "connector")]
+    map: botauth_connector::ConnectionMap,
+}
+
+/// A named connection other than the top-level one, built. Its cloud and scopes are for the
+/// Connector client's token requests.
+#[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "connector"), allow(dead_code))]
+struct NamedConnection {
+    name: String,
+    tokens: TokenManager,
+    cloud: Cloud,
+    scopes: Vec<String>,
+}
+
+/// The top-level connection's name when the configuration gives none. The same rule as
+/// `botauth_connector::top_level_connection_name` (a test holds them together); kept here so that
+/// builds without the `connector` feature name connections the same way.
+const DEFAULT_CONNECTION_NAME: &str = "default";
+
+fn top_level_name(config: &BotAuthConfig) -> &str {
+    config
+        .connection_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(DEFAULT_CONNECTION_NAME)
+}
+
+/// Connection `connection` of `base` as a configuration of its own: its identity, cloud,
+/// credentials and scopes, and every other setting (HTTP timeout, allow-list, inbound) from the
+/// top level. Its credential is built from this exactly as the top-level one is.
+fn connection_config(base: &BotAuthConfig, connection: &ConnectionConfig) -> BotAuthConfig {
+    let mut config = base.clone();
+    config.client_id.clone_from(&connection.client_id);
+    config.tenant_id.clone_from(&connection.tenant_id);
+    config.cloud = connection.cloud.clone();
+    config.credentials.clone_from(&connection.credentials);
+    config.scopes.clone_from(&connection.scopes);
+    config.connection_name = Some(connection.name.clone());
+    config.connections = Vec::new();
+    config.connections_map = Vec::new();
+    config
+}
+
+/// Says which connection an error is about: the builder's errors name the key inside the
+/// connection (`credentials`, `client_id`), which alone would point at the top-level settings.
+fn in_connection(name: &str, error: Error) -> Error {
+    match error {
+        Error::Config { key, message } => {
+            Error::config(key, format!("(connection `{name}`) {message}"))
+        }
+        Error::Credential { .. } => Error::credential_with_source(
+            format!("the credential of connection `{name}` could not be loaded"),
+            error,
+        ),
+        other => other,
+    }
 }
 
 impl BotAuth {
@@ -163,12 +241,60 @@ impl BotAuth {
     }
 
     /// Builds from a configuration, with custom credential types registered on `builder`.
+    ///
+    /// Every connection's credential is built here, so a broken one fails at start-up; with
+    /// feature `connector` the `connections_map` is compiled here too.
+    ///
+    /// # Errors
+    ///
+    /// The builder's errors for the top-level credential and for each connection's (their
+    /// messages name the connection); [`Error::Config`] naming `connections` for two connections
+    /// with one name, and, with feature `connector`, naming `ConnectionsMap:<i>:ServiceUrl` for a
+    /// pattern that is not a regular expression or `ConnectionsMap:<i>:Connection` for a rule
+    /// naming no configured connection.
     pub fn with_builder(config: BotAuthConfig, builder: &CredentialBuilder) -> Result<Self> {
+        // Configuration mistakes first: they are cheaper to report than a credential that loads.
+        #[cfg(feature = "connector")]
+        let map = botauth_connector::ConnectionMap::from_config(&config)?;
+        let mut names = vec![top_level_name(&config)];
+        for connection in &config.connections {
+            let name = connection.name.trim();
+            if name.is_empty() || names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                return Err(Error::config(
+                    "connections",
+                    format!(
+                        "connection names must be unique and not empty (compared without regard \
+                         to case); `{name}` is {}",
+                        if name.is_empty() { "empty" } else { "repeated" }
+                    ),
+                ));
+            }
+            names.push(name);
+        }
         let provider = builder.build(&config)?;
+        let connections = config
+            .connections
+            .iter()
+            .map(|connection| {
+                let name = connection.name.trim();
+                let provider = builder
+                    .build(&connection_config(&config, connection))
+                    .map_err(|e| in_connection(name, e))?;
+                Ok(NamedConnection {
+                    name: name.to_owned(),
+                    tokens: TokenManager::new(provider),
+                    cloud: connection.cloud.clone(),
+                    scopes: connection.scopes.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let connector = TokenRequest::new(config.cloud.bot_connector_scope());
         Ok(BotAuth {
             tokens: TokenManager::new(provider),
             connector,
+            connections,
+            #[cfg(feature = "connector")]
+            map,
             config,
         })
     }
@@ -178,9 +304,87 @@ impl BotAuth {
         &self.config
     }
 
-    /// The token manager (the one cache).
+    /// The token manager of the top-level connection (the one cache).
     pub fn tokens(&self) -> &TokenManager {
         &self.tokens
+    }
+
+    /// The name of the top-level connection: `connection_name` (the Agents SDK connection the
+    /// top-level settings came from, e.g. `ServiceConnection`), or `default`.
+    pub fn connection_name(&self) -> &str {
+        top_level_name(&self.config)
+    }
+
+    /// The names of every connection, the top-level one first, then in configuration order.
+    pub fn connection_names(&self) -> Vec<&str> {
+        std::iter::once(self.connection_name())
+            .chain(self.connections.iter().map(|c| c.name.as_str()))
+            .collect()
+    }
+
+    /// The token manager of the connection named `connection` (compared without regard to case,
+    /// as .NET configuration keys are), `None` when there is no such connection.
+    ///
+    /// ```no_run
+    /// # async fn run(bot: botauth::BotAuth) -> botauth::Result<()> {
+    /// use botauth::TokenRequest;
+    /// let graph = bot.tokens_for("GraphConnection").expect("configured");
+    /// let token = graph.get_token(&TokenRequest::new("https://graph.microsoft.com/.default")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tokens_for(&self, connection: &str) -> Option<&TokenManager> {
+        let connection = connection.trim();
+        if self.connection_name().eq_ignore_ascii_case(connection) {
+            return Some(&self.tokens);
+        }
+        self.connections
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(connection))
+            .map(|c| &c.tokens)
+    }
+
+    /// The compiled `connections_map` (feature `connector`).
+    #[cfg(feature = "connector")]
+    pub fn connections_map(&self) -> &botauth_connector::ConnectionMap {
+        &self.map
+    }
+
+    /// The connection a Bot Connector call to `service_url` uses, by the `ConnectionsMap`
+    /// (feature `connector`): the first rule whose `ServiceUrl` matches and whose `Audience`, if
+    /// any, equals `inbound_audience` (the inbound token's `aud`, else `appid`; `None` for a
+    /// proactive message). `None` when no rule matches: the Connector client then refuses the
+    /// call with `ConnectorError::NoConnection`. With an empty map, the top-level connection.
+    ///
+    /// The name is the connection's as configured, whatever case the rule wrote it in. This does
+    /// not check the service URL against the allow-list; the Connector client does, before
+    /// anything else.
+    #[cfg(feature = "connector")]
+    pub fn connection_for(
+        &self,
+        service_url: &str,
+        inbound_audience: Option<&str>,
+    ) -> Option<&str> {
+        if self.map.is_empty() {
+            return Some(self.connection_name());
+        }
+        let rule = self.map.resolve(service_url, inbound_audience)?;
+        self.connection_names()
+            .into_iter()
+            .find(|n| n.eq_ignore_ascii_case(rule))
+    }
+
+    /// The default connection by the Agents SDK rule (feature `connector`): the first map rule
+    /// with a `*` (or empty) service URL and no audience, else the top-level connection.
+    #[cfg(feature = "connector")]
+    pub fn default_connection(&self) -> &str {
+        self.map
+            .default_connection()
+            .and_then(|rule| {
+                self.connection_names()
+                    .into_iter()
+                    .find(|n| n.eq_ignore_ascii_case(rule))
+            })
+            .unwrap_or_else(|| self.connection_name())
     }
 
     /// The Bot Connector token request of the configured cloud.
@@ -200,22 +404,55 @@ impl BotAuth {
     ///
     /// Print the error with [`Report`](botauth_core::Report) to keep its whole cause chain.
     ///
+    /// With several connections (Agents SDK `Connections`), each one gets its token once too:
+    /// for its scopes, or the cloud's Connector scope when it has none. Scopes with the
+    /// `{instance}` placeholder depend on the call's service URL and are not checked here.
+    ///
     /// # Errors
     ///
-    /// The token manager's error for the Bot Connector request.
+    /// The token manager's error for the first request that fails (a WARN names its connection).
     pub async fn check(&self) -> Result<()> {
-        self.connector_token().await.map(drop)
+        self.connector_token().await?;
+        for c in &self.connections {
+            let request = if c.scopes.is_empty() {
+                TokenRequest::new(c.cloud.bot_connector_scope())
+            } else if c.scopes.iter().any(|s| s.contains("{instance}")) {
+                tracing::debug!(connection = %c.name, "start-up check skipped: its scopes depend on the service URL");
+                continue;
+            } else {
+                TokenRequest::with_scopes(c.scopes.iter().cloned())
+            };
+            if let Err(e) = c.tokens.get_token(&request).await {
+                // The error keeps its kind (and AADSTS hint); the log says which connection.
+                tracing::warn!(connection = %c.name, "botauth: the start-up check failed for this connection");
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
-    /// A Bot Connector client that shares this token manager, for the configured cloud and
-    /// service-URL allow-list (feature `connector`).
+    /// A Bot Connector client that shares these token managers, for the configured cloud and
+    /// service-URL allow-list (feature `connector`). With several connections, it picks one per
+    /// call by the `ConnectionsMap` and sends that connection's token with its scopes.
     ///
     /// # Errors
     ///
     /// A configuration error for an unusable `allowed_service_urls` entry.
     #[cfg(feature = "connector")]
     pub fn connector(&self) -> Result<botauth_connector::ConnectorClient> {
-        botauth_connector::ConnectorClient::from_config(&self.config, self.tokens.clone())
+        let mut builder = botauth_connector::ConnectorClient::builder_from_parts(
+            &self.config,
+            self.tokens.clone(),
+            self.map.clone(),
+        );
+        for c in &self.connections {
+            builder = builder.connection(
+                botauth_connector::Connection::new(&c.name, c.tokens.clone())
+                    .with_cloud(c.cloud.clone())
+                    .with_scopes(c.scopes.clone()),
+            );
+        }
+        builder.build()
     }
 }
 
@@ -338,6 +575,23 @@ mod tests {
                 .kind,
             "managed_identity"
         );
+    }
+
+    #[cfg(feature = "connector")]
+    #[test]
+    fn the_unnamed_connection_is_named_as_the_connector_names_it() {
+        assert_eq!(
+            DEFAULT_CONNECTION_NAME,
+            botauth_connector::DEFAULT_CONNECTION_NAME
+        );
+        let mut c = config(vec![]);
+        for name in [None, Some(" "), Some("ServiceConnection")] {
+            c.connection_name = name.map(str::to_owned);
+            assert_eq!(
+                top_level_name(&c),
+                botauth_connector::top_level_connection_name(&c)
+            );
+        }
     }
 
     #[derive(Debug)]

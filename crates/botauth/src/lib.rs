@@ -60,6 +60,30 @@ pub use botauth_connector::{ConnectorClient, ConnectorError};
 #[doc(inline)]
 pub use botauth_managed_identity as managed_identity;
 
+/// User sign-in: the Token Service client, OAuth cards, sign-in invokes and Teams SSO (feature
+/// `user-token`).
+#[cfg(feature = "user-token")]
+#[cfg_attr(docsrs, doc(cfg(feature = "user-token")))]
+#[doc(inline)]
+pub use botauth_usertoken as usertoken;
+#[cfg(feature = "user-token")]
+#[cfg_attr(docsrs, doc(cfg(feature = "user-token")))]
+pub use botauth_usertoken::{UserTokenClient, UserTokenError};
+
+#[cfg(feature = "user-token")]
+impl BotAuth {
+    /// A Token Service client (user sign-in) that shares this token manager: the bot's channel
+    /// token, the configured cloud's Token Service or the `token_service_url` override (feature
+    /// `user-token`).
+    ///
+    /// # Errors
+    ///
+    /// A configuration error naming `token_service_url` for an unusable override.
+    pub fn user_token_client(&self) -> Result<botauth_usertoken::UserTokenClient> {
+        botauth_usertoken::UserTokenClient::from_config(self.config(), self.tokens().clone())
+    }
+}
+
 /// Inbound JWT validation (feature `validator`; axum extractors with feature `axum`).
 #[cfg(feature = "validator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "validator")))]

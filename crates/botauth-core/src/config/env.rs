@@ -1,108 +1,1332 @@
-//! Environment dialect readers (docs/protocol.md §7): botas, Bot Framework, Microsoft.Identity.Web,
-//! Microsoft 365 Agents SDK and Azure workload identity, all producing [`BotAuthConfig`].
+//! The dialect reader (docs/protocol.md §7): one walk over the tables of `tables.rs` for botas,
+//! Bot Framework, Microsoft.Identity.Web, the Microsoft 365 Agents SDK and Azure workload
+//! identity, producing [`BotAuthConfig`], the warnings about keys it did not use, and where each
+//! value came from.
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 
 use super::model::{
-    BotAuthConfig, CertificateConfig, CredentialConfig, Dialect, ManagedIdentityId,
+    BotAuthConfig, CertificateConfig, ConnectionConfig, ConnectionMapEntry, CredentialConfig,
+    Dialect, ManagedIdentityId, parse_duration,
+};
+use super::tables::{
+    AGENTS_AUTH_TYPES, AGENTS_CLIENT_FACTORY, AGENTS_CONNECTION, AGENTS_MAP,
+    AGENTS_TOKEN_VALIDATION, BOT_FRAMEWORK, BOT_FRAMEWORK_APP_TYPES, BOTAS, BOTAUTH, Choice,
+    IDENTITY_WEB, IDENTITY_WEB_CREDENTIAL, IDENTITY_WEB_SOURCE_TYPES, Kind, Row, Section, To,
+    WORKLOAD_IDENTITY, names,
 };
 use super::validate::{
-    KeyNames, check_endpoint_url, known_cloud, parse_endpoint_url, rekey, validate,
+    KeyNames, check_endpoint_url, check_tenant, known_cloud, parse_endpoint_url, rekey, validate,
 };
+use super::vars::{EnvVars, Origin, normalize_key};
 use crate::{Cloud, Error, Result, Secret};
 
-/// An injected environment: the variables a configuration is read from.
-///
-/// [`BotAuthConfig::from_env`] fills one from the process environment; tests and applications that
-/// keep their settings elsewhere build one themselves (`EnvVars::from_iter([("CLIENT_ID", "…")])`).
-///
-/// Lookups return values with surrounding whitespace trimmed, and treat an empty (or all-blank)
-/// value as absent, so `MicrosoftAppPassword=` in a `.env` file means "not set".
-///
-/// `Debug` prints the keys only, never a value.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct EnvVars {
-    vars: BTreeMap<String, String>,
+/// The error when no dialect's keys are present.
+pub(crate) fn no_configuration() -> Error {
+    Error::config(
+        "CLIENT_ID",
+        "no botauth configuration found in the environment: set CLIENT_ID/CLIENT_SECRET/TENANT_ID (botas), \
+         MicrosoftAppId/… (Bot Framework), AzureAd__… (Microsoft.Identity.Web) or \
+         Connections__ServiceConnection__Settings__… (Agents SDK)",
+    )
 }
 
-impl EnvVars {
-    /// An empty environment.
-    pub fn new() -> Self {
-        EnvVars::default()
-    }
+/// The keys whose presence makes a dialect "configured", highest precedence first.
+const DETECTION: [(Dialect, &[&str]); 4] = [
+    (Dialect::AgentsSdk, &["Connections__"]),
+    (Dialect::IdentityWeb, &["AzureAd__"]),
+    (
+        Dialect::BotFramework,
+        &[
+            "MicrosoftAppId",
+            "MicrosoftAppPassword",
+            "MicrosoftAppType",
+            "MicrosoftAppTenantId",
+        ],
+    ),
+    (
+        Dialect::Botas,
+        &[
+            "CLIENT_ID",
+            "CLIENT_SECRET",
+            "TENANT_ID",
+            "MANAGED_IDENTITY_CLIENT_ID",
+        ],
+    ),
+];
 
-    /// The process environment. Variables whose name or value is not valid UTF-8 are skipped
-    /// (`std::env::vars()` would panic on them).
-    pub fn from_process() -> Self {
-        std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect()
+/// The dialects `env` configures, by precedence (see [`BotAuthConfig::from_vars`]).
+fn present(env: &EnvVars) -> Vec<Dialect> {
+    let mut found: Vec<Dialect> = DETECTION
+        .iter()
+        .filter(|(dialect, keys)| {
+            keys.iter().any(|k| match dialect {
+                Dialect::Botas => env.contains(k),
+                _ if k.ends_with("__") => !env.with_prefix_ci(k).is_empty(),
+                _ => env.get_ci(k).is_some(),
+            })
+        })
+        .map(|(d, _)| *d)
+        .collect();
+    if env.contains("AZURE_FEDERATED_TOKEN_FILE") && env.contains("AZURE_CLIENT_ID") {
+        found.push(Dialect::WorkloadIdentity);
     }
+    found
+}
 
-    /// Sets `key` to `value`, replacing an earlier value of exactly that key.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        self.vars.insert(key.into(), value.into());
+/// Which dialect `env` speaks, by the precedence documented on [`BotAuthConfig::from_vars`].
+pub(crate) fn detect(env: &EnvVars) -> Option<Dialect> {
+    present(env).first().copied()
+}
+
+/// Where one setting of the model came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Provenance {
+    /// The model's setting (`client_id`, `credentials[0]`, `inbound.metadata_url`, …).
+    pub setting: String,
+    /// The key as it is spelled where it was found.
+    pub key: String,
+    /// Where it was found.
+    pub origin: Origin,
+}
+
+/// A configuration with the story of how it was read: see [`BotAuthConfig::explain_vars`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Explained {
+    /// The configuration.
+    pub config: BotAuthConfig,
+    /// For each key that set something, what it set and where it came from.
+    pub sources: Vec<Provenance>,
+    /// Keys that were not used, and notes (also logged at WARN and INFO when read).
+    pub warnings: Vec<String>,
+    /// Notes that need no action (two dialects that agree).
+    pub notes: Vec<String>,
+}
+
+/// Reads `env` in `dialect` (or the detected one), applies the generic `BOTAUTH_*` overrides and
+/// validates the result.
+pub(crate) fn read_env(dialect: Option<Dialect>, env: &EnvVars) -> Result<BotAuthConfig> {
+    let explained = explain(dialect, env)?;
+    for warning in &explained.warnings {
+        tracing::warn!("botauth: {warning}");
     }
-
-    /// The value of exactly `key` (case-sensitive), trimmed; `None` when absent or blank.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.vars.get(key).and_then(|v| non_blank(v))
+    for note in &explained.notes {
+        tracing::info!("botauth: {note}");
     }
+    Ok(explained.config)
+}
 
-    /// The value of `key` compared the way .NET configuration compares keys: ASCII
-    /// case-insensitively, with `:` and `__` as interchangeable section separators
-    /// (`AzureAd:ClientId`, `AZUREAD__CLIENTID` and `azuread__clientid` are one key). Trimmed;
-    /// `None` when absent or blank. When several spellings are set, an exact match wins, then the
-    /// first in sorted key order.
-    pub fn get_ci(&self, key: &str) -> Option<&str> {
-        if let Some(v) = self.get(key) {
-            return Some(v);
+/// The reader: detection, the dialect's sections, the overrides, validation.
+pub(crate) fn explain(dialect: Option<Dialect>, env: &EnvVars) -> Result<Explained> {
+    let mut r = Reader {
+        env,
+        warnings: Vec::new(),
+        notes: Vec::new(),
+        sources: Vec::new(),
+    };
+    let dialect = match dialect {
+        Some(Dialect::Native) => {
+            return Err(Error::config(
+                "dialect",
+                "botauth's native format is a file, not environment variables: use \
+                 BotAuthConfig::from_file, from_toml_str or from_json_str",
+            ));
         }
-        let wanted = normalize_key(key);
-        self.vars
+        Some(d) => d,
+        None => {
+            let found = present(env);
+            r.check_agreement(&found)?;
+            match found.first() {
+                Some(d) => *d,
+                None => return Err(r.empty_app_id().unwrap_or_else(no_configuration)),
+            }
+        }
+    };
+    tracing::debug!(%dialect, "botauth: reading configuration");
+    let mut draft = match dialect {
+        Dialect::Botas => r.botas()?,
+        Dialect::BotFramework => r.bot_framework()?,
+        Dialect::IdentityWeb => r.identity_web()?,
+        Dialect::AgentsSdk => r.agents()?,
+        _ => r.workload_identity()?,
+    };
+    r.overrides(&mut draft)?;
+    validate(&draft.config, &draft.keys)?;
+    for (i, connection) in draft.config.connections.iter().enumerate() {
+        let keys = &draft.connection_keys[i];
+        let mut as_config = BotAuthConfig::new(dialect);
+        as_config.client_id.clone_from(&connection.client_id);
+        as_config.tenant_id.clone_from(&connection.tenant_id);
+        as_config.credentials.clone_from(&connection.credentials);
+        validate(&as_config, keys)?;
+    }
+    tracing::debug!(
+        dialect = %draft.config.dialect,
+        credentials = ?draft.config.credentials.iter().map(CredentialConfig::type_name).collect::<Vec<_>>(),
+        "botauth: configuration read"
+    );
+    Ok(Explained {
+        config: draft.config,
+        sources: r.sources,
+        warnings: r.warnings,
+        notes: r.notes,
+    })
+}
+
+/// Applies the `BOTAUTH_*` overrides of `env` to a configuration read from a botauth file.
+pub(crate) fn apply_overrides(config: &mut BotAuthConfig, env: &EnvVars) -> Result<Vec<String>> {
+    let mut r = Reader {
+        env,
+        warnings: Vec::new(),
+        notes: Vec::new(),
+        sources: Vec::new(),
+    };
+    let mut draft = Draft::new(std::mem::replace(
+        config,
+        BotAuthConfig::new(Dialect::Native),
+    ));
+    draft.keys = KeyNames::native();
+    let result = r.overrides(&mut draft);
+    *config = draft.config;
+    result?;
+    validate(config, &KeyNames::native())?;
+    Ok(r.warnings)
+}
+
+/// A dialect's result before the generic overrides and the common validation.
+#[derive(Debug)]
+struct Draft {
+    /// The configuration, with `cloud` set to the dialect's base cloud.
+    config: BotAuthConfig,
+    /// A custom authority host given by the dialect (already checked).
+    authority: Option<String>,
+    /// The dialect's key names for [`validate`].
+    keys: KeyNames,
+    /// Key names of each of `config.connections`.
+    connection_keys: Vec<KeyNames>,
+}
+
+impl Draft {
+    fn new(config: BotAuthConfig) -> Self {
+        Draft {
+            config,
+            authority: None,
+            keys: KeyNames::native(),
+            connection_keys: Vec::new(),
+        }
+    }
+}
+
+/// A section's values: which row each key matched, as spelled, with its value.
+struct Fields<'e> {
+    section: &'static Section,
+    /// The section's prefix with its `{name}`/`{n}` filled in, in environment spelling.
+    prefix: String,
+    found: Vec<Found<'e>>,
+}
+
+struct Found<'e> {
+    row: &'static Row,
+    /// The list index of an indexed element (`Audiences__0`).
+    index: Option<u64>,
+    key: &'e str,
+    value: &'e str,
+}
+
+impl<'e> Fields<'e> {
+    fn find(&self, to: To) -> Option<&Found<'e>> {
+        self.found
             .iter()
-            .filter(|(k, _)| normalize_key(k) == wanted)
-            .find_map(|(_, v)| non_blank(v))
+            .find(|f| f.row.to == to && f.index.is_none())
     }
 
-    /// Whether `key` (exactly) has a non-blank value.
-    pub fn contains(&self, key: &str) -> bool {
-        self.get(key).is_some()
+    fn get(&self, to: To) -> Option<&'e str> {
+        self.find(to).map(|f| f.value)
     }
 
-    /// The number of variables (including blank ones).
-    pub fn len(&self) -> usize {
-        self.vars.len()
+    fn has(&self, to: To) -> bool {
+        self.found.iter().any(|f| f.row.to == to)
     }
 
-    /// Whether there are no variables at all.
-    pub fn is_empty(&self) -> bool {
-        self.vars.is_empty()
+    /// The key for `to` as spelled, or the canonical spelling when absent.
+    fn key(&self, to: To) -> String {
+        self.find(to).map_or_else(
+            || {
+                let row = self.section.rows.iter().find(|r| r.to == to);
+                format!("{}{}", self.prefix, row.map_or("", |r| r.key))
+            },
+            |f| f.key.to_owned(),
+        )
     }
 
-    /// The variable names, in sorted order.
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.vars.keys().map(String::as_str)
+    fn require(&self, to: To, why: &str) -> Result<&'e str> {
+        self.get(to)
+            .ok_or_else(|| Error::config(self.key(to), format!("is required{why}: {}", to.what())))
     }
 
-    /// Non-blank variables whose normalized key (see [`EnvVars::get_ci`]) starts with the
-    /// normalized `prefix`: `(normalized rest of the key, trimmed value)`.
-    fn with_prefix_ci(&self, prefix: &str) -> Vec<(String, &str)> {
-        let prefix = normalize_key(prefix);
-        self.vars
+    /// A list: the comma/space-separated value of the key itself, then its indexed elements.
+    fn list(&self, to: To) -> Vec<String> {
+        let mut items: Vec<(u64, &str)> = self
+            .found
             .iter()
-            .filter_map(|(k, v)| {
-                let k = normalize_key(k);
-                let rest = k.strip_prefix(&prefix)?.to_owned();
-                Some((rest, non_blank(v)?))
+            .filter(|f| f.row.to == to)
+            .map(|f| (f.index.map_or(0, |i| i + 1), f.value))
+            .collect();
+        items.sort_by_key(|(i, _)| *i);
+        items
+            .into_iter()
+            .flat_map(|(i, v)| {
+                if i == 0 {
+                    v.split(|c: char| c == ',' || c.is_whitespace())
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                } else {
+                    vec![v.to_owned()]
+                }
             })
             .collect()
     }
 
-    fn has_prefix_ci(&self, prefix: &str) -> bool {
-        !self.with_prefix_ci(prefix).is_empty()
+    fn bool(&self, to: To) -> Result<Option<bool>> {
+        self.get(to)
+            .map(|v| match v.to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(Error::config(self.key(to), "must be `true` or `false`")),
+            })
+            .transpose()
+    }
+
+    fn url(&self, to: To) -> Result<Option<String>> {
+        self.get(to)
+            .map(|v| check_endpoint_url(&self.key(to), v))
+            .transpose()
+    }
+
+    fn path(&self, to: To) -> Option<PathBuf> {
+        self.get(to).map(PathBuf::from)
+    }
+}
+
+struct Reader<'e> {
+    env: &'e EnvVars,
+    warnings: Vec<String>,
+    notes: Vec<String>,
+    sources: Vec<Provenance>,
+}
+
+impl<'e> Reader<'e> {
+    /// Collects the keys of `section` under `prefix` (the section's prefix with its placeholders
+    /// filled in); keys under the section's claim that match no row get a warning naming the
+    /// nearest known key, and rows marked ignored or refused are reported.
+    fn scan(&mut self, section: &'static Section, prefix: &str) -> Result<Fields<'e>> {
+        let mut fields = Fields {
+            section,
+            prefix: prefix.to_owned(),
+            found: Vec::new(),
+        };
+        let entries: Vec<(&'e str, String, &'e str)> = if section.exact {
+            self.env
+                .keys()
+                .filter_map(|k| {
+                    let rest = k.strip_prefix(prefix)?;
+                    Some((k, rest.to_owned(), self.env.get(k)?))
+                })
+                .collect()
+        } else {
+            self.env.with_prefix_ci(prefix)
+        };
+        for (key, rest, value) in entries {
+            let matched = section.rows.iter().find_map(|row| {
+                let index = match_row(row, &rest, section.exact)?;
+                Some((row, index))
+            });
+            let Some((row, index)) = matched else {
+                let claimed = section.claims.is_some_and(|claim| {
+                    let whole = normalize_key(key);
+                    whole.starts_with(claim) && (!claim.is_empty() || !prefix.is_empty())
+                });
+                if claimed {
+                    self.warnings.push(unknown_key(key, section));
+                }
+                continue;
+            };
+            match row.to {
+                To::Refused(why) => {
+                    return Err(Error::config(
+                        key,
+                        format!("is not supported by botauth: {why}"),
+                    ));
+                }
+                To::MustBeTrue(why) if !value.eq_ignore_ascii_case("true") => {
+                    return Err(Error::config(key, why));
+                }
+                To::Ignored(why) => {
+                    self.warnings
+                        .push(format!("{key} has no effect in botauth: {why}"));
+                }
+                _ => {}
+            }
+            if !matches!(row.to, To::Nested | To::Ignored(_) | To::MustBeTrue(_)) {
+                self.sources.push(Provenance {
+                    setting: setting_name(row.to).to_owned(),
+                    key: key.to_owned(),
+                    origin: self.env.origin(key).cloned().unwrap_or(Origin::Environment),
+                });
+            }
+            fields.found.push(Found {
+                row,
+                index,
+                key,
+                value,
+            });
+        }
+        Ok(fields)
+    }
+
+    /// Distinct names under `prefix` (`Connections__{name}__…` → the names) as spelled, in .NET
+    /// order: case-insensitive, `SERVICE_CONNECTION` (Python) and `ServiceConnection` being one
+    /// name. Each comes with its comparable form.
+    fn children(&self, prefix: &str) -> Vec<(String, String)> {
+        let depth = segments(prefix).len();
+        let mut names: Vec<(String, String)> = Vec::new();
+        for (key, _, _) in self.env.with_prefix_ci(prefix) {
+            let Some(spelled) = segments(key).get(depth).copied() else {
+                continue;
+            };
+            let comparable = comparable_name(spelled);
+            if !names.iter().any(|(c, _)| *c == comparable) {
+                names.push((comparable, spelled.to_owned()));
+            }
+        }
+        names.sort();
+        names
+    }
+
+    /// The client id of a section: an empty value is the SDKs' "authentication off", refused
+    /// with that explanation.
+    fn client_id(&self, f: &Fields<'e>, why: &str) -> Result<&'e str> {
+        if f.get(To::ClientId).is_none() && self.env.is_blank(&f.key(To::ClientId), f.section.exact)
+        {
+            return Err(empty_app_id(&f.key(To::ClientId)));
+        }
+        f.require(To::ClientId, why)
+    }
+
+    /// Two configured dialects must describe the same bot.
+    fn check_agreement(&mut self, found: &[Dialect]) -> Result<()> {
+        // Each dialect's app ids as (key as spelled, value); the Agents SDK has one per connection.
+        let ids: Vec<(Dialect, Vec<(String, &str)>)> = found
+            .iter()
+            .filter_map(|d| {
+                let keys: Vec<String> = match d {
+                    Dialect::Botas => vec!["CLIENT_ID".to_owned()],
+                    Dialect::BotFramework => vec!["MicrosoftAppId".to_owned()],
+                    Dialect::IdentityWeb => vec!["AzureAd__ClientId".to_owned()],
+                    Dialect::AgentsSdk => self
+                        .children("Connections__")
+                        .into_iter()
+                        .map(|(_, name)| format!("Connections__{name}__Settings__ClientId"))
+                        .collect(),
+                    _ => return None,
+                };
+                let values: Vec<(String, &str)> = keys
+                    .iter()
+                    .filter_map(|key| {
+                        let (spelled, value) = if *d == Dialect::Botas {
+                            (key.as_str(), self.env.get(key)?)
+                        } else {
+                            self.env.entry_ci(key)?
+                        };
+                        Some((spelled.to_owned(), value))
+                    })
+                    .collect();
+                (!values.is_empty()).then_some((*d, values))
+            })
+            .collect();
+        let Some(((d1, first), rest)) = ids.split_first() else {
+            return Ok(());
+        };
+        for (d2, other) in rest {
+            let (k2, v2) = &other[0];
+            match first.iter().find(|(_, v1)| v1.eq_ignore_ascii_case(v2)) {
+                Some((k1, _)) => self.notes.push(format!(
+                    "{k1} and {k2} name the same app; using the {d1} settings"
+                )),
+                None => {
+                    let k1 = &first[0].0;
+                    return Err(Error::config(
+                        k1.clone(),
+                        format!(
+                            "the {d1} setting {k1} and the {d2} setting {k2} name different apps: \
+                             botauth would use {k1}, and tokens for the other app would fail later \
+                             (AADSTS700016). Remove the settings of the dialect you do not use"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An app id key set to an empty value, when no dialect is configured otherwise.
+    fn empty_app_id(&self) -> Option<Error> {
+        let key = [
+            "MicrosoftAppId",
+            "AzureAd__ClientId",
+            "Connections__ServiceConnection__Settings__ClientId",
+        ]
+        .into_iter()
+        .find(|k| self.env.is_blank(k, false))
+        .or_else(|| self.env.is_blank("CLIENT_ID", true).then_some("CLIENT_ID"))?;
+        Some(empty_app_id(key))
+    }
+
+    /// Builds one credential of `kind` from `f` (the keys of a connection, entry or dialect).
+    fn credential(
+        &self,
+        kind: Kind,
+        name: &str,
+        f: &Fields<'e>,
+        send_x5c: bool,
+        client_id: &str,
+    ) -> Result<CredentialConfig> {
+        let why = format!(" for {name}");
+        Ok(match kind {
+            Kind::Secret => CredentialConfig::ClientSecret {
+                secret: Secret::new(f.require(To::Secret, &why)?),
+            },
+            Kind::Certificate => {
+                let (key_path, key_pem) = match f.get(To::KeyPathOrPem) {
+                    // The JavaScript SDK takes the key's PEM text here, other samples a path:
+                    // accept both, and never let PEM text travel as a path (paths are printed).
+                    Some(k) if k.trim_start().starts_with("-----BEGIN") => {
+                        (None, Some(Secret::new(unescape_newlines(k))))
+                    }
+                    Some(k) => (Some(PathBuf::from(k)), None),
+                    None => (f.path(To::KeyPath), None),
+                };
+                let mut cert = CertificateConfig {
+                    certificate_path: f.path(To::CertPath),
+                    key_path,
+                    key_pem,
+                    base64_pfx: f.get(To::Base64Pfx).map(Secret::new),
+                    password: f.get(To::Password).map(Secret::new),
+                    thumbprint: f.get(To::Thumbprint).map(str::to_owned),
+                    send_x5c,
+                    ..CertificateConfig::default()
+                };
+                cert.keys.certificate_path = f.key(To::CertPath);
+                cert.keys.key_path = f.key(if f.has(To::KeyPathOrPem) {
+                    To::KeyPathOrPem
+                } else {
+                    To::KeyPath
+                });
+                cert.keys.thumbprint = f.key(To::Thumbprint);
+                cert.keys.password = f.key(To::Password);
+                cert.keys.base64_pfx = f.key(To::Base64Pfx);
+                CredentialConfig::Certificate(cert)
+            }
+            Kind::UserManagedIdentity => CredentialConfig::ManagedIdentity {
+                id: ManagedIdentityId::ClientId(client_id.to_owned()),
+            },
+            Kind::SystemManagedIdentity => CredentialConfig::ManagedIdentity {
+                id: ManagedIdentityId::System,
+            },
+            Kind::Federated => CredentialConfig::FederatedManagedIdentity {
+                id: match f.get(To::FederatedClientId).or(f.get(To::ManagedIdentity)) {
+                    Some(id) if !id.eq_ignore_ascii_case("system") => {
+                        ManagedIdentityId::ClientId(id.to_owned())
+                    }
+                    _ => ManagedIdentityId::System,
+                },
+            },
+            Kind::Workload => CredentialConfig::WorkloadIdentity {
+                token_file: f
+                    .path(To::TokenFile)
+                    .or_else(|| {
+                        self.env
+                            .get("AZURE_FEDERATED_TOKEN_FILE")
+                            .map(PathBuf::from)
+                    })
+                    .ok_or_else(|| {
+                        Error::config(
+                            f.key(To::TokenFile),
+                            format!(
+                                "is required{why} when AZURE_FEDERATED_TOKEN_FILE is not set: {}",
+                                To::TokenFile.what()
+                            ),
+                        )
+                    })?,
+            },
+            Kind::Refused(instead) => {
+                return Err(Error::config(
+                    f.key(To::Kind),
+                    format!("{name} is not supported by botauth: {instead}"),
+                ));
+            }
+        })
+    }
+
+    /// Checks the keys a credential kind requires before building it.
+    fn requires(&self, choice: &Choice, f: &Fields<'e>, what: &str) -> Result<()> {
+        for any_of in choice.requires {
+            let set = any_of.iter().any(|to| f.has(*to));
+            let fallback =
+                any_of.contains(&To::TokenFile) && self.env.contains("AZURE_FEDERATED_TOKEN_FILE");
+            if !set && !fallback {
+                let first = any_of[0];
+                let others: Vec<String> = any_of[1..].iter().map(|to| f.key(*to)).collect();
+                let or = if others.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (or {})", others.join(", "))
+                };
+                return Err(Error::config(
+                    f.key(first),
+                    format!(
+                        "is required{or} for {what} {}: {}",
+                        choice.name,
+                        first.what()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // botas
+
+    fn botas(&mut self) -> Result<Draft> {
+        let f = self.scan(&BOTAS, "")?;
+        let client_id = self.client_id(&f, "")?;
+        let tenant_id = f.require(To::TenantId, "")?;
+        let mut draft = draft(
+            Dialect::Botas,
+            client_id,
+            "CLIENT_ID",
+            "TENANT_ID",
+            "CLIENT_SECRET",
+        );
+        draft.config.tenant_id = Some(tenant_id.to_owned());
+        let mi = f.get(To::ManagedIdentity);
+        if let Some(mi) = mi {
+            let kind = if mi.eq_ignore_ascii_case("system") {
+                Kind::SystemManagedIdentity
+            } else if mi.eq_ignore_ascii_case(client_id) {
+                // The user-assigned identity *is* the bot's app registration.
+                Kind::UserManagedIdentity
+            } else {
+                Kind::Federated
+            };
+            let credential = self.credential(kind, "MANAGED_IDENTITY_CLIENT_ID", &f, false, mi)?;
+            draft.config.credentials.push(credential);
+        }
+        match f.get(To::Secret) {
+            Some(secret) => draft
+                .config
+                .credentials
+                .push(CredentialConfig::ClientSecret {
+                    secret: Secret::new(secret),
+                }),
+            None if mi.is_none() => {
+                return Err(Error::config(
+                    "CLIENT_SECRET",
+                    "is required: set it to the client secret's value (not its id), or set \
+                     MANAGED_IDENTITY_CLIENT_ID to use a managed identity",
+                ));
+            }
+            None => {}
+        }
+        draft.config.allowed_service_urls = service_urls(&f)?;
+        Ok(draft)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Bot Framework
+
+    fn bot_framework(&mut self) -> Result<Draft> {
+        let f = self.scan(&BOT_FRAMEWORK, "")?;
+        let app_type = match f.get(To::Kind) {
+            None => "MultiTenant",
+            Some(t) => BOT_FRAMEWORK_APP_TYPES
+                .iter()
+                .find(|n| n.eq_ignore_ascii_case(t))
+                .ok_or_else(|| {
+                    Error::config(
+                        f.key(To::Kind),
+                        format!(
+                            "unknown app type{}: use MultiTenant, SingleTenant or UserAssignedMSI",
+                            shown(t)
+                        ),
+                    )
+                })?,
+        };
+        let id_why = if app_type == "UserAssignedMSI" {
+            " (the user-assigned identity's client id, with MicrosoftAppType=UserAssignedMSI)"
+        } else {
+            ""
+        };
+        let app_id = self.client_id(&f, id_why)?;
+        let mut draft = draft(
+            Dialect::BotFramework,
+            app_id,
+            &f.key(To::ClientId),
+            &f.key(To::TenantId),
+            &f.key(To::Secret),
+        );
+        let tenant = match (f.get(To::TenantId), app_type) {
+            (Some(t), _) => Some(t.to_owned()),
+            (None, _) if f.has(To::AuthorityWithTenant) => None,
+            // Legacy multi-tenant bots get their tokens from the botframework.com tenant.
+            (None, "MultiTenant") => Some("botframework.com".to_owned()),
+            (None, _) => {
+                return Err(Error::config(
+                    f.key(To::TenantId),
+                    format!(
+                        "is required when MicrosoftAppType is {app_type}: set it to the bot's tenant \
+                         (directory) id"
+                    ),
+                ));
+            }
+        };
+        draft.config.tenant_id = tenant;
+        self.common(&mut draft, &f)?;
+        if let Some(callers) = Some(f.list(To::SkillCallers)).filter(|c| !c.is_empty()) {
+            // Bot Framework semantics: the list names the bots allowed to call this one as a skill.
+            draft.config.inbound.allowed_callers = callers;
+            draft.config.inbound.skills = true;
+        }
+        let credentials = &mut draft.config.credentials;
+        if app_type == "UserAssignedMSI" {
+            credentials.push(self.credential(
+                Kind::UserManagedIdentity,
+                app_type,
+                &f,
+                false,
+                app_id,
+            )?);
+            return Ok(draft);
+        }
+        if f.has(To::KeyPathOrPem) || f.has(To::CertPath) || f.has(To::Thumbprint) {
+            credentials.push(self.credential(
+                Kind::Certificate,
+                "a certificate",
+                &f,
+                false,
+                app_id,
+            )?);
+        }
+        if f.has(To::Secret) {
+            credentials.push(self.credential(
+                Kind::Secret,
+                "a client secret",
+                &f,
+                false,
+                app_id,
+            )?);
+        }
+        if credentials.is_empty() {
+            return Err(Error::config(
+                f.key(To::Secret),
+                "is required: set it to the client secret's value (not its id), or configure a certificate \
+                 (CertificatePrivateKey/CertificateThumbprint), or set MicrosoftAppType=UserAssignedMSI",
+            ));
+        }
+        Ok(draft)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Microsoft.Identity.Web
+
+    fn identity_web(&mut self) -> Result<Draft> {
+        let f = self.scan(&IDENTITY_WEB, IDENTITY_WEB.prefix)?;
+        let client_id = self.client_id(&f, "")?;
+        let mut draft = draft(
+            Dialect::IdentityWeb,
+            client_id,
+            &f.key(To::ClientId),
+            &f.key(To::TenantId),
+            "AzureAd__ClientCredentials",
+        );
+        draft.config.tenant_id = f.get(To::TenantId).map(str::to_owned);
+        self.common(&mut draft, &f)?;
+        if draft.config.tenant_id.is_none() {
+            f.require(To::TenantId, "")?;
+        }
+        let send_x5c = f.bool(To::SendX5c)?.unwrap_or(false);
+
+        // ClientCredentials__{n}__{Field}: ordered by n numerically, gaps allowed.
+        let mut indexes: Vec<(u64, String)> = Vec::new();
+        for (_, name) in self.children("AzureAd__ClientCredentials__") {
+            let n = name
+                .parse()
+                .ok()
+                .filter(|_| name.bytes().all(|b| b.is_ascii_digit()));
+            let n = n.ok_or_else(|| {
+                Error::config(
+                    format!("AzureAd__ClientCredentials__{name}"),
+                    "ClientCredentials entries are indexed by numbers: use AzureAd__ClientCredentials__0__SourceType, \
+                     AzureAd__ClientCredentials__1__SourceType, …",
+                )
+            })?;
+            indexes.push((n, name));
+        }
+        indexes.sort();
+        for (_, name) in indexes {
+            let e = self.scan(
+                &IDENTITY_WEB_CREDENTIAL,
+                &format!("AzureAd__ClientCredentials__{name}__"),
+            )?;
+            if e.bool(To::Skip)?.unwrap_or(false) {
+                continue;
+            }
+            let source = e.require(
+                To::Kind,
+                &format!(" (one of {})", names(IDENTITY_WEB_SOURCE_TYPES, true)),
+            )?;
+            let choice = pick(
+                IDENTITY_WEB_SOURCE_TYPES,
+                source,
+                &e.key(To::Kind),
+                "SourceType",
+            )?;
+            self.requires(choice, &e, "SourceType")?;
+            let what = format!("SourceType {}", choice.name);
+            let credential = self.credential(choice.kind, &what, &e, send_x5c, client_id)?;
+            draft.config.credentials.push(credential);
+        }
+        // The flat legacy `ClientSecret` is merged in after the list, as Identity.Web does.
+        if f.has(To::Secret) {
+            let secret = self.credential(Kind::Secret, "ClientSecret", &f, false, client_id)?;
+            draft.config.credentials.push(secret);
+        }
+        if draft.config.credentials.is_empty() {
+            return Err(Error::config(
+                "AzureAd__ClientCredentials",
+                format!(
+                    "no client credential is configured: add AzureAd__ClientCredentials__0__SourceType ({}) \
+                     with its settings",
+                    names(IDENTITY_WEB_SOURCE_TYPES, true)
+                ),
+            ));
+        }
+        Ok(draft)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Microsoft 365 Agents SDK
+
+    fn agents(&mut self) -> Result<Draft> {
+        let names = self.children("Connections__");
+        // Every key under Connections__{name}__ must be under its Settings section.
+        for (key, rest, _) in self.env.with_prefix_ci("Connections__") {
+            let mut parts = rest.splitn(3, "__");
+            let (_, section) = (parts.next(), parts.next().unwrap_or_default());
+            if section != "settings" {
+                self.warnings.push(format!(
+                    "{key} is not a key botauth knows: connection settings go under \
+                     Connections__<name>__Settings__ (did you mean Settings?)"
+                ));
+            }
+        }
+        let mut map = Vec::new();
+        let mut map_keys = Vec::new();
+        let mut indexes: Vec<(u64, String)> = self
+            .children("ConnectionsMap__")
+            .into_iter()
+            .map(|(_, n)| (n.parse().unwrap_or(u64::MAX), n))
+            .collect();
+        indexes.sort();
+        for (_, i) in indexes {
+            let m = self.scan(&AGENTS_MAP, &format!("ConnectionsMap__{i}__"))?;
+            let connection = m.require(To::MapConnection, "")?;
+            let known = names.iter().any(|(c, _)| *c == comparable_name(connection));
+            if !known {
+                let list: Vec<&str> = names.iter().map(|(_, n)| n.as_str()).collect();
+                return Err(Error::config(
+                    m.key(To::MapConnection),
+                    format!(
+                        "names no configured connection: the connections are {}",
+                        list.join(", ")
+                    ),
+                ));
+            }
+            let mut entry =
+                ConnectionMapEntry::new(m.get(To::MapServiceUrl).unwrap_or("*"), connection);
+            entry.audience = m.get(To::MapAudience).map(str::to_owned);
+            map_keys.push(m.key(To::MapServiceUrl));
+            map.push(entry);
+        }
+        // The default connection: the first `*` rule without an audience, else the first name.
+        let default = map
+            .iter()
+            .find(|e| matches!(e.service_url.as_str(), "*" | "") && e.audience.is_none())
+            .map(|e| comparable_name(&e.connection))
+            .or_else(|| names.first().map(|(c, _)| c.clone()))
+            .ok_or_else(no_configuration)?;
+        let mut draft = None;
+        let mut others = Vec::new();
+        for (comparable, name) in &names {
+            let d = self.connection(name)?;
+            if *comparable == default {
+                draft = Some(d);
+            } else {
+                others.push(d);
+            }
+        }
+        let mut draft = draft.ok_or_else(no_configuration)?;
+        for other in others {
+            let mut c = ConnectionConfig::new(other.config.connection_name.unwrap_or_default());
+            c.client_id = other.config.client_id;
+            c.tenant_id = other.config.tenant_id;
+            c.cloud = match other.authority {
+                Some(host) => other.config.cloud.with_authority_host(host),
+                None => other.config.cloud,
+            };
+            c.credentials = other.config.credentials;
+            c.scopes = other.config.scopes;
+            draft.config.connections.push(c);
+            draft.connection_keys.push(other.keys);
+        }
+        for entry in &mut map {
+            // Map entries name connections as the connections spell them.
+            let wanted = comparable_name(&entry.connection);
+            if let Some((_, spelled)) = names.iter().find(|(c, _)| *c == wanted) {
+                entry.connection.clone_from(spelled);
+            }
+        }
+        draft.config.connections_map = map;
+
+        let t = self.scan(&AGENTS_TOKEN_VALIDATION, AGENTS_TOKEN_VALIDATION.prefix)?;
+        self.common(&mut draft, &t)?;
+        let client_id = draft.config.client_id.clone().unwrap_or_default();
+        let inbound = &mut draft.config.inbound;
+        for audience in t.list(To::Audiences) {
+            if !audience.eq_ignore_ascii_case(&client_id)
+                && !inbound.extra_audiences.contains(&audience)
+            {
+                inbound.extra_audiences.push(audience);
+            }
+        }
+        if let Some(tenant) = t.get(To::InboundTenant) {
+            check_tenant(tenant, &t.key(To::InboundTenant))?;
+            inbound.entra_tenants.push(tenant.to_owned());
+        }
+        if let Some(on) = t.bool(To::BotServiceTokens)? {
+            inbound.bot_service = on;
+        }
+        let callers = t.list(To::AllowedCallers);
+        if !callers.is_empty() {
+            // Agents semantics: `*` or an empty list allows every caller.
+            inbound.allowed_callers = callers;
+        }
+        let f = self.scan(&AGENTS_CLIENT_FACTORY, AGENTS_CLIENT_FACTORY.prefix)?;
+        self.common(&mut draft, &f)?;
+        Ok(draft)
+    }
+
+    /// One `Connections__{name}__Settings` section, with its key names.
+    fn connection(&mut self, name: &str) -> Result<Draft> {
+        let f = self.scan(
+            &AGENTS_CONNECTION,
+            &format!("Connections__{name}__Settings__"),
+        )?;
+        // .NET defaults AuthType to ClientSecret; the JavaScript SDK infers it from the keys set.
+        let auth_type = match f.get(To::Kind) {
+            Some(t) => t,
+            None if f.has(To::TokenFile) => "WorkloadIdentity",
+            None if f.has(To::FederatedClientId) => "FederatedCredentials",
+            None if f.has(To::CertPath) && !f.has(To::Secret) => "Certificate",
+            None => "ClientSecret",
+        };
+        let choice = pick(AGENTS_AUTH_TYPES, auth_type, &f.key(To::Kind), "AuthType")?;
+        let client_id = self.client_id(&f, "")?;
+        let mut draft = draft(
+            Dialect::AgentsSdk,
+            client_id,
+            &f.key(To::ClientId),
+            &f.key(To::TenantId),
+            &f.key(To::Kind),
+        );
+        draft.config.connection_name = Some(name.to_owned());
+        draft.config.tenant_id = f.get(To::TenantId).map(str::to_owned);
+        self.common(&mut draft, &f)?;
+        let managed = matches!(
+            choice.kind,
+            Kind::UserManagedIdentity | Kind::SystemManagedIdentity | Kind::Refused(_)
+        );
+        if draft.config.tenant_id.is_none() && !managed {
+            return Err(Error::config(
+                f.key(To::TenantId),
+                format!(
+                    "is required for AuthType {}: set it to the bot's tenant (directory) id",
+                    choice.name
+                ),
+            ));
+        }
+        self.requires(choice, &f, "AuthType")?;
+        let send_x5c = f.bool(To::SendX5c)?.unwrap_or(false);
+        let what = format!("AuthType {}", choice.name);
+        let credential = self.credential(choice.kind, &what, &f, send_x5c, client_id)?;
+        draft.config.credentials.push(credential);
+        Ok(draft)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Workload identity
+
+    fn workload_identity(&mut self) -> Result<Draft> {
+        let f = self.scan(&WORKLOAD_IDENTITY, "")?;
+        let client_id = self.client_id(&f, "")?;
+        let mut draft = draft(
+            Dialect::WorkloadIdentity,
+            client_id,
+            "AZURE_CLIENT_ID",
+            "AZURE_TENANT_ID",
+            "AZURE_FEDERATED_TOKEN_FILE",
+        );
+        draft.config.tenant_id = Some(f.require(To::TenantId, "")?.to_owned());
+        self.common(&mut draft, &f)?;
+        f.require(
+            To::TokenFile,
+            " (the AKS workload identity webhook sets it)",
+        )?;
+        let credential =
+            self.credential(Kind::Workload, "workload identity", &f, false, client_id)?;
+        draft.config.credentials.push(credential);
+        Ok(draft)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Keys shared by every dialect's sections.
+
+    /// Applies the settings any section may carry: tenant-bearing authorities, clouds, inbound
+    /// URLs, scopes, the Token Service URL and the HTTP timeout.
+    fn common(&mut self, draft: &mut Draft, f: &Fields<'e>) -> Result<()> {
+        let config = &mut draft.config;
+        if let Some(value) = f.get(To::Cloud) {
+            config.cloud = Cloud::from_name(value).map_err(|e| rekey(e, &f.key(To::Cloud)))?;
+        }
+        if f.bool(To::IsGov)?.unwrap_or(false) {
+            config.cloud = Cloud::UsGov;
+        }
+        if let Some(host) = f.get(To::Authority) {
+            set_authority(draft, &f.key(To::Authority), host, true)?;
+        }
+        if let Some(endpoint) = f.get(To::AuthorityWithTenant) {
+            let key = f.key(To::AuthorityWithTenant);
+            let url = parse_endpoint_url(&key, endpoint)?;
+            // `https://login.microsoftonline.com/{tenant}`: the host is the authority, the first
+            // path segment the tenant (used when no tenant key is given).
+            if draft.config.tenant_id.is_none() {
+                if let Some(t) = url.path.split('/').find(|s| !s.is_empty()) {
+                    draft.config.tenant_id = Some(t.to_owned());
+                    draft.keys.tenant_id.clone_from(&key);
+                }
+            }
+            set_authority(draft, &key, &url.origin, true)?;
+        }
+        let config = &mut draft.config;
+        let inbound = &mut config.inbound;
+        if let Some(url) = f.url(To::MetadataUrl)? {
+            inbound.metadata_url = Some(url);
+        }
+        if let Some(url) = f.url(To::EmulatorMetadataUrl)? {
+            inbound.emulator_metadata_url = Some(url);
+        }
+        if let Some(url) = f.url(To::EntraMetadataUrl)? {
+            inbound.entra_metadata_url = Some(url);
+        }
+        if let Some(issuer) = f.get(To::Issuer) {
+            inbound.issuer = Some(issuer.to_owned());
+        }
+        for issuer in f.list(To::ValidIssuers) {
+            if !inbound.valid_issuers.contains(&issuer) {
+                inbound.valid_issuers.push(issuer);
+            }
+        }
+        if let Some(every) = f.get(To::KeyRefresh) {
+            inbound.key_refresh = Some(parse_timespan(&f.key(To::KeyRefresh), every)?);
+        }
+        let scopes = f.list(To::Scopes);
+        if !scopes.is_empty() {
+            config.scopes = scopes;
+        }
+        if let Some(url) = f.url(To::TokenServiceUrl)? {
+            config.token_service_url = Some(url);
+        }
+        if let Some(timeout) = f.get(To::HttpTimeout) {
+            config.http_timeout = Some(parse_duration(&f.key(To::HttpTimeout), timeout)?);
+        }
+        for url in service_urls(f)? {
+            if !config.allowed_service_urls.contains(&url) {
+                config.allowed_service_urls.push(url);
+            }
+        }
+        Ok(())
+    }
+
+    /// `BOTAUTH_*`: `BOTAUTH_CLOUD` replaces the dialect's cloud (scopes, metadata, audience) but
+    /// keeps a custom authority the dialect gave; `BOTAUTH_AUTHORITY_HOST` replaces any authority.
+    fn overrides(&mut self, draft: &mut Draft) -> Result<()> {
+        let f = self.scan(&BOTAUTH, BOTAUTH.prefix)?;
+        let cloud_key = f.key(To::Cloud);
+        let cloud = f
+            .get(To::Cloud)
+            .map(|name| Cloud::from_name(name).map_err(|e| rekey(e, &cloud_key)))
+            .transpose()?;
+        if let Some(host) = f.get(To::Authority) {
+            // As the dialects' own authority keys: a known cloud's host selects that cloud,
+            // unless BOTAUTH_CLOUD decides the cloud.
+            set_authority(draft, &f.key(To::Authority), host, cloud.is_none())?;
+        }
+        let mut only_common = Fields {
+            section: f.section,
+            prefix: f.prefix.clone(),
+            found: Vec::new(),
+        };
+        only_common.found = f
+            .found
+            .into_iter()
+            .filter(|x| !matches!(x.row.to, To::Cloud | To::Authority))
+            .collect();
+        self.common(draft, &only_common)?;
+        if let Some(cloud) = cloud {
+            draft.config.cloud = cloud;
+        }
+        if let Some(host) = draft.authority.take() {
+            if !host.eq_ignore_ascii_case(draft.config.cloud.authority_host()) {
+                draft.config.cloud = draft.config.cloud.with_authority_host(host);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn empty_app_id(key: &str) -> Error {
+    Error::config(
+        key,
+        "is empty: the Bot Framework SDKs treat an empty app id as \"authentication off\"; botauth \
+         never turns authentication off. Set it to the bot's app id (to test locally without \
+         Azure, run `botauth sandbox`)",
+    )
+}
+
+/// A key's sections: `Connections__Bot__Settings` and `Connections:Bot:Settings` are both
+/// `[Connections, Bot, Settings]`.
+fn segments(key: &str) -> Vec<&str> {
+    key.split("__")
+        .flat_map(|s| s.split(':'))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A connection name compared as the SDKs' spellings require (`SERVICE_CONNECTION` =
+/// `serviceConnection` = `ServiceConnection`).
+fn comparable_name(name: &str) -> String {
+    name.replace('_', "").to_ascii_lowercase()
+}
+
+/// A new dialect draft naming the dialect's keys for [`validate`].
+fn draft(
+    dialect: Dialect,
+    client_id: &str,
+    id_key: &str,
+    tenant_key: &str,
+    credentials: &str,
+) -> Draft {
+    let mut config = BotAuthConfig::new(dialect);
+    config.client_id = Some(client_id.to_owned());
+    let mut draft = Draft::new(config);
+    draft.keys = KeyNames {
+        client_id: id_key.to_owned(),
+        tenant_id: tenant_key.to_owned(),
+        credentials: credentials.to_owned(),
+        native: false,
+    };
+    draft
+}
+
+/// Folds in an authority host named under `key`: a known host selects its cloud (when
+/// `select_cloud`), any other becomes a custom authority.
+fn set_authority(draft: &mut Draft, key: &str, value: &str, select_cloud: bool) -> Result<()> {
+    let url = check_endpoint_url(key, value)?;
+    match known_cloud(&url).filter(|_| select_cloud) {
+        Some(cloud) => {
+            draft.config.cloud = cloud;
+            draft.authority = None;
+        }
+        None => draft.authority = Some(url),
+    }
+    Ok(())
+}
+
+/// The service-URL allow-list entries of a section, each checked.
+fn service_urls(f: &Fields<'_>) -> Result<Vec<String>> {
+    let entries = f.list(To::AllowedServiceUrls);
+    if !entries.is_empty() {
+        super::validate::check_service_url_entries(&f.key(To::AllowedServiceUrls), &entries)?;
+    }
+    Ok(entries)
+}
+
+/// Whether `row` matches the normalized key rest: `Some(None)` for the key itself,
+/// `Some(Some(i))` for element `i` of a list key.
+fn match_row(row: &Row, rest: &str, exact: bool) -> Option<Option<u64>> {
+    let names = std::iter::once(row.key).chain(row.aliases.iter().copied());
+    for name in names {
+        let name = if exact {
+            name.to_owned()
+        } else {
+            normalize_key(name)
+        };
+        if rest == name {
+            return Some(None);
+        }
+        if let Some(tail) = rest.strip_prefix(&name).and_then(|t| t.strip_prefix("__")) {
+            if row.to == To::Nested {
+                return Some(None);
+            }
+            if row.to.is_list() && !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()) {
+                return tail.parse().ok().map(Some);
+            }
+        }
+    }
+    None
+}
+
+/// "`key` is not a key botauth knows; did you mean `nearest`?"
+fn unknown_key(key: &str, section: &Section) -> String {
+    let tail = normalize_key(key);
+    let nearest = section
+        .rows
+        .iter()
+        .flat_map(|r| std::iter::once(r.key).chain(r.aliases.iter().copied()))
+        .min_by_key(|name| {
+            let name = normalize_key(name);
+            let start = tail.len().saturating_sub(name.len() + 2);
+            (start..=tail.len())
+                .filter_map(|i| tail.get(i..))
+                .map(|t| edit_distance(t, &name))
+                .min()
+                .unwrap_or(usize::MAX)
+        });
+    let prefix = section
+        .prefix
+        .replace("{name}", "<name>")
+        .replace("{n}", "<n>");
+    match nearest {
+        Some(name) => {
+            format!("{key} is not a key botauth knows and is ignored: did you mean {prefix}{name}?")
+        }
+        None => format!("{key} is not a key botauth knows and is ignored"),
+    }
+}
+
+/// Levenshtein distance (ASCII, case already folded).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(previous + 1).min(row[j] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// Resolves an enumeration value by name (any case) or .NET number.
+fn pick<'t>(choices: &'t [Choice], value: &str, key: &str, what: &str) -> Result<&'t Choice> {
+    choices
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case(value) || value.parse() == Ok(c.number))
+        .ok_or_else(|| {
+            Error::config(
+                key,
+                format!(
+                    "unknown {what}{}: use {}",
+                    shown(value),
+                    names(choices, true)
+                ),
+            )
+        })
+}
+
+/// A .NET `TimeSpan` (`12:00:00`, `1.00:00:00`) or a botauth duration (`30s`, `3600`).
+fn parse_timespan(key: &str, value: &str) -> Result<std::time::Duration> {
+    let v = value.trim();
+    if !v.contains(':') {
+        return parse_duration(key, v);
+    }
+    let (days, clock) = match v.split_once('.') {
+        Some((d, rest)) if rest.contains(':') && !d.contains(':') => (d, rest),
+        _ => ("0", v),
+    };
+    let parts: Vec<&str> = clock.split(':').collect();
+    let number = |s: &str| s.parse::<f64>().ok().filter(|n| n.is_finite() && *n >= 0.0);
+    let seconds = match (number(days), parts.as_slice()) {
+        (Some(d), [h, m, s]) => number(h)
+            .zip(number(m))
+            .zip(number(s))
+            .map(|((h, m), s)| d * 86_400.0 + h * 3_600.0 + m * 60.0 + s),
+        _ => None,
+    };
+    match seconds {
+        Some(s) if s > 0.0 => parse_duration(key, &s.to_string()),
+        _ => Err(Error::config(
+            key,
+            "is not a time span: use `hh:mm:ss` (`12:00:00`), `d.hh:mm:ss`, or seconds",
+        )),
+    }
+}
+
+/// The model setting a row feeds, for [`Provenance`].
+fn setting_name(to: To) -> &'static str {
+    match to {
+        To::ClientId => "client_id",
+        To::TenantId => "tenant_id",
+        To::AuthorityWithTenant => "tenant_id, cloud.authority_host",
+        To::Kind
+        | To::Secret
+        | To::CertPath
+        | To::KeyPathOrPem
+        | To::KeyPath
+        | To::Thumbprint
+        | To::Password
+        | To::Base64Pfx
+        | To::SendX5c
+        | To::ManagedIdentity
+        | To::FederatedClientId
+        | To::TokenFile
+        | To::Skip => "credentials",
+        To::Authority => "cloud.authority_host",
+        To::Cloud | To::IsGov => "cloud",
+        To::MetadataUrl => "inbound.metadata_url",
+        To::EmulatorMetadataUrl => "inbound.emulator_metadata_url",
+        To::Issuer => "inbound.issuer",
+        To::EntraMetadataUrl => "inbound.entra_metadata_url",
+        To::Audiences => "inbound.extra_audiences",
+        To::InboundTenant => "inbound.entra_tenants",
+        To::ValidIssuers => "inbound.valid_issuers",
+        To::BotServiceTokens => "inbound.bot_service",
+        To::KeyRefresh => "inbound.key_refresh",
+        To::AllowedCallers | To::SkillCallers => "inbound.allowed_callers",
+        To::AllowedServiceUrls => "allowed_service_urls",
+        To::TokenServiceUrl => "token_service_url",
+        To::HttpTimeout => "http_timeout",
+        To::Scopes => "scopes",
+        To::MapServiceUrl | To::MapAudience | To::MapConnection => "connections_map",
+        To::Loader => "(loader)",
+        To::Nested | To::MustBeTrue(_) | To::Refused(_) | To::Ignored(_) => "",
     }
 }
 
@@ -120,371 +1344,6 @@ fn shown(value: &str) -> String {
     }
 }
 
-fn non_blank(v: &str) -> Option<&str> {
-    Some(v.trim()).filter(|v| !v.is_empty())
-}
-
-fn normalize_key(key: &str) -> String {
-    key.trim().replace(':', "__").to_ascii_lowercase()
-}
-
-impl fmt::Debug for EnvVars {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EnvVars")
-            .field("keys", &self.vars.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for EnvVars {
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut env = EnvVars::new();
-        env.extend(iter);
-        env
-    }
-}
-
-impl<K: Into<String>, V: Into<String>> Extend<(K, V)> for EnvVars {
-    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
-        for (k, v) in iter {
-            self.insert(k, v);
-        }
-    }
-}
-
-impl IntoIterator for EnvVars {
-    type Item = (String, String);
-    type IntoIter = std::collections::btree_map::IntoIter<String, String>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.vars.into_iter()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Key names.
-
-const BOTAUTH_AUTHORITY_HOST: &str = "BOTAUTH_AUTHORITY_HOST";
-const BOTAUTH_CLOUD: &str = "BOTAUTH_CLOUD";
-const BOTAUTH_METADATA_URL: &str = "BOTAUTH_METADATA_URL";
-const BOTAUTH_ALLOWED_SERVICE_URLS: &str = "BOTAUTH_ALLOWED_SERVICE_URLS";
-const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
-
-const AGENTS: &str = "Connections__ServiceConnection__Settings__";
-const IDWEB: &str = "AzureAd__";
-const IDWEB_CREDS: &str = "AzureAd__ClientCredentials";
-
-/// The error when no dialect's keys are present.
-pub(crate) fn no_configuration() -> Error {
-    Error::config(
-        "CLIENT_ID",
-        "no botauth configuration found in the environment: set CLIENT_ID/CLIENT_SECRET/TENANT_ID (botas), \
-         MicrosoftAppId/… (Bot Framework), AzureAd__… (Microsoft.Identity.Web) or \
-         Connections__ServiceConnection__Settings__… (Agents SDK)",
-    )
-}
-
-/// Which dialect `env` speaks, by the precedence documented on [`BotAuthConfig::from_vars`].
-pub(crate) fn detect(env: &EnvVars) -> Option<Dialect> {
-    if env.has_prefix_ci(AGENTS) {
-        Some(Dialect::AgentsSdk)
-    } else if env.has_prefix_ci(IDWEB) {
-        Some(Dialect::IdentityWeb)
-    } else if env.get_ci("MicrosoftAppId").is_some() || env.get_ci("MicrosoftAppPassword").is_some()
-    {
-        Some(Dialect::BotFramework)
-    } else if env.contains("CLIENT_ID") {
-        Some(Dialect::Botas)
-    } else if env.contains(AZURE_FEDERATED_TOKEN_FILE) && env.contains("AZURE_CLIENT_ID") {
-        Some(Dialect::WorkloadIdentity)
-    } else {
-        None
-    }
-}
-
-/// Reads `env` in `dialect` (or the detected one), applies the generic `BOTAUTH_*` overrides and
-/// validates the result.
-pub(crate) fn read_env(dialect: Option<Dialect>, env: &EnvVars) -> Result<BotAuthConfig> {
-    let detected = dialect.is_none();
-    let dialect = match dialect {
-        Some(d) => d,
-        None => detect(env).ok_or_else(no_configuration)?,
-    };
-    tracing::debug!(%dialect, detected, "botauth: reading configuration");
-    let draft = match dialect {
-        Dialect::Botas => read_botas(env)?,
-        Dialect::BotFramework => read_bot_framework(env)?,
-        Dialect::IdentityWeb => read_identity_web(env)?,
-        Dialect::AgentsSdk => read_agents(env)?,
-        Dialect::WorkloadIdentity => read_workload_identity(env)?,
-        Dialect::Native => {
-            return Err(Error::config(
-                "dialect",
-                "botauth's native format is a file, not environment variables: use \
-                 BotAuthConfig::from_file, from_toml_str or from_json_str",
-            ));
-        }
-    };
-    let config = finish(draft, env)?;
-    tracing::debug!(
-        dialect = %config.dialect,
-        credentials = ?config.credentials.iter().map(CredentialConfig::type_name).collect::<Vec<_>>(),
-        "botauth: configuration read"
-    );
-    Ok(config)
-}
-
-/// A dialect's result before the generic overrides and the common validation.
-#[derive(Debug)]
-struct Draft {
-    /// The configuration, with `cloud` set to the dialect's base cloud.
-    config: BotAuthConfig,
-    /// A custom authority host given by the dialect (already checked).
-    authority: Option<String>,
-    /// The dialect's key names for [`validate`].
-    keys: KeyNames,
-}
-
-impl Draft {
-    fn new(dialect: Dialect, client_id: &str, credentials: &str) -> Self {
-        let mut config = BotAuthConfig::new(dialect);
-        config.client_id = Some(client_id.to_owned());
-        Draft {
-            config,
-            authority: None,
-            keys: KeyNames {
-                client_id: String::new(),
-                tenant_id: String::new(),
-                credentials: credentials.to_owned(),
-                native: false,
-            },
-        }
-    }
-
-    fn keys(mut self, client_id: &str, tenant_id: &str) -> Self {
-        self.keys.client_id = client_id.to_owned();
-        self.keys.tenant_id = tenant_id.to_owned();
-        self
-    }
-
-    /// Folds in an authority host the dialect names under `key`: a known host selects its cloud,
-    /// any other becomes a custom authority.
-    fn authority(&mut self, key: &str, value: &str) -> Result<()> {
-        let url = check_endpoint_url(key, value)?;
-        match known_cloud(&url) {
-            Some(cloud) => {
-                self.config.cloud = cloud;
-                self.authority = None;
-            }
-            None => self.authority = Some(url),
-        }
-        Ok(())
-    }
-}
-
-/// Applies `BOTAUTH_CLOUD`, `BOTAUTH_AUTHORITY_HOST` and `BOTAUTH_METADATA_URL`, then validates.
-///
-/// `BOTAUTH_CLOUD` replaces the dialect's cloud (scopes, metadata, audience) but keeps a custom
-/// authority the dialect gave; `BOTAUTH_AUTHORITY_HOST` replaces any authority.
-fn finish(mut draft: Draft, env: &EnvVars) -> Result<BotAuthConfig> {
-    let cloud = env
-        .get(BOTAUTH_CLOUD)
-        .map(|name| Cloud::from_name(name).map_err(|e| rekey(e, BOTAUTH_CLOUD)))
-        .transpose()?;
-    if let Some(host) = env.get(BOTAUTH_AUTHORITY_HOST) {
-        match cloud {
-            // As the dialects' own authority keys: a known cloud's host selects that cloud.
-            None => draft.authority(BOTAUTH_AUTHORITY_HOST, host)?,
-            // BOTAUTH_CLOUD decides the cloud; the host is only its authority.
-            Some(_) => draft.authority = Some(check_endpoint_url(BOTAUTH_AUTHORITY_HOST, host)?),
-        }
-    }
-    let Draft {
-        mut config,
-        authority,
-        keys,
-    } = draft;
-    if let Some(cloud) = cloud {
-        config.cloud = cloud;
-    }
-    if let Some(host) = authority {
-        if !host.eq_ignore_ascii_case(config.cloud.authority_host()) {
-            config.cloud = config.cloud.with_authority_host(host);
-        }
-    }
-    if let Some(url) = env.get(BOTAUTH_METADATA_URL) {
-        config.inbound.metadata_url = Some(check_endpoint_url(BOTAUTH_METADATA_URL, url)?);
-    }
-    if let Some(urls) = env.get(BOTAUTH_ALLOWED_SERVICE_URLS) {
-        for url in service_url_list(BOTAUTH_ALLOWED_SERVICE_URLS, urls)? {
-            if !config.allowed_service_urls.contains(&url) {
-                config.allowed_service_urls.push(url);
-            }
-        }
-    }
-    validate(&config, &keys)?;
-    Ok(config)
-}
-
-/// A comma- or whitespace-separated list of service-URL allow-list entries, each checked.
-fn service_url_list(key: &str, value: &str) -> Result<Vec<String>> {
-    let entries: Vec<String> = value
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    super::validate::check_service_url_entries(key, &entries)?;
-    Ok(entries)
-}
-
-fn required<'a>(value: Option<&'a str>, key: &str, what: &str) -> Result<&'a str> {
-    value.ok_or_else(|| Error::config(key, format!("is required: {what}")))
-}
-
-const CLIENT_ID_WHAT: &str = "set it to the bot's application (client) id";
-const TENANT_ID_WHAT: &str = "set it to the bot's tenant (directory) id";
-
-// ---------------------------------------------------------------------------------------------
-// botas
-
-fn read_botas(env: &EnvVars) -> Result<Draft> {
-    let client_id = required(env.get("CLIENT_ID"), "CLIENT_ID", CLIENT_ID_WHAT)?;
-    let tenant_id = required(env.get("TENANT_ID"), "TENANT_ID", TENANT_ID_WHAT)?;
-    let mut draft =
-        Draft::new(Dialect::Botas, client_id, "CLIENT_SECRET").keys("CLIENT_ID", "TENANT_ID");
-    draft.config.tenant_id = Some(tenant_id.to_owned());
-
-    let mi = env.get("MANAGED_IDENTITY_CLIENT_ID");
-    let credentials = &mut draft.config.credentials;
-    if let Some(mi) = mi {
-        credentials.push(if mi.eq_ignore_ascii_case("system") {
-            CredentialConfig::ManagedIdentity {
-                id: ManagedIdentityId::System,
-            }
-        } else if mi.eq_ignore_ascii_case(client_id) {
-            // The user-assigned identity *is* the bot's app registration.
-            CredentialConfig::ManagedIdentity {
-                id: ManagedIdentityId::ClientId(mi.to_owned()),
-            }
-        } else {
-            CredentialConfig::FederatedManagedIdentity {
-                id: ManagedIdentityId::ClientId(mi.to_owned()),
-            }
-        });
-    }
-    match env.get("CLIENT_SECRET") {
-        Some(secret) => credentials.push(CredentialConfig::ClientSecret {
-            secret: Secret::new(secret),
-        }),
-        None if mi.is_none() => {
-            return Err(Error::config(
-                "CLIENT_SECRET",
-                "is required: set it to the client secret's value (not its id), or set \
-                 MANAGED_IDENTITY_CLIENT_ID to use a managed identity",
-            ));
-        }
-        None => {}
-    }
-    if let Some(urls) = env.get("ALLOWED_SERVICE_URLS") {
-        draft.config.allowed_service_urls = service_url_list("ALLOWED_SERVICE_URLS", urls)?;
-    }
-    Ok(draft)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Bot Framework
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AppType {
-    MultiTenant,
-    SingleTenant,
-    UserAssignedMsi,
-}
-
-fn read_bot_framework(env: &EnvVars) -> Result<Draft> {
-    let app_id = required(
-        env.get_ci("MicrosoftAppId"),
-        "MicrosoftAppId",
-        CLIENT_ID_WHAT,
-    )?;
-    let app_type = match env.get_ci("MicrosoftAppType") {
-        None => AppType::MultiTenant,
-        Some(t) if t.eq_ignore_ascii_case("MultiTenant") => AppType::MultiTenant,
-        Some(t) if t.eq_ignore_ascii_case("SingleTenant") => AppType::SingleTenant,
-        Some(t) if t.eq_ignore_ascii_case("UserAssignedMSI") => AppType::UserAssignedMsi,
-        Some(t) => {
-            return Err(Error::config(
-                "MicrosoftAppType",
-                format!(
-                    "unknown app type{}: use MultiTenant, SingleTenant or UserAssignedMSI",
-                    shown(t)
-                ),
-            ));
-        }
-    };
-    let tenant = match (env.get_ci("MicrosoftAppTenantId"), app_type) {
-        (Some(t), _) => t,
-        // Legacy multi-tenant bots get their tokens from the botframework.com tenant.
-        (None, AppType::MultiTenant) => "botframework.com",
-        (None, _) => {
-            return Err(Error::config(
-                "MicrosoftAppTenantId",
-                "is required when MicrosoftAppType is SingleTenant or UserAssignedMSI: set it to the \
-                 bot's tenant (directory) id",
-            ));
-        }
-    };
-    let mut draft = Draft::new(Dialect::BotFramework, app_id, "MicrosoftAppPassword")
-        .keys("MicrosoftAppId", "MicrosoftAppTenantId");
-    draft.config.tenant_id = Some(tenant.to_owned());
-    if let Some(channel_service) = env.get_ci("ChannelService") {
-        draft.config.cloud =
-            Cloud::from_name(channel_service).map_err(|e| rekey(e, "ChannelService"))?;
-    }
-
-    let credentials = &mut draft.config.credentials;
-    if app_type == AppType::UserAssignedMsi {
-        credentials.push(CredentialConfig::ManagedIdentity {
-            id: ManagedIdentityId::ClientId(app_id.to_owned()),
-        });
-        return Ok(draft);
-    }
-    let private_key = env.get_ci("CertificatePrivateKey");
-    let certificate_path = env.get_ci("CertificatePath");
-    let thumbprint = env.get_ci("CertificateThumbprint");
-    if private_key.is_some() || certificate_path.is_some() || thumbprint.is_some() {
-        // The JavaScript SDK takes the key's PEM text here, other samples a path: accept both,
-        // and never let PEM text travel as a path (paths are printed in messages).
-        let (key_path, key_pem) = match private_key {
-            Some(k) if k.trim_start().starts_with("-----BEGIN") => {
-                (None, Some(Secret::new(unescape_newlines(k))))
-            }
-            Some(k) => (Some(PathBuf::from(k)), None),
-            None => (None, None),
-        };
-        credentials.push(CredentialConfig::Certificate(CertificateConfig {
-            certificate_path: certificate_path.map(PathBuf::from),
-            key_path,
-            key_pem,
-            thumbprint: thumbprint.map(str::to_owned),
-            ..CertificateConfig::default()
-        }));
-    }
-    if let Some(password) = env.get_ci("MicrosoftAppPassword") {
-        credentials.push(CredentialConfig::ClientSecret {
-            secret: Secret::new(password),
-        });
-    }
-    if credentials.is_empty() {
-        return Err(Error::config(
-            "MicrosoftAppPassword",
-            "is required: set it to the client secret's value (not its id), or configure a certificate \
-             (CertificatePrivateKey/CertificateThumbprint), or set MicrosoftAppType=UserAssignedMSI",
-        ));
-    }
-    Ok(draft)
-}
-
 /// PEM text put in a one-line variable (a `.env` file, a portal setting) often spells its line
 /// breaks as `\n`.
 fn unescape_newlines(pem: &str) -> String {
@@ -494,370 +1353,44 @@ fn unescape_newlines(pem: &str) -> String {
         pem.replace("\\n", "\n")
     }
 }
-
-// ---------------------------------------------------------------------------------------------
-// Microsoft.Identity.Web
-
-const IDWEB_SOURCE_TYPES: &str = "ClientSecret, Path, Base64Encoded, SignedAssertionFromManagedIdentity or SignedAssertionFilePath";
-
-fn read_identity_web(env: &EnvVars) -> Result<Draft> {
-    let get = |field: &str| env.get_ci(&format!("{IDWEB}{field}"));
-    let client_id = required(get("ClientId"), "AzureAd__ClientId", CLIENT_ID_WHAT)?;
-    let tenant_id = required(get("TenantId"), "AzureAd__TenantId", TENANT_ID_WHAT)?;
-    let mut draft = Draft::new(Dialect::IdentityWeb, client_id, IDWEB_CREDS)
-        .keys("AzureAd__ClientId", "AzureAd__TenantId");
-    draft.config.tenant_id = Some(tenant_id.to_owned());
-    if let Some(instance) = get("Instance") {
-        draft.authority("AzureAd__Instance", instance)?;
-    }
-
-    // ClientCredentials__{n}__{Field}: ordered by n numerically, gaps allowed.
-    let mut entries: BTreeMap<u64, BTreeMap<String, &str>> = BTreeMap::new();
-    for (rest, value) in env.with_prefix_ci(&format!("{IDWEB_CREDS}__")) {
-        let (index, field) = rest.split_once("__").unwrap_or((rest.as_str(), ""));
-        let n: u64 = index
-            .parse()
-            .ok()
-            .filter(|_| index.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(|| {
-                Error::config(
-                    format!("{IDWEB_CREDS}__{index}"),
-                    "ClientCredentials entries are indexed by numbers: use AzureAd__ClientCredentials__0__SourceType, \
-                     AzureAd__ClientCredentials__1__SourceType, …",
-                )
-            })?;
-        let slot = entries.entry(n).or_default();
-        if !field.is_empty() {
-            slot.insert(field.to_owned(), value);
-        }
-    }
-    for (n, fields) in &entries {
-        if let Some(credential) = identity_web_credential(*n, fields, env)? {
-            draft.config.credentials.push(credential);
-        }
-    }
-    // The flat legacy `ClientSecret` is merged in after the list, as Identity.Web does.
-    if let Some(secret) = get("ClientSecret") {
-        draft
-            .config
-            .credentials
-            .push(CredentialConfig::ClientSecret {
-                secret: Secret::new(secret),
-            });
-    }
-    if draft.config.credentials.is_empty() {
-        return Err(Error::config(
-            IDWEB_CREDS,
-            "no client credential is configured: add AzureAd__ClientCredentials__0__SourceType \
-             (ClientSecret, Path, Base64Encoded, SignedAssertionFromManagedIdentity or \
-             SignedAssertionFilePath) with its settings",
-        ));
-    }
-    Ok(draft)
-}
-
-/// One `ClientCredentials` entry; `None` when it says `Skip=true`.
-fn identity_web_credential(
-    n: u64,
-    fields: &BTreeMap<String, &str>,
-    env: &EnvVars,
-) -> Result<Option<CredentialConfig>> {
-    let key = |field: &str| format!("{IDWEB_CREDS}__{n}__{field}");
-    let field = |name: &str| fields.get(&name.to_ascii_lowercase()).copied();
-    let require = |name: &str, what: &str| {
-        field(name).ok_or_else(|| Error::config(key(name), format!("is required: {what}")))
-    };
-    if field("Skip").is_some_and(|s| s.eq_ignore_ascii_case("true")) {
-        return Ok(None);
-    }
-    let source_type = require("SourceType", &format!("set it to {IDWEB_SOURCE_TYPES}"))?;
-    // .NET binds enums by name (any case) or by number.
-    let source = match source_type.to_ascii_lowercase().as_str() {
-        "clientsecret" | "6" => "ClientSecret",
-        "path" | "3" => "Path",
-        "base64encoded" | "2" => "Base64Encoded",
-        "signedassertionfrommanagedidentity" | "7" => "SignedAssertionFromManagedIdentity",
-        "signedassertionfilepath" | "8" => "SignedAssertionFilePath",
-        "certificate" | "0" => "Certificate",
-        "keyvault" | "1" => "KeyVault",
-        "storewiththumbprint" | "4" => "StoreWithThumbprint",
-        "storewithdistinguishedname" | "5" => "StoreWithDistinguishedName",
-        "signedassertionfromvault" | "9" => "SignedAssertionFromVault",
-        "autodecryptkeys" | "10" => "AutoDecryptKeys",
-        "customsignedassertion" | "11" => "CustomSignedAssertion",
-        _ => {
-            return Err(Error::config(
-                key("SourceType"),
-                format!(
-                    "unknown SourceType{}: use {IDWEB_SOURCE_TYPES}",
-                    shown(source_type)
-                ),
-            ));
-        }
-    };
-    let unsupported = |instead: &str| {
-        Err(Error::config(
-            key("SourceType"),
-            format!("SourceType {source} is not supported by botauth: {instead}"),
-        ))
-    };
-    let password = field("CertificatePassword").map(Secret::new);
-    let credential = match source {
-        "ClientSecret" => CredentialConfig::ClientSecret {
-            secret: Secret::new(require(
-                "ClientSecret",
-                "set it to the client secret's value (not its id)",
-            )?),
-        },
-        "Path" => CredentialConfig::Certificate(CertificateConfig {
-            certificate_path: Some(PathBuf::from(require(
-                "CertificateDiskPath",
-                "set it to the path of the certificate file (PFX, or PEM with its key)",
-            )?)),
-            password,
-            ..CertificateConfig::default()
-        }),
-        "Base64Encoded" => CredentialConfig::Certificate(CertificateConfig {
-            base64_pfx: Some(Secret::new(require(
-                "Base64EncodedValue",
-                "set it to the base64 encoding of the PFX file",
-            )?)),
-            password,
-            ..CertificateConfig::default()
-        }),
-        "SignedAssertionFromManagedIdentity" => CredentialConfig::FederatedManagedIdentity {
-            id: match field("ManagedIdentityClientId") {
-                Some(id) => ManagedIdentityId::ClientId(id.to_owned()),
-                None => ManagedIdentityId::System,
-            },
-        },
-        "SignedAssertionFilePath" => CredentialConfig::WorkloadIdentity {
-            token_file: PathBuf::from(
-                field("SignedAssertionFileDiskPath")
-                    .or_else(|| env.get(AZURE_FEDERATED_TOKEN_FILE))
-                    .ok_or_else(|| {
-                        Error::config(
-                            key("SignedAssertionFileDiskPath"),
-                            "is required when AZURE_FEDERATED_TOKEN_FILE is not set: set it to the \
-                             path of the federated token file",
-                        )
-                    })?,
-            ),
-        },
-        "KeyVault" | "SignedAssertionFromVault" => {
-            return unsupported(
-                "export the certificate to a file and use SourceType Path (or Base64Encoded), or use \
-                 SignedAssertionFromManagedIdentity to avoid certificates altogether",
-            );
-        }
-        "StoreWithThumbprint" | "StoreWithDistinguishedName" => {
-            return unsupported(
-                "certificate stores are not read: export the certificate (with its key) to a PFX or \
-                 PEM file and use SourceType Path",
-            );
-        }
-        "Certificate" => {
-            return unsupported(
-                "an in-memory certificate cannot come from configuration: use SourceType Path or \
-                 Base64Encoded",
-            );
-        }
-        _ => {
-            return unsupported(
-                "register a custom credential in code, or use one of ClientSecret, Path, \
-                 Base64Encoded, SignedAssertionFromManagedIdentity or SignedAssertionFilePath",
-            );
-        }
-    };
-    Ok(Some(credential))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Microsoft 365 Agents SDK
-
-const AGENTS_AUTH_TYPES: &str = "ClientSecret, Certificate, UserManagedIdentity, \
-     SystemManagedIdentity, FederatedCredentials or WorkloadIdentity";
-
-fn read_agents(env: &EnvVars) -> Result<Draft> {
-    let key = |field: &str| format!("{AGENTS}{field}");
-    let get = |field: &str| env.get_ci(&key(field));
-    let require = |field: &str, what: &str| required(get(field), &key(field), what);
-
-    let auth_type = get("AuthType").unwrap_or("ClientSecret");
-    let auth_type = [
-        "ClientSecret",
-        "Certificate",
-        "UserManagedIdentity",
-        "SystemManagedIdentity",
-        "FederatedCredentials",
-        "WorkloadIdentity",
-    ]
-    .into_iter()
-    .find(|t| t.eq_ignore_ascii_case(auth_type))
-    .ok_or_else(|| {
-        Error::config(
-            key("AuthType"),
-            format!(
-                "unknown AuthType{}: use {AGENTS_AUTH_TYPES}",
-                shown(auth_type)
-            ),
-        )
-    })?;
-    let client_id = require("ClientId", CLIENT_ID_WHAT)?;
-
-    let mut tenant_key = key("TenantId");
-    let mut tenant = get("TenantId").map(str::to_owned);
-    let mut authority = None;
-    if let Some(endpoint) = get("AuthorityEndpoint") {
-        let url = parse_endpoint_url(&key("AuthorityEndpoint"), endpoint)?;
-        // `https://login.microsoftonline.com/{tenant}`: the host is the authority, the first path
-        // segment the tenant (used when TenantId is not given).
-        if tenant.is_none() {
-            if let Some(t) = url.path.split('/').find(|s| !s.is_empty()) {
-                tenant = Some(t.to_owned());
-                tenant_key = key("AuthorityEndpoint");
-            }
-        }
-        authority = Some(url.origin);
-    }
-    let managed = matches!(auth_type, "UserManagedIdentity" | "SystemManagedIdentity");
-    if tenant.is_none() && !managed {
-        return Err(Error::config(
-            key("TenantId"),
-            format!(
-                "is required for AuthType {auth_type}: set it to the bot's tenant (directory) id"
-            ),
-        ));
-    }
-
-    let mut draft = Draft::new(Dialect::AgentsSdk, client_id, &key("AuthType"))
-        .keys(&key("ClientId"), &tenant_key);
-    draft.config.tenant_id = tenant;
-    if let Some(authority) = authority {
-        draft.authority(&key("AuthorityEndpoint"), &authority)?;
-    }
-
-    let credential = match auth_type {
-        "ClientSecret" => CredentialConfig::ClientSecret {
-            secret: Secret::new(require(
-                "ClientSecret",
-                "set it to the client secret's value (not its id), or choose another AuthType",
-            )?),
-        },
-        "Certificate" => {
-            let certificate_path = get("CertPemFile");
-            let thumbprint = get("CertThumbprint");
-            if certificate_path.is_none() && thumbprint.is_none() {
-                return Err(Error::config(
-                    key("CertPemFile"),
-                    "is required for AuthType Certificate: set it to the PEM certificate (and CertKeyFile \
-                     to its key unless the PEM holds both), or set CertThumbprint",
-                ));
-            }
-            CredentialConfig::Certificate(CertificateConfig {
-                certificate_path: certificate_path.map(PathBuf::from),
-                key_path: get("CertKeyFile").map(PathBuf::from),
-                thumbprint: thumbprint.map(str::to_owned),
-                ..CertificateConfig::default()
-            })
-        }
-        "UserManagedIdentity" => CredentialConfig::ManagedIdentity {
-            id: ManagedIdentityId::ClientId(client_id.to_owned()),
-        },
-        "SystemManagedIdentity" => CredentialConfig::ManagedIdentity {
-            id: ManagedIdentityId::System,
-        },
-        "FederatedCredentials" => CredentialConfig::FederatedManagedIdentity {
-            id: ManagedIdentityId::ClientId(
-                require(
-                    "FederatedClientId",
-                    "set it to the client id of the managed identity registered as a federated credential",
-                )?
-                .to_owned(),
-            ),
-        },
-        _ => CredentialConfig::WorkloadIdentity {
-            token_file: PathBuf::from(
-                get("FederatedTokenFile")
-                    .or_else(|| env.get(AZURE_FEDERATED_TOKEN_FILE))
-                    .ok_or_else(|| {
-                        Error::config(
-                            key("FederatedTokenFile"),
-                            "is required for AuthType WorkloadIdentity when AZURE_FEDERATED_TOKEN_FILE \
-                             is not set: set it to the path of the projected token file",
-                        )
-                    })?,
-            ),
-        },
-    };
-    draft.config.credentials.push(credential);
-    Ok(draft)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Workload identity
-
-fn read_workload_identity(env: &EnvVars) -> Result<Draft> {
-    let client_id = required(
-        env.get("AZURE_CLIENT_ID"),
-        "AZURE_CLIENT_ID",
-        CLIENT_ID_WHAT,
-    )?;
-    let tenant_id = required(
-        env.get("AZURE_TENANT_ID"),
-        "AZURE_TENANT_ID",
-        TENANT_ID_WHAT,
-    )?;
-    let token_file = required(
-        env.get(AZURE_FEDERATED_TOKEN_FILE),
-        AZURE_FEDERATED_TOKEN_FILE,
-        "set it to the projected service account token file (the AKS workload identity webhook sets it)",
-    )?;
-    let mut draft = Draft::new(
-        Dialect::WorkloadIdentity,
-        client_id,
-        AZURE_FEDERATED_TOKEN_FILE,
-    )
-    .keys("AZURE_CLIENT_ID", "AZURE_TENANT_ID");
-    draft.config.tenant_id = Some(tenant_id.to_owned());
-    if let Some(host) = env.get("AZURE_AUTHORITY_HOST") {
-        draft.authority("AZURE_AUTHORITY_HOST", host)?;
-    }
-    draft
-        .config
-        .credentials
-        .push(CredentialConfig::WorkloadIdentity {
-            token_file: PathBuf::from(token_file),
-        });
-    Ok(draft)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Public entry points.
 
 impl BotAuthConfig {
-    /// Reads the configuration from the process environment, detecting the dialect
-    /// (see [`BotAuthConfig::from_vars`] for the detection order and the generic overrides).
+    /// Reads the configuration from the process environment, detecting the dialect (see
+    /// [`BotAuthConfig::from_vars`] for the detection order and the generic overrides), with a
+    /// `.env` file of the working directory (or the file `BOTAUTH_CONFIG` names) underneath: see
+    /// [`ConfigLoader`](super::ConfigLoader).
     pub fn from_env() -> Result<BotAuthConfig> {
-        read_env(None, &EnvVars::from_process())
+        super::ConfigLoader::from_process().load()
     }
 
     /// Reads the configuration from an injected environment, detecting the dialect.
     ///
     /// # Dialect detection
     ///
-    /// When keys of several dialects are present, the first match wins:
+    /// The dialects whose keys are present, by precedence:
     ///
-    /// 1. Microsoft 365 Agents SDK: any `Connections__ServiceConnection__Settings__*` key;
+    /// 1. Microsoft 365 Agents SDK: any `Connections__<name>__…` key;
     /// 2. Microsoft.Identity.Web: any `AzureAd__*` key;
-    /// 3. Bot Framework: `MicrosoftAppId` (or `MicrosoftAppPassword`);
-    /// 4. botas: `CLIENT_ID`;
+    /// 3. Bot Framework: `MicrosoftAppId`, `MicrosoftAppPassword`, `MicrosoftAppType` or
+    ///    `MicrosoftAppTenantId`;
+    /// 4. botas: `CLIENT_ID`, `CLIENT_SECRET`, `TENANT_ID` or `MANAGED_IDENTITY_CLIENT_ID`;
     /// 5. workload identity: `AZURE_FEDERATED_TOKEN_FILE` together with `AZURE_CLIENT_ID`.
     ///
-    /// The .NET dialects (2, 3, 4 above: Agents SDK, Identity.Web, Bot Framework) compare keys
+    /// The first one is read. When two of 1–4 name the bot's app id, they must agree: different
+    /// ids are an error naming both keys (the request would fail later with AADSTS700016), equal
+    /// ones a note at INFO. The workload identity variables are set by the AKS webhook rather than
+    /// by the user, so they never conflict.
+    ///
+    /// The .NET dialects (Agents SDK, Identity.Web, Bot Framework) compare keys
     /// case-insensitively and accept `:` as well as `__` between sections; botas, workload identity
-    /// and the `BOTAUTH_*` keys are exact. Values are trimmed and an empty value counts as absent.
-    /// Unknown keys are ignored. Use [`BotAuthConfig::from_vars_as`] to skip detection.
+    /// and the `BOTAUTH_*` keys are exact. Values are trimmed and an empty value counts as absent,
+    /// except an empty app id, which is refused (the SDKs read it as "authentication off").
+    /// Unknown keys under a dialect's prefix (`AzureAd__ClinetId`, `MicrosoftAppPasword`) and keys
+    /// without effect in botauth are logged at WARN naming the nearest known key; see
+    /// [`BotAuthConfig::explain_vars`] to get them as data. Use [`BotAuthConfig::from_vars_as`] to
+    /// skip detection.
     ///
     /// # Generic overrides (every dialect)
     ///
@@ -868,13 +1401,15 @@ impl BotAuthConfig {
     /// - `BOTAUTH_METADATA_URL`: the inbound Bot Service metadata URL (same rule);
     /// - `BOTAUTH_ALLOWED_SERVICE_URLS`: extra hosts or URLs the bot may send its token to
     ///   (comma- or space-separated; added to botas' `ALLOWED_SERVICE_URLS` and to the Bot Service
-    ///   defaults, see [`ServiceUrlAllowList`](crate::service_url::ServiceUrlAllowList)).
+    ///   defaults, see [`ServiceUrlAllowList`](crate::service_url::ServiceUrlAllowList));
+    /// - `BOTAUTH_HTTP_TIMEOUT`: the timeout of every HTTP request (`30`, `30s`, `1500ms`);
+    /// - `BOTAUTH_TOKEN_SERVICE_URL`: the Bot Framework Token Service (user sign-in).
     ///
     /// # Errors
     ///
     /// [`Error::Config`] naming the key at fault, spelled as the dialect spells it (e.g.
     /// `MicrosoftAppPassword`, `AzureAd__ClientCredentials__0__CertificateDiskPath`), or
-    /// `CLIENT_ID` when no dialect's keys are present at all.
+    /// `CLIENT_ID` when no dialect's keys are present at all. Values are never repeated.
     pub fn from_vars<I, K, V>(vars: I) -> Result<BotAuthConfig>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -895,1521 +1430,20 @@ impl BotAuthConfig {
     {
         read_env(Some(dialect), &vars.into_iter().collect())
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const APP: &str = "00000000-0000-0000-0000-00000000b07a";
-    const TENANT: &str = "11111111-2222-3333-4444-555555555555";
-    const MI: &str = "99999999-8888-7777-6666-555555555555";
-    const SECRET: &str = "s3cr3t~Value+/=";
-
-    fn read(vars: &[(&str, &str)]) -> Result<BotAuthConfig> {
-        BotAuthConfig::from_vars(vars.iter().copied())
-    }
-
-    fn ok(vars: &[(&str, &str)]) -> BotAuthConfig {
-        match read(vars) {
-            Ok(c) => c,
-            Err(e) => panic!("{vars:?}: {e}"),
-        }
-    }
-
-    fn err_key(vars: &[(&str, &str)]) -> String {
-        match read(vars) {
-            Err(Error::Config { key, .. }) => key,
-            other => panic!(
-                "expected a config error for {:?}, got {other:?}",
-                keys_of(vars)
-            ),
-        }
-    }
-
-    fn err_msg(vars: &[(&str, &str)]) -> String {
-        read(vars).unwrap_err().to_string()
-    }
-
-    fn keys_of<'a>(vars: &[(&'a str, &str)]) -> Vec<&'a str> {
-        vars.iter().map(|(k, _)| *k).collect()
-    }
-
-    fn secret_of(c: &CredentialConfig) -> &str {
-        match c {
-            CredentialConfig::ClientSecret { secret } => secret.expose_secret(),
-            other => panic!("not a secret: {other:?}"),
-        }
-    }
-
-    fn cert_of(c: &CredentialConfig) -> &CertificateConfig {
-        match c {
-            CredentialConfig::Certificate(cert) => cert,
-            other => panic!("not a certificate: {other:?}"),
-        }
-    }
-
-    fn without<'a>(vars: &[(&'a str, &'a str)], key: &str) -> Vec<(&'a str, &'a str)> {
-        vars.iter().copied().filter(|(k, _)| *k != key).collect()
-    }
-
-    fn with<'a>(
-        vars: &[(&'a str, &'a str)],
-        extra: &[(&'a str, &'a str)],
-    ) -> Vec<(&'a str, &'a str)> {
-        vars.iter().chain(extra).copied().collect()
-    }
-
-    // ----- EnvVars ------------------------------------------------------------------------------
-
-    #[test]
-    fn env_vars_lookups() {
-        let env: EnvVars = [
-            ("AzureAd:ClientId", " abc "),
-            ("EMPTY", ""),
-            ("BLANK", "   "),
-            ("Exact", "1"),
-        ]
-        .into_iter()
-        .collect();
-        assert_eq!(env.get("AzureAd:ClientId"), Some("abc"));
-        assert_eq!(env.get("azuread:clientid"), None);
-        assert_eq!(env.get_ci("AZUREAD__CLIENTID"), Some("abc"));
-        assert_eq!(env.get_ci("azuread:clientid"), Some("abc"));
-        assert_eq!(env.get("EMPTY"), None);
-        assert_eq!(env.get_ci("blank"), None);
-        assert!(!env.contains("EMPTY"));
-        assert_eq!(env.get_ci("exact"), Some("1"));
-        assert_eq!(env.len(), 4);
-        assert!(!env.is_empty());
-        assert!(EnvVars::new().is_empty());
-    }
-
-    #[test]
-    fn env_vars_exact_spelling_wins() {
-        let env: EnvVars = [("MICROSOFTAPPID", "upper"), ("MicrosoftAppId", "exact")]
-            .into_iter()
-            .collect();
-        assert_eq!(env.get_ci("MicrosoftAppId"), Some("exact"));
-        assert_eq!(env.get_ci("microsoftappid"), Some("upper"));
-    }
-
-    #[test]
-    fn env_vars_debug_prints_keys_only() {
-        let mut env = EnvVars::new();
-        env.insert("CLIENT_SECRET", SECRET);
-        env.extend([("CLIENT_ID", APP)]);
-        let dbg = format!("{env:?}");
-        assert!(dbg.contains("CLIENT_SECRET"), "{dbg}");
-        assert!(!dbg.contains(SECRET), "{dbg}");
-        assert!(!dbg.contains(APP), "{dbg}");
-        let keys: Vec<_> = env.keys().collect();
-        assert_eq!(keys, ["CLIENT_ID", "CLIENT_SECRET"]);
-    }
-
-    #[test]
-    fn env_vars_round_trip_into_from_vars() {
-        let env: EnvVars = [
-            ("CLIENT_ID", APP),
-            ("CLIENT_SECRET", SECRET),
-            ("TENANT_ID", TENANT),
-        ]
-        .into_iter()
-        .collect();
-        let c = BotAuthConfig::from_vars(env).unwrap();
-        assert_eq!(c.dialect, Dialect::Botas);
-    }
-
-    #[test]
-    fn from_env_reads_the_process_environment() {
-        // Whatever the test runner's environment holds, reading it must not panic; without any
-        // botauth keys it is the "nothing found" error.
-        let env = EnvVars::from_process();
-        if detect(&env).is_none() {
-            assert!(matches!(
-                BotAuthConfig::from_env(),
-                Err(Error::Config { ref key, .. }) if key == "CLIENT_ID"
-            ));
-        }
-    }
-
-    // ----- detection ----------------------------------------------------------------------------
-
-    #[test]
-    fn nothing_found() {
-        let e = read(&[("PATH", "/bin"), ("MicrosoftAppId", "")]).unwrap_err();
-        assert!(matches!(e, Error::Config { ref key, .. } if key == "CLIENT_ID"));
-        let msg = e.to_string();
-        for hint in [
-            "CLIENT_ID",
-            "MicrosoftAppId",
-            "AzureAd__",
-            "Connections__ServiceConnection__Settings__",
-        ] {
-            assert!(msg.contains(hint), "{msg}");
-        }
-    }
-
-    const BOTAS: [(&str, &str); 3] = [
-        ("CLIENT_ID", APP),
-        ("CLIENT_SECRET", SECRET),
-        ("TENANT_ID", TENANT),
-    ];
-    const BF: [(&str, &str); 2] = [
-        ("MicrosoftAppId", "bf-app"),
-        ("MicrosoftAppPassword", "bf-pw"),
-    ];
-    const IDWEB_MIN: [(&str, &str); 3] = [
-        ("AzureAd__ClientId", "idweb-app"),
-        ("AzureAd__TenantId", TENANT),
-        ("AzureAd__ClientSecret", "idweb-pw"),
-    ];
-    const AGENTS_MIN: [(&str, &str); 3] = [
-        (
-            "Connections__ServiceConnection__Settings__ClientId",
-            "agents-app",
-        ),
-        ("Connections__ServiceConnection__Settings__TenantId", TENANT),
-        (
-            "Connections__ServiceConnection__Settings__ClientSecret",
-            "agents-pw",
-        ),
-    ];
-    const WI: [(&str, &str); 3] = [
-        ("AZURE_CLIENT_ID", "wi-app"),
-        ("AZURE_TENANT_ID", TENANT),
-        ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/token"),
-    ];
-
-    #[test]
-    fn detection_precedence() {
-        let all: Vec<_> = [&BOTAS[..], &BF, &IDWEB_MIN, &AGENTS_MIN, &WI].concat();
-        let c = ok(&all);
-        assert_eq!(c.dialect, Dialect::AgentsSdk);
-        assert_eq!(c.client_id.as_deref(), Some("agents-app"));
-
-        let c = ok(&[&BOTAS[..], &BF, &IDWEB_MIN, &WI].concat());
-        assert_eq!(c.dialect, Dialect::IdentityWeb);
-        assert_eq!(c.client_id.as_deref(), Some("idweb-app"));
-
-        let c = ok(&[&BOTAS[..], &BF, &WI].concat());
-        assert_eq!(c.dialect, Dialect::BotFramework);
-        assert_eq!(c.client_id.as_deref(), Some("bf-app"));
-
-        let c = ok(&[&BOTAS[..], &WI].concat());
-        assert_eq!(c.dialect, Dialect::Botas);
-
-        let c = ok(&WI);
-        assert_eq!(c.dialect, Dialect::WorkloadIdentity);
-    }
-
-    #[test]
-    fn detection_needs_both_workload_identity_keys() {
-        assert_eq!(
-            err_key(&[("AZURE_FEDERATED_TOKEN_FILE", "/t")]),
-            "CLIENT_ID"
-        );
-        assert_eq!(
-            err_key(&[("AZURE_CLIENT_ID", "x"), ("AZURE_TENANT_ID", TENANT)]),
-            "CLIENT_ID"
-        );
-    }
-
-    #[test]
-    fn detection_ignores_blank_dialect_keys() {
-        // A Bot Framework template with empty values must not hide a botas configuration.
-        let vars = with(
-            &BOTAS,
-            &[("MicrosoftAppId", ""), ("MicrosoftAppPassword", " ")],
-        );
-        assert_eq!(ok(&vars).dialect, Dialect::Botas);
-    }
-
-    #[test]
-    fn forced_dialect_ignores_others() {
-        let all: Vec<_> = [&BOTAS[..], &BF, &AGENTS_MIN].concat();
-        let c = BotAuthConfig::from_vars_as(Dialect::Botas, all.iter().copied()).unwrap();
-        assert_eq!(c.dialect, Dialect::Botas);
-        assert_eq!(c.client_id.as_deref(), Some(APP));
-        let e = BotAuthConfig::from_vars_as(Dialect::WorkloadIdentity, all.iter().copied())
-            .unwrap_err();
-        assert!(matches!(e, Error::Config { ref key, .. } if key == "AZURE_CLIENT_ID"));
-        let e = BotAuthConfig::from_vars_as(Dialect::Native, all.iter().copied()).unwrap_err();
-        assert!(matches!(e, Error::Config { ref key, .. } if key == "dialect"));
-    }
-
-    // ----- generic overrides --------------------------------------------------------------------
-
-    #[test]
-    fn botauth_authority_host_override() {
-        let c = ok(&with(
-            &BOTAS,
-            &[("BOTAUTH_AUTHORITY_HOST", "http://127.0.0.1:8400/")],
-        ));
-        assert_eq!(c.cloud.authority_host(), "http://127.0.0.1:8400");
-        assert_eq!(
-            c.cloud.bot_connector_scope(),
-            Cloud::Public.bot_connector_scope()
-        );
-
-        let c = ok(&with(
-            &BOTAS,
-            &[("BOTAUTH_AUTHORITY_HOST", "http://localhost:1")],
-        ));
-        assert_eq!(c.cloud.authority_host(), "http://localhost:1");
-        let c = ok(&with(
-            &BOTAS,
-            &[("BOTAUTH_AUTHORITY_HOST", "http://[::1]:1")],
-        ));
-        assert_eq!(c.cloud.authority_host(), "http://[::1]:1");
-
-        // The public host itself changes nothing.
-        let c = ok(&with(
-            &BOTAS,
-            &[(
-                "BOTAUTH_AUTHORITY_HOST",
-                "https://login.microsoftonline.com/",
-            )],
-        ));
-        assert_eq!(c.cloud, Cloud::Public);
-    }
-
-    #[test]
-    fn botauth_authority_host_rejects_plain_http_elsewhere() {
-        for bad in [
-            "http://login.example.com",
-            "http://127.0.0.1@evil.example",
-            "ftp://127.0.0.1",
-            "nope",
-        ] {
-            let vars = with(&BOTAS, &[("BOTAUTH_AUTHORITY_HOST", bad)]);
-            assert_eq!(err_key(&vars), "BOTAUTH_AUTHORITY_HOST", "{bad}");
-        }
-        assert!(
-            err_msg(&with(
-                &BOTAS,
-                &[("BOTAUTH_AUTHORITY_HOST", "http://x.example")]
-            ))
-            .contains("https")
-        );
-    }
-
-    #[test]
-    fn a_known_authority_host_selects_its_cloud() {
-        let c = ok(&with(
-            &BOTAS,
-            &[(
-                "BOTAUTH_AUTHORITY_HOST",
-                "https://login.microsoftonline.us/",
-            )],
-        ));
-        assert_eq!(c.cloud, Cloud::UsGov);
-        assert_eq!(
-            c.cloud.bot_connector_scope(),
-            "https://api.botframework.us/.default"
-        );
-        let c = ok(&with(
-            &BOTAS,
-            &[("BOTAUTH_AUTHORITY_HOST", "https://login.chinacloudapi.cn")],
-        ));
-        assert_eq!(c.cloud, Cloud::China);
-        // An explicit BOTAUTH_CLOUD wins: the authority becomes a custom host on that cloud.
-        let c = ok(&with(
-            &BOTAS,
-            &[
-                ("BOTAUTH_AUTHORITY_HOST", "https://login.microsoftonline.us"),
-                ("BOTAUTH_CLOUD", "public"),
-            ],
-        ));
-        assert_eq!(c.cloud.authority_host(), "https://login.microsoftonline.us");
-        assert_eq!(
-            c.cloud.bot_connector_scope(),
-            "https://api.botframework.com/.default"
-        );
-    }
-
-    #[test]
-    fn botauth_cloud_and_metadata() {
-        let c = ok(&with(
-            &BOTAS,
-            &[
-                ("BOTAUTH_CLOUD", "usgov"),
-                ("BOTAUTH_METADATA_URL", "http://127.0.0.1:9/meta"),
-            ],
-        ));
-        assert_eq!(c.cloud, Cloud::UsGov);
-        assert_eq!(
-            c.inbound.metadata_url.as_deref(),
-            Some("http://127.0.0.1:9/meta")
-        );
-        assert_eq!(
-            err_key(&with(&BOTAS, &[("BOTAUTH_CLOUD", "mars")])),
-            "BOTAUTH_CLOUD"
-        );
-        assert_eq!(
-            err_key(&with(
-                &BOTAS,
-                &[("BOTAUTH_METADATA_URL", "http://meta.example/x")]
-            )),
-            "BOTAUTH_METADATA_URL"
-        );
-        // Blank overrides are absent.
-        let c = ok(&with(
-            &BOTAS,
-            &[("BOTAUTH_CLOUD", ""), ("BOTAUTH_AUTHORITY_HOST", " ")],
-        ));
-        assert_eq!(c.cloud, Cloud::Public);
-    }
-
-    #[test]
-    fn botauth_cloud_keeps_a_dialect_authority() {
-        let c = ok(&with(
-            &WI,
-            &[
-                ("AZURE_AUTHORITY_HOST", "http://127.0.0.1:7"),
-                ("BOTAUTH_CLOUD", "china"),
-            ],
-        ));
-        assert_eq!(c.cloud.authority_host(), "http://127.0.0.1:7");
-        assert_eq!(
-            c.cloud.bot_connector_scope(),
-            Cloud::China.bot_connector_scope()
-        );
-        // BOTAUTH_AUTHORITY_HOST beats the dialect's authority.
-        let c = ok(&with(
-            &WI,
-            &[
-                ("AZURE_AUTHORITY_HOST", "http://127.0.0.1:7"),
-                ("BOTAUTH_AUTHORITY_HOST", "http://127.0.0.1:8"),
-            ],
-        ));
-        assert_eq!(c.cloud.authority_host(), "http://127.0.0.1:8");
-    }
-
-    #[test]
-    fn overrides_apply_to_every_dialect() {
-        for base in [&BOTAS[..], &BF, &IDWEB_MIN, &AGENTS_MIN, &WI] {
-            let c = ok(&with(
-                base,
-                &[("BOTAUTH_AUTHORITY_HOST", "http://127.0.0.1:1")],
-            ));
-            assert_eq!(
-                c.cloud.authority_host(),
-                "http://127.0.0.1:1",
-                "{:?}",
-                c.dialect
-            );
-            assert_eq!(
-                err_key(&with(
-                    base,
-                    &[("BOTAUTH_AUTHORITY_HOST", "http://a.example")]
-                )),
-                "BOTAUTH_AUTHORITY_HOST"
-            );
-        }
-    }
-
-    // ----- botas --------------------------------------------------------------------------------
-
-    #[test]
-    fn botas_client_secret() {
-        let c = ok(&with(
-            &BOTAS,
-            &[(
-                "ALLOWED_SERVICE_URLS",
-                " https://a.example/, b.example  c.example,,",
-            )],
-        ));
-        assert_eq!(c.dialect, Dialect::Botas);
-        assert_eq!(c.client_id.as_deref(), Some(APP));
-        assert_eq!(c.tenant_id.as_deref(), Some(TENANT));
-        assert_eq!(c.cloud, Cloud::Public);
-        assert_eq!(c.credentials.len(), 1);
-        assert_eq!(secret_of(&c.credentials[0]), SECRET);
-        assert_eq!(
-            c.allowed_service_urls,
-            ["https://a.example/", "b.example", "c.example"]
-        );
-    }
-
-    #[test]
-    fn allowed_service_urls_in_every_dialect() {
-        let c = ok(&with(
-            &BOTAS,
-            &[
-                ("ALLOWED_SERVICE_URLS", "a.example"),
-                (
-                    "BOTAUTH_ALLOWED_SERVICE_URLS",
-                    "b.example a.example http://127.0.0.1:9",
-                ),
-            ],
-        ));
-        assert_eq!(
-            c.allowed_service_urls,
-            ["a.example", "b.example", "http://127.0.0.1:9"]
-        );
-        for (key, value) in [
-            ("ALLOWED_SERVICE_URLS", "http://bots.example"),
-            ("ALLOWED_SERVICE_URLS", "*.com"),
-            ("BOTAUTH_ALLOWED_SERVICE_URLS", "https://u@bots.example"),
-            ("BOTAUTH_ALLOWED_SERVICE_URLS", "ok.example, bots%2eexample"),
-        ] {
-            assert_eq!(err_key(&with(&BOTAS, &[(key, value)])), key, "{value}");
-        }
-        let message = format!(
-            "{}",
-            read(&with(
-                &BOTAS,
-                &[("ALLOWED_SERVICE_URLS", "ok.example http://x.example")]
-            ))
-            .unwrap_err()
-        );
-        assert!(message.contains("entry 2"), "{message}");
-        assert!(message.contains("loopback"), "{message}");
-    }
-
-    #[test]
-    fn botas_values_are_trimmed() {
-        let c = ok(&[
-            ("CLIENT_ID", " app \n"),
-            ("CLIENT_SECRET", "\tpw "),
-            ("TENANT_ID", " t.example "),
-        ]);
-        assert_eq!(c.client_id.as_deref(), Some("app"));
-        assert_eq!(c.tenant_id.as_deref(), Some("t.example"));
-        assert_eq!(secret_of(&c.credentials[0]), "pw");
-    }
-
-    #[test]
-    fn botas_missing_keys() {
-        assert_eq!(err_key(&without(&BOTAS, "TENANT_ID")), "TENANT_ID");
-        assert_eq!(err_key(&without(&BOTAS, "CLIENT_SECRET")), "CLIENT_SECRET");
-        assert_eq!(
-            err_key(&with(
-                &without(&BOTAS, "CLIENT_SECRET"),
-                &[("CLIENT_SECRET", "")]
-            )),
-            "CLIENT_SECRET"
-        );
-        let forced =
-            BotAuthConfig::from_vars_as(Dialect::Botas, without(&BOTAS, "CLIENT_ID")).unwrap_err();
-        assert!(matches!(forced, Error::Config { ref key, .. } if key == "CLIENT_ID"));
-    }
-
-    #[test]
-    fn botas_bad_tenant_names_tenant_id() {
-        assert_eq!(
-            err_key(&with(
-                &without(&BOTAS, "TENANT_ID"),
-                &[("TENANT_ID", "a/b")]
-            )),
-            "TENANT_ID"
-        );
-        assert_eq!(
-            err_key(&with(
-                &without(&BOTAS, "TENANT_ID"),
-                &[("TENANT_ID", "common")]
-            )),
-            "TENANT_ID"
-        );
-        assert_eq!(
-            err_key(&with(
-                &without(&BOTAS, "TENANT_ID"),
-                &[("TENANT_ID", "x?y=1")]
-            )),
-            "TENANT_ID"
-        );
-    }
-
-    #[test]
-    fn botas_system_managed_identity() {
-        let c = ok(&[
-            ("CLIENT_ID", APP),
-            ("TENANT_ID", TENANT),
-            ("MANAGED_IDENTITY_CLIENT_ID", "System"),
-        ]);
-        assert_eq!(
-            c.credentials,
-            [CredentialConfig::ManagedIdentity {
-                id: ManagedIdentityId::System
-            }]
-        );
-    }
-
-    #[test]
-    fn botas_user_assigned_identity_is_the_bot() {
-        let upper = APP.to_ascii_uppercase();
-        let c = ok(&[
-            ("CLIENT_ID", APP),
-            ("TENANT_ID", TENANT),
-            ("MANAGED_IDENTITY_CLIENT_ID", &upper),
-        ]);
-        assert_eq!(
-            c.credentials,
-            [CredentialConfig::ManagedIdentity {
-                id: ManagedIdentityId::ClientId(upper.clone())
-            }]
-        );
-    }
-
-    #[test]
-    fn botas_federated_managed_identity_then_secret() {
-        let c = ok(&with(&BOTAS, &[("MANAGED_IDENTITY_CLIENT_ID", MI)]));
-        assert_eq!(c.credentials.len(), 2);
-        assert_eq!(
-            c.credentials[0],
-            CredentialConfig::FederatedManagedIdentity {
-                id: ManagedIdentityId::ClientId(MI.into())
-            }
-        );
-        assert_eq!(secret_of(&c.credentials[1]), SECRET);
-    }
-
-    #[test]
-    fn botas_keys_are_case_sensitive() {
-        assert_eq!(
-            err_key(&[
-                ("client_id", APP),
-                ("client_secret", SECRET),
-                ("tenant_id", TENANT)
-            ]),
-            "CLIENT_ID"
-        );
-    }
-
-    // ----- Bot Framework ------------------------------------------------------------------------
-
-    const BF_SINGLE: [(&str, &str); 4] = [
-        ("MicrosoftAppId", APP),
-        ("MicrosoftAppPassword", SECRET),
-        ("MicrosoftAppTenantId", TENANT),
-        ("MicrosoftAppType", "SingleTenant"),
-    ];
-
-    #[test]
-    fn bf_single_tenant_secret() {
-        let c = ok(&BF_SINGLE);
-        assert_eq!(c.dialect, Dialect::BotFramework);
-        assert_eq!(c.client_id.as_deref(), Some(APP));
-        assert_eq!(c.tenant_id.as_deref(), Some(TENANT));
-        assert_eq!(c.credentials.len(), 1);
-        assert_eq!(secret_of(&c.credentials[0]), SECRET);
-    }
-
-    #[test]
-    fn bf_multi_tenant_is_the_default() {
-        let c = ok(&[("MicrosoftAppId", APP), ("MicrosoftAppPassword", SECRET)]);
-        assert_eq!(c.tenant_id.as_deref(), Some("botframework.com"));
-        let c = ok(&[
-            ("MicrosoftAppId", APP),
-            ("MicrosoftAppPassword", SECRET),
-            ("MicrosoftAppType", "multitenant"),
-        ]);
-        assert_eq!(c.tenant_id.as_deref(), Some("botframework.com"));
-        let c = ok(&[
-            ("MicrosoftAppId", APP),
-            ("MicrosoftAppPassword", SECRET),
-            ("MicrosoftAppTenantId", TENANT),
-        ]);
-        assert_eq!(c.tenant_id.as_deref(), Some(TENANT));
-    }
-
-    #[test]
-    fn bf_keys_are_case_insensitive() {
-        let c = ok(&[
-            ("MICROSOFTAPPID", APP),
-            ("microsoftapppassword", SECRET),
-            ("MicrosoftAppTenantID", TENANT),
-            ("MICROSOFTAPPTYPE", "SINGLETENANT"),
-        ]);
-        assert_eq!(c.client_id.as_deref(), Some(APP));
-        assert_eq!(c.tenant_id.as_deref(), Some(TENANT));
-        assert_eq!(secret_of(&c.credentials[0]), SECRET);
-    }
-
-    #[test]
-    fn bf_missing_keys() {
-        assert_eq!(
-            err_key(&without(&BF_SINGLE, "MicrosoftAppTenantId")),
-            "MicrosoftAppTenantId"
-        );
-        assert_eq!(
-            err_key(&without(&BF_SINGLE, "MicrosoftAppPassword")),
-            "MicrosoftAppPassword"
-        );
-        assert_eq!(
-            err_key(&without(&BF_SINGLE, "MicrosoftAppId")),
-            "MicrosoftAppId"
-        );
-        let msi = [
-            ("MicrosoftAppId", APP),
-            ("MicrosoftAppType", "UserAssignedMSI"),
-        ];
-        assert_eq!(err_key(&msi), "MicrosoftAppTenantId");
-    }
-
-    #[test]
-    fn bf_unknown_app_type() {
-        let vars = with(
-            &without(&BF_SINGLE, "MicrosoftAppType"),
-            &[("MicrosoftAppType", "Foo")],
-        );
-        assert_eq!(err_key(&vars), "MicrosoftAppType");
-        let msg = err_msg(&vars);
-        for valid in ["MultiTenant", "SingleTenant", "UserAssignedMSI"] {
-            assert!(msg.contains(valid), "{msg}");
-        }
-    }
-
-    #[test]
-    fn bf_bad_tenant() {
-        let vars = with(
-            &without(&BF_SINGLE, "MicrosoftAppTenantId"),
-            &[("MicrosoftAppTenantId", "not a tenant")],
-        );
-        assert_eq!(err_key(&vars), "MicrosoftAppTenantId");
-    }
-
-    #[test]
-    fn bf_user_assigned_msi() {
-        let c = ok(&[
-            ("MicrosoftAppId", MI),
-            ("MicrosoftAppType", "userassignedmsi"),
-            ("MicrosoftAppTenantId", TENANT),
-        ]);
-        assert_eq!(
-            c.credentials,
-            [CredentialConfig::ManagedIdentity {
-                id: ManagedIdentityId::ClientId(MI.into())
-            }]
-        );
-    }
-
-    #[test]
-    fn bf_certificate_then_secret() {
-        let c = ok(&with(
-            &BF_SINGLE,
-            &[
-                ("CertificatePrivateKey", "/keys/bot.key"),
-                ("CertificatePath", "/keys/bot.pem"),
-                (
-                    "CertificateThumbprint",
-                    "84E05C1D98BCE3A5421D225B140B36E86A3D5534",
-                ),
-            ],
-        ));
-        assert_eq!(c.credentials.len(), 2);
-        let cert = cert_of(&c.credentials[0]);
-        assert_eq!(
-            cert.key_path.as_deref(),
-            Some(std::path::Path::new("/keys/bot.key"))
-        );
-        assert_eq!(
-            cert.certificate_path.as_deref(),
-            Some(std::path::Path::new("/keys/bot.pem"))
-        );
-        assert_eq!(
-            cert.thumbprint.as_deref(),
-            Some("84E05C1D98BCE3A5421D225B140B36E86A3D5534")
-        );
-        assert_eq!(secret_of(&c.credentials[1]), SECRET);
-    }
-
-    #[test]
-    fn bf_private_key_may_be_the_pem_text() {
-        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY-----";
-        let escaped = pem.replace('\n', "\\n");
-        for value in [pem, escaped.as_str()] {
-            let c = ok(&[
-                ("MicrosoftAppId", APP),
-                ("MicrosoftAppTenantId", TENANT),
-                ("MicrosoftAppType", "SingleTenant"),
-                ("CertificatePrivateKey", value),
-                (
-                    "CertificateThumbprint",
-                    "84E05C1D98BCE3A5421D225B140B36E86A3D5534",
-                ),
-            ]);
-            let cert = cert_of(&c.credentials[0]);
-            assert_eq!(cert.key_path, None);
-            assert_eq!(cert.key_pem.as_ref().map(Secret::expose_secret), Some(pem));
-            assert!(!format!("{c:?}").contains("MIIEvQ"), "the key is redacted");
-        }
-    }
-
-    #[test]
-    fn bf_thumbprint_only_certificate() {
-        let c = ok(&[
-            ("MicrosoftAppId", APP),
-            ("MicrosoftAppTenantId", TENANT),
-            ("MicrosoftAppType", "SingleTenant"),
-            ("CertificateThumbprint", "aa:bb"),
-        ]);
-        assert_eq!(c.credentials.len(), 1);
-        assert_eq!(
-            cert_of(&c.credentials[0]).thumbprint.as_deref(),
-            Some("aa:bb")
-        );
-    }
-
-    #[test]
-    fn bf_channel_service() {
-        let c = ok(&with(
-            &BF_SINGLE,
-            &[("ChannelService", "https://botframework.azure.us")],
-        ));
-        assert_eq!(c.cloud, Cloud::UsGov);
-        assert_eq!(
-            err_key(&with(
-                &BF_SINGLE,
-                &[("ChannelService", "https://example.com")]
-            )),
-            "ChannelService"
-        );
-    }
-
-    #[test]
-    fn bf_password_without_id_names_the_id() {
-        assert_eq!(
-            err_key(&[("MicrosoftAppPassword", SECRET)]),
-            "MicrosoftAppId"
-        );
-    }
-
-    // ----- Microsoft.Identity.Web ---------------------------------------------------------------
-
-    fn idweb(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-        with(
-            &[("AzureAd__ClientId", APP), ("AzureAd__TenantId", TENANT)],
-            extra,
-        )
-    }
-
-    #[test]
-    fn idweb_client_secret() {
-        let c = ok(&idweb(&[
-            ("AzureAd__Instance", "https://login.microsoftonline.com/"),
-            ("AzureAd__ClientCredentials__0__SourceType", "ClientSecret"),
-            ("AzureAd__ClientCredentials__0__ClientSecret", SECRET),
-        ]));
-        assert_eq!(c.dialect, Dialect::IdentityWeb);
-        assert_eq!(c.client_id.as_deref(), Some(APP));
-        assert_eq!(c.tenant_id.as_deref(), Some(TENANT));
-        assert_eq!(c.cloud, Cloud::Public);
-        assert_eq!(c.credentials.len(), 1);
-        assert_eq!(secret_of(&c.credentials[0]), SECRET);
-    }
-
-    #[test]
-    fn idweb_path_certificate() {
-        let c = ok(&idweb(&[
-            ("AzureAd__ClientCredentials__0__SourceType", "Path"),
-            (
-                "AzureAd__ClientCredentials__0__CertificateDiskPath",
-                "/certs/bot.pfx",
-            ),
-            (
-                "AzureAd__ClientCredentials__0__CertificatePassword",
-                "pfx-pass",
-            ),
-        ]));
-        let cert = cert_of(&c.credentials[0]);
-        assert_eq!(
-            cert.certificate_path.as_deref(),
-            Some(std::path::Path::new("/certs/bot.pfx"))
-        );
-        assert_eq!(
-            cert.password.as_ref().map(Secret::expose_secret),
-            Some("pfx-pass")
-        );
-        assert!(!format!("{c:?}").contains("pfx-pass"));
-    }
-
-    #[test]
-    fn idweb_base64_certificate() {
-        let c = ok(&idweb(&[
-            ("AzureAd__ClientCredentials__0__SourceType", "Base64Encoded"),
-            (
-                "AzureAd__ClientCredentials__0__Base64EncodedValue",
-                "TUlJS0FnSUJBekNDQ2J3",
-            ),
-        ]));
-        let cert = cert_of(&c.credentials[0]);
-        assert_eq!(
-            cert.base64_pfx.as_ref().map(Secret::expose_secret),
-            Some("TUlJS0FnSUJBekNDQ2J3")
-        );
-        assert_eq!(cert.password, None);
-        assert!(!format!("{c:?}").contains("TUlJS0FnSUJBekNDQ2J3"));
-    }
-
-    #[test]
-    fn idweb_signed_assertion_from_managed_identity() {
-        let c = ok(&idweb(&[
-            (
-                "AzureAd__ClientCredentials__0__SourceType",
-                "SignedAssertionFromManagedIdentity",
-            ),
-            ("AzureAd__ClientCredentials__0__ManagedIdentityClientId", MI),
-            (
-                "AzureAd__ClientCredentials__1__SourceType",
-                "SignedAssertionFromManagedIdentity",
-            ),
-        ]));
-        assert_eq!(
-            c.credentials,
-            [
-                CredentialConfig::FederatedManagedIdentity {
-                    id: ManagedIdentityId::ClientId(MI.into())
-                },
-                CredentialConfig::FederatedManagedIdentity {
-                    id: ManagedIdentityId::System
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn idweb_signed_assertion_file_path() {
-        let c = ok(&idweb(&[
-            (
-                "AzureAd__ClientCredentials__0__SourceType",
-                "SignedAssertionFilePath",
-            ),
-            (
-                "AzureAd__ClientCredentials__0__SignedAssertionFileDiskPath",
-                "/var/token",
-            ),
-        ]));
-        assert_eq!(
-            c.credentials,
-            [CredentialConfig::WorkloadIdentity {
-                token_file: "/var/token".into()
-            }]
-        );
-
-        let c = ok(&idweb(&[
-            (
-                "AzureAd__ClientCredentials__0__SourceType",
-                "SignedAssertionFilePath",
-            ),
-            ("AZURE_FEDERATED_TOKEN_FILE", "/aks/token"),
-        ]));
-        assert_eq!(
-            c.credentials,
-            [CredentialConfig::WorkloadIdentity {
-                token_file: "/aks/token".into()
-            }]
-        );
-
-        assert_eq!(
-            err_key(&idweb(&[(
-                "AzureAd__ClientCredentials__0__SourceType",
-                "SignedAssertionFilePath"
-            )])),
-            "AzureAd__ClientCredentials__0__SignedAssertionFileDiskPath"
-        );
-    }
-
-    #[test]
-    fn idweb_ordered_credentials_with_gaps() {
-        let c = ok(&idweb(&[
-            ("AzureAd__ClientCredentials__10__SourceType", "ClientSecret"),
-            ("AzureAd__ClientCredentials__10__ClientSecret", "ten"),
-            ("AzureAd__ClientCredentials__2__SourceType", "ClientSecret"),
-            ("AzureAd__ClientCredentials__2__ClientSecret", "two"),
-            (
-                "AzureAd__ClientCredentials__5__SourceType",
-                "SignedAssertionFromManagedIdentity",
-            ),
-        ]));
-        // Numeric, not lexicographic ("10" < "2" as strings).
-        assert_eq!(c.credentials.len(), 3);
-        assert_eq!(secret_of(&c.credentials[0]), "two");
-        assert!(matches!(
-            c.credentials[1],
-            CredentialConfig::FederatedManagedIdentity { .. }
-        ));
-        assert_eq!(secret_of(&c.credentials[2]), "ten");
-    }
-
-    #[test]
-    fn idweb_colon_separators_and_case() {
-        let c = ok(&[
-            ("azuread:clientid", APP),
-            ("AZUREAD:TENANTID", TENANT),
-            ("AzureAd:ClientCredentials:0:SourceType", "clientsecret"),
-            ("azuread__clientcredentials:0__CLIENTSECRET", SECRET),
-        ]);
-        assert_eq!(c.dialect, Dialect::IdentityWeb);
-        assert_eq!(c.client_id.as_deref(), Some(APP));
-        assert_eq!(secret_of(&c.credentials[0]), SECRET);
-    }
-
-    #[test]
-    fn idweb_numeric_source_type_and_skip() {
-        let c = ok(&idweb(&[
-            ("AzureAd__ClientCredentials__0__SourceType", "KeyVault"),
-            ("AzureAd__ClientCredentials__0__Skip", "true"),
-            ("AzureAd__ClientCredentials__1__SourceType", "6"),
-            ("AzureAd__ClientCredentials__1__ClientSecret", SECRET),
-        ]));
-        assert_eq!(c.credentials.len(), 1);
-        assert_eq!(secret_of(&c.credentials[0]), SECRET);
-    }
-
-    #[test]
-    fn idweb_legacy_flat_secret() {
-        let c = ok(&idweb(&[("AzureAd__ClientSecret", SECRET)]));
-        assert_eq!(secret_of(&c.credentials[0]), SECRET);
-        // After the list when both are given.
-        let c = ok(&idweb(&[
-            ("AzureAd__ClientSecret", "flat"),
-            (
-                "AzureAd__ClientCredentials__0__SourceType",
-                "SignedAssertionFromManagedIdentity",
-            ),
-        ]));
-        assert!(matches!(
-            c.credentials[0],
-            CredentialConfig::FederatedManagedIdentity { .. }
-        ));
-        assert_eq!(secret_of(&c.credentials[1]), "flat");
-    }
-
-    #[test]
-    fn idweb_missing_keys() {
-        let full = idweb(&[("AzureAd__ClientSecret", SECRET)]);
-        assert_eq!(
-            err_key(&without(&full, "AzureAd__ClientId")),
-            "AzureAd__ClientId"
-        );
-        assert_eq!(
-            err_key(&without(&full, "AzureAd__TenantId")),
-            "AzureAd__TenantId"
-        );
-        assert_eq!(err_key(&idweb(&[])), "AzureAd__ClientCredentials");
-        assert_eq!(
-            err_key(&idweb(&[(
-                "AzureAd__ClientCredentials__0__SourceType",
-                "ClientSecret"
-            )])),
-            "AzureAd__ClientCredentials__0__ClientSecret"
-        );
-        assert_eq!(
-            err_key(&idweb(&[(
-                "AzureAd__ClientCredentials__3__SourceType",
-                "Path"
-            )])),
-            "AzureAd__ClientCredentials__3__CertificateDiskPath"
-        );
-        assert_eq!(
-            err_key(&idweb(&[(
-                "AzureAd__ClientCredentials__0__SourceType",
-                "Base64Encoded"
-            )])),
-            "AzureAd__ClientCredentials__0__Base64EncodedValue"
-        );
-        assert_eq!(
-            err_key(&idweb(&[(
-                "AzureAd__ClientCredentials__0__ClientSecret",
-                SECRET
-            )])),
-            "AzureAd__ClientCredentials__0__SourceType"
-        );
-    }
-
-    #[test]
-    fn idweb_unsupported_and_unknown_source_types() {
-        for (source, hint) in [
-            ("KeyVault", "Path"),
-            ("StoreWithThumbprint", "PFX"),
-            ("StoreWithDistinguishedName", "PFX"),
-            ("Certificate", "Base64Encoded"),
-            ("SignedAssertionFromVault", "Path"),
-            ("CustomSignedAssertion", "custom"),
-        ] {
-            let vars = idweb(&[("AzureAd__ClientCredentials__1__SourceType", source)]);
-            assert_eq!(
-                err_key(&vars),
-                "AzureAd__ClientCredentials__1__SourceType",
-                "{source}"
-            );
-            let msg = err_msg(&vars);
-            assert!(msg.contains("not supported") && msg.contains(hint), "{msg}");
-        }
-        let vars = idweb(&[("AzureAd__ClientCredentials__0__SourceType", "Magic")]);
-        assert_eq!(err_key(&vars), "AzureAd__ClientCredentials__0__SourceType");
-        let msg = err_msg(&vars);
-        for valid in [
-            "ClientSecret",
-            "Path",
-            "Base64Encoded",
-            "SignedAssertionFromManagedIdentity",
-            "SignedAssertionFilePath",
-        ] {
-            assert!(msg.contains(valid), "{msg}");
-        }
-    }
-
-    #[test]
-    fn idweb_non_numeric_index() {
-        let vars = idweb(&[(
-            "AzureAd__ClientCredentials__first__SourceType",
-            "ClientSecret",
-        )]);
-        assert_eq!(err_key(&vars), "AzureAd__ClientCredentials__first");
-        let vars = idweb(&[("AzureAd__ClientCredentials__-1__SourceType", "ClientSecret")]);
-        assert_eq!(err_key(&vars), "AzureAd__ClientCredentials__-1");
-    }
-
-    #[test]
-    fn idweb_instance_picks_the_cloud() {
-        let base = idweb(&[("AzureAd__ClientSecret", SECRET)]);
-        let c = ok(&with(
-            &base,
-            &[("AzureAd__Instance", "https://login.microsoftonline.us/")],
-        ));
-        assert_eq!(c.cloud, Cloud::UsGov);
-        let c = ok(&with(
-            &base,
-            &[("AzureAd__Instance", "https://login.chinacloudapi.cn")],
-        ));
-        assert_eq!(c.cloud, Cloud::China);
-        let c = ok(&with(
-            &base,
-            &[("AzureAd__Instance", "http://127.0.0.1:4000/")],
-        ));
-        assert_eq!(c.cloud.authority_host(), "http://127.0.0.1:4000");
-        assert_eq!(
-            err_key(&with(
-                &base,
-                &[("AzureAd__Instance", "http://login.example/")]
-            )),
-            "AzureAd__Instance"
-        );
-    }
-
-    #[test]
-    fn idweb_bad_tenant() {
-        let vars = [
-            ("AzureAd__ClientId", APP),
-            ("AzureAd__TenantId", "organizations"),
-            ("AzureAd__ClientSecret", SECRET),
-        ];
-        assert_eq!(err_key(&vars), "AzureAd__TenantId");
-    }
-
-    // ----- Agents SDK ---------------------------------------------------------------------------
-
-    const S: &str = "Connections__ServiceConnection__Settings__";
-
-    fn agents(extra: &[(&str, &str)]) -> Vec<(String, String)> {
-        [("ClientId", APP), ("TenantId", TENANT)]
-            .iter()
-            .chain(extra)
-            .map(|(k, v)| {
-                let k = if k.contains("__") || k.starts_with("AZURE_") {
-                    (*k).to_owned()
-                } else {
-                    format!("{S}{k}")
-                };
-                (k, (*v).to_owned())
-            })
-            .collect()
-    }
-
-    fn agents_without(extra: &[(&str, &str)], drop: &str) -> Vec<(String, String)> {
-        agents(extra)
-            .into_iter()
-            .filter(|(k, _)| *k != format!("{S}{drop}"))
-            .collect()
-    }
-
-    fn read_owned(vars: Vec<(String, String)>) -> Result<BotAuthConfig> {
-        BotAuthConfig::from_vars(vars)
-    }
-
-    fn owned_err_key(vars: Vec<(String, String)>) -> String {
-        match read_owned(vars) {
-            Err(Error::Config { key, .. }) => key,
-            other => panic!("expected a config error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn agents_client_secret_is_the_default() {
-        let c = read_owned(agents(&[("ClientSecret", SECRET)])).unwrap();
-        assert_eq!(c.dialect, Dialect::AgentsSdk);
-        assert_eq!(c.client_id.as_deref(), Some(APP));
-        assert_eq!(c.tenant_id.as_deref(), Some(TENANT));
-        assert_eq!(secret_of(&c.credentials[0]), SECRET);
-        let c = read_owned(agents(&[
-            ("AuthType", "clientsecret"),
-            ("ClientSecret", SECRET),
-        ]))
-        .unwrap();
-        assert_eq!(c.credentials.len(), 1);
-    }
-
-    #[test]
-    fn agents_certificate() {
-        let c = read_owned(agents(&[
-            ("AuthType", "Certificate"),
-            ("CertPemFile", "/c/bot.pem"),
-            ("CertKeyFile", "/c/bot.key"),
-            ("CertThumbprint", "ABCD"),
-        ]))
-        .unwrap();
-        let cert = cert_of(&c.credentials[0]);
-        assert_eq!(
-            cert.certificate_path.as_deref(),
-            Some(std::path::Path::new("/c/bot.pem"))
-        );
-        assert_eq!(
-            cert.key_path.as_deref(),
-            Some(std::path::Path::new("/c/bot.key"))
-        );
-        assert_eq!(cert.thumbprint.as_deref(), Some("ABCD"));
-
-        let c = read_owned(agents(&[
-            ("AuthType", "Certificate"),
-            ("CertThumbprint", "ABCD"),
-        ]))
-        .unwrap();
-        assert_eq!(cert_of(&c.credentials[0]).certificate_path, None);
-
-        assert_eq!(
-            owned_err_key(agents(&[
-                ("AuthType", "Certificate"),
-                ("CertKeyFile", "/c/bot.key")
-            ])),
-            "Connections__ServiceConnection__Settings__CertPemFile"
-        );
-    }
-
-    #[test]
-    fn agents_managed_identities_need_no_tenant() {
-        let c = read_owned(agents_without(
-            &[("AuthType", "UserManagedIdentity")],
-            "TenantId",
-        ))
-        .unwrap();
-        assert_eq!(c.tenant_id, None);
-        assert_eq!(
-            c.credentials,
-            [CredentialConfig::ManagedIdentity {
-                id: ManagedIdentityId::ClientId(APP.into())
-            }]
-        );
-        let c = read_owned(agents_without(
-            &[("AuthType", "SystemManagedIdentity")],
-            "TenantId",
-        ))
-        .unwrap();
-        assert_eq!(
-            c.credentials,
-            [CredentialConfig::ManagedIdentity {
-                id: ManagedIdentityId::System
-            }]
-        );
-    }
-
-    #[test]
-    fn agents_federated_credentials() {
-        let c = read_owned(agents(&[
-            ("AuthType", "FederatedCredentials"),
-            ("FederatedClientId", MI),
-        ]))
-        .unwrap();
-        assert_eq!(
-            c.credentials,
-            [CredentialConfig::FederatedManagedIdentity {
-                id: ManagedIdentityId::ClientId(MI.into())
-            }]
-        );
-        assert_eq!(
-            owned_err_key(agents(&[("AuthType", "FederatedCredentials")])),
-            "Connections__ServiceConnection__Settings__FederatedClientId"
-        );
-    }
-
-    #[test]
-    fn agents_workload_identity() {
-        let c = read_owned(agents(&[
-            ("AuthType", "WorkloadIdentity"),
-            ("FederatedTokenFile", "/t1"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            c.credentials,
-            [CredentialConfig::WorkloadIdentity {
-                token_file: "/t1".into()
-            }]
-        );
-        let c = read_owned(agents(&[
-            ("AuthType", "WorkloadIdentity"),
-            ("AZURE_FEDERATED_TOKEN_FILE", "/t2"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            c.credentials,
-            [CredentialConfig::WorkloadIdentity {
-                token_file: "/t2".into()
-            }]
-        );
-        assert_eq!(
-            owned_err_key(agents(&[("AuthType", "WorkloadIdentity")])),
-            "Connections__ServiceConnection__Settings__FederatedTokenFile"
-        );
-    }
-
-    #[test]
-    fn agents_missing_keys() {
-        assert_eq!(
-            owned_err_key(agents_without(&[("ClientSecret", SECRET)], "ClientId")),
-            "Connections__ServiceConnection__Settings__ClientId"
-        );
-        assert_eq!(
-            owned_err_key(agents_without(&[("ClientSecret", SECRET)], "TenantId")),
-            "Connections__ServiceConnection__Settings__TenantId"
-        );
-        assert_eq!(
-            owned_err_key(agents(&[])),
-            "Connections__ServiceConnection__Settings__ClientSecret"
-        );
-    }
-
-    #[test]
-    fn agents_unknown_auth_type() {
-        let vars = agents(&[("AuthType", "Foo"), ("ClientSecret", SECRET)]);
-        let e = read_owned(vars).unwrap_err();
-        assert!(
-            matches!(e, Error::Config { ref key, .. } if key == "Connections__ServiceConnection__Settings__AuthType")
-        );
-        let msg = e.to_string();
-        for valid in [
-            "ClientSecret",
-            "Certificate",
-            "UserManagedIdentity",
-            "SystemManagedIdentity",
-            "FederatedCredentials",
-            "WorkloadIdentity",
-        ] {
-            assert!(msg.contains(valid), "{msg}");
-        }
-    }
-
-    #[test]
-    fn agents_authority_endpoint() {
-        let c = read_owned(agents_without(
-            &[
-                (
-                    "AuthorityEndpoint",
-                    "https://login.microsoftonline.us/contoso.onmicrosoft.us",
-                ),
-                ("ClientSecret", SECRET),
-            ],
-            "TenantId",
-        ))
-        .unwrap();
-        assert_eq!(c.cloud, Cloud::UsGov);
-        assert_eq!(c.tenant_id.as_deref(), Some("contoso.onmicrosoft.us"));
-
-        // TenantId wins over the path.
-        let c = read_owned(agents(&[
-            ("AuthorityEndpoint", "http://127.0.0.1:5/other"),
-            ("ClientSecret", SECRET),
-        ]))
-        .unwrap();
-        assert_eq!(c.tenant_id.as_deref(), Some(TENANT));
-        assert_eq!(c.cloud.authority_host(), "http://127.0.0.1:5");
-
-        // A bad tenant in the path names AuthorityEndpoint.
-        assert_eq!(
-            owned_err_key(agents_without(
-                &[
-                    (
-                        "AuthorityEndpoint",
-                        "https://login.microsoftonline.com/common"
-                    ),
-                    ("ClientSecret", SECRET)
-                ],
-                "TenantId",
-            )),
-            "Connections__ServiceConnection__Settings__AuthorityEndpoint"
-        );
-        assert_eq!(
-            owned_err_key(agents(&[
-                ("AuthorityEndpoint", "http://login.example/t"),
-                ("ClientSecret", SECRET)
-            ])),
-            "Connections__ServiceConnection__Settings__AuthorityEndpoint"
-        );
-    }
-
-    #[test]
-    fn agents_case_insensitive_and_colons() {
-        let c = ok(&[
-            ("connections:serviceconnection:settings:clientid", APP),
-            ("CONNECTIONS__SERVICECONNECTION__SETTINGS__TENANTID", TENANT),
-            (
-                "Connections:ServiceConnection:Settings:AuthType",
-                "SYSTEMMANAGEDIDENTITY",
-            ),
-        ]);
-        assert_eq!(c.dialect, Dialect::AgentsSdk);
-        assert_eq!(
-            c.credentials,
-            [CredentialConfig::ManagedIdentity {
-                id: ManagedIdentityId::System
-            }]
-        );
-    }
-
-    #[test]
-    fn agents_bad_tenant() {
-        let mut vars = agents_without(&[("ClientSecret", SECRET)], "TenantId");
-        vars.push((format!("{S}TenantId"), "bad tenant".to_owned()));
-        assert_eq!(
-            owned_err_key(vars),
-            "Connections__ServiceConnection__Settings__TenantId"
-        );
-    }
-
-    // ----- workload identity --------------------------------------------------------------------
-
-    #[test]
-    fn workload_identity() {
-        let c = ok(&WI);
-        assert_eq!(c.client_id.as_deref(), Some("wi-app"));
-        assert_eq!(c.tenant_id.as_deref(), Some(TENANT));
-        assert_eq!(
-            c.credentials,
-            [CredentialConfig::WorkloadIdentity {
-                token_file: "/var/run/secrets/token".into()
-            }]
-        );
-        let c = ok(&with(
-            &WI,
-            &[("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/")],
-        ));
-        assert_eq!(c.cloud, Cloud::UsGov);
-        assert_eq!(
-            err_key(&with(
-                &WI,
-                &[("AZURE_AUTHORITY_HOST", "http://login.example")]
-            )),
-            "AZURE_AUTHORITY_HOST"
-        );
-    }
-
-    #[test]
-    fn workload_identity_missing_keys() {
-        assert_eq!(err_key(&without(&WI, "AZURE_TENANT_ID")), "AZURE_TENANT_ID");
-        let e = BotAuthConfig::from_vars_as(
-            Dialect::WorkloadIdentity,
-            without(&WI, "AZURE_FEDERATED_TOKEN_FILE"),
-        )
-        .unwrap_err();
-        assert!(matches!(e, Error::Config { ref key, .. } if key == "AZURE_FEDERATED_TOKEN_FILE"));
-        let bad = with(
-            &without(&WI, "AZURE_TENANT_ID"),
-            &[("AZURE_TENANT_ID", "t/../x")],
-        );
-        assert_eq!(err_key(&bad), "AZURE_TENANT_ID");
-    }
-
-    // ----- secrets never print -------------------------------------------------------------------
-
-    #[test]
-    fn debug_never_prints_secrets() {
-        let vars = [
-            ("AzureAd__ClientId", APP),
-            ("AzureAd__TenantId", TENANT),
-            ("AzureAd__ClientCredentials__0__SourceType", "ClientSecret"),
-            ("AzureAd__ClientCredentials__0__ClientSecret", SECRET),
-            ("AzureAd__ClientCredentials__1__SourceType", "Base64Encoded"),
-            (
-                "AzureAd__ClientCredentials__1__Base64EncodedValue",
-                "cGZ4LWJ5dGVz",
-            ),
-            (
-                "AzureAd__ClientCredentials__1__CertificatePassword",
-                "pfx-pass-123",
-            ),
-        ];
-        let c = ok(&vars);
-        let env: EnvVars = vars.into_iter().collect();
-        for dbg in [format!("{c:?}"), format!("{c:#?}"), format!("{env:?}")] {
-            for secret in [SECRET, "cGZ4LWJ5dGVz", "pfx-pass-123"] {
-                assert!(!dbg.contains(secret), "{dbg}");
-            }
-        }
-    }
-
-    #[test]
-    fn enum_values_are_shown_only_when_they_look_like_words() {
-        let typo = err_msg(&[
-            ("MicrosoftAppId", APP),
-            ("MicrosoftAppPassword", SECRET),
-            ("MicrosoftAppType", "SingelTenant"),
-        ]);
-        assert!(typo.contains("`SingelTenant`"), "{typo}");
-        let pasted = err_msg(&[("MicrosoftAppId", APP), ("MicrosoftAppType", SECRET)]);
-        assert!(!pasted.contains("s3cr3t"), "{pasted}");
-        let pasted = err_msg(&idweb(&[(
-            "AzureAd__ClientCredentials__0__SourceType",
-            SECRET,
-        )]));
-        assert!(!pasted.contains("s3cr3t"), "{pasted}");
-        let pasted = owned_err_key(agents(&[("AuthType", SECRET)]));
-        assert_eq!(pasted, "Connections__ServiceConnection__Settings__AuthType");
-        let msg = read_owned(agents(&[("AuthType", SECRET)]))
-            .unwrap_err()
-            .to_string();
-        assert!(!msg.contains("s3cr3t"), "{msg}");
-    }
-
-    #[test]
-    fn errors_never_print_secrets() {
-        // A secret pasted into the wrong key must not come back in the error message.
-        let cases: [&[(&str, &str)]; 5] = [
-            &[
-                ("MicrosoftAppId", APP),
-                ("MicrosoftAppPassword", SECRET),
-                ("MicrosoftAppTenantId", SECRET),
-                ("MicrosoftAppType", "SingleTenant"),
-            ],
-            &[
-                ("CLIENT_ID", APP),
-                ("CLIENT_SECRET", SECRET),
-                ("TENANT_ID", TENANT),
-                ("BOTAUTH_AUTHORITY_HOST", "https://app:s3cr3t~Value+/=@h"),
-            ],
-            &[
-                ("CLIENT_ID", APP),
-                ("CLIENT_SECRET", SECRET),
-                ("TENANT_ID", TENANT),
-                ("BOTAUTH_METADATA_URL", "http://s3cr3t~Value+/="),
-            ],
-            &[
-                ("CLIENT_ID", APP),
-                ("CLIENT_SECRET", SECRET),
-                ("TENANT_ID", TENANT),
-                ("BOTAUTH_CLOUD", "s3cr3t~Value+/="),
-            ],
-            &[
-                ("MicrosoftAppId", APP),
-                ("MicrosoftAppPassword", SECRET),
-                ("MicrosoftAppTenantId", TENANT),
-                ("MicrosoftAppType", "SingleTenant"),
-                ("ChannelService", "s3cr3t~Value+/="),
-            ],
-        ];
-        for vars in cases {
-            let msg = err_msg(vars);
-            assert!(!msg.contains("s3cr3t"), "{msg}");
-        }
+    /// Reads `vars` like [`BotAuthConfig::from_vars`] and tells how: for every key that set
+    /// something, the setting and where the key came from (see [`Origin`]), plus the warnings and
+    /// notes [`from_vars`](BotAuthConfig::from_vars) would log. Nothing is logged.
+    ///
+    /// ```
+    /// use botauth_core::config::{BotAuthConfig, EnvVars};
+    /// let vars: EnvVars = [("CLIENT_ID", "app"), ("TENANT_ID", "contoso.com"),
+    ///     ("CLIENT_SECRET", "s3cr3t"), ("CLIENT_SCERET", "typo")].into_iter().collect();
+    /// let explained = BotAuthConfig::explain_vars(&vars).unwrap();
+    /// assert_eq!(explained.config.client_id.as_deref(), Some("app"));
+    /// assert!(explained.sources.iter().any(|s| s.key == "CLIENT_ID" && s.setting == "client_id"));
+    /// ```
+    pub fn explain_vars(vars: &EnvVars) -> Result<Explained> {
+        explain(None, vars)
     }
 }

@@ -1,23 +1,35 @@
 //! File readers: botauth's native format (TOML or JSON, deserialized straight into the model) and
 //! .NET `appsettings.json` (flattened to `Section__Key__0__Sub` keys and read by the environment
-//! dialect readers).
+//! dialect readers). Which file is read, and how files and the environment are layered, is
+//! [`ConfigLoader`](super::ConfigLoader)'s business (`sources.rs`).
 //!
 //! Parse errors name the file and the line and column, and never quote the file's contents: serde's
 //! messages can echo a value (`invalid type: string "…"`), and that value can be a secret. Only the
 //! model's own field and variant names survive in the message.
+//!
+//! `appsettings.json` is read as ASP.NET reads it (docs/protocol.md §9, "ASP.NET configuration
+//! rules"): `//` and `/* */` comments and trailing commas are accepted (the Identity.Web and Agents
+//! templates ship comments), keys are case-insensitive and a key that repeats another one in any
+//! case is an error, arrays flatten to `:0`, `:1`, values are strings and `null` is absent.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
 use std::path::Path;
 
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::env::{EnvVars, detect, read_env};
+use super::env::{detect, read_env};
 use super::model::BotAuthConfig;
 use super::validate::{KeyNames, validate};
+use super::vars::normalize_key;
+use super::{ConfigLoader, EnvVars, Origin};
 use crate::{Error, Result};
 
 const TOML_ORIGIN: &str = "<toml>";
 const JSON_ORIGIN: &str = "<json>";
-const APPSETTINGS_ORIGIN: &str = "<appsettings.json>";
+pub(crate) const APPSETTINGS_ORIGIN: &str = "<appsettings.json>";
 
 /// Top-level keys that mark a JSON file as .NET `appsettings.json` rather than botauth's own format.
 const APPSETTINGS_SECTIONS: [&str; 3] = ["AzureAd", "Connections", "MicrosoftAppId"];
@@ -35,57 +47,41 @@ impl BotAuthConfig {
     /// Reads a configuration file, by extension:
     ///
     /// - `.toml`: botauth's native format;
-    /// - `.json`: botauth's native format, unless the file is a .NET `appsettings.json` (a top-level
-    ///   `AzureAd`, `Connections` or `MicrosoftAppId` key, any case), which is read like
-    ///   [`BotAuthConfig::from_appsettings_json`].
+    /// - `.json`: botauth's native format (comments and trailing commas allowed), unless the file
+    ///   is a .NET `appsettings.json` (named `appsettings….json`, or with a top-level `AzureAd`,
+    ///   `Connections` object or `MicrosoftAppId` key, any case), which is read as ASP.NET reads
+    ///   it: `appsettings.{Environment}.json` from the same directory laid over it when it exists,
+    ///   and the environment variables over both;
+    /// - `.env` (a file named `.env`, `.env.*` or `*.env`): `KEY=value` lines as dotenv tools
+    ///   read them; variables already in the environment win.
+    ///
+    /// The `BOTAUTH_*` overrides of the environment (see [`BotAuthConfig::from_vars`]) apply to
+    /// every kind of file. This is [`ConfigLoader::from_process`]`().file(path).load()`.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] naming the file for I/O and parse errors (with line and column, never with
     /// the file's contents), or naming the key at fault for invalid settings.
     pub fn from_file(path: impl AsRef<Path>) -> Result<BotAuthConfig> {
-        let path = path.as_ref();
-        let origin = path.display().to_string();
-        let extension = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        let is_toml = match extension.as_deref() {
-            Some("toml") => true,
-            Some("json") => false,
-            _ => {
-                return Err(Error::config(
-                    origin,
-                    "unsupported configuration file type: use a .toml or .json file",
-                ));
-            }
-        };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::config(&origin, format!("cannot read the file: {e}")))?;
-        tracing::debug!(path = %origin, "botauth: reading configuration file");
-        if is_toml {
-            return native_toml(&text, &origin);
-        }
-        let value: Value = serde_json::from_str(&text).map_err(|e| json_error(&e, &origin))?;
-        if is_appsettings(&value) {
-            appsettings(&value, &origin, &process_fallbacks())
-        } else {
-            native_json(&text, &origin)
-        }
+        ConfigLoader::from_process().file(path.as_ref()).load()
     }
 
     /// Reads a .NET `appsettings.json` document: its sections are flattened to environment-style
     /// keys (`{"AzureAd":{"ClientCredentials":[{"SourceType":"ClientSecret"}]}}` becomes
     /// `AzureAd__ClientCredentials__0__SourceType`) and read with the dialect detection of
     /// [`BotAuthConfig::from_vars`], so the `BOTAUTH_*` overrides work as top-level keys too.
+    /// Comments and trailing commas are accepted and a key repeated in any case is an error, as in
+    /// ASP.NET.
     ///
-    /// As in Microsoft.Identity.Web and the Agents SDK, a workload identity credential without a
-    /// token file path falls back to the process's `AZURE_FEDERATED_TOKEN_FILE`; nothing else is read
-    /// from the environment.
+    /// This reads the text alone: no `appsettings.{Environment}.json`, and no environment variable
+    /// except one. As in Microsoft.Identity.Web and the Agents SDK, a workload identity credential
+    /// without a token file path falls back to the process's `AZURE_FEDERATED_TOKEN_FILE`. Use
+    /// [`BotAuthConfig::from_file`] or [`ConfigLoader`] for ASP.NET's layering.
     pub fn from_appsettings_json(json: &str) -> Result<BotAuthConfig> {
-        let value: Value =
-            serde_json::from_str(json).map_err(|e| json_error(&e, APPSETTINGS_ORIGIN))?;
-        appsettings(&value, APPSETTINGS_ORIGIN, &process_fallbacks())
+        let mut vars =
+            appsettings_vars(json, Path::new(APPSETTINGS_ORIGIN), APPSETTINGS_ORIGIN)?.vars;
+        vars.fill_from(process_fallbacks());
+        read_appsettings(&vars, APPSETTINGS_ORIGIN)
     }
 
     /// Reads botauth's native format from TOML text. Errors about the text name `<toml>`.
@@ -107,72 +103,315 @@ fn process_fallbacks() -> EnvVars {
     env
 }
 
-fn is_appsettings(value: &Value) -> bool {
-    value.as_object().is_some_and(|map| {
-        map.keys().any(|k| {
-            APPSETTINGS_SECTIONS
-                .iter()
-                .any(|s| k.trim().eq_ignore_ascii_case(s))
-        })
+/// Reads flattened `appsettings` keys (already layered) in the dialect they speak. `shown` names
+/// the file in the error when no dialect's keys are present.
+pub(crate) fn read_appsettings(vars: &EnvVars, shown: &str) -> Result<BotAuthConfig> {
+    let dialect = detect(vars).ok_or_else(|| no_appsettings(shown))?;
+    read_env(Some(dialect), vars)
+}
+
+/// The error when neither `appsettings` files nor the environment hold a dialect's keys.
+pub(crate) fn no_appsettings(shown: &str) -> Error {
+    Error::config(
+        shown,
+        "no botauth settings found: add an `AzureAd` section (Microsoft.Identity.Web), \
+         `Connections:ServiceConnection:Settings` (Agents SDK) or `MicrosoftAppId`/`MicrosoftAppPassword` \
+         (Bot Framework)",
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON as ASP.NET reads it.
+
+/// A JSON configuration file, flattened.
+#[derive(Debug)]
+pub(crate) struct JsonFile {
+    /// Every non-null scalar: key segments joined with `__`, [`Origin::File`] with `:`.
+    pub(crate) vars: EnvVars,
+    /// Whether the document has a top-level `AzureAd`, `Connections` or `MicrosoftAppId` key.
+    pub(crate) has_appsettings_section: bool,
+}
+
+/// Flattens an `appsettings`-style JSON document (comments and trailing commas allowed). `path`
+/// goes into each value's [`Origin::File`]; `shown` names the file in errors.
+pub(crate) fn appsettings_vars(text: &str, path: &Path, shown: &str) -> Result<JsonFile> {
+    let text = strip_json_extensions(text).map_err(|(offset, what)| {
+        let (line, column) = line_column(text, offset);
+        Error::config(
+            shown,
+            format!("invalid JSON at line {line}, column {column}: {what}"),
+        )
+    })?;
+    let state = RefCell::new(Flattened::default());
+    let mut de = serde_json::Deserializer::from_str(&text);
+    let parsed = Node {
+        state: &state,
+        path: Vec::new(),
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end());
+    let state = state.into_inner();
+    if let Err(e) = parsed {
+        return Err(match (state.duplicate, state.not_object) {
+            (Some((again, first)), _) => {
+                let also = if again == first {
+                    String::new()
+                } else {
+                    format!(" (as `{first}`: keys are case-insensitive)")
+                };
+                Error::config(
+                    shown,
+                    format!(
+                        "duplicate key `{again}` at line {}: it is already set{also}; \
+                         keep one of them",
+                        e.line()
+                    ),
+                )
+            }
+            (None, true) => {
+                Error::config(shown, "an appsettings.json document must be a JSON object")
+            }
+            (None, false) => json_error(&e, shown),
+        });
+    }
+    let is_section = |key: &str, section: &str| key.trim().eq_ignore_ascii_case(section);
+    // botauth's own JSON has a `connections` array: only an object of named connections is the
+    // Agents SDK's section.
+    let has_appsettings_section = state.top_keys.iter().any(|k| {
+        APPSETTINGS_SECTIONS
+            .iter()
+            .any(|s| *s != "Connections" && is_section(k, s))
+    }) || state.entries.iter().any(|(segments, _)| {
+        is_section(&segments[0], "Connections")
+            && segments
+                .get(1)
+                .is_some_and(|name| name.parse::<u64>().is_err())
+    });
+    let mut vars = EnvVars::new();
+    for (segments, value) in state.entries {
+        let origin = Origin::File {
+            path: path.to_path_buf(),
+            key: segments.join(":"),
+        };
+        vars.insert_from(segments.join("__"), value, origin);
+    }
+    Ok(JsonFile {
+        vars,
+        has_appsettings_section,
     })
 }
 
-fn appsettings(value: &Value, origin: &str, fallbacks: &EnvVars) -> Result<BotAuthConfig> {
-    if !value.is_object() {
-        return Err(Error::config(
-            origin,
-            "an appsettings.json document must be a JSON object",
-        ));
-    }
-    let mut env = EnvVars::new();
-    flatten("", value, &mut env);
-    for key in fallbacks.keys() {
-        if !env.contains(key) {
-            if let Some(v) = fallbacks.get(key) {
-                env.insert(key, v);
-            }
-        }
-    }
-    let dialect = detect(&env).ok_or_else(|| {
-        Error::config(
-            origin,
-            "no botauth settings found: add an `AzureAd` section (Microsoft.Identity.Web), \
-             `Connections:ServiceConnection:Settings` (Agents SDK) or `MicrosoftAppId`/`MicrosoftAppPassword` \
-             (Bot Framework)",
-        )
-    })?;
-    read_env(Some(dialect), &env)
+/// What the [`Node`] visitor collects.
+#[derive(Default)]
+struct Flattened {
+    entries: Vec<(Vec<String>, String)>,
+    /// Leaf keys seen so far, normalized (`azuread__clientid`) → as first spelled (`AzureAd:ClientId`).
+    seen: HashMap<String, String>,
+    top_keys: Vec<String>,
+    /// `(key as spelled again, key as spelled first)`: the document is refused.
+    duplicate: Option<(String, String)>,
+    not_object: bool,
 }
 
-/// Flattens JSON the way .NET configuration does: nested objects and arrays become `__`-joined keys
-/// (array elements by index), scalars become strings, `null` is absent.
-fn flatten(prefix: &str, value: &Value, out: &mut EnvVars) {
-    let join = |segment: &str| {
-        if prefix.is_empty() {
-            segment.to_owned()
-        } else {
-            format!("{prefix}__{segment}")
+/// One JSON value at `path`, flattened the way .NET's `JsonConfigurationFileParser` does: objects
+/// and arrays add a segment, scalars become strings, `null` is absent. Like .NET, the duplicate
+/// rule applies to the flattened keys: `{"a":{"b":1},"A":{"c":2}}` is two keys, `{"a":1,"A":2}`
+/// is an error. The visitor stops at the duplicate, so serde_json's error carries its position.
+struct Node<'a> {
+    state: &'a RefCell<Flattened>,
+    path: Vec<String>,
+}
+
+impl Node<'_> {
+    fn child(&self, segment: String) -> Self {
+        let mut path = self.path.clone();
+        path.push(segment);
+        Node {
+            state: self.state,
+            path,
         }
-    };
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map {
-                flatten(&join(k), v, out);
-            }
+    }
+
+    fn leaf<E: de::Error>(self, value: String) -> std::result::Result<(), E> {
+        let mut state = self.state.borrow_mut();
+        if self.path.is_empty() {
+            state.not_object = true;
+            return Err(E::custom("not an object"));
         }
-        Value::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                flatten(&join(&i.to_string()), v, out);
-            }
+        let spelled = self.path.join(":");
+        let normalized = normalize_key(&spelled);
+        if let Some(first) = state.seen.get(&normalized) {
+            state.duplicate = Some((spelled, first.clone()));
+            return Err(E::custom("duplicate key"));
         }
-        Value::Null => {}
-        Value::String(s) => out.insert(prefix, s.as_str()),
-        Value::Bool(b) => out.insert(prefix, b.to_string()),
-        Value::Number(n) => out.insert(prefix, n.to_string()),
+        state.seen.insert(normalized, spelled);
+        state.entries.push((self.path, value));
+        Ok(())
     }
 }
 
-fn native_toml(text: &str, origin: &str) -> Result<BotAuthConfig> {
+impl<'de> DeserializeSeed<'de> for Node<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Node<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if self.path.is_empty() {
+                self.state.borrow_mut().top_keys.push(key.clone());
+            }
+            map.next_value_seed(self.child(key))?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        if self.path.is_empty() {
+            self.state.borrow_mut().not_object = true;
+            return Err(de::Error::custom("not an object"));
+        }
+        let mut index = 0usize;
+        while seq
+            .next_element_seed(self.child(index.to_string()))?
+            .is_some()
+        {
+            index += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<(), E> {
+        if self.path.is_empty() {
+            self.state.borrow_mut().not_object = true;
+            return Err(E::custom("not an object"));
+        }
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<(), E> {
+        self.leaf(v.to_owned())
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<(), E> {
+        self.leaf(v)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<(), E> {
+        self.leaf(v.to_string())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<(), E> {
+        self.leaf(v.to_string())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<(), E> {
+        self.leaf(v.to_string())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<(), E> {
+        self.leaf(v.to_string())
+    }
+}
+
+/// Blanks `//` and `/* */` comments and drops trailing commas (`[1, 2,]`, `{"a": 1,}`), the two
+/// extensions ASP.NET's JSON reader allows, so that serde_json can read the rest. Every removed
+/// byte becomes a space and line breaks stay, so serde_json's line and column still point into
+/// the user's file. Strings are copied as they are: `"https://login.microsoftonline.com/"` keeps
+/// its `//`.
+///
+/// An unterminated `/*` comment is an error at its byte offset (serde_json would only say "EOF").
+pub(crate) fn strip_json_extensions(
+    text: &str,
+) -> std::result::Result<String, (usize, &'static str)> {
+    let src = text.as_bytes();
+    let mut out = src.to_vec();
+    let mut i = 0;
+    let mut in_string = false;
+    // The last significant byte outside strings and comments, and where a pending comma is.
+    let mut last = 0u8;
+    let mut comma: Option<usize> = None;
+    while i < src.len() {
+        let b = src[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'/' if src.get(i + 1) == Some(&b'/') => {
+                while i < src.len() && src[i] != b'\n' && src[i] != b'\r' {
+                    out[i] = b' ';
+                    i += 1;
+                }
+                continue;
+            }
+            b'/' if src.get(i + 1) == Some(&b'*') => {
+                let start = i;
+                out[i] = b' ';
+                out[i + 1] = b' ';
+                i += 2;
+                loop {
+                    if i >= src.len() {
+                        return Err((start, "a `/*` comment is not closed"));
+                    }
+                    if src[i] == b'*' && src.get(i + 1) == Some(&b'/') {
+                        out[i] = b' ';
+                        out[i + 1] = b' ';
+                        i += 2;
+                        break;
+                    }
+                    if src[i] != b'\n' && src[i] != b'\r' {
+                        out[i] = b' ';
+                    }
+                    i += 1;
+                }
+                continue;
+            }
+            b' ' | b'\t' | b'\n' | b'\r' => {}
+            b']' | b'}' => {
+                // One trailing comma after a value, as System.Text.Json's AllowTrailingCommas;
+                // `[,]` and `[1,,]` stay errors.
+                if let Some(at) = comma.take() {
+                    out[at] = b' ';
+                }
+                last = b;
+            }
+            b',' => {
+                comma = (!matches!(last, b'[' | b'{' | b',' | 0)).then_some(i);
+                last = b;
+            }
+            _ => {
+                if b == b'"' {
+                    in_string = true;
+                }
+                comma = None;
+                last = b;
+            }
+        }
+        i += 1;
+    }
+    // Only ASCII bytes were replaced, by ASCII spaces, so the text is still UTF-8.
+    String::from_utf8(out).map_err(|_| (0, "the file is not UTF-8"))
+}
+
+pub(crate) fn native_toml(text: &str, origin: &str) -> Result<BotAuthConfig> {
     let table: toml::Table = toml::from_str(text).map_err(|e| toml_error(&e, text, origin))?;
     let value = serde_json::to_value(&table).map_err(|_| {
         Error::config(
@@ -185,7 +424,7 @@ fn native_toml(text: &str, origin: &str) -> Result<BotAuthConfig> {
     finish_native(config)
 }
 
-fn native_json(text: &str, origin: &str) -> Result<BotAuthConfig> {
+pub(crate) fn native_json(text: &str, origin: &str) -> Result<BotAuthConfig> {
     let value: Value = serde_json::from_str(text).map_err(|e| json_error(&e, origin))?;
     check_credential_types(&value)?;
     let config: BotAuthConfig = serde_json::from_str(text).map_err(|e| json_error(&e, origin))?;
@@ -294,6 +533,16 @@ const MODEL_WORDS: &[&str] = &[
     "credentials",
     "inbound",
     "allowed_service_urls",
+    "token_service_url",
+    "scopes",
+    "connection_name",
+    "connections",
+    "connections_map",
+    "http_timeout",
+    // ConnectionConfig, ConnectionMapEntry
+    "service_url",
+    "audience",
+    "connection",
     // CredentialConfig
     "type",
     "client_secret",
@@ -333,6 +582,11 @@ const MODEL_WORDS: &[&str] = &[
     "skills",
     "strict_endorsements",
     "metadata_url",
+    "issuer",
+    "emulator_metadata_url",
+    "entra_metadata_url",
+    "valid_issuers",
+    "key_refresh",
     // CloudEndpoints
     "authority_host",
     "bot_connector_scope",
@@ -685,16 +939,29 @@ extra_audiences = ["api://00000000-0000-0000-0000-00000000b07a"]
 
     // ----- appsettings.json ---------------------------------------------------------------------
 
+    fn flat(json: &str) -> EnvVars {
+        appsettings_vars(json, Path::new("appsettings.json"), "appsettings.json")
+            .unwrap()
+            .vars
+    }
+
+    fn flat_err(json: &str) -> String {
+        match appsettings_vars(json, Path::new("appsettings.json"), "appsettings.json") {
+            Err(Error::Config { key, message }) => {
+                assert_eq!(key, "appsettings.json");
+                message
+            }
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
     #[test]
     fn flattening_nested_objects_and_arrays() {
-        let value: Value = serde_json::from_str(
+        let env = flat(
             r#"{"AzureAd": {"ClientId": "a", "Nested": {"Deep": {"Key": 5}}, "Flag": true, "Gone": null,
-                "ClientCredentials": [{"SourceType": "ClientSecret"}, {"SourceType": "Path", "Extra": [1, "two"]}]},
-                "Top": "t", "Empty": {}}"#,
-        )
-        .unwrap();
-        let mut env = EnvVars::new();
-        flatten("", &value, &mut env);
+                "ClientCredentials": [{"SourceType": "ClientSecret"}, {"SourceType": "Path", "Extra": [1, "two", -2, 1.5]}]},
+                "Top": "t", "Empty": {}, "None": []}"#,
+        );
         let keys: Vec<_> = env.keys().collect();
         assert_eq!(
             keys,
@@ -702,6 +969,8 @@ extra_audiences = ["api://00000000-0000-0000-0000-00000000b07a"]
                 "AzureAd__ClientCredentials__0__SourceType",
                 "AzureAd__ClientCredentials__1__Extra__0",
                 "AzureAd__ClientCredentials__1__Extra__1",
+                "AzureAd__ClientCredentials__1__Extra__2",
+                "AzureAd__ClientCredentials__1__Extra__3",
                 "AzureAd__ClientCredentials__1__SourceType",
                 "AzureAd__ClientId",
                 "AzureAd__Flag",
@@ -715,6 +984,134 @@ extra_audiences = ["api://00000000-0000-0000-0000-00000000b07a"]
             env.get("AzureAd__ClientCredentials__1__Extra__1"),
             Some("two")
         );
+        assert_eq!(
+            env.get("AzureAd__ClientCredentials__1__Extra__2"),
+            Some("-2")
+        );
+        assert_eq!(
+            env.get("AzureAd__ClientCredentials__1__Extra__3"),
+            Some("1.5")
+        );
+        assert_eq!(
+            env.origin("AzureAd__ClientCredentials__0__SourceType"),
+            Some(&Origin::File {
+                path: "appsettings.json".into(),
+                key: "AzureAd:ClientCredentials:0:SourceType".into()
+            })
+        );
+    }
+
+    #[test]
+    fn comments_and_trailing_commas_are_accepted() {
+        let json = "{\n  // The bot's identity.\n  \"AzureAd\": {\n    /* the public cloud */ \"Instance\": \"https://login.microsoftonline.com/\",\n    \"ClientCredentials\": [ { \"SourceType\": \"ClientSecret\", }, ],\n    \"Note\": \"/* kept */ // kept\", // trailing comment\n  },\n  /* multi\n     line */\n}\n";
+        let env = flat(json);
+        assert_eq!(
+            env.get("AzureAd__Instance"),
+            Some("https://login.microsoftonline.com/")
+        );
+        assert_eq!(env.get("AzureAd__Note"), Some("/* kept */ // kept"));
+        assert_eq!(
+            env.get("AzureAd__ClientCredentials__0__SourceType"),
+            Some("ClientSecret")
+        );
+        assert_eq!(env.len(), 3);
+    }
+
+    #[test]
+    fn stripping_keeps_positions() {
+        let json = "{\"a\": \"x//y\", // c\n \"b\": [1, /* é\n */ 2,],\n \"c\\\"//\": 3,}";
+        let stripped = strip_json_extensions(json).unwrap();
+        assert_eq!(
+            stripped,
+            "{\"a\": \"x//y\",     \n \"b\": [1,      \n    2 ],\n \"c\\\"//\": 3 }"
+        );
+        assert_eq!(stripped.len(), json.len());
+    }
+
+    #[test]
+    fn json_extensions_that_stay_errors() {
+        // One trailing comma only, and not in an empty object or array (System.Text.Json's rule).
+        for bad in [
+            "{\"AzureAd\": [1,,]}",
+            "{\"AzureAd\": [,]}",
+            "{,}",
+            "{\"a\": 1,,}",
+        ] {
+            let msg = flat_err(bad);
+            assert!(msg.starts_with("invalid JSON at line 1"), "{bad}: {msg}");
+        }
+        assert_eq!(
+            strip_json_extensions("{\"a\": 1 /* open\n\n"),
+            Err((8, "a `/*` comment is not closed"))
+        );
+        assert_eq!(
+            flat_err("{\"a\": 1,\n /* open\n\n"),
+            "invalid JSON at line 2, column 2: a `/*` comment is not closed"
+        );
+        // A lone slash is not a comment.
+        assert!(flat_err("{\"a\": 1 / 2}").starts_with("invalid JSON at line 1, column 9"));
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_naming_the_key_and_line() {
+        let exact = "{\n  \"AzureAd\": {\n    \"ClientSecret\": \"first-s3cr3t\",\n    \"ClientSecret\": \"second-s3cr3t\"\n  }\n}";
+        assert_eq!(
+            flat_err(exact),
+            "duplicate key `AzureAd:ClientSecret` at line 4: it is already set; keep one of them"
+        );
+        let case_only =
+            "{\"AzureAd\": {\"ClientId\": \"a\"},\n \"azuread\": {\n\n \"CLIENTID\": \"s3cr3t\"}}";
+        assert_eq!(
+            flat_err(case_only),
+            "duplicate key `azuread:CLIENTID` at line 4: it is already set (as `AzureAd:ClientId`: keys \
+             are case-insensitive); keep one of them"
+        );
+        let in_array = "{\"A\": [{\"x\": 1, \"X\": null, \"X\": 2}]}";
+        assert_eq!(
+            flat_err(in_array),
+            "duplicate key `A:0:X` at line 1: it is already set (as `A:0:x`: keys are case-insensitive); \
+             keep one of them"
+        );
+        for json in [exact, case_only] {
+            let e = BotAuthConfig::from_appsettings_json(json).unwrap_err();
+            assert!(matches!(e, Error::Config { ref key, .. } if key == APPSETTINGS_ORIGIN));
+            assert!(!e.to_string().contains("s3cr3t"), "{e}");
+        }
+        // As in .NET, the rule is on the flattened keys: sections with the same name merge.
+        let merged =
+            flat("{\"AzureAd\": {\"ClientId\": \"a\"}, \"azuread\": {\"TenantId\": \"t\"}}");
+        assert_eq!(merged.get_ci("AzureAd:ClientId"), Some("a"));
+        assert_eq!(merged.get_ci("AzureAd:TenantId"), Some("t"));
+    }
+
+    #[test]
+    fn appsettings_sections_are_recognised() {
+        let is = |json: &str| {
+            appsettings_vars(json, Path::new("x.json"), "x.json")
+                .unwrap()
+                .has_appsettings_section
+        };
+        assert!(is(r#"{"azuread": {}}"#));
+        assert!(is(r#"{"MICROSOFTAPPID": null}"#));
+        assert!(is(
+            r#"{"Connections": {"ServiceConnection": {"Settings": {"ClientId": "a"}}}}"#
+        ));
+        // botauth's own `connections` is an array of tables.
+        assert!(!is(
+            r#"{"client_id": "a", "connections": [{"name": "x", "client_id": "b"}]}"#
+        ));
+        assert!(!is(r#"{"client_id": "a", "connections": []}"#));
+    }
+
+    #[test]
+    fn a_document_that_is_not_an_object() {
+        for json in ["[1]", "\"AzureAd\"", "null", "5"] {
+            assert_eq!(
+                flat_err(json),
+                "an appsettings.json document must be a JSON object",
+                "{json}"
+            );
+        }
     }
 
     const IDWEB_APPSETTINGS: &str = r#"{
@@ -825,24 +1222,56 @@ extra_audiences = ["api://00000000-0000-0000-0000-00000000b07a"]
 
     #[test]
     fn appsettings_token_file_fallback() {
-        let json: Value = serde_json::from_str(
-            r#"{"AzureAd": {"TenantId": "t.example", "ClientId": "a",
-                "ClientCredentials": [{"SourceType": "SignedAssertionFilePath"}]}}"#,
-        )
-        .unwrap();
-        let fallbacks: EnvVars = [("AZURE_FEDERATED_TOKEN_FILE", "/aks/token")]
-            .into_iter()
-            .collect();
-        let c = appsettings(&json, APPSETTINGS_ORIGIN, &fallbacks).unwrap();
+        let json = r#"{"AzureAd": {"TenantId": "t.example", "ClientId": "a",
+                "ClientCredentials": [{"SourceType": "SignedAssertionFilePath"}]}}"#;
+        let mut vars = flat(json);
+        vars.fill_from(
+            [("AZURE_FEDERATED_TOKEN_FILE", "/aks/token")]
+                .into_iter()
+                .collect(),
+        );
+        let c = read_appsettings(&vars, APPSETTINGS_ORIGIN).unwrap();
         assert_eq!(
             c.credentials,
             [CredentialConfig::WorkloadIdentity {
                 token_file: "/aks/token".into()
             }]
         );
-        let e = appsettings(&json, APPSETTINGS_ORIGIN, &EnvVars::new()).unwrap_err();
+        let e = read_appsettings(&flat(json), APPSETTINGS_ORIGIN).unwrap_err();
         assert!(matches!(e, Error::Config { ref key, .. }
             if key == "AzureAd__ClientCredentials__0__SignedAssertionFileDiskPath"));
+    }
+
+    #[test]
+    fn appsettings_template_with_comments() {
+        // The shape of the Identity.Web and Agents templates: comments, trailing commas.
+        let json = r#"{
+          /*
+            The following identity settings need to be configured
+            before the project can be successfully executed.
+          */
+          "AzureAd": {
+            "Instance": "https://login.microsoftonline.com/",
+            "TenantId": "11111111-2222-3333-4444-555555555555", // your tenant
+            "ClientId": "00000000-0000-0000-0000-00000000b07a",
+            "ClientCredentials": [
+              {
+                "SourceType": "ClientSecret",
+                "ClientSecret": "s3cr3t~Value+/=", // https://aka.ms/... is not a comment in a string
+              },
+            ],
+          },
+          "Logging": { "LogLevel": { "Default": "Information", }, },
+        }"#;
+        let c = BotAuthConfig::from_appsettings_json(json).unwrap();
+        assert_eq!(c.dialect, Dialect::IdentityWeb);
+        assert_eq!(c.client_id.as_deref(), Some(APP));
+        assert_eq!(
+            c.credentials,
+            [CredentialConfig::ClientSecret {
+                secret: Secret::new(SECRET)
+            }]
+        );
     }
 
     #[test]

@@ -3,11 +3,18 @@
 mod env;
 mod file;
 mod model;
+mod sources;
+mod tables;
 pub(crate) mod validate;
+mod vars;
 
-pub use env::EnvVars;
+pub use env::{Explained, Provenance};
 pub use model::{
-    AssertionAlgorithm, BotAuthConfig, CertificateConfig, CredentialConfig, CustomSettings,
-    Dialect, InboundConfig, ManagedIdentityId, validate_tenant_id,
+    AssertionAlgorithm, BotAuthConfig, CertificateConfig, CertificateKeys, ConnectionConfig,
+    ConnectionMapEntry, CredentialConfig, CustomSettings, Dialect, InboundConfig,
+    ManagedIdentityId, parse_duration, validate_tenant_id,
 };
+pub use sources::{BOTAUTH_CONFIG, ConfigLoader};
+pub use tables::supported_keys_markdown;
 pub use validate::check_endpoint_url;
+pub use vars::{EnvVars, Origin};

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 use zeroize::Zeroize as _;
@@ -100,6 +101,67 @@ pub struct CertificateConfig {
     /// The assertion algorithm.
     #[serde(default)]
     pub algorithm: AssertionAlgorithm,
+    /// The keys these settings were read from, so that a certificate that fails to load is
+    /// reported under the key the user wrote (`CertificateThumbprint`, `…__CertPemFile`).
+    #[serde(skip)]
+    pub keys: CertificateKeys,
+}
+
+/// The configuration keys a [`CertificateConfig`]'s settings came from. Empty names mean
+/// botauth's own (`certificate_path`, `thumbprint`, …).
+///
+/// Key names say where a value came from, not what it is: two configurations that say the same
+/// thing compare equal whichever keys said it.
+#[derive(Debug, Clone, Default, Eq)]
+#[non_exhaustive]
+pub struct CertificateKeys {
+    /// The key of `certificate_path`.
+    pub certificate_path: String,
+    /// The key of `key_path` (or `key_pem`).
+    pub key_path: String,
+    /// The key of `thumbprint`.
+    pub thumbprint: String,
+    /// The key of `password`.
+    pub password: String,
+    /// The key of `base64_pfx`.
+    pub base64_pfx: String,
+}
+
+impl PartialEq for CertificateKeys {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl CertificateKeys {
+    fn or<'a>(name: &'a str, native: &'a str) -> &'a str {
+        if name.is_empty() { native } else { name }
+    }
+
+    /// The key to name when the certificate file is at fault.
+    pub fn certificate_path(&self) -> &str {
+        Self::or(&self.certificate_path, "certificate_path")
+    }
+
+    /// The key to name when the private key is at fault.
+    pub fn key_path(&self) -> &str {
+        Self::or(&self.key_path, "key_path")
+    }
+
+    /// The key to name when the thumbprint is at fault.
+    pub fn thumbprint(&self) -> &str {
+        Self::or(&self.thumbprint, "thumbprint")
+    }
+
+    /// The key to name when the password is at fault.
+    pub fn password(&self) -> &str {
+        Self::or(&self.password, "password")
+    }
+
+    /// The key to name when the base64 PFX is at fault.
+    pub fn base64_pfx(&self) -> &str {
+        Self::or(&self.base64_pfx, "base64_pfx")
+    }
 }
 
 impl fmt::Debug for CertificateConfig {
@@ -282,6 +344,20 @@ pub struct InboundConfig {
     pub strict_endorsements: bool,
     /// Override of the Bot Service metadata URL (local development, custom clouds).
     pub metadata_url: Option<String>,
+    /// Override of the Bot Service token issuer (Bot Framework `ToBotFromChannelTokenIssuer`).
+    pub issuer: Option<String>,
+    /// Override of the emulator's (Entra v2) metadata URL (Bot Framework
+    /// `ToBotFromEmulatorOpenIdMetadataUrl`).
+    pub emulator_metadata_url: Option<String>,
+    /// Override of the Entra metadata URL used for `entra_tenants` tokens (Agents
+    /// `TokenValidation:OpenIdMetadataUrl`).
+    pub entra_metadata_url: Option<String>,
+    /// When not empty, only tokens whose `iss` is one of these are accepted (Agents
+    /// `TokenValidation:ValidIssuers`), on top of each profile's own issuer rule.
+    pub valid_issuers: Vec<String>,
+    /// How often the signing keys are refreshed (Agents `TokenValidation:OpenIdMetadataRefresh`).
+    #[serde(default, with = "duration_opt")]
+    pub key_refresh: Option<Duration>,
 }
 
 impl Default for InboundConfig {
@@ -295,6 +371,11 @@ impl Default for InboundConfig {
             skills: false,
             strict_endorsements: false,
             metadata_url: None,
+            issuer: None,
+            emulator_metadata_url: None,
+            entra_metadata_url: None,
+            valid_issuers: Vec::new(),
+            key_refresh: None,
         }
     }
 }
@@ -331,6 +412,27 @@ pub struct BotAuthConfig {
     /// `None` means the configured cloud's default. Overriding it changes nothing else.
     #[serde(default)]
     pub token_service_url: Option<String>,
+    /// Scopes of the bot's outgoing Connector calls instead of the cloud's default (Agents
+    /// `Scopes`; `{instance}` stands for the target's `scheme://host`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The name of the connection the top-level settings describe (Agents SDK connection name,
+    /// e.g. `ServiceConnection`); `None` outside the Agents SDK dialect.
+    #[serde(default)]
+    pub connection_name: Option<String>,
+    /// Further named connections (Agents SDK `Connections:<Name>`), besides the one the top-level
+    /// settings describe.
+    #[serde(default)]
+    pub connections: Vec<ConnectionConfig>,
+    /// Which connection an outgoing call uses (Agents SDK `ConnectionsMap`): tried in order, the
+    /// first match wins; empty means the top-level connection for every call.
+    #[serde(default)]
+    pub connections_map: Vec<ConnectionMapEntry>,
+    /// The timeout of every HTTP request botauth makes (token endpoints, managed identity, key
+    /// metadata, Connector); `None` means each client's default (`BOTAUTH_HTTP_TIMEOUT`, TOML
+    /// `http_timeout` in seconds or with a unit: `"30s"`, `"1500ms"`, `"2m"`).
+    #[serde(default, with = "duration_opt")]
+    pub http_timeout: Option<Duration>,
     /// The dialect this configuration was read from.
     #[serde(skip, default = "native")]
     pub dialect: Dialect,
@@ -351,6 +453,11 @@ impl BotAuthConfig {
             inbound: InboundConfig::default(),
             allowed_service_urls: Vec::new(),
             token_service_url: None,
+            scopes: Vec::new(),
+            connection_name: None,
+            connections: Vec::new(),
+            connections_map: Vec::new(),
+            http_timeout: None,
             dialect,
         }
     }
@@ -374,6 +481,135 @@ impl BotAuthConfig {
                     "the bot's tenant id is required (single-tenant bots use their own directory id)",
                 )
             })
+    }
+}
+
+/// A named connection (Agents SDK `Connections:<Name>:Settings`) other than the top-level one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ConnectionConfig {
+    /// The connection's name, as `connections_map` refers to it.
+    pub name: String,
+    /// The app (client) id this connection authenticates as.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Its tenant.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Its cloud (with any authority override folded in).
+    #[serde(default)]
+    pub cloud: Cloud,
+    /// Its credentials, in order of preference.
+    #[serde(default)]
+    pub credentials: Vec<CredentialConfig>,
+    /// Its scopes for outgoing calls (empty: the cloud's Connector scope).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+impl ConnectionConfig {
+    /// A connection named `name` with nothing else set.
+    pub fn new(name: impl Into<String>) -> Self {
+        ConnectionConfig {
+            name: name.into(),
+            client_id: None,
+            tenant_id: None,
+            cloud: Cloud::Public,
+            credentials: Vec::new(),
+            scopes: Vec::new(),
+        }
+    }
+}
+
+/// One rule of the Agents SDK `ConnectionsMap` (docs/protocol.md §7).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ConnectionMapEntry {
+    /// `*` or empty matches every service URL; anything else is an unanchored, case-insensitive
+    /// regular expression matched against the outgoing call's service URL.
+    #[serde(default)]
+    pub service_url: String,
+    /// When set, the rule only applies when the inbound token's `aud` (or `appid`) equals it,
+    /// compared case-insensitively.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// The connection to use: the top-level one's `connection_name` or a `connections` entry.
+    pub connection: String,
+}
+
+impl ConnectionMapEntry {
+    /// A rule sending calls whose service URL matches `service_url` through `connection`.
+    pub fn new(service_url: impl Into<String>, connection: impl Into<String>) -> Self {
+        ConnectionMapEntry {
+            service_url: service_url.into(),
+            audience: None,
+            connection: connection.into(),
+        }
+    }
+
+    /// Restricts the rule to an inbound audience.
+    #[must_use]
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+}
+
+/// Parses a duration setting: a number of seconds (`30`, `2.5`) or a number with a unit (`1500ms`,
+/// `30s`, `2m`). `key` names the setting in the error, which never repeats the value.
+pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
+    let v = value.trim();
+    let (number, scale) = if let Some(n) = v.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (v, 1.0)
+    };
+    let seconds = number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| s * scale)
+        .filter(|s| *s <= 86_400.0)
+        .ok_or_else(|| {
+            Error::config(
+                key,
+                "is not a duration: give seconds (`30`) or a number with a unit (`1500ms`, `30s`, `2m`), \
+                 more than zero and at most a day",
+            )
+        })?;
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Serde for `Option<Duration>` fields: seconds as a number, or a string for [`parse_duration`].
+mod duration_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(f64),
+        Text(String),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let text = match Raw::deserialize(d)? {
+            Raw::Seconds(s) => s.to_string(),
+            Raw::Text(t) => t,
+        };
+        super::parse_duration("duration", &text)
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("expected seconds or a duration such as `30s`"))
     }
 }
 
@@ -458,6 +694,36 @@ mod tests {
         assert_eq!(
             format!("{bare:?}"),
             r#"Custom { name: "vault", settings: {} }"#
+        );
+    }
+
+    #[test]
+    fn durations_read_as_seconds_or_with_a_unit_and_bad_ones_name_the_key() {
+        let base = "client_id = \"app\"\n";
+        for (value, millis) in [
+            ("45", 45_000),
+            ("2.5", 2_500),
+            ("\"1500ms\"", 1_500),
+            ("\"2m\"", 120_000),
+        ] {
+            let config: BotAuthConfig =
+                toml::from_str(&format!("{base}http_timeout = {value}")).unwrap();
+            assert_eq!(
+                config.http_timeout,
+                Some(Duration::from_millis(millis)),
+                "{value}"
+            );
+        }
+        for bad in ["0", "-1", "soon", "2d", "90000"] {
+            let e = parse_duration("BOTAUTH_HTTP_TIMEOUT", bad).unwrap_err();
+            assert!(
+                matches!(e, Error::Config { ref key, .. } if key == "BOTAUTH_HTTP_TIMEOUT"),
+                "{bad}: {e:?}"
+            );
+            assert!(!e.to_string().contains(bad) || bad.len() < 3, "{e}");
+        }
+        assert!(
+            toml::from_str::<BotAuthConfig>(&format!("{base}http_timeout = \"soon\"")).is_err()
         );
     }
 }

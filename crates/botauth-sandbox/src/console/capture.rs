@@ -1,0 +1,345 @@
+//! What the console learns from the requests the sandbox serves: the request body is read
+//! before the handler runs (and handed on unchanged), the answer after it, and one event is
+//! published per request of interest. Nothing is captured while the console is off.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes, to_bytes};
+use axum::extract::Request;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::event::{Credential, EventKind, TokenError};
+use super::redact::{Decoded, REDACTED};
+use crate::log::Route;
+use crate::state::Shared;
+
+/// The largest body read for the console; axum refuses larger ones with 413 by default anyway.
+const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// The assertion type of a certificate or federated client assertion.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A request the console will report once it is answered.
+#[derive(Debug)]
+pub(crate) struct Capture {
+    route: Route,
+    method: String,
+    path: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// Starts capturing `request` when the console is on and the route is one it reports. Errors
+/// with the answer to give when the body cannot be read.
+pub(crate) async fn capture(
+    shared: &Arc<Shared>,
+    route: Route,
+    request: Request,
+) -> Result<(Request, Option<Capture>), Response> {
+    if !shared.console.enabled() || describe(route).is_none() {
+        return Ok((request, None));
+    }
+    let (parts, body) = request.into_parts();
+    let body = match to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(_) => return Err(StatusCode::PAYLOAD_TOO_LARGE.into_response()),
+    };
+    let capture = Capture {
+        route,
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    };
+    Ok((Request::from_parts(parts, Body::from(body)), Some(capture)))
+}
+
+/// What a route is, for the console: `None` for routes it does not report.
+fn describe(route: Route) -> Option<&'static str> {
+    Some(match route {
+        Route::Token => "Entra ID",
+        Route::Imds => "IMDS",
+        Route::AppService => "App Service",
+        Route::AzureArc => "Azure Arc",
+        Route::CloudShell => "Cloud Shell",
+        Route::ServiceFabric => "Service Fabric",
+        Route::AzureMl => "Azure ML",
+        Route::Connector => "Bot Connector",
+        Route::BotServiceMetadata => "Bot Service metadata",
+        Route::BotServiceJwks => "Bot Service keys",
+        Route::EntraMetadata => "Entra ID metadata",
+        Route::EntraJwks => "Entra ID keys",
+        _ => return None,
+    })
+}
+
+impl Capture {
+    /// Reports the answer and hands it on unchanged.
+    pub(crate) async fn finish(
+        self,
+        shared: &Shared,
+        injected: bool,
+        response: Response,
+    ) -> Response {
+        let (parts, body) = response.into_parts();
+        // The sandbox's own answers are small and in memory: reading them cannot fail.
+        let bytes = to_bytes(body, MAX_BODY).await.unwrap_or_default();
+        let status = parts.status.as_u16();
+        let answer = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+        let header = |name| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let what = describe(self.route).unwrap_or_default();
+        let hub = &shared.console;
+        match self.route {
+            Route::Connector => {
+                let verdict = match status {
+                    200..=299 => "accepted".to_owned(),
+                    _ if injected => format!("injected HTTP {status}"),
+                    _ => answer
+                        .pointer("/error/message")
+                        .and_then(Value::as_str)
+                        .map_or_else(|| format!("HTTP {status}"), str::to_owned),
+                };
+                let activity = serde_json::from_slice::<Value>(&self.body)
+                    .ok()
+                    .filter(Value::is_object);
+                hub.publish(
+                    shared,
+                    &EventKind::ConnectorCall {
+                        method: self.method,
+                        path: self.path,
+                        token: bearer(&self.headers).map(Decoded::of),
+                        status,
+                        injected,
+                        verdict,
+                        www_authenticate: header(WWW_AUTHENTICATE),
+                        activity,
+                    },
+                );
+            }
+            Route::BotServiceMetadata
+            | Route::BotServiceJwks
+            | Route::EntraMetadata
+            | Route::EntraJwks => {
+                let kids = answer
+                    .get("keys")
+                    .and_then(Value::as_array)
+                    .map(|keys| {
+                        keys.iter()
+                            .filter_map(|k| k.get("kid").and_then(Value::as_str))
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                hub.publish(
+                    shared,
+                    &EventKind::KeyFetch {
+                        path: self.path,
+                        what,
+                        status,
+                        injected,
+                        kids,
+                    },
+                );
+            }
+            _ => {
+                let request = self.token_request();
+                let issued = answer
+                    .get("access_token")
+                    .and_then(Value::as_str)
+                    .map(Decoded::of);
+                if let Some(uti) = issued.as_ref().and_then(|d| d.claim_str("uti")) {
+                    hub.issued(uti);
+                }
+                let client = request.client_id.clone().unwrap_or_else(|| what.to_owned());
+                let retry_of = hub.take_failure(&client);
+                let id = hub.publish(
+                    shared,
+                    &EventKind::TokenRequest {
+                        method: self.method,
+                        path: self.path,
+                        endpoint: request.endpoint,
+                        client_id: request.client_id,
+                        resource: request.resource,
+                        credential: request.credential,
+                        status,
+                        injected,
+                        retry_after: header(RETRY_AFTER),
+                        error: token_error(&answer),
+                        issued,
+                        retry_of,
+                    },
+                );
+                if status == 429 || status >= 500 {
+                    hub.note_failure(&client, id);
+                }
+            }
+        }
+        Response::from_parts(parts, Body::from(bytes))
+    }
+
+    /// The parameters of a token request: the form for Entra and Cloud Shell, the query for
+    /// the other managed identity endpoints.
+    fn token_request(&self) -> TokenRequest {
+        let is_form = self
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
+        let mut params: HashMap<String, String> = HashMap::new();
+        let mut add = |bytes: &[u8]| {
+            for (name, value) in form_urlencoded::parse(bytes) {
+                params
+                    .entry(name.into_owned())
+                    .or_insert_with(|| value.into_owned());
+            }
+        };
+        if let Some(query) = &self.query {
+            add(query.as_bytes());
+        }
+        if is_form {
+            add(&self.body);
+        }
+        let get = |name: &str| params.get(name).cloned();
+        if self.route == Route::Token {
+            let endpoint = if self.path.contains("/oauth2/v2.0/") {
+                "Entra ID v2"
+            } else {
+                "Entra ID v1"
+            };
+            let credential = match (get("client_secret"), get("client_assertion")) {
+                (Some(_), Some(_)) => Credential::Other {
+                    note: "both a secret and an assertion (refused)",
+                },
+                (Some(secret), None) => Credential::Secret {
+                    secret: REDACTED,
+                    length: secret.chars().count(),
+                },
+                (None, Some(assertion)) => {
+                    assertion_credential(&assertion, get("client_assertion_type").as_deref())
+                }
+                (None, None) => Credential::Other {
+                    note: "no client credential",
+                },
+            };
+            let resource = get("scope").or_else(|| get("resource"));
+            return TokenRequest {
+                endpoint,
+                client_id: get("client_id"),
+                resource,
+                credential,
+            };
+        }
+        let source = describe(self.route).unwrap_or_default();
+        let identity = [
+            "client_id",
+            "clientid",
+            "object_id",
+            "msi_res_id",
+            "mi_res_id",
+        ]
+        .iter()
+        .find_map(|name| get(name).map(|value| format!("{name}={value}")));
+        let secret_header = ["x-identity-header", "secret", "authorization", "metadata"]
+            .iter()
+            .any(|name| self.headers.contains_key(*name));
+        TokenRequest {
+            endpoint: source,
+            client_id: None,
+            resource: get("resource"),
+            credential: Credential::ManagedIdentity {
+                source,
+                identity,
+                secret_header: if secret_header {
+                    "present [redacted]"
+                } else {
+                    "missing"
+                },
+            },
+        }
+    }
+}
+
+struct TokenRequest {
+    endpoint: &'static str,
+    client_id: Option<String>,
+    resource: Option<String>,
+    credential: Credential,
+}
+
+/// A certificate assertion names its certificate in the header (docs/sandbox.md §3); any other
+/// assertion is federated.
+fn assertion_credential(assertion: &str, kind: Option<&str>) -> Credential {
+    let decoded = Decoded::of(assertion);
+    if kind.is_some_and(|k| k != JWT_BEARER) {
+        return Credential::Other {
+            note: "client_assertion_type is not jwt-bearer (refused)",
+        };
+    }
+    let certificate = ["x5t", "x5t#S256", "x5c"]
+        .iter()
+        .any(|name| decoded.header.get(*name).is_some());
+    if certificate {
+        Credential::Certificate {
+            x5t: decoded.header_str("x5t").map(str::to_owned),
+            x5t_s256: decoded.header_str("x5t#S256").map(str::to_owned),
+            assertion: decoded,
+        }
+    } else {
+        Credential::Federated { assertion: decoded }
+    }
+}
+
+/// `Bearer <token>`'s token.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+}
+
+/// The AADSTS code and description of an Entra error answer.
+fn token_error(answer: &Value) -> Option<TokenError> {
+    let error = answer.get("error")?;
+    let description = answer
+        .get("error_description")
+        .and_then(Value::as_str)
+        .map(|d| {
+            d.split("\r\n")
+                .next()
+                .unwrap_or(d)
+                .split(" Trace ID")
+                .next()
+                .unwrap_or(d)
+                .to_owned()
+        });
+    let code = answer
+        .get("error_codes")
+        .and_then(|codes| codes.get(0))
+        .map(|code| format!("AADSTS{code}"));
+    Some(TokenError {
+        error: error
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| Some(error.to_string())),
+        code,
+        description,
+    })
+}
