@@ -1,6 +1,7 @@
 //! A small W3C WebDriver client (the few commands the console test needs) over reqwest, and a
-//! `chromedriver` process driving a headless Chromium on loopback. Small enough to read in one
-//! go, and no dependency beyond what the workspace already has.
+//! driver process on loopback: `chromedriver` driving a headless Chromium, or `geckodriver`
+//! driving a headless Firefox. Small enough to read in one go, and no dependency beyond what the
+//! workspace already has.
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -25,30 +26,76 @@ pub(crate) fn find_program(names: &[&str]) -> Option<PathBuf> {
     })
 }
 
-/// A running `chromedriver`, killed on drop.
+/// A browser the console test drives, with the programs it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Browser {
+    /// Chromium through `chromedriver` (Debian: `chromium`, `chromium-driver`).
+    Chromium,
+    /// Firefox through `geckodriver` (Debian: `firefox-esr`; crates.io: `geckodriver`).
+    Firefox,
+}
+
+impl Browser {
+    /// The browser's name, for messages.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Browser::Chromium => "Chromium",
+            Browser::Firefox => "Firefox",
+        }
+    }
+
+    /// The browser and its WebDriver server on `PATH`, or why they are missing.
+    pub(crate) fn find(self) -> Result<(PathBuf, PathBuf), &'static str> {
+        let (browser, driver, missing) = match self {
+            Browser::Chromium => (
+                find_program(&["chromium", "chromium-browser", "google-chrome"]),
+                find_program(&["chromedriver", "chromium-driver"]),
+                "chromium and chromedriver are not on PATH (Debian: apt-get install chromium chromium-driver)",
+            ),
+            Browser::Firefox => (
+                find_program(&["firefox-esr", "firefox"]),
+                find_program(&["geckodriver"]),
+                "firefox and geckodriver are not on PATH (Debian: apt-get install firefox-esr; cargo install geckodriver)",
+            ),
+        };
+        browser.zip(driver).ok_or(missing)
+    }
+}
+
+/// A running `chromedriver` or `geckodriver`, killed on drop.
 #[derive(Debug)]
 pub(crate) struct Driver {
     child: Child,
     url: String,
+    browser: Browser,
 }
 
 impl Driver {
-    /// Starts `chromedriver` on a free loopback port and waits until it is ready.
-    pub(crate) async fn start(chromedriver: &Path) -> Driver {
+    /// Starts the browser's WebDriver server (`driver`) on a free loopback port and waits until
+    /// it is ready.
+    pub(crate) async fn start(browser: Browser, driver: &Path) -> Driver {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let child = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
+        let mut command = Command::new(driver);
+        match browser {
+            Browser::Chromium => command
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1"),
+            Browser::Firefox => command
+                .args(["--host", "127.0.0.1", "--port"])
+                .arg(port.to_string()),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("chromedriver starts");
+            .unwrap_or_else(|e| panic!("{} starts: {e}", driver.display()));
         let driver = Driver {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            browser,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -66,41 +113,56 @@ impl Driver {
             }
             assert!(
                 Instant::now() < deadline,
-                "chromedriver did not become ready"
+                "the {} WebDriver server did not become ready",
+                browser.name()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// A headless Chromium session with a window of `width` × `height`.
+    /// A headless browser session (`binary`, with its profile in `profile`) with a window of
+    /// `width` × `height`.
     pub(crate) async fn session(
         &self,
-        chromium: &Path,
+        binary: &Path,
         profile: &Path,
         width: u32,
         height: u32,
     ) -> Session {
-        let capabilities = json!({
-            "capabilities": {
-                "alwaysMatch": {
-                    "browserName": "chrome",
-                    "goog:chromeOptions": {
-                        "binary": chromium,
-                        "args": [
-                            "--headless=new",
-                            // Root in a container has no user namespaces for the sandbox.
-                            "--no-sandbox",
-                            "--disable-gpu",
-                            "--disable-dev-shm-usage",
-                            "--no-first-run",
-                            "--hide-scrollbars",
-                            format!("--user-data-dir={}", profile.display()),
-                            format!("--window-size={width},{height}"),
-                        ],
+        let capabilities = match self.browser {
+            Browser::Chromium => json!({
+                "capabilities": {
+                    "alwaysMatch": {
+                        "browserName": "chrome",
+                        "goog:chromeOptions": {
+                            "binary": binary,
+                            "args": [
+                                "--headless=new",
+                                // Root in a container has no user namespaces for the sandbox.
+                                "--no-sandbox",
+                                "--disable-gpu",
+                                "--disable-dev-shm-usage",
+                                "--no-first-run",
+                                "--hide-scrollbars",
+                                format!("--user-data-dir={}", profile.display()),
+                                format!("--window-size={width},{height}"),
+                            ],
+                        },
                     },
                 },
-            },
-        });
+            }),
+            Browser::Firefox => json!({
+                "capabilities": {
+                    "alwaysMatch": {
+                        "browserName": "firefox",
+                        "moz:firefoxOptions": {
+                            "binary": binary,
+                            "args": ["-headless", "-profile", profile],
+                        },
+                    },
+                },
+            }),
+        };
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(60))
@@ -117,10 +179,17 @@ impl Driver {
             .as_str()
             .expect("a WebDriver session id")
             .to_owned();
-        Session {
+        let session = Session {
             client,
             base: format!("{}/session/{id}", self.url),
+        };
+        if self.browser == Browser::Firefox {
+            // Firefox takes no window size argument in its capabilities.
+            session
+                .post("/window/rect", json!({ "width": width, "height": height }))
+                .await;
         }
+        session
     }
 }
 
