@@ -7,7 +7,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use botauth::BotAuthConfig;
-use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Delivery, Sandbox};
+use botauth_sandbox::{
+    ChatTarget, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Delivery, Sandbox,
+};
 use botauth_sso_bot::{MESSAGES_PATH, SsoBot};
 use serde_json::{Value, json};
 
@@ -111,17 +113,32 @@ pub(crate) async fn demo() -> Result<(), DemoError> {
     let (link, _) = demo.card().await?;
     println!("   ok: the bot answered with an OAuth card (sign-in link and tokenExchangeResource)");
 
-    println!("\n2. the user follows the sign-in link and types the magic code");
+    println!(
+        "\n2. the user follows the sign-in link; Teams sends signin/verifyState with the code"
+    );
+    demo.sandbox
+        .push_sign_ins_to(Some(ChatTarget::new(demo.url.as_str(), DEMO_CLIENT_ID)))
+        .map_err(|e| DemoError::Check(e.to_string()))?;
+    let before = demo.sandbox.connector_activities().len();
     let code = demo
         .sandbox
         .follow_sign_in_link(&link)
         .await
         .map_err(DemoError::Check)?;
     check(code.len() == 6, "the sign-in page shows no 6-digit code")?;
-    let reply = demo.say(&code).await?;
+    let pushes = demo.sandbox.sign_in_pushes();
+    let status = pushes
+        .first()
+        .and_then(|p| p.outcome.as_ref().ok())
+        .map(|d| d.status);
     check(
-        reply["text"] == "signed in as Sandbox User",
-        format!("expected the sign-in, got {}", reply["text"]),
+        pushes.len() == 1 && pushes[0].name == "signin/verifyState" && status == Some(200),
+        format!("expected one signin/verifyState answered 200, got {status:?}"),
+    )?;
+    let posts = demo.sandbox.connector_activities();
+    check(
+        posts.len() == before + 1 && posts[before]["text"] == "signed in as Sandbox User",
+        "expected the bot to say it signed the user in",
     )?;
     let reply = demo.say("whoami").await?;
     check(
@@ -129,7 +146,7 @@ pub(crate) async fn demo() -> Result<(), DemoError> {
         format!("got {}", reply["text"]),
     )?;
     println!(
-        "   ok: the page showed a 6-digit code; the bot got the user token: \"{}\"",
+        "   ok: the page showed a 6-digit code, the bot answered signin/verifyState 200 and has the user token: \"{}\"",
         reply["text"].as_str().unwrap_or_default()
     );
 

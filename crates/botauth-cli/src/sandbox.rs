@@ -112,6 +112,32 @@ pub(crate) async fn run(args: SandboxArgs) -> ExitCode {
         let sandbox = Arc::clone(&sandbox);
         tokio::spawn(async move { console.run(&sandbox).await })
     });
+    // As a channel does, the sandbox tells the bot when the user followed a sign-in link.
+    let pushes = args.bot.as_ref().and_then(|bot| {
+        let target = ChatTarget::new(bot.as_str(), args.app_id.trim());
+        if let Err(e) = sandbox.push_sign_ins_to(Some(target)) {
+            write_out(&format!(
+                "! sign-in activities will not be sent to the bot: {e}\n"
+            ));
+            return None;
+        }
+        let mut watch = sandbox.watch_sign_in_pushes();
+        Some(tokio::spawn(async move {
+            while let Some(push) = watch.recv().await {
+                // Never the code, the token or the link: only what was sent and the answer.
+                write_out(&match &push.outcome {
+                    Ok(delivery) => format!(
+                        "< [sign-in] {} sent to the bot: HTTP {}\n",
+                        push.name, delivery.status
+                    ),
+                    Err(e) => format!(
+                        "! [sign-in] {} could not be sent to the bot: {e}\n",
+                        push.name
+                    ),
+                });
+            }
+        }))
+    });
     let chat = args.bot.clone().map(|bot| {
         let lines = stdin_lines();
         tokio::spawn(chat(
@@ -123,7 +149,7 @@ pub(crate) async fn run(args: SandboxArgs) -> ExitCode {
         ))
     });
     stop.recv().await;
-    for task in [chat, runner].into_iter().flatten() {
+    for task in [chat, runner, pushes].into_iter().flatten() {
         task.abort();
     }
     if let Ok(sandbox) = Arc::try_unwrap(sandbox) {

@@ -43,6 +43,7 @@ pub use managed_identity::{
 pub use registrations::{Registrations, read_certificate};
 pub use server::{Sandbox, SandboxBuilder};
 pub use tls::LocalCa;
+pub use token_service::SignInPush;
 
 /// Tenant of the demo app.
 pub const DEMO_TENANT_ID: &str = "11111111-2222-3333-4444-555555555555";

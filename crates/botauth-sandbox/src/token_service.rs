@@ -16,9 +16,13 @@ use axum::routing::{delete, get, post};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
+use crate::botservice::ChannelTokenClaims;
 use crate::error::{json_response, raw_response};
 use crate::state::Shared;
-use crate::{DEMO_CONVERSATION_ID, DEMO_TENANT_ID, DEMO_USER_ID, Sandbox, clock, managed_identity};
+use crate::{
+    ChatTarget, DEMO_CONVERSATION_ID, DEMO_TENANT_ID, DEMO_USER_ID, Delivery, Sandbox, clock,
+    managed_identity,
+};
 
 /// How long the user tokens the sandbox issues live.
 const USER_TOKEN_LIFETIME: i64 = 3600;
@@ -29,12 +33,31 @@ const PROVIDER_ID: &str = "botauth-sandbox";
 /// The user's Entra object id in the tokens the sandbox issues (as `from.aadObjectId`).
 const USER_OBJECT_ID: &str = "55555555-0000-4000-8000-0000000000a1";
 
+/// How long a sign-in push waits for the bot's answer (as [`Sandbox::deliver_activity`]).
+const PUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Who a sign-in link signs in, decoded from the `state` the bot sent.
 #[derive(Debug, Clone)]
 struct PendingSignIn {
     user_id: String,
     channel_id: String,
     connection: String,
+    /// The `state`'s conversation reference: where the channel sends the sign-in activity.
+    conversation: Value,
+}
+
+/// A sign-in activity the sandbox sent a bot, as a channel does, after the user followed a
+/// sign-in link (see [`Sandbox::push_sign_ins_to`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SignInPush {
+    /// `signin/verifyState` (an `msteams` conversation: `value.state` is the magic code) or
+    /// `tokens/response` (any other channel: `value` is the TokenResponse).
+    pub name: &'static str,
+    /// The conversation's channel, from the `state`.
+    pub channel_id: String,
+    /// The bot's answer, or why it could not be reached.
+    pub outcome: Result<Delivery, String>,
 }
 
 /// A stored user token.
@@ -64,6 +87,11 @@ pub(crate) struct TokenServiceState {
     /// Every user token issued and every `state` received, for log-leak tests.
     issued: Vec<String>,
     states: Vec<String>,
+    /// The bot that gets the channel's sign-in activities, when one is known.
+    push_target: Option<ChatTarget>,
+    /// Every sign-in activity sent, in order, and who wants to hear of the next ones.
+    pushes: Vec<SignInPush>,
+    push_watchers: Vec<tokio::sync::mpsc::UnboundedSender<SignInPush>>,
 }
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
@@ -510,6 +538,7 @@ fn sign_in_resource(shared: &Shared, app_id: &str, state: &str) -> Result<Value,
     let channel_id = text("/conversation/channelId")
         .ok_or_else(|| bad("sandbox: state has no conversation.channelId."))?;
     let ms_app_id = text("/msAppId").unwrap_or_else(|| app_id.to_owned());
+    let conversation = decoded.get("conversation").cloned().unwrap_or(Value::Null);
     let id = uuid::Uuid::new_v4().simple().to_string();
     shared.lock().token_service.sign_ins.insert(
         id.clone(),
@@ -517,6 +546,7 @@ fn sign_in_resource(shared: &Shared, app_id: &str, state: &str) -> Result<Value,
             user_id,
             channel_id,
             connection,
+            conversation,
         },
     );
     Ok(json!({
@@ -611,17 +641,28 @@ async fn sign_in_page(State(shared): State<Arc<Shared>>, Query(params): Params) 
             break code;
         }
     };
-    shared.lock().token_service.codes.insert(
-        code.clone(),
-        (
-            (
-                pending.user_id,
-                pending.connection.clone(),
-                pending.channel_id,
-            ),
-            token,
-        ),
+    let key = (
+        pending.user_id.clone(),
+        pending.connection.clone(),
+        pending.channel_id.clone(),
     );
+    shared
+        .lock()
+        .token_service
+        .codes
+        .insert(code.clone(), (key.clone(), token.clone()));
+    // As a channel does once the user is back: the code still works when typed, and the bot
+    // takes whichever of code and activity comes first.
+    let target = shared.lock().token_service.push_target.clone();
+    if let Some(target) = target {
+        let push = push_sign_in(&shared, &target, &pending, &key, &code, &token).await;
+        let mut inner = shared.lock();
+        let state = &mut inner.token_service;
+        state
+            .push_watchers
+            .retain(|watcher| watcher.send(push.clone()).is_ok());
+        state.pushes.push(push);
+    }
     html(
         StatusCode::OK,
         format!(
@@ -630,6 +671,153 @@ async fn sign_in_page(State(shared): State<Arc<Shared>>, Query(params): Params) 
             escape(&pending.connection)
         ),
     )
+}
+
+/// Sends the bot what a channel sends once the user is signed in: Teams sends
+/// `signin/verifyState` with the magic code (the bot redeems it); Web Chat / Direct Line send a
+/// `tokens/response` event carrying the token (which the service now holds for the user). The
+/// activity goes to the `state`'s conversation, with a channel token like any other activity.
+async fn push_sign_in(
+    shared: &Shared,
+    target: &ChatTarget,
+    pending: &PendingSignIn,
+    key: &(String, String, String),
+    code: &str,
+    token: &UserToken,
+) -> SignInPush {
+    let teams = pending.channel_id == "msteams";
+    let (kind, name, value) = if teams {
+        ("invoke", "signin/verifyState", json!({ "state": code }))
+    } else {
+        shared
+            .lock()
+            .token_service
+            .tokens
+            .insert(key.clone(), token.clone());
+        (
+            "event",
+            "tokens/response",
+            token_response(&pending.connection, &pending.channel_id, token),
+        )
+    };
+    let reference = &pending.conversation;
+    let service_url = reference
+        .get("serviceUrl")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| format!("{}/", shared.url), str::to_owned);
+    let now = clock::rfc3339_millis(std::time::SystemTime::now());
+    let mut activity = json!({
+        "type": kind,
+        "name": name,
+        "id": uuid::Uuid::new_v4().to_string(),
+        "timestamp": now,
+        "localTimestamp": now,
+        "serviceUrl": service_url,
+        "channelId": pending.channel_id,
+        "from": reference.get("user").cloned().unwrap_or_else(|| json!({ "id": pending.user_id })),
+        "recipient": reference.get("bot").cloned().unwrap_or(Value::Null),
+        "conversation": reference.get("conversation").cloned().unwrap_or(Value::Null),
+        "locale": reference.get("locale").cloned().unwrap_or_else(|| json!("en-US")),
+        "value": value,
+    });
+    if let Some(tenant) = reference
+        .pointer("/conversation/tenantId")
+        .and_then(Value::as_str)
+        .filter(|_| teams)
+    {
+        activity["channelData"] = json!({ "tenant": { "id": tenant } });
+    }
+    if let Some(id) = reference.get("activityId").filter(|v| v.is_string()) {
+        activity["replyToId"] = id.clone();
+    }
+    let bearer = shared
+        .lock()
+        .bot
+        .current()
+        .sign(&ChannelTokenClaims::new(&target.app_id, &service_url).into_claims());
+    let outcome = post_activity(&target.endpoint, &activity, &bearer).await;
+    tracing::debug!(
+        activity = name,
+        status = outcome.as_ref().ok().map(|d| d.status),
+        "botauth sandbox sent a sign-in activity to the bot"
+    );
+    SignInPush {
+        name,
+        channel_id: pending.channel_id.clone(),
+        outcome,
+    }
+}
+
+/// POSTs a channel activity to the bot as the Bot Service does (loopback only, no redirects, no
+/// proxy, the bearer marked sensitive, 30 s for the whole exchange).
+async fn post_activity(endpoint: &str, activity: &Value, bearer: &str) -> Result<Delivery, String> {
+    let url = loopback(endpoint)?;
+    let client = reqwest::Client::builder()
+        .timeout(PUSH_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("could not build an HTTP client: {e}"))?;
+    let mut authorization = HeaderValue::from_str(&format!("Bearer {bearer}"))
+        .map_err(|_| "the channel token cannot be sent in a header".to_owned())?;
+    authorization.set_sensitive(true);
+    let response = client
+        .post(url)
+        .header(CONTENT_TYPE, "application/json")
+        .header(
+            reqwest::header::USER_AGENT,
+            "Microsoft-SkypeBotApi (Microsoft-BotFramework 3.0)",
+        )
+        .header(AUTHORIZATION, authorization)
+        .body(activity.to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "could not deliver the activity to {endpoint}: {}",
+                e.without_url()
+            )
+        })?;
+    let status = response.status().as_u16();
+    let www_authenticate = response
+        .headers()
+        .get(WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.bytes().await.map_err(|e| {
+        format!(
+            "could not read the answer of {endpoint}: {}",
+            e.without_url()
+        )
+    })?;
+    let body = String::from_utf8_lossy(&body[..body.len().min(1024 * 1024)]).into_owned();
+    Ok(Delivery {
+        status,
+        body,
+        www_authenticate,
+    })
+}
+
+/// The endpoint as a URL, when it is `http(s)` on a loopback host (the sandbox only talks to its
+/// own machine).
+fn loopback(endpoint: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(endpoint)
+        .map_err(|e| format!("bot endpoint '{endpoint}' is not a URL: {e}"))?;
+    let loopback = matches!(url.scheme(), "http" | "https")
+        && match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+    if loopback {
+        Ok(url)
+    } else {
+        Err(format!(
+            "bot endpoint '{endpoint}' is not an http(s) URL on 127.0.0.1, [::1] or localhost"
+        ))
+    }
 }
 
 fn escape(s: &str) -> String {
@@ -647,6 +835,38 @@ impl Sandbox {
         if !inner.token_service.connections.contains(&name) {
             inner.token_service.connections.push(name);
         }
+    }
+
+    /// Sends the bot at `target` what a channel sends when the user follows a sign-in link of
+    /// this sandbox: for an `msteams` conversation a `signin/verifyState` invoke whose
+    /// `value.state` is the magic code, for any other channel a `tokens/response` event whose
+    /// `value` is the TokenResponse. The conversation comes from the link's `state`; the channel
+    /// token is minted as for any activity (`aud` = `target.app_id`). The sign-in page answers
+    /// once the bot has answered, and still shows the code. `None` stops the pushes.
+    ///
+    /// # Errors
+    ///
+    /// [`std::io::ErrorKind::InvalidInput`] for an endpoint that is not `http(s)` on a loopback
+    /// host.
+    pub fn push_sign_ins_to(&self, target: Option<ChatTarget>) -> std::io::Result<()> {
+        if let Some(target) = &target {
+            loopback(&target.endpoint)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        }
+        self.shared.lock().token_service.push_target = target;
+        Ok(())
+    }
+
+    /// Every sign-in activity sent so far (see [`Sandbox::push_sign_ins_to`]), in order.
+    pub fn sign_in_pushes(&self) -> Vec<SignInPush> {
+        self.shared.lock().token_service.pushes.clone()
+    }
+
+    /// The sign-in activities sent from now on, as they are answered.
+    pub fn watch_sign_in_pushes(&self) -> tokio::sync::mpsc::UnboundedReceiver<SignInPush> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.shared.lock().token_service.push_watchers.push(tx);
+        rx
     }
 
     /// The OAuth connections registered.
