@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use botauth_e2e::{RunningBot, form_encoded, jwt_and_parts};
 use botauth_sandbox::{
-    ChatTarget, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, DemoCredential, Sandbox,
+    ChatTarget, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, DEMO_USER_ID, DemoCredential,
+    Sandbox,
 };
 use serde_json::{Value, json};
 
@@ -326,4 +327,211 @@ async fn the_console_answers_only_its_own_page_on_loopback() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 400);
+}
+
+/// Standard base64 of the SDKs' `state`, as the sign-in endpoints receive it.
+fn sign_in_state(connection: &str) -> String {
+    use base64::Engine as _;
+    let state = json!({
+        "connectionName": connection,
+        "conversation": {
+            "user": {"id": DEMO_USER_ID},
+            "channelId": "msteams",
+            "conversation": {"id": "c"},
+        },
+        "relatesTo": null,
+        "msAppId": DEMO_CLIENT_ID,
+    });
+    base64::engine::general_purpose::STANDARD.encode(state.to_string())
+}
+
+/// Whether `text` holds `digits` as a whole number (not inside a longer one).
+fn holds_number(text: &str, digits: &str) -> bool {
+    text.match_indices(digits).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + digits.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_shows_the_sign_in_flow_and_never_its_secrets() {
+    const CONNECTION: &str = "graph";
+    let sandbox = Sandbox::start().await.unwrap();
+    sandbox.register_oauth_connection(CONNECTION);
+    let _console = sandbox.open_console(None);
+    let http = reqwest::Client::new();
+    let answer = http
+        .post(sandbox.token_endpoint(DEMO_TENANT_ID))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&client_id={DEMO_CLIENT_ID}&scope=https%3A%2F%2Fapi.botframework.com%2F.default&client_secret={}",
+            form_encoded(DEMO_CLIENT_SECRET)
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    let bearer = answer["access_token"].as_str().unwrap().to_owned();
+    let base = sandbox.token_service_url();
+    let user = format!(
+        "userId={}&connectionName={CONNECTION}&channelId=msteams",
+        form_encoded(DEMO_USER_ID)
+    );
+    let call = |method: reqwest::Method, path_and_query: String, body: Option<Value>| {
+        let mut request = http
+            .request(method, format!("{base}/{path_and_query}"))
+            .bearer_auth(&bearer);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    let get = |path_and_query: String| call(reqwest::Method::GET, path_and_query, None);
+
+    // Not signed in yet; the sign-in link, followed as the user's browser; the magic code.
+    let (status, _) = get(format!("api/usertoken/GetToken?{user}")).await;
+    assert_eq!(status, 404);
+    let state = sign_in_state(CONNECTION);
+    let (status, resource) = get(format!(
+        "api/botsignin/GetSignInResource?state={}",
+        form_encoded(&state)
+    ))
+    .await;
+    assert_eq!(status, 200, "{resource}");
+    let resource: Value = serde_json::from_str(&resource).unwrap();
+    let link = resource["signInLink"].as_str().unwrap().to_owned();
+    let sas = resource["tokenPostResource"]["sasUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = sandbox.follow_sign_in_link(&link).await.unwrap();
+    assert_eq!(code.len(), 6);
+    let (status, _) = get(format!("api/usertoken/GetToken?{user}&code=000000x")).await;
+    assert_eq!(status, 404, "a wrong code");
+    let (status, _) = get(format!("api/usertoken/GetToken?{user}&code={code}")).await;
+    assert_eq!(status, 200);
+    let (status, _) = get(format!("api/usertoken/GetTokenStatus?{user}")).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        reqwest::Method::DELETE,
+        format!("api/usertoken/SignOut?{user}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Teams SSO: consent required first, then the token.
+    let sso = sandbox.mint_teams_sso_token(DEMO_CLIENT_ID);
+    sandbox.set_consent_required(true);
+    let exchange = || {
+        call(
+            reqwest::Method::POST,
+            format!("api/usertoken/exchange?{user}"),
+            Some(json!({"token": sso})),
+        )
+    };
+    assert_eq!(exchange().await.0, 400);
+    sandbox.set_consent_required(false);
+    assert_eq!(exchange().await.0, 200);
+
+    let text = feed(&sandbox).await;
+    let sign_ins: Vec<Value> = events(&text)
+        .into_iter()
+        .filter(|e| e["kind"] == "sign_in")
+        .collect();
+    let seen: Vec<(&str, u64, &str)> = sign_ins
+        .iter()
+        .map(|e| {
+            (
+                e["operation"].as_str().unwrap(),
+                e["status"].as_u64().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("GetToken", 404, "no token"),
+            (
+                "GetSignInResource",
+                200,
+                "sign-in link and token exchange resource issued"
+            ),
+            (
+                "sign-in page followed",
+                200,
+                "signed in; the page shows the magic code"
+            ),
+            ("GetToken", 404, "no token: the magic code was not accepted"),
+            ("GetToken", 200, "token released for the magic code"),
+            ("GetTokenStatus", 200, "graph: token"),
+            ("SignOut", 200, "signed out"),
+            ("exchange", 400, "exchange: consent required"),
+            ("exchange", 200, "Teams SSO exchange → token"),
+        ]
+    );
+    for event in &sign_ins {
+        assert_eq!(event["connection"], CONNECTION, "{event}");
+        assert_eq!(event["channel"], "msteams", "{event}");
+        assert_eq!(event["injected"], false, "{event}");
+    }
+    assert_eq!(sign_ins[2]["from"], "user's browser");
+    assert_eq!(sign_ins[2]["path"], "/api/sandbox/signin");
+    assert_eq!(
+        sign_ins[2]["withheld"],
+        json!(["sign-in link id: [redacted]", "magic code: [redacted]"])
+    );
+    assert_eq!(
+        sign_ins[1]["withheld"],
+        json!([
+            "state: [redacted]",
+            "sign-in link: [redacted]",
+            "SAS URL: [redacted]"
+        ])
+    );
+    assert_eq!(
+        sign_ins[4]["withheld"],
+        json!(["code: [redacted]", "user token: [redacted]"])
+    );
+    assert_eq!(
+        sign_ins[8]["withheld"],
+        json!(["SSO token: [redacted]", "user token: [redacted]"])
+    );
+
+    // Never: the code, a user token, `state`, the link or its id, the SAS URL, the SSO token.
+    assert!(
+        !holds_number(&text, &code),
+        "the feed leaked the magic code"
+    );
+    let link_id = link.rsplit_once("id=").unwrap().1.to_owned();
+    let mut forbidden = vec![
+        state.clone(),
+        form_encoded(&state),
+        link.clone(),
+        link_id,
+        sas.clone(),
+        "/api/sandbox/sas/".to_owned(),
+        "sasUrl".to_owned(),
+        "signInLink".to_owned(),
+    ];
+    let user_tokens = sandbox.issued_user_tokens();
+    assert_eq!(user_tokens.len(), 2, "the code's token and the exchange's");
+    for token in user_tokens.iter().chain([&sso]) {
+        forbidden.extend(jwt_and_parts(token).into_iter().skip(1));
+    }
+    for needle in &forbidden {
+        assert!(!text.contains(needle.as_str()), "the feed leaked {needle}");
+    }
+    assert_eq!(signed_jwts(&text), Vec::<String>::new());
 }

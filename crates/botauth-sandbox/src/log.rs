@@ -32,6 +32,9 @@ pub enum Route {
     ServiceFabric,
     /// `GET /azureml/msi/token`: Azure ML.
     AzureMl,
+    /// The Bot Framework Token Service: `/api/usertoken/{operation}`, `/api/botsignin/{operation}`,
+    /// the sign-in page `/api/sandbox/signin` and the Teams client's `/api/sandbox/teams-sso-token`.
+    TokenService,
     /// Anything else (answered 404).
     Other,
 }
@@ -54,6 +57,8 @@ impl Route {
             ["cloudshell", "oauth2", "token"] => Self::CloudShell,
             ["servicefabric", "metadata", "identity", "oauth2", "token"] => Self::ServiceFabric,
             ["azureml", "msi", "token"] => Self::AzureMl,
+            ["api", "usertoken" | "botsignin", _]
+            | ["api", "sandbox", "signin" | "teams-sso-token"] => Self::TokenService,
             ["common", "discovery", "instance"] => Self::InstanceDiscovery,
             [_, "oauth2", "v2.0", "token"] | [_, "oauth2", "token"] => Self::Token,
             [_, "v2.0", ".well-known", "openid-configuration"]
@@ -122,6 +127,14 @@ mod tests {
                 Route::ServiceFabric,
             ),
             ("/azureml/msi/token", Route::AzureMl),
+            ("/api/usertoken/GetToken", Route::TokenService),
+            ("/api/usertoken/exchange", Route::TokenService),
+            ("/api/botsignin/GetSignInResource", Route::TokenService),
+            ("/api/sandbox/signin", Route::TokenService),
+            ("/api/sandbox/teams-sso-token", Route::TokenService),
+            ("/api/sandbox/sas/x", Route::Other),
+            ("/api/usertoken", Route::Other),
+            ("/api/usertoken/GetToken/x", Route::Other),
             ("//oauth2/v2.0/token", Route::Other),
             ("/t/oauth2/v2.0/token/", Route::Other),
             ("/", Route::Other),

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::event::{Credential, EventKind, TokenError};
 use super::redact::{Decoded, REDACTED};
+use super::sign_in;
 use crate::log::Route;
 use crate::state::Shared;
 
@@ -75,6 +76,7 @@ fn describe(route: Route) -> Option<&'static str> {
         Route::BotServiceJwks => "Bot Service keys",
         Route::EntraMetadata => "Entra ID metadata",
         Route::EntraJwks => "Entra ID keys",
+        Route::TokenService => "Token Service",
         _ => return None,
     })
 }
@@ -127,6 +129,22 @@ impl Capture {
                         activity,
                     },
                 );
+            }
+            Route::TokenService => {
+                let event = sign_in::event(
+                    hub,
+                    sign_in::Exchange {
+                        method: self.method,
+                        path: self.path,
+                        query: self.query.as_deref(),
+                        body: &self.body,
+                        status,
+                        injected,
+                        answer: &answer,
+                        answer_bytes: &bytes,
+                    },
+                );
+                hub.publish(shared, &event);
             }
             Route::BotServiceMetadata
             | Route::BotServiceJwks

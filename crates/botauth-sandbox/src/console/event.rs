@@ -30,6 +30,9 @@ const STREAM_BUFFER: usize = 512;
 /// Token ids (`uti`) remembered for "expire the token".
 const ISSUED: usize = 1000;
 
+/// Sign-in links remembered, to name the connection when the user's browser follows one.
+const SIGN_IN_LINKS: usize = 100;
+
 /// How long after a failed token request the next one from the same client counts as its retry.
 const RETRY_WINDOW_SECS: u64 = 60;
 
@@ -97,6 +100,27 @@ pub(crate) enum EventKind {
         injected: bool,
         /// The `kid`s a JWKS answer listed.
         kids: Vec<String>,
+    },
+    /// A request to the sandbox's Token Service (user sign-in, see [`super::sign_in`]): what was
+    /// asked and how it ended. Never the user token, the magic code, `state`, the sign-in link,
+    /// a SAS URL, the SSO token or the exchange body: `withheld` names those that were present.
+    SignIn {
+        /// `bot`, `user's browser` or `Teams client`.
+        from: &'static str,
+        /// `GetToken`, `exchange`, `GetSignInResource`, `sign-in page`, …
+        operation: &'static str,
+        method: String,
+        /// The path only: queries carry `state`, codes and link ids.
+        path: String,
+        connection: Option<String>,
+        channel: Option<String>,
+        user: Option<String>,
+        status: u16,
+        injected: bool,
+        /// `token released for the magic code`, `exchange: consent required`, `no token`, …
+        outcome: String,
+        /// `code: [redacted]` and the like.
+        withheld: Vec<String>,
     },
     /// A fault the console applied.
     Fault {
@@ -176,7 +200,13 @@ struct HubInner {
     expired_before: i64,
     /// Client → (event id, when) of its last failed token request.
     failures: HashMap<String, (u64, Instant)>,
+    /// Sign-in link id → (connection, channel) of the `state` it was issued for. Kept here, never
+    /// published: the link id signs the user in.
+    sign_in_links: VecDeque<(String, SignInFor)>,
 }
+
+/// The connection and channel a sign-in link was issued for.
+pub(crate) type SignInFor = (Option<String>, Option<String>);
 
 impl Hub {
     fn lock(&self) -> MutexGuard<'_, HubInner> {
@@ -260,6 +290,25 @@ impl Hub {
         self.lock()
             .failures
             .insert(client.to_owned(), (id, Instant::now()));
+    }
+
+    /// Remembers whom the sign-in link `id` signs in, for when it is followed.
+    pub(crate) fn sign_in_link(&self, id: &str, issued_for: SignInFor) {
+        let mut inner = self.lock();
+        if inner.sign_in_links.len() == SIGN_IN_LINKS {
+            inner.sign_in_links.pop_front();
+        }
+        inner.sign_in_links.push_back((id.to_owned(), issued_for));
+    }
+
+    /// Whom the sign-in link `id` was issued for (links work once: forgotten after).
+    pub(crate) fn take_sign_in_link(&self, id: &str) -> Option<SignInFor> {
+        let mut inner = self.lock();
+        let at = inner.sign_in_links.iter().position(|(l, _)| l == id)?;
+        inner
+            .sign_in_links
+            .remove(at)
+            .map(|(_, issued_for)| issued_for)
     }
 
     /// Remembers an issued token's `uti`, so that "expire the token" can reach it.

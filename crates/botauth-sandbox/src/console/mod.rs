@@ -25,6 +25,7 @@ mod capture;
 mod event;
 mod http;
 mod redact;
+mod sign_in;
 
 pub use actions::{ChatTarget, Console, ConsoleFault};
 pub(crate) use capture::capture;

@@ -269,6 +269,23 @@
         pairs([['kids', (event.kids || []).join(', ')]]));
     },
 
+    /** A Token Service request: operation and outcome; its bearer values are only named. */
+    sign_in(event) {
+      entry(event,
+        [el('span', { class: 'dir', text: (event.from || 'bot') + ' → Token Service' }),
+          ' ' + event.operation + (event.connection ? ' · ' + event.connection : ''),
+          statusBadge(event.status, event.injected), ' ' + event.outcome],
+        pairs([
+          ['operation', event.operation],
+          ['endpoint', event.method + ' ' + event.path],
+          ['connection', event.connection],
+          ['channel', event.channel],
+          ['user', event.user],
+          ['outcome', event.outcome],
+          ['withheld', (event.withheld || []).join(', ')],
+        ]));
+    },
+
     fault(event) {
       entry(event, [el('span', { class: 'dir', text: 'Fault' }), ' ' + event.label, badge('applied', 'info')],
         pairs([['what', event.detail]]));
