@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use botauth::{BotAuth, BotAuthConfig};
-use botauth_e2e::sandbox_env;
+use botauth_e2e::{sandbox_env, sign_in_config};
 use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_USER_ID, Delivery, Sandbox};
 use botauth_sso_bot::{MESSAGES_PATH, SsoBot};
 use serde_json::Value;
@@ -22,17 +22,7 @@ impl Running {
     async fn start() -> Running {
         let sandbox = Sandbox::start().await.expect("set-up");
         sandbox.register_oauth_connection(CONNECTION);
-        let mut vars = sandbox_env(&sandbox);
-        vars.push((
-            "BOTAUTH_METADATA_URL".into(),
-            sandbox.bot_service_metadata_url(),
-        ));
-        vars.push((
-            "BOTAUTH_ALLOWED_SERVICE_URLS".into(),
-            sandbox.connector_url(),
-        ));
-        let mut config = BotAuthConfig::from_vars(vars).expect("set-up");
-        config.token_service_url = Some(sandbox.token_service_url());
+        let config = sign_in_config(&sandbox);
         let bot = SsoBot::from_config(config, CONNECTION, None).expect("set-up");
         let addr = bot
             .spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))

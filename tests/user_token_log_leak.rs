@@ -5,8 +5,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use botauth::BotAuthConfig;
-use botauth_e2e::{CapturedLogs, assert_absent, jwt_and_parts, sandbox_env};
+use botauth_e2e::{CapturedLogs, assert_absent, jwt_and_parts, sign_in_config};
 use botauth_sandbox::{DEMO_CLIENT_ID, Sandbox};
 use botauth_sso_bot::{MESSAGES_PATH, SsoBot};
 use serde_json::Value;
@@ -18,17 +17,7 @@ async fn no_user_token_code_state_link_or_sso_token_reaches_the_logs() {
     let logs = CapturedLogs::install();
     let sandbox = Sandbox::start().await.expect("log-leak run");
     sandbox.register_oauth_connection(CONNECTION);
-    let mut vars = sandbox_env(&sandbox);
-    vars.push((
-        "BOTAUTH_METADATA_URL".into(),
-        sandbox.bot_service_metadata_url(),
-    ));
-    vars.push((
-        "BOTAUTH_ALLOWED_SERVICE_URLS".into(),
-        sandbox.connector_url(),
-    ));
-    let mut config = BotAuthConfig::from_vars(vars).expect("log-leak run");
-    config.token_service_url = Some(sandbox.token_service_url());
+    let config = sign_in_config(&sandbox);
     let bot = SsoBot::from_config(config, CONNECTION, None).expect("log-leak run");
     tracing::info!(?bot, "bot built");
     let addr = bot

@@ -30,6 +30,23 @@ pub fn sandbox_env(sandbox: &Sandbox) -> Vec<(String, String)> {
     ]
 }
 
+/// The demo app's configuration for a bot that signs users in against `sandbox`: the sandbox's
+/// Bot Service metadata, its Connector allowed, its Token Service as the user-token endpoint.
+pub fn sign_in_config(sandbox: &Sandbox) -> BotAuthConfig {
+    let mut vars = sandbox_env(sandbox);
+    vars.push((
+        "BOTAUTH_METADATA_URL".into(),
+        sandbox.bot_service_metadata_url(),
+    ));
+    vars.push((
+        "BOTAUTH_ALLOWED_SERVICE_URLS".into(),
+        sandbox.connector_url(),
+    ));
+    let mut config = BotAuthConfig::from_vars(vars).expect("sandbox configuration");
+    config.token_service_url = Some(sandbox.token_service_url());
+    config
+}
+
 /// A [`BotAuth`] for the sandbox's demo app.
 pub fn sandbox_auth(sandbox: &Sandbox) -> BotAuth {
     let config = BotAuthConfig::from_vars(sandbox_env(sandbox)).expect("sandbox configuration");

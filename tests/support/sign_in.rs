@@ -3,25 +3,13 @@
 
 use base64::Engine as _;
 use botauth::BotAuthConfig;
-use botauth_e2e::sandbox_env;
 use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Sandbox};
 use serde_json::{Value, json};
 
 pub(crate) const CONNECTION: &str = "graph";
 
 pub(crate) fn config(sandbox: &Sandbox) -> BotAuthConfig {
-    let mut vars = sandbox_env(sandbox);
-    vars.push((
-        "BOTAUTH_METADATA_URL".into(),
-        sandbox.bot_service_metadata_url(),
-    ));
-    vars.push((
-        "BOTAUTH_ALLOWED_SERVICE_URLS".into(),
-        sandbox.connector_url(),
-    ));
-    let mut config = BotAuthConfig::from_vars(vars).expect("set-up");
-    config.token_service_url = Some(sandbox.token_service_url());
-    config
+    botauth_e2e::sign_in_config(sandbox)
 }
 
 /// The sign-in link the Token Service gives the bot for a conversation reference (the bot's

@@ -6,16 +6,7 @@ use std::process::{Command, Stdio};
 mod common;
 
 use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Sandbox};
-use common::{BIN, NO_ENV, assert_json_style, assert_two_way_demo, run, text};
-
-fn botas(sandbox: &Sandbox, secret: &str) -> Vec<(String, String)> {
-    vec![
-        ("CLIENT_ID".into(), DEMO_CLIENT_ID.into()),
-        ("CLIENT_SECRET".into(), secret.into()),
-        ("TENANT_ID".into(), DEMO_TENANT_ID.into()),
-        ("BOTAUTH_AUTHORITY_HOST".into(), sandbox.url()),
-    ]
-}
+use common::{BIN, NO_ENV, assert_json_style, assert_two_way_demo, botas, run, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_prints_one_json_object() {

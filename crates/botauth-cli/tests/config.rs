@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Fault, Route, Sandbox};
+use botauth_sandbox::{DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Fault, Route, Sandbox};
 use common::{BIN, assert_json_style, text};
 
 const MEMBERS: [&str; 17] = [
@@ -120,20 +120,11 @@ fn config_keys_is_the_readme_list() {
     );
 }
 
-fn botas(sandbox: &Sandbox) -> Vec<(String, String)> {
-    vec![
-        ("CLIENT_ID".into(), DEMO_CLIENT_ID.into()),
-        ("CLIENT_SECRET".into(), DEMO_CLIENT_SECRET.into()),
-        ("TENANT_ID".into(), DEMO_TENANT_ID.into()),
-        ("BOTAUTH_AUTHORITY_HOST".into(), sandbox.url()),
-    ]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_token_endpoint_is_announced_with_its_timeout() {
     let sandbox = Sandbox::start().await.unwrap();
     sandbox.inject(Route::Token, Fault::Delay(Duration::from_millis(3_000)));
-    let out = common::run(&["token"], botas(&sandbox)).await;
+    let out = common::run(&["token"], common::botas(&sandbox, DEMO_CLIENT_SECRET)).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stderr),
@@ -149,7 +140,7 @@ async fn a_slow_token_endpoint_is_announced_with_its_timeout() {
 async fn the_http_timeout_is_configurable_and_named_when_it_expires() {
     let sandbox = Sandbox::start().await.unwrap();
     sandbox.inject_n(Route::Token, Fault::Delay(Duration::from_millis(3_000)), 10);
-    let mut env = botas(&sandbox);
+    let mut env = common::botas(&sandbox, DEMO_CLIENT_SECRET);
     env.push(("BOTAUTH_HTTP_TIMEOUT".into(), "1s".into()));
     let out = common::run(&["token"], env).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));

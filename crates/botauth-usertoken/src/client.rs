@@ -470,26 +470,10 @@ impl UserTokenClient {
         connection: &str,
         final_redirect: Option<&str>,
     ) -> Result<SignInResource, UserTokenError> {
-        check_connection(connection)?;
-        let state = ctx.sign_in_state(connection);
-        let mut query = vec![("state", state.as_str())];
-        if let Some(redirect) = final_redirect {
-            query.push(("finalRedirect", redirect));
-        }
         let op = "GetSignInResource";
         let answer = self
-            .call(
-                op,
-                Method::GET,
-                "api/botsignin/GetSignInResource",
-                &query,
-                None,
-                "application/json",
-            )
+            .sign_in_call(op, ctx, connection, final_redirect, "application/json")
             .await?;
-        if answer.status != 200 {
-            return Err(self.fail(op, answer.status, &answer.body, Some(connection)));
-        }
         SignInResource::from_body(&answer.body)
             .ok_or_else(|| self.invalid_response(op, "a sign-in resource with `signInLink`"))
     }
@@ -505,26 +489,10 @@ impl UserTokenClient {
         connection: &str,
         final_redirect: Option<&str>,
     ) -> Result<Secret, UserTokenError> {
-        check_connection(connection)?;
-        let state = ctx.sign_in_state(connection);
-        let mut query = vec![("state", state.as_str())];
-        if let Some(redirect) = final_redirect {
-            query.push(("finalRedirect", redirect));
-        }
         let op = "GetSignInUrl";
         let answer = self
-            .call(
-                op,
-                Method::GET,
-                "api/botsignin/GetSignInUrl",
-                &query,
-                None,
-                "text/plain",
-            )
+            .sign_in_call(op, ctx, connection, final_redirect, "text/plain")
             .await?;
-        if answer.status != 200 {
-            return Err(self.fail(op, answer.status, &answer.body, Some(connection)));
-        }
         let text =
             String::from_utf8(answer.body).map_err(|_| self.invalid_response(op, "a URL"))?;
         // Some versions answer a JSON string.
@@ -533,6 +501,32 @@ impl UserTokenClient {
             return Err(self.invalid_response(op, "a URL"));
         }
         Ok(Secret::new(url))
+    }
+
+    /// `GET api/botsignin/{op}` with the `state` built from `ctx` (and `finalRedirect`): the
+    /// request both sign-in operations make; anything but 200 is their typed error.
+    async fn sign_in_call(
+        &self,
+        op: &'static str,
+        ctx: &SignInContext,
+        connection: &str,
+        final_redirect: Option<&str>,
+        accept: &'static str,
+    ) -> Result<Answer, UserTokenError> {
+        check_connection(connection)?;
+        let state = ctx.sign_in_state(connection);
+        let mut query = vec![("state", state.as_str())];
+        if let Some(redirect) = final_redirect {
+            query.push(("finalRedirect", redirect));
+        }
+        let path = format!("api/botsignin/{op}");
+        let answer = self
+            .call(op, Method::GET, &path, &query, None, accept)
+            .await?;
+        if answer.status != 200 {
+            return Err(self.fail(op, answer.status, &answer.body, Some(connection)));
+        }
+        Ok(answer)
     }
 
     fn invalid_response(&self, operation: &'static str, expected: &'static str) -> UserTokenError {

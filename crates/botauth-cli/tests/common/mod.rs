@@ -13,6 +13,16 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_botauth");
 /// An empty environment.
 pub(crate) const NO_ENV: Vec<(String, String)> = Vec::new();
 
+/// The botas-dialect environment for the sandbox's demo app with `secret`, pointed at `sandbox`.
+pub(crate) fn botas(sandbox: &botauth_sandbox::Sandbox, secret: &str) -> Vec<(String, String)> {
+    vec![
+        ("CLIENT_ID".into(), botauth_sandbox::DEMO_CLIENT_ID.into()),
+        ("CLIENT_SECRET".into(), secret.into()),
+        ("TENANT_ID".into(), botauth_sandbox::DEMO_TENANT_ID.into()),
+        ("BOTAUTH_AUTHORITY_HOST".into(), sandbox.url()),
+    ]
+}
+
 /// Runs `botauth args` with exactly `env`, and waits for it.
 pub(crate) fn run_blocking<K, V>(args: &[&str], env: impl IntoIterator<Item = (K, V)>) -> Output
 where
