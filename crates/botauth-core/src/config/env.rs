@@ -236,10 +236,19 @@ struct Found<'e> {
 }
 
 impl<'e> Fields<'e> {
+    /// The value for `to`: the key's canonical spelling wins over its legacy aliases (`OAuthUrl`
+    /// over `OAuthApiEndpoint`), as in the SDKs.
     fn find(&self, to: To) -> Option<&Found<'e>> {
-        self.found
+        let mut candidates = self
+            .found
             .iter()
-            .find(|f| f.row.to == to && f.index.is_none())
+            .filter(|f| f.row.to == to && f.index.is_none());
+        let first = candidates.next()?;
+        let canonical = |f: &Found<'_>| normalize_key(f.key).ends_with(&normalize_key(f.row.key));
+        if canonical(first) {
+            return Some(first);
+        }
+        Some(candidates.find(|f| canonical(f)).unwrap_or(first))
     }
 
     fn get(&self, to: To) -> Option<&'e str> {
