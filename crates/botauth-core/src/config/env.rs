@@ -381,7 +381,7 @@ impl<'e> Reader<'e> {
             }
             if !matches!(row.to, To::Nested | To::Ignored(_) | To::MustBeTrue(_)) {
                 self.sources.push(Provenance {
-                    setting: setting_name(row.to).to_owned(),
+                    setting: row.to.setting().to_owned(),
                     key: key.to_owned(),
                     origin: self.env.origin(key).cloned().unwrap_or(Origin::Environment),
                 });
@@ -1295,47 +1295,6 @@ fn parse_timespan(key: &str, value: &str) -> Result<std::time::Duration> {
             key,
             "is not a time span: use `hh:mm:ss` (`12:00:00`), `d.hh:mm:ss`, or seconds",
         )),
-    }
-}
-
-/// The model setting a row feeds, for [`Provenance`].
-fn setting_name(to: To) -> &'static str {
-    match to {
-        To::ClientId => "client_id",
-        To::TenantId => "tenant_id",
-        To::AuthorityWithTenant => "tenant_id, cloud.authority_host",
-        To::Kind
-        | To::Secret
-        | To::CertPath
-        | To::KeyPathOrPem
-        | To::KeyPath
-        | To::Thumbprint
-        | To::Password
-        | To::Base64Pfx
-        | To::SendX5c
-        | To::ManagedIdentity
-        | To::FederatedClientId
-        | To::TokenFile
-        | To::Skip => "credentials",
-        To::Authority => "cloud.authority_host",
-        To::Cloud | To::IsGov => "cloud",
-        To::MetadataUrl => "inbound.metadata_url",
-        To::EmulatorMetadataUrl => "inbound.emulator_metadata_url",
-        To::Issuer => "inbound.issuer",
-        To::EntraMetadataUrl => "inbound.entra_metadata_url",
-        To::Audiences => "inbound.extra_audiences",
-        To::InboundTenant => "inbound.entra_tenants",
-        To::ValidIssuers => "inbound.valid_issuers",
-        To::BotServiceTokens => "inbound.bot_service",
-        To::KeyRefresh => "inbound.key_refresh",
-        To::AllowedCallers | To::SkillCallers => "inbound.allowed_callers",
-        To::AllowedServiceUrls => "allowed_service_urls",
-        To::TokenServiceUrl => "token_service_url",
-        To::HttpTimeout => "http_timeout",
-        To::Scopes => "scopes",
-        To::MapServiceUrl | To::MapAudience | To::MapConnection => "connections_map",
-        To::Loader => "(loader)",
-        To::Nested | To::MustBeTrue(_) | To::Refused(_) | To::Ignored(_) => "",
     }
 }
 

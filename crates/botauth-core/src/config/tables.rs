@@ -80,6 +80,47 @@ impl To {
         )
     }
 
+    /// The model setting a row feeds (for `botauth config`'s sources).
+    pub(crate) fn setting(self) -> &'static str {
+        match self {
+            To::ClientId => "client_id",
+            To::TenantId => "tenant_id",
+            To::AuthorityWithTenant => "tenant_id, cloud.authority_host",
+            To::Kind
+            | To::Secret
+            | To::CertPath
+            | To::KeyPathOrPem
+            | To::KeyPath
+            | To::Thumbprint
+            | To::Password
+            | To::Base64Pfx
+            | To::SendX5c
+            | To::ManagedIdentity
+            | To::FederatedClientId
+            | To::TokenFile
+            | To::Skip => "credentials",
+            To::Authority => "cloud.authority_host",
+            To::Cloud | To::IsGov => "cloud",
+            To::MetadataUrl => "inbound.metadata_url",
+            To::EmulatorMetadataUrl => "inbound.emulator_metadata_url",
+            To::Issuer => "inbound.issuer",
+            To::EntraMetadataUrl => "inbound.entra_metadata_url",
+            To::Audiences => "inbound.extra_audiences",
+            To::InboundTenant => "inbound.entra_tenants",
+            To::ValidIssuers => "inbound.valid_issuers",
+            To::BotServiceTokens => "inbound.bot_service",
+            To::KeyRefresh => "inbound.key_refresh",
+            To::AllowedCallers | To::SkillCallers => "inbound.allowed_callers",
+            To::AllowedServiceUrls => "allowed_service_urls",
+            To::TokenServiceUrl => "token_service_url",
+            To::HttpTimeout => "http_timeout",
+            To::Scopes => "scopes",
+            To::MapServiceUrl | To::MapAudience | To::MapConnection => "connections_map",
+            To::Loader => "(loader)",
+            To::Nested | To::MustBeTrue(_) | To::Refused(_) | To::Ignored(_) => "",
+        }
+    }
+
     /// What to put in a required key, for "is required: …" messages.
     pub(crate) fn what(self) -> &'static str {
         match self {
