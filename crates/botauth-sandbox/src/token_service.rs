@@ -232,6 +232,27 @@ fn admit(
     Ok(app_id)
 }
 
+/// [`admit`], then the user, connection and channel of the query, the connection registered:
+/// how every operation on one user's token starts. Returns the caller's app id with them.
+fn user_operation<'p>(
+    shared: &Shared,
+    headers: &HeaderMap,
+    params: &'p HashMap<String, String>,
+    required: &[&str],
+) -> Result<(String, &'p str, &'p str, &'p str), Box<Response>> {
+    let app_id = admit(shared, headers, params, required)?;
+    let connection = param(params, "connectionName");
+    if !known(shared, connection) {
+        return Err(Box::new(not_found_connection(connection)));
+    }
+    Ok((
+        app_id,
+        param(params, "userId"),
+        connection,
+        param(params, "channelId"),
+    ))
+}
+
 fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> &'a str {
     params.get(name).map_or("", String::as_str)
 }
@@ -297,17 +318,11 @@ async fn get_token(
     headers: HeaderMap,
     Query(params): Params,
 ) -> Response {
-    if let Err(r) = admit(&shared, &headers, &params, &["userId", "connectionName"]) {
-        return *r;
-    }
-    let (user, connection, channel) = (
-        param(&params, "userId"),
-        param(&params, "connectionName"),
-        param(&params, "channelId"),
-    );
-    if !known(&shared, connection) {
-        return not_found_connection(connection);
-    }
+    let (_, user, connection, channel) =
+        match user_operation(&shared, &headers, &params, &["userId", "connectionName"]) {
+            Ok(found) => found,
+            Err(r) => return *r,
+        };
     let key = (user.to_owned(), connection.to_owned(), channel.to_owned());
     let mut inner = shared.lock();
     let state = &mut inner.token_service;
@@ -337,17 +352,11 @@ async fn get_aad_tokens(
     Query(params): Params,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = admit(&shared, &headers, &params, &["userId", "connectionName"]) {
-        return *r;
-    }
-    let (user, connection, channel) = (
-        param(&params, "userId"),
-        param(&params, "connectionName"),
-        param(&params, "channelId"),
-    );
-    if !known(&shared, connection) {
-        return not_found_connection(connection);
-    }
+    let (_, user, connection, channel) =
+        match user_operation(&shared, &headers, &params, &["userId", "connectionName"]) {
+            Ok(found) => found,
+            Err(r) => return *r,
+        };
     let Some(urls) = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v.get("resourceUrls").and_then(Value::as_array).cloned())
@@ -438,23 +447,12 @@ async fn exchange(
     Query(params): Params,
     body: Bytes,
 ) -> Response {
-    let app_id = match admit(
-        &shared,
-        &headers,
-        &params,
-        &["userId", "connectionName", "channelId"],
-    ) {
-        Ok(app_id) => app_id,
-        Err(r) => return *r,
-    };
-    let (user, connection, channel) = (
-        param(&params, "userId"),
-        param(&params, "connectionName"),
-        param(&params, "channelId"),
-    );
-    if !known(&shared, connection) {
-        return not_found_connection(connection);
-    }
+    let required = ["userId", "connectionName", "channelId"];
+    let (app_id, user, connection, channel) =
+        match user_operation(&shared, &headers, &params, &required) {
+            Ok(found) => found,
+            Err(r) => return *r,
+        };
     let Some(request) = serde_json::from_slice::<Value>(&body)
         .ok()
         .filter(Value::is_object)

@@ -254,19 +254,7 @@ impl UserTokenClient {
             )
             .await?;
         match answer.status {
-            200 => {
-                let token = TokenResponse::from_body(&answer.body);
-                if let Some(token) = &token {
-                    self.inner.cache.put(
-                        ctx.user_id(),
-                        connection,
-                        ctx.channel_id(),
-                        token,
-                        self.inner.clock.now(),
-                    );
-                }
-                Ok(token)
-            }
+            200 => Ok(self.remember(ctx, connection, &answer.body)),
             404 => Ok(None),
             status => Err(self.fail(op, status, &answer.body, Some(connection))),
         }
@@ -426,19 +414,7 @@ impl UserTokenClient {
             .await?;
         let error_body = || ServiceErrorBody::parse(&answer.body);
         match answer.status {
-            200 => {
-                let token = TokenResponse::from_body(&answer.body);
-                if let Some(token) = &token {
-                    self.inner.cache.put(
-                        ctx.user_id(),
-                        connection,
-                        ctx.channel_id(),
-                        token,
-                        self.inner.clock.now(),
-                    );
-                }
-                Ok(token)
-            }
+            200 => Ok(self.remember(ctx, connection, &answer.body)),
             404 => Ok(None),
             400 if error_body().is_connection_not_found() => {
                 Err(self.fail(op, 400, &answer.body, Some(connection)))
@@ -501,6 +477,25 @@ impl UserTokenClient {
             return Err(self.invalid_response(op, "a URL"));
         }
         Ok(Secret::new(url))
+    }
+
+    /// The user token in a 200 answer's body, kept in the cache for the user, connection and
+    /// channel it is for; `None` when the body holds no token.
+    fn remember(
+        &self,
+        ctx: &SignInContext,
+        connection: &str,
+        body: &[u8],
+    ) -> Option<TokenResponse> {
+        let token = TokenResponse::from_body(body)?;
+        self.inner.cache.put(
+            ctx.user_id(),
+            connection,
+            ctx.channel_id(),
+            &token,
+            self.inner.clock.now(),
+        );
+        Some(token)
     }
 
     /// `GET api/botsignin/{op}` with the `state` built from `ctx` (and `finalRedirect`): the
