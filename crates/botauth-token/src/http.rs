@@ -190,6 +190,21 @@ pub fn check_access_token(token: &str, endpoint: &str, status: u16) -> Result<()
     })
 }
 
+/// A server's text made fit for an error message or a log line: at most `max_chars`
+/// characters (then `…`), control characters replaced by spaces, so that a hostile body can
+/// neither flood a log nor forge a line of it.
+pub fn clean_text(text: &str, max_chars: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max_chars)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(max_chars).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// The URL without query string: what errors and logs name (queries may carry identifiers).
 pub fn display_endpoint(url: &str) -> String {
     url.split(['?', '#']).next().unwrap_or(url).to_owned()
@@ -248,6 +263,13 @@ fn too_large(endpoint: &str, status: u16, limit: usize) -> Error {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn clean_text_bounds_and_neutralises_controls() {
+        assert_eq!(super::clean_text("a\nb\u{1b}[31m", 100), "a b [31m");
+        assert_eq!(super::clean_text("abcdef", 3), "abc…");
+        assert_eq!(super::clean_text("abc", 3), "abc");
+    }
+
     use super::*;
     use botauth_core::ErrorKind;
 

@@ -63,15 +63,7 @@ impl fmt::Display for ServiceErrorBody {
 
 /// Bounded, with control characters replaced so that a hostile body cannot forge log lines.
 fn clean(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(MAX_KEPT_BODY)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().nth(MAX_KEPT_BODY).is_some() {
-        out.push('…');
-    }
-    out
+    botauth_token::http::clean_text(text, MAX_KEPT_BODY)
 }
 
 /// What went wrong, coarsely: branch on this rather than on messages.
