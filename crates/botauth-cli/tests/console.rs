@@ -1,12 +1,12 @@
 //! `botauth sandbox --bot URL` serves the web console by default and prints its address;
 //! `--no-console` turns it off (docs/console.md).
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
+use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_botauth");
+mod common;
+use common::BIN;
 
 /// A running `botauth sandbox`, killed on drop.
 struct Running(Child);
@@ -57,21 +57,7 @@ fn start(args: &[&str]) -> (Running, String, Option<String>) {
 
 /// The status line and body of `GET url` (plain http on loopback).
 fn get(url: &str) -> (String, String) {
-    let rest = url.strip_prefix("http://").expect("an http URL");
-    let (authority, path) = rest.split_once('/').expect("a path");
-    let mut stream = TcpStream::connect(authority).expect("the sandbox listens");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("a read timeout");
-    write!(
-        stream,
-        "GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("the request is sent");
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
-        .expect("the answer is read");
+    let answer = common::http_get(url, Duration::from_secs(10));
     let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
     (
         head.lines().next().unwrap_or_default().to_owned(),

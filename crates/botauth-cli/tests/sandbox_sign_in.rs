@@ -1,8 +1,7 @@
 //! `botauth sandbox --bot URL --oauth-connection NAME`: opening the sign-in link the chat prints
 //! sends the bot `signin/verifyState` as Teams does, and prints one line without the code.
 
-use std::io::{BufRead, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
@@ -10,24 +9,9 @@ use std::time::Duration;
 mod common;
 use common::BIN;
 
-/// The body of `GET url` (plain http on loopback), as the user's browser fetches it.
+/// The answer to `GET url` (plain http on loopback), as the user's browser fetches it.
 fn get(url: &str) -> String {
-    let rest = url.strip_prefix("http://").expect("an http URL");
-    let (authority, path) = rest.split_once('/').expect("a path");
-    let mut stream = TcpStream::connect(authority).expect("the sandbox listens");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("a read timeout");
-    write!(
-        stream,
-        "GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("the request is sent");
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
-        .expect("the answer is read");
-    answer
+    common::http_get(url, Duration::from_secs(30))
 }
 
 fn next(lines: &Receiver<String>) -> String {

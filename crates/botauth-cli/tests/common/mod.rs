@@ -23,6 +23,28 @@ pub(crate) fn botas(sandbox: &botauth_sandbox::Sandbox, secret: &str) -> Vec<(St
     ]
 }
 
+/// The whole answer (status line, headers, body) to `GET url` over plain http on loopback, as a
+/// browser fetches it, waiting at most `timeout` for it.
+pub(crate) fn http_get(url: &str, timeout: std::time::Duration) -> String {
+    use std::io::Read as _;
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (authority, path) = rest.split_once('/').expect("a path");
+    let mut stream = std::net::TcpStream::connect(authority).expect("the sandbox listens");
+    stream
+        .set_read_timeout(Some(timeout))
+        .expect("a read timeout");
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("the request is sent");
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .expect("the answer is read");
+    answer
+}
+
 /// Runs `botauth args` with exactly `env`, and waits for it.
 pub(crate) fn run_blocking<K, V>(args: &[&str], env: impl IntoIterator<Item = (K, V)>) -> Output
 where
