@@ -123,6 +123,18 @@ impl Cloud {
         field!(self, federation_audience)
     }
 
+    /// The Azure Key Vault resource of this cloud (`https://vault.azure.net` for the public one;
+    /// a token for a vault is requested for `{resource}/.default`). `None` for a custom cloud,
+    /// whose vaults may be in any of the three.
+    pub fn key_vault_resource(&self) -> Option<&'static str> {
+        match self {
+            Cloud::Public => Some("https://vault.azure.net"),
+            Cloud::UsGov => Some("https://vault.usgovcloudapi.net"),
+            Cloud::China => Some("https://vault.azure.cn"),
+            Cloud::Custom(_) => None,
+        }
+    }
+
     /// The same cloud with another authority host (local development, sovereign proxies).
     pub fn with_authority_host(&self, authority_host: impl Into<String>) -> Cloud {
         let mut endpoints = self.endpoints();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::model::{
     BotAuthConfig, CertificateConfig, ConnectionConfig, ConnectionMapEntry, CredentialConfig,
-    Dialect, ManagedIdentityId, parse_duration,
+    Dialect, KeyVaultCertificateConfig, ManagedIdentityId, parse_duration,
 };
 use super::tables::{
     AGENTS_AUTH_TYPES, AGENTS_CLIENT_FACTORY, AGENTS_CONNECTION, AGENTS_MAP,
@@ -500,7 +500,7 @@ impl<'e> Reader<'e> {
         kind: Kind,
         name: &str,
         f: &Fields<'e>,
-        send_x5c: bool,
+        send_x5c: Option<bool>,
         client_id: &str,
     ) -> Result<CredentialConfig> {
         let why = format!(" for {name}");
@@ -525,7 +525,7 @@ impl<'e> Reader<'e> {
                     base64_pfx: f.get(To::Base64Pfx).map(Secret::new),
                     password: f.get(To::Password).map(Secret::new),
                     thumbprint: f.get(To::Thumbprint).map(str::to_owned),
-                    send_x5c,
+                    send_x5c: send_x5c.unwrap_or(false),
                     ..CertificateConfig::default()
                 };
                 cert.keys.certificate_path = f.key(To::CertPath);
@@ -571,6 +571,36 @@ impl<'e> Reader<'e> {
                         )
                     })?,
             },
+            Kind::KeyVault => {
+                let mut vault = KeyVaultCertificateConfig::new(
+                    f.require(To::KeyVaultUrl, &why)?,
+                    f.require(To::KeyVaultCertificateName, &why)?,
+                );
+                vault.version = f.get(To::KeyVaultVersion).map(str::to_owned);
+                // Identity.Web: the entry's ManagedIdentityClientId, then AZURE_CLIENT_ID, else
+                // the system-assigned identity.
+                let identity = f
+                    .get(To::KeyVaultIdentity)
+                    .or(f.get(To::ManagedIdentity))
+                    .or_else(|| self.env.get("AZURE_CLIENT_ID"))
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty());
+                vault.identity = match identity {
+                    Some(id) if !id.eq_ignore_ascii_case("system") => {
+                        ManagedIdentityId::ClientId(id.to_owned())
+                    }
+                    _ => ManagedIdentityId::System,
+                };
+                // Sent unless the configuration says otherwise (docs/protocol.md §11).
+                vault.send_x5c = send_x5c.unwrap_or(true);
+                if let Some(every) = f.get(To::KeyVaultRotationCheck) {
+                    vault.rotation_check =
+                        Some(parse_duration(&f.key(To::KeyVaultRotationCheck), every)?);
+                }
+                vault.keys.vault_url = f.key(To::KeyVaultUrl);
+                vault.keys.certificate_name = f.key(To::KeyVaultCertificateName);
+                CredentialConfig::KeyVaultCertificate(vault)
+            }
             Kind::Refused(instead) => {
                 return Err(Error::config(
                     f.key(To::Kind),
@@ -632,7 +662,7 @@ impl<'e> Reader<'e> {
             } else {
                 Kind::Federated
             };
-            let credential = self.credential(kind, "MANAGED_IDENTITY_CLIENT_ID", &f, false, mi)?;
+            let credential = self.credential(kind, "MANAGED_IDENTITY_CLIENT_ID", &f, None, mi)?;
             draft.config.credentials.push(credential);
         }
         match f.get(To::Secret) {
@@ -642,7 +672,7 @@ impl<'e> Reader<'e> {
                 .push(CredentialConfig::ClientSecret {
                     secret: Secret::new(secret),
                 }),
-            None if mi.is_none() => {
+            None if mi.is_none() && !self.key_vault_override_set() => {
                 return Err(Error::config(
                     "CLIENT_SECRET",
                     "is required: set it to the client secret's value (not its id), or set \
@@ -716,7 +746,7 @@ impl<'e> Reader<'e> {
                 Kind::UserManagedIdentity,
                 app_type,
                 &f,
-                false,
+                None,
                 app_id,
             )?);
             return Ok(draft);
@@ -726,7 +756,7 @@ impl<'e> Reader<'e> {
                 Kind::Certificate,
                 "a certificate",
                 &f,
-                false,
+                None,
                 app_id,
             )?);
         }
@@ -735,11 +765,11 @@ impl<'e> Reader<'e> {
                 Kind::Secret,
                 "a client secret",
                 &f,
-                false,
+                None,
                 app_id,
             )?);
         }
-        if credentials.is_empty() {
+        if credentials.is_empty() && !self.key_vault_override_set() {
             return Err(Error::config(
                 f.key(To::Secret),
                 "is required: set it to the client secret's value (not its id), or configure a certificate \
@@ -767,7 +797,7 @@ impl<'e> Reader<'e> {
         if draft.config.tenant_id.is_none() {
             f.require(To::TenantId, "")?;
         }
-        let send_x5c = f.bool(To::SendX5c)?.unwrap_or(false);
+        let send_x5c = f.bool(To::SendX5c)?;
 
         // ClientCredentials__{n}__{Field}: ordered by n numerically, gaps allowed.
         let mut indexes: Vec<(u64, String)> = Vec::new();
@@ -811,10 +841,10 @@ impl<'e> Reader<'e> {
         }
         // The flat legacy `ClientSecret` is merged in after the list, as Identity.Web does.
         if f.has(To::Secret) {
-            let secret = self.credential(Kind::Secret, "ClientSecret", &f, false, client_id)?;
+            let secret = self.credential(Kind::Secret, "ClientSecret", &f, None, client_id)?;
             draft.config.credentials.push(secret);
         }
-        if draft.config.credentials.is_empty() {
+        if draft.config.credentials.is_empty() && !self.key_vault_override_set() {
             return Err(Error::config(
                 "AzureAd__ClientCredentials",
                 format!(
@@ -979,7 +1009,7 @@ impl<'e> Reader<'e> {
             ));
         }
         self.requires(choice, &f, "AuthType")?;
-        let send_x5c = f.bool(To::SendX5c)?.unwrap_or(false);
+        let send_x5c = f.bool(To::SendX5c)?;
         let what = format!("AuthType {}", choice.name);
         let credential = self.credential(choice.kind, &what, &f, send_x5c, client_id)?;
         draft.config.credentials.push(credential);
@@ -1006,7 +1036,7 @@ impl<'e> Reader<'e> {
             " (the AKS workload identity webhook sets it)",
         )?;
         let credential =
-            self.credential(Kind::Workload, "workload identity", &f, false, client_id)?;
+            self.credential(Kind::Workload, "workload identity", &f, None, client_id)?;
         draft.config.credentials.push(credential);
         Ok(draft)
     }
@@ -1094,6 +1124,7 @@ impl<'e> Reader<'e> {
             // unless BOTAUTH_CLOUD decides the cloud.
             set_authority(draft, &f.key(To::Authority), host, cloud.is_none())?;
         }
+        self.key_vault_overrides(draft, &f)?;
         let mut only_common = Fields {
             section: f.section,
             prefix: f.prefix.clone(),
@@ -1114,6 +1145,48 @@ impl<'e> Reader<'e> {
             }
         }
         Ok(())
+    }
+}
+
+impl Reader<'_> {
+    /// `BOTAUTH_KEY_VAULT_*`: a Key Vault certificate put first in the credential list of any
+    /// dialect (`BOTAUTH_KEY_VAULT_URL` + `_CERTIFICATE_NAME`, optional `_CERTIFICATE_VERSION` and
+    /// `_IDENTITY`), and `BOTAUTH_KEY_VAULT_ROTATION_CHECK` for every Key Vault certificate.
+    fn key_vault_overrides(&mut self, draft: &mut Draft, f: &Fields<'_>) -> Result<()> {
+        if f.has(To::KeyVaultUrl)
+            || f.has(To::KeyVaultCertificateName)
+            || f.has(To::KeyVaultVersion)
+            || f.has(To::KeyVaultIdentity)
+        {
+            let client_id = draft.config.client_id.clone().unwrap_or_default();
+            let credential = self.credential(
+                Kind::KeyVault,
+                "BOTAUTH_KEY_VAULT_URL",
+                f,
+                None,
+                &client_id,
+            )?;
+            draft.config.credentials.insert(0, credential);
+        }
+        if let Some(every) = f.get(To::KeyVaultRotationCheck) {
+            let every = parse_duration(&f.key(To::KeyVaultRotationCheck), every)?;
+            let connections = draft.config.connections.iter_mut();
+            let lists = std::iter::once(&mut draft.config.credentials)
+                .chain(connections.map(|c| &mut c.credentials));
+            for list in lists {
+                for credential in list.iter_mut() {
+                    if let CredentialConfig::KeyVaultCertificate(vault) = credential {
+                        vault.rotation_check = Some(every);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `BOTAUTH_KEY_VAULT_URL` supplies a credential, so a dialect may have none of its own.
+    fn key_vault_override_set(&self) -> bool {
+        self.env.contains("BOTAUTH_KEY_VAULT_URL")
     }
 }
 

@@ -1203,7 +1203,7 @@ extra_audiences = ["api://00000000-0000-0000-0000-00000000b07a"]
                        "ClientCredentials": [{"SourceType": "KeyVault", "KeyVaultUrl": "https://v"}]}}"#;
         assert_eq!(
             key_of(BotAuthConfig::from_appsettings_json(json)),
-            "AzureAd__ClientCredentials__0__SourceType"
+            "AzureAd__ClientCredentials__0__KeyVaultCertificateName"
         );
         assert_eq!(
             key_of(BotAuthConfig::from_appsettings_json(r#"{"Logging": {}}"#)),

@@ -12,9 +12,9 @@ pub use env::{Explained, Provenance};
 pub use model::{
     AssertionAlgorithm, BotAuthConfig, CertificateConfig, CertificateKeys, ConnectionConfig,
     ConnectionMapEntry, CredentialConfig, CustomSettings, Dialect, InboundConfig,
-    ManagedIdentityId, parse_duration, validate_tenant_id,
+    KeyVaultCertificateConfig, KeyVaultKeys, ManagedIdentityId, parse_duration, validate_tenant_id,
 };
 pub use sources::{BOTAUTH_CONFIG, ConfigLoader};
 pub use tables::supported_keys_markdown;
-pub use validate::check_endpoint_url;
+pub use validate::{KeyVaultUrl, check_endpoint_url, check_key_vault_url};
 pub use vars::{EnvVars, Origin};

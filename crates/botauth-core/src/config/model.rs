@@ -182,6 +182,93 @@ impl fmt::Debug for CertificateConfig {
     }
 }
 
+/// A certificate credential whose certificate and private key live in Azure Key Vault
+/// (docs/protocol.md §11).
+///
+/// The vault is read with [`identity`](Self::identity) (a managed identity; in code, any
+/// credential). Without a pinned [`version`](Self::version), the newest enabled version is used
+/// and the vault is checked again every [`rotation_check`](Self::rotation_check).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct KeyVaultCertificateConfig {
+    /// The vault, e.g. `https://contoso-bot.vault.azure.net/`: `https` and a host ending in the
+    /// cloud's vault suffix (plain `http` only on loopback, for the sandbox).
+    pub vault_url: String,
+    /// The certificate's name in the vault.
+    pub certificate_name: String,
+    /// A version to pin. Pinned, the certificate is never switched by the schedule.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The managed identity that reads the vault (default: the system-assigned one).
+    #[serde(default)]
+    pub identity: ManagedIdentityId,
+    /// Send the certificate chain in an `x5c` header (default **on** for Key Vault certificates:
+    /// a rotated certificate from the same issuer then keeps working with Subject Name + Issuer
+    /// registration; Entra ignores the header for thumbprint-registered apps).
+    #[serde(default = "yes")]
+    pub send_x5c: bool,
+    /// The assertion algorithm.
+    #[serde(default)]
+    pub algorithm: AssertionAlgorithm,
+    /// How often the vault is asked for a newer version (default one hour, jittered).
+    #[serde(default, with = "duration_opt")]
+    pub rotation_check: Option<Duration>,
+    /// The keys these settings were read from, for errors.
+    #[serde(skip)]
+    pub keys: KeyVaultKeys,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl KeyVaultCertificateConfig {
+    /// A Key Vault certificate entry with the defaults: newest version, system-assigned managed
+    /// identity, `x5c` sent, RS256, hourly rotation check.
+    pub fn new(vault_url: impl Into<String>, certificate_name: impl Into<String>) -> Self {
+        KeyVaultCertificateConfig {
+            vault_url: vault_url.into(),
+            certificate_name: certificate_name.into(),
+            version: None,
+            identity: ManagedIdentityId::System,
+            send_x5c: true,
+            algorithm: AssertionAlgorithm::default(),
+            rotation_check: None,
+            keys: KeyVaultKeys::default(),
+        }
+    }
+}
+
+/// The configuration keys a [`KeyVaultCertificateConfig`] came from (empty: botauth's own).
+/// Like [`CertificateKeys`], they never make two configurations differ.
+#[derive(Debug, Clone, Default, Eq)]
+#[non_exhaustive]
+pub struct KeyVaultKeys {
+    /// The key of `vault_url` (`AzureAd__ClientCredentials__0__KeyVaultUrl`).
+    pub vault_url: String,
+    /// The key of `certificate_name`.
+    pub certificate_name: String,
+}
+
+impl PartialEq for KeyVaultKeys {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl KeyVaultKeys {
+    /// The key to name when the vault URL is at fault.
+    pub fn vault_url(&self) -> &str {
+        CertificateKeys::or(&self.vault_url, "vault_url")
+    }
+
+    /// The key to name when the certificate name (or the certificate) is at fault.
+    pub fn certificate_name(&self) -> &str {
+        CertificateKeys::or(&self.certificate_name, "certificate_name")
+    }
+}
+
 /// The free-form settings of a [`CredentialConfig::Custom`] entry: names and values that only the
 /// application's factory understands.
 ///
@@ -286,6 +373,10 @@ pub enum CredentialConfig {
         /// The token file (`AZURE_FEDERATED_TOKEN_FILE`).
         token_file: PathBuf,
     },
+    /// An X.509 certificate kept in Azure Key Vault, read with a managed identity and picked up
+    /// again when the vault rotates it (feature `key-vault`; Microsoft.Identity.Web
+    /// `SourceType: KeyVault`).
+    KeyVaultCertificate(KeyVaultCertificateConfig),
     /// A credential type the application registers itself.
     Custom {
         /// The name the application's factory recognises.
@@ -303,6 +394,7 @@ impl CredentialConfig {
         match self {
             CredentialConfig::ClientSecret { .. } => "client_secret",
             CredentialConfig::Certificate(_) => "certificate",
+            CredentialConfig::KeyVaultCertificate(_) => "key_vault_certificate",
             CredentialConfig::ManagedIdentity { .. } => "managed_identity",
             CredentialConfig::FederatedManagedIdentity { .. } => "federated_managed_identity",
             CredentialConfig::WorkloadIdentity { .. } => "workload_identity",
@@ -315,6 +407,7 @@ impl CredentialConfig {
         match self {
             CredentialConfig::ClientSecret { .. } => Some("secret"),
             CredentialConfig::Certificate(_) => Some("certificate"),
+            CredentialConfig::KeyVaultCertificate(_) => Some("key-vault"),
             CredentialConfig::ManagedIdentity { .. }
             | CredentialConfig::FederatedManagedIdentity { .. }
             | CredentialConfig::WorkloadIdentity { .. } => Some("managed-identity"),
@@ -563,6 +656,8 @@ pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
     let v = value.trim();
     let (number, scale) = if let Some(n) = v.strip_suffix("ms") {
         (n, 0.001)
+    } else if let Some(n) = v.strip_suffix('h') {
+        (n, 3600.0)
     } else if let Some(n) = v.strip_suffix('s') {
         (n, 1.0)
     } else if let Some(n) = v.strip_suffix('m') {
@@ -580,7 +675,7 @@ pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
         .ok_or_else(|| {
             Error::config(
                 key,
-                "is not a duration: give seconds (`30`) or a number with a unit (`1500ms`, `30s`, `2m`), \
+                "is not a duration: give seconds (`30`) or a number with a unit (`1500ms`, `30s`, `2m`, `1h`), \
                  more than zero and at most a day",
             )
         })?;

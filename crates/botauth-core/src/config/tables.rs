@@ -25,6 +25,13 @@ pub(crate) enum To {
     ManagedIdentity,
     FederatedClientId,
     TokenFile,
+    /// Key Vault: the vault URL, the certificate's name, a pinned version, the identity that reads
+    /// the vault (a client id or `system`), and how often rotation is checked.
+    KeyVaultUrl,
+    KeyVaultCertificateName,
+    KeyVaultVersion,
+    KeyVaultIdentity,
+    KeyVaultRotationCheck,
     /// An authority host (`Instance`, `AZURE_AUTHORITY_HOST`).
     Authority,
     /// An authority URL with the tenant as its first path segment (`AuthorityEndpoint`).
@@ -98,6 +105,11 @@ impl To {
             | To::ManagedIdentity
             | To::FederatedClientId
             | To::TokenFile
+            | To::KeyVaultUrl
+            | To::KeyVaultCertificateName
+            | To::KeyVaultVersion
+            | To::KeyVaultIdentity
+            | To::KeyVaultRotationCheck
             | To::Skip => "credentials",
             To::Authority => "cloud.authority_host",
             To::Cloud | To::IsGov => "cloud",
@@ -135,6 +147,8 @@ impl To {
             }
             To::TokenFile => "set it to the path of the federated (projected) token file",
             To::Thumbprint => "set it to the certificate's SHA-1 thumbprint",
+            To::KeyVaultUrl => "set it to the vault's URL, e.g. https://contoso-bot.vault.azure.net/",
+            To::KeyVaultCertificateName => "set it to the certificate's name in the vault",
             _ => "set it",
         }
     }
@@ -282,14 +296,8 @@ pub(crate) static IDENTITY_WEB_CREDENTIAL: Section = Section {
         row("ManagedIdentityClientId", To::ManagedIdentity),
         row("SignedAssertionFileDiskPath", To::TokenFile),
         row("Skip", To::Skip),
-        row(
-            "KeyVaultUrl",
-            To::Ignored("it belongs to SourceType KeyVault"),
-        ),
-        row(
-            "KeyVaultCertificateName",
-            To::Ignored("it belongs to SourceType KeyVault"),
-        ),
+        row("KeyVaultUrl", To::KeyVaultUrl),
+        row("KeyVaultCertificateName", To::KeyVaultCertificateName),
         row("CertificateStorePath", To::Ignored(STORE)),
         row("CertificateThumbprint", To::Ignored(STORE)),
         row("CertificateDistinguishedName", To::Ignored(STORE)),
@@ -406,6 +414,11 @@ pub(crate) static BOTAUTH: Section = Section {
         row("ALLOWED_SERVICE_URLS", To::AllowedServiceUrls),
         row("HTTP_TIMEOUT", To::HttpTimeout),
         row("TOKEN_SERVICE_URL", To::TokenServiceUrl),
+        row("KEY_VAULT_URL", To::KeyVaultUrl),
+        row("KEY_VAULT_CERTIFICATE_NAME", To::KeyVaultCertificateName),
+        row("KEY_VAULT_CERTIFICATE_VERSION", To::KeyVaultVersion),
+        row("KEY_VAULT_IDENTITY", To::KeyVaultIdentity),
+        row("KEY_VAULT_ROTATION_CHECK", To::KeyVaultRotationCheck),
         row("CONFIG", To::Loader),
         row("SANDBOX_STATE_DIR", To::Loader),
     ],
@@ -422,6 +435,8 @@ pub(crate) enum Kind {
     /// A managed identity as a federated credential of the app.
     Federated,
     Workload,
+    /// A certificate read from Azure Key Vault.
+    KeyVault,
     Refused(&'static str),
 }
 
@@ -502,12 +517,8 @@ pub(crate) static IDENTITY_WEB_SOURCE_TYPES: &[Choice] = &[
     choice(
         "KeyVault",
         1,
-        Kind::Refused(
-            "certificates are not read from Key Vault yet: export the certificate to a file and use \
-             SourceType Path (or Base64Encoded), or use SignedAssertionFromManagedIdentity to avoid \
-             certificates altogether",
-        ),
-        &[],
+        Kind::KeyVault,
+        &[&[To::KeyVaultUrl], &[To::KeyVaultCertificateName]],
     ),
     choice("Base64Encoded", 2, Kind::Certificate, &[&[To::Base64Pfx]]),
     choice("Path", 3, Kind::Certificate, &[&[To::CertPath]]),
@@ -666,6 +677,11 @@ fn describe(to: To) -> &'static str {
         To::ManagedIdentity => "managed identity client id (or `system`)",
         To::FederatedClientId => "managed identity used as a federated credential",
         To::TokenFile => "federated token file",
+        To::KeyVaultUrl => "Key Vault URL (`https://{vault}.vault.azure.net/`)",
+        To::KeyVaultCertificateName => "certificate name in the vault",
+        To::KeyVaultVersion => "pinned certificate version (no rotation)",
+        To::KeyVaultIdentity => "managed identity client id that reads the vault (or `system`)",
+        To::KeyVaultRotationCheck => "how often the vault is checked for a new version (`1h`)",
         To::Authority => "authority host (selects a known cloud)",
         To::AuthorityWithTenant => "authority URL with the tenant",
         To::Cloud => "cloud (`public`, `usgov`, `china`, or a channel service URL)",

@@ -56,7 +56,7 @@ pub(crate) fn validate(config: &BotAuthConfig, keys: &KeyNames) -> Result<()> {
         ));
     }
     for (i, credential) in config.credentials.iter().enumerate() {
-        validate_credential(i, credential, keys)?;
+        validate_credential(i, credential, keys, &config.cloud)?;
     }
 
     // A managed identity that *is* the bot gets its token from the host, not from Entra's token
@@ -67,6 +67,7 @@ pub(crate) fn validate(config: &BotAuthConfig, keys: &KeyNames) -> Result<()> {
             c,
             CredentialConfig::ClientSecret { .. }
                 | CredentialConfig::Certificate(_)
+                | CredentialConfig::KeyVaultCertificate(_)
                 | CredentialConfig::FederatedManagedIdentity { .. }
                 | CredentialConfig::WorkloadIdentity { .. }
         )
@@ -119,7 +120,12 @@ pub(crate) fn check_tenant(tenant: &str, key: &str) -> Result<()> {
     Ok(())
 }
 
-fn validate_credential(i: usize, credential: &CredentialConfig, keys: &KeyNames) -> Result<()> {
+fn validate_credential(
+    i: usize,
+    credential: &CredentialConfig,
+    keys: &KeyNames,
+    cloud: &Cloud,
+) -> Result<()> {
     match credential {
         CredentialConfig::ClientSecret { secret } => {
             if secret.expose_secret().trim().is_empty() {
@@ -159,6 +165,29 @@ fn validate_credential(i: usize, credential: &CredentialConfig, keys: &KeyNames)
                     keys.credential_field(i, "id"),
                     "the managed identity id is empty: give the identity's client id, or use `system`",
                 ));
+            }
+        }
+        CredentialConfig::KeyVaultCertificate(vault) => {
+            check_key_vault_url(vault.keys.vault_url(), &vault.vault_url, cloud)?;
+            let name = vault.certificate_name.trim();
+            // Key Vault object names: 1-127 letters, digits and dashes.
+            if name.is_empty()
+                || name.len() > 127
+                || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                return Err(Error::config(
+                    vault.keys.certificate_name(),
+                    "is not a Key Vault certificate name: 1 to 127 letters, digits and dashes",
+                ));
+            }
+            if let Some(version) = &vault.version {
+                if version.is_empty() || !version.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err(Error::config(
+                        keys.credential_field(i, "version"),
+                        "is not a Key Vault version: the 32-character id at the end of the \
+                         certificate's URL",
+                    ));
+                }
             }
         }
         CredentialConfig::WorkloadIdentity { token_file } => {
@@ -262,6 +291,88 @@ pub(crate) fn is_loopback(url: &url::Url) -> bool {
 pub fn check_endpoint_url(key: &str, value: &str) -> Result<String> {
     let url = parse_endpoint_url(key, value)?;
     Ok(format!("{}{}", url.origin, url.path))
+}
+
+/// The Key Vault resources of the known clouds and their vault host suffixes (docs/protocol.md §11).
+const VAULT_RESOURCES: [(&str, &str); 3] = [
+    ("https://vault.azure.net", ".vault.azure.net"),
+    ("https://vault.usgovcloudapi.net", ".vault.usgovcloudapi.net"),
+    ("https://vault.azure.cn", ".vault.azure.cn"),
+];
+
+/// A Key Vault URL that passed [`check_key_vault_url`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyVaultUrl {
+    /// The vault's base URL without a trailing slash (`https://contoso.vault.azure.net`).
+    pub url: String,
+    /// The resource a token for the vault is requested for (`https://vault.azure.net`; the scope
+    /// is this plus `/.default`).
+    pub resource: String,
+}
+
+/// Checks a Key Vault URL before any token is requested for it: `https` with a host ending in the
+/// vault suffix of `cloud` (`.vault.azure.net`, `.vault.usgovcloudapi.net`, `.vault.azure.cn`; a
+/// custom cloud may use any of the three), or a loopback host (the sandbox, `http` allowed) whose
+/// resource is the public one. No path beyond `/`, no query, no user info. A typo'd or hostile
+/// host never gets a token: the error names `key` and the suffix expected.
+///
+/// ```
+/// use botauth_core::Cloud;
+/// use botauth_core::config::check_key_vault_url;
+/// let v = check_key_vault_url("k", "https://contoso.vault.azure.net/", &Cloud::Public).unwrap();
+/// assert_eq!((v.url.as_str(), v.resource.as_str()), ("https://contoso.vault.azure.net", "https://vault.azure.net"));
+/// assert!(check_key_vault_url("k", "https://contoso.vault.azure.net.evil.example", &Cloud::Public).is_err());
+/// assert!(check_key_vault_url("k", "https://contoso.vault.azure.net", &Cloud::UsGov).is_err());
+/// assert!(check_key_vault_url("k", "http://127.0.0.1:9/keyvault", &Cloud::Public).is_ok());
+/// ```
+pub fn check_key_vault_url(key: &str, value: &str, cloud: &Cloud) -> Result<KeyVaultUrl> {
+    let parsed = url::Url::parse(value.trim()).map_err(|_| {
+        Error::config(
+            key,
+            "is not a URL: give the vault's URL, e.g. https://contoso-bot.vault.azure.net/",
+        )
+    })?;
+    let endpoint = parse_endpoint_url(key, value.trim())?;
+    let public = VAULT_RESOURCES[0].0;
+    if is_loopback(&parsed) {
+        return Ok(KeyVaultUrl {
+            url: format!("{}{}", endpoint.origin, endpoint.path),
+            resource: cloud.key_vault_resource().unwrap_or(public).to_owned(),
+        });
+    }
+    let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+    let allowed: Vec<(&str, &str)> = match cloud.key_vault_resource() {
+        Some(resource) => VAULT_RESOURCES
+            .iter()
+            .copied()
+            .filter(|(r, _)| *r == resource)
+            .collect(),
+        None => VAULT_RESOURCES.to_vec(),
+    };
+    let found = allowed.iter().find(|(_, suffix)| {
+        host.len() > suffix.len() && host.ends_with(suffix) && !host.starts_with('.')
+    });
+    let Some((resource, _)) = found else {
+        let suffixes: Vec<&str> = allowed.iter().map(|(_, s)| *s).collect();
+        return Err(Error::config(
+            key,
+            format!(
+                "is not a Key Vault of this cloud: the host must end in {} (botauth requests a vault                  token only for a vault host; check the URL for a typo)",
+                suffixes.join(" or ")
+            ),
+        ));
+    };
+    if !endpoint.path.is_empty() {
+        return Err(Error::config(
+            key,
+            "has a path: give only the vault's URL, e.g. https://contoso-bot.vault.azure.net/ (the              certificate's name goes in its own key)",
+        ));
+    }
+    Ok(KeyVaultUrl {
+        url: endpoint.origin,
+        resource: (*resource).to_owned(),
+    })
 }
 
 /// The cloud an authority host belongs to: one of the three known clouds when it is exactly their
