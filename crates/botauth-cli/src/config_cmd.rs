@@ -153,6 +153,15 @@ fn credential(c: &CredentialConfig) -> Value {
             "thumbprint": cert.thumbprint,
             "send_x5c": cert.send_x5c,
         }),
+        CredentialConfig::KeyVaultCertificate(vault) => json!({
+            "type": c.type_name(),
+            "vault_url": vault.vault_url,
+            "certificate_name": vault.certificate_name,
+            "version": vault.version,
+            "identity": identity(&vault.identity),
+            "send_x5c": vault.send_x5c,
+            "rotation_check_seconds": vault.rotation_check.map(|t| t.as_secs_f64()),
+        }),
         CredentialConfig::ManagedIdentity { id }
         | CredentialConfig::FederatedManagedIdentity { id } => {
             json!({"type": c.type_name(), "id": identity(id)})

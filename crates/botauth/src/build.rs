@@ -63,6 +63,31 @@ impl CredentialBuilder {
         }
         let mut errors = Vec::new();
         for (index, entry) in config.credentials.iter().enumerate() {
+            // A Key Vault certificate loads on first use, so its fallback is decided then.
+            #[cfg(feature = "key-vault")]
+            if let CredentialConfig::KeyVaultCertificate(vault) = entry {
+                if index + 1 < config.credentials.len() {
+                    let built = botauth_keyvault::KeyVaultCertificateCredential::from_parts(
+                        config,
+                        vault,
+                        self.env.clone(),
+                    );
+                    match built {
+                        Ok(credential) => {
+                            let mut rest = config.clone();
+                            rest.credentials.drain(..=index);
+                            let next = self.build(&rest);
+                            return Ok(Arc::new(credential.with_fallback(next)));
+                        }
+                        Err(error) => {
+                            let cause = botauth_core::Report::new(&error).to_string();
+                            tracing::warn!(credential = entry.type_name(), index, error = %cause, "credential could not be loaded; trying the next one");
+                            errors.push((entry.type_name().to_owned(), error));
+                            continue;
+                        }
+                    }
+                }
+            }
             match self.build_one(config, entry) {
                 Ok(provider) => {
                     if !errors.is_empty() {
@@ -115,6 +140,14 @@ impl CredentialBuilder {
             #[cfg(feature = "certificate")]
             CredentialConfig::Certificate(cert) => Ok(Arc::new(
                 botauth_certificate::CertificateCredential::from_parts(config, cert)?,
+            )),
+            #[cfg(feature = "key-vault")]
+            CredentialConfig::KeyVaultCertificate(vault) => Ok(Arc::new(
+                botauth_keyvault::KeyVaultCertificateCredential::from_parts(
+                    config,
+                    vault,
+                    self.env.clone(),
+                )?,
             )),
             #[cfg(feature = "managed-identity")]
             CredentialConfig::ManagedIdentity { .. }

@@ -44,6 +44,12 @@ pub use botauth_secret as secret;
 #[doc(inline)]
 pub use botauth_certificate as certificate;
 
+/// Certificates from Azure Key Vault, rotation followed (feature `key-vault`).
+#[cfg(feature = "key-vault")]
+#[cfg_attr(docsrs, doc(cfg(feature = "key-vault")))]
+#[doc(inline)]
+pub use botauth_keyvault as keyvault;
+
 /// The Bot Connector client (feature `connector`).
 #[cfg(feature = "connector")]
 #[cfg_attr(docsrs, doc(cfg(feature = "connector")))]
