@@ -209,13 +209,17 @@ impl KeyVaultCertificateCredential {
     ) -> Result<Self> {
         let client_id = config.require_client_id("client_id")?;
         let tenant_id = config.require_tenant_id("tenant_id")?;
-        let mut builder =
-            Self::builder(tenant_id, client_id, &vault.vault_url, &vault.certificate_name)
-                .identity(vault.identity.clone())
-                .algorithm(vault.algorithm)
-                .send_x5c(vault.send_x5c)
-                .rotation_check(Some(vault.rotation_check.unwrap_or(DEFAULT_ROTATION_CHECK)))
-                .cloud(&config.cloud);
+        let mut builder = Self::builder(
+            tenant_id,
+            client_id,
+            &vault.vault_url,
+            &vault.certificate_name,
+        )
+        .identity(vault.identity.clone())
+        .algorithm(vault.algorithm)
+        .send_x5c(vault.send_x5c)
+        .rotation_check(Some(vault.rotation_check.unwrap_or(DEFAULT_ROTATION_CHECK)))
+        .cloud(&config.cloud);
         builder.vault_url_key = vault.keys.vault_url().to_owned();
         if let Some(v) = &vault.version {
             builder = builder.version(v);

@@ -106,8 +106,14 @@ impl fmt::Debug for KeyVaultCertificateSource {
             .field("vault", &self.inner.vault.base)
             .field("certificate", &self.inner.settings.name)
             .field("pinned", &self.inner.settings.pinned)
-            .field("version", &state.current.as_ref().map(|c| c.version.clone()))
-            .field("pending", &state.pending.as_ref().map(|c| c.version.clone()))
+            .field(
+                "version",
+                &state.current.as_ref().map(|c| c.version.clone()),
+            )
+            .field(
+                "pending",
+                &state.pending.as_ref().map(|c| c.version.clone()),
+            )
             .field("check_every", &self.inner.settings.check_every)
             .finish_non_exhaustive()
     }
@@ -174,7 +180,10 @@ impl Inner {
         );
         let mut state = self.lock();
         state.current = Some(loaded.clone());
-        state.next_check = self.settings.check_every.map(|e| self.clock.now() + jitter(e));
+        state.next_check = self
+            .settings
+            .check_every
+            .map(|e| self.clock.now() + jitter(e));
         Ok(loaded)
     }
 
@@ -223,7 +232,7 @@ impl Inner {
                 }
             }
         };
-        self.load_version(&info, now).await
+        self.load_version(&info, now, true).await
     }
 
     async fn newest_usable(
@@ -239,17 +248,19 @@ impl Inner {
             .map(|(_, v)| v.version))
     }
 
-    /// Checks the version's state and loads its secret.
+    /// Checks the version's state (a future `nbf` allowed unless `now_only`) and loads its
+    /// secret.
     async fn load_version(
         &self,
         info: &CertificateInfo,
         now: SystemTime,
+        now_only: bool,
     ) -> std::result::Result<Loaded, KeyVaultError> {
         let what = format!(
             "certificate {} version {}",
             self.settings.name, info.version
         );
-        self.check_state(info, &what, now, true)?;
+        self.check_state(info, &what, now, now_only)?;
         let secret = self.vault.secret(&info.sid).await?;
         let source = match secret.content_type.trim().to_ascii_lowercase().as_str() {
             "application/x-pkcs12" => CertificateSource::base64_pkcs12(secret.value),
@@ -307,7 +318,9 @@ impl Inner {
         if !a.enabled {
             return Err(KeyVaultError::new(
                 Kind::Disabled,
-                format!("{what} is disabled in the vault: enable it, or let botauth use the newest enabled version (no pinned version)"),
+                format!(
+                    "{what} is disabled in the vault: enable it, or let botauth use the newest enabled version (no pinned version)"
+                ),
             ));
         }
         if let Some(exp) = a.expires.filter(|t| *t <= now) {
@@ -358,12 +371,19 @@ impl Inner {
                         certificate = %self.settings.name, version = %version, reason = why,
                         "Key Vault checked: no newer certificate version"
                     ),
-                    RotationOutcome::Switched { from, to, thumbprint } => tracing::info!(
+                    RotationOutcome::Switched {
+                        from,
+                        to,
+                        thumbprint,
+                    } => tracing::info!(
                         certificate = %self.settings.name, previous = %from, version = %to,
                         thumbprint = %thumbprint, reason = why,
                         "Key Vault certificate rotated; the next token request signs with the new version"
                     ),
-                    RotationOutcome::Pending { version, not_before } => tracing::info!(
+                    RotationOutcome::Pending {
+                        version,
+                        not_before,
+                    } => tracing::info!(
                         certificate = %self.settings.name, version = %version,
                         not_before = %botauth_certificate::rfc3339(*not_before), reason = why,
                         "Key Vault has a newer certificate version that is not valid yet; signing with the current one until then"
@@ -372,7 +392,10 @@ impl Inner {
             }
             Err(e) => {
                 state.failures = state.failures.saturating_add(1);
-                let every = self.settings.check_every.unwrap_or(Duration::from_secs(3600));
+                let every = self
+                    .settings
+                    .check_every
+                    .unwrap_or(Duration::from_secs(3600));
                 let backoff = FIRST_BACKOFF
                     .saturating_mul(1 << state.failures.saturating_sub(1).min(16))
                     .min(every);
@@ -404,21 +427,20 @@ impl Inner {
         }
         let now = self.clock.now();
         let latest = self.vault.certificate(name, None).await?;
-        let candidate = if latest.attributes.enabled
-            && latest.attributes.expires.is_none_or(|t| now < t)
-        {
-            latest
-        } else {
-            // The latest version is disabled or expired: the newest usable one.
-            match self.newest_usable(now).await? {
-                Some(v) => self.vault.certificate(name, Some(&v)).await?,
-                None => {
-                    return Ok(RotationOutcome::Unchanged {
-                        version: current.version.clone(),
-                    });
+        let candidate =
+            if latest.attributes.enabled && latest.attributes.expires.is_none_or(|t| now < t) {
+                latest
+            } else {
+                // The latest version is disabled or expired: the newest usable one.
+                match self.newest_usable(now).await? {
+                    Some(v) => self.vault.certificate(name, Some(&v)).await?,
+                    None => {
+                        return Ok(RotationOutcome::Unchanged {
+                            version: current.version.clone(),
+                        });
+                    }
                 }
-            }
-        };
+            };
         let pending_version = self.lock().pending.as_ref().map(|p| p.version.clone());
         if candidate.version == current.version {
             // The newest is the one in use: a pending one (since disabled) is dropped.
@@ -436,9 +458,7 @@ impl Inner {
                 });
             }
         }
-        let what = format!("certificate {name} version {}", candidate.version);
-        self.check_state(&candidate, &what, now, false)?;
-        let loaded = Arc::new(self.load_version(&candidate, now).await?);
+        let loaded = Arc::new(self.load_version(&candidate, now, false).await?);
         let mut state = self.lock();
         match future {
             Some(nbf) => {

@@ -175,7 +175,10 @@ impl Vault {
         let invalid = |what: &str| {
             KeyVaultError::new(
                 Kind::InvalidResponse,
-                format!("{} answered a certificate without {what}: is it a Key Vault?", shown(&url)),
+                format!(
+                    "{} answered a certificate without {what}: is it a Key Vault?",
+                    shown(&url)
+                ),
             )
         };
         let id = raw.id.ok_or_else(|| invalid("an id"))?;
@@ -197,7 +200,10 @@ impl Vault {
             sid,
             sha1_hex: sha1.iter().map(|b| format!("{b:02X}")).collect(),
             attributes: raw.attributes.into(),
-            exportable: raw.policy.and_then(|p| p.key_props).and_then(|k| k.exportable),
+            exportable: raw
+                .policy
+                .and_then(|p| p.key_props)
+                .and_then(|k| k.exportable),
         })
     }
 
@@ -257,7 +263,10 @@ impl Vault {
             // serde's message could quote the value: say only where.
             KeyVaultError::new(
                 Kind::InvalidResponse,
-                format!("{} answered something that is not a secret (JSON)", shown(&url)),
+                format!(
+                    "{} answered something that is not a secret (JSON)",
+                    shown(&url)
+                ),
             )
         })?;
         let value = raw.value.ok_or_else(|| {
@@ -331,9 +340,14 @@ impl Vault {
                 .get(WWW_AUTHENTICATE)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| clean_text(v, 300));
-            let body = read_body(response, url, self.options.max_response_bytes, self.options.timeout)
-                .await
-                .map_err(|e| unavailable(url, e))?;
+            let body = read_body(
+                response,
+                url,
+                self.options.max_response_bytes,
+                self.options.timeout,
+            )
+            .await
+            .map_err(|e| unavailable(url, e))?;
             if (200..300).contains(&status) {
                 return Ok(body);
             }
@@ -348,7 +362,8 @@ impl Vault {
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// The URL without its query, for messages.
@@ -360,7 +375,10 @@ fn parse<T: serde::de::DeserializeOwned>(url: &str, body: &[u8]) -> Result<T, Ke
     serde_json::from_slice(body).map_err(|e| {
         KeyVaultError::new(
             Kind::InvalidResponse,
-            format!("{} answered something that is not Key Vault JSON", shown(url)),
+            format!(
+                "{} answered something that is not Key Vault JSON",
+                shown(url)
+            ),
         )
         .with_source(e)
     })
@@ -414,7 +432,9 @@ fn status_error(
         ),
         403 if String::from_utf8_lossy(body).contains("Disabled") => (
             Kind::Disabled,
-            format!("{what} at {at} is disabled in the vault (HTTP 403){said}: enable the version or use another"),
+            format!(
+                "{what} at {at} is disabled in the vault (HTTP 403){said}: enable the version or use another"
+            ),
         ),
         403 => (
             Kind::Forbidden,

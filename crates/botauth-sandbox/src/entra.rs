@@ -242,7 +242,7 @@ impl TokenRequest<'_> {
         };
         let inner = self.shared.lock();
         requested
-            .filter(|r| inner.resources.iter().any(|accepted| accepted == r))
+            .filter(|r| inner.issues_tokens_for(r))
             .map(str::to_owned)
             .ok_or_else(|| {
                 EntraError::new(

@@ -10,12 +10,14 @@ use serde_json::{Map, Value};
 
 use crate::error::{EntraError, raw_response};
 use crate::log::Route;
+use crate::state::Shared;
 
 /// A misbehaviour to inject into the next request on a [`Route`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
-    /// Answer with this status at once. `body: None` sends an Entra-style JSON error for the status;
+    /// Answer with this status at once. `body: None` sends an Entra-style JSON error for the status
+    /// (on [`Route::KeyVault`], Key Vault's `{"error":{"code","message"}}`);
     /// `retry_after` is sent verbatim as the `Retry-After` header.
     Status {
         /// HTTP status (an invalid code becomes 500).
@@ -81,8 +83,11 @@ impl FaultQueues {
     }
 }
 
-/// The answer to a [`Fault::Status`].
+/// The answer to a [`Fault::Status`]. Without a body, the error shape of the route's service:
+/// Key Vault's on [`Route::KeyVault`], Entra's elsewhere.
 pub(crate) fn status_response(
+    shared: &Shared,
+    route: Route,
     status: u16,
     body: Option<String>,
     retry_after: Option<&str>,
@@ -91,6 +96,7 @@ pub(crate) fn status_response(
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match body {
         Some(body) => raw_response(status, "application/json; charset=utf-8", body),
+        None if route == Route::KeyVault => crate::key_vault::injected_error(shared, status),
         None => EntraError::for_status(status, format!("sandbox: injected HTTP {status}."))
             .into_response(request_headers),
     };

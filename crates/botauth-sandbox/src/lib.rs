@@ -14,6 +14,7 @@ mod entra;
 mod error;
 mod faults;
 mod jwt;
+mod key_vault;
 mod log;
 mod managed_identity;
 mod mint;
@@ -35,6 +36,9 @@ pub use connector::ConnectorPost;
 pub use console::{ChatTarget, Console, ConsoleFault};
 pub use demo::{DEMO_SERVICE_ACCOUNT, DemoCredential, DemoEnvironment};
 pub use faults::Fault;
+pub use key_vault::{
+    KEY_VAULT_RESOURCE, KeyVaultCertificateOptions, KeyVaultContentType, KeyVaultVersion,
+};
 pub use log::{RequestRecord, Route};
 pub use managed_identity::{
     DEMO_MI_CLIENT_ID, DEMO_MI_OBJECT_ID, DEMO_MI_RESOURCE_ID, DEMO_SYSTEM_MI_CLIENT_ID,

@@ -35,6 +35,9 @@ pub enum Route {
     /// The Bot Framework Token Service: `/api/usertoken/{operation}`, `/api/botsignin/{operation}`,
     /// the sign-in page `/api/sandbox/signin` and the Teams client's `/api/sandbox/teams-sso-token`.
     TokenService,
+    /// The Key Vault: `GET /keyvault/certificates/…` and `/keyvault/secrets/…` (not the control
+    /// endpoint `/keyvault/_sandbox/…`, which is not vault traffic).
+    KeyVault,
     /// Anything else (answered 404).
     Other,
 }
@@ -60,6 +63,8 @@ impl Route {
             ["api", "usertoken" | "botsignin", _]
             | ["api", "sandbox", "signin" | "teams-sso-token"] => Self::TokenService,
             ["common", "discovery", "instance"] => Self::InstanceDiscovery,
+            ["keyvault", "certificates" | "secrets", _]
+            | ["keyvault", "certificates" | "secrets", _, _] => Self::KeyVault,
             [_, "oauth2", "v2.0", "token"] | [_, "oauth2", "token"] => Self::Token,
             [_, "v2.0", ".well-known", "openid-configuration"]
             | [_, ".well-known", "openid-configuration"] => Self::EntraMetadata,
@@ -132,6 +137,13 @@ mod tests {
             ("/api/botsignin/GetSignInResource", Route::TokenService),
             ("/api/sandbox/signin", Route::TokenService),
             ("/api/sandbox/teams-sso-token", Route::TokenService),
+            ("/keyvault/certificates/c", Route::KeyVault),
+            ("/keyvault/certificates/c/0123abcd", Route::KeyVault),
+            ("/keyvault/secrets/c/versions", Route::KeyVault),
+            ("/keyvault/secrets/c/v/x", Route::Other),
+            ("/keyvault/keys/c", Route::Other),
+            ("/keyvault/_sandbox/certificates/c/rotate", Route::Other),
+            ("/keyvault/secrets/c/", Route::Other),
             ("/api/sandbox/sas/x", Route::Other),
             ("/api/usertoken", Route::Other),
             ("/api/usertoken/GetToken/x", Route::Other),

@@ -87,8 +87,9 @@ impl SandboxBuilder {
         self
     }
 
-    /// Accepts `<resource>/.default` as a scope, besides the three Bot Connector resources, and
-    /// tokens for `resource` at the Bot Connector (e.g. another bot's app id, for skill replies).
+    /// Accepts `<resource>/.default` as a scope, besides the three Bot Connector resources and
+    /// the Key Vault ([`KEY_VAULT_RESOURCE`](crate::KEY_VAULT_RESOURCE)), and tokens for
+    /// `resource` at the Bot Connector (e.g. another bot's app id, for skill replies).
     #[must_use]
     pub fn accept_resource(mut self, resource: impl Into<String>) -> Self {
         self.resources.push(resource.into());
@@ -233,10 +234,13 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             post(connector::post_activity),
         )
         .merge(crate::token_service::routes())
+        .merge(crate::key_vault::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&shared), observe))
-        // The console's own page and stream are not sandbox traffic: outside `observe`.
+        // The console's own page and stream, and the Key Vault's control endpoint, are not
+        // sandbox traffic: outside `observe`.
         .merge(crate::console::router())
+        .merge(crate::key_vault::control_routes())
         .with_state(shared)
 }
 
@@ -269,13 +273,20 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
     let mut response = match fault {
         Some(Fault::StatusFor { status, duration }) => {
             shared.lock().mi.open_outage(route, status, duration);
-            faults::status_response(status, None, None, &headers)
+            faults::status_response(&shared, route, status, None, None, &headers)
         }
         Some(Fault::Status {
             status,
             body,
             retry_after,
-        }) => faults::status_response(status, body, retry_after.as_deref(), &headers),
+        }) => faults::status_response(
+            &shared,
+            route,
+            status,
+            body,
+            retry_after.as_deref(),
+            &headers,
+        ),
         Some(Fault::Delay(delay)) => {
             tokio::time::sleep(delay).await;
             next.run(request).await
@@ -426,8 +437,16 @@ impl Sandbox {
         self.shared.lock().register_app(app);
     }
 
-    /// Accepts `<resource>/.default` as a scope, besides the three Bot Connector resources, and
-    /// tokens for `resource` at the Bot Connector (e.g. another bot's app id, for skill replies).
+    /// Replaces the certificates (DER X.509) registered on app `client_id`: the Entra side of a
+    /// certificate rotation (register the new one, drop the old). Returns false if there is no
+    /// such app.
+    pub fn set_app_certificates(&self, client_id: &str, ders: Vec<Vec<u8>>) -> bool {
+        self.shared.lock().replace_app_certificates(client_id, ders)
+    }
+
+    /// Accepts `<resource>/.default` as a scope, besides the three Bot Connector resources and
+    /// the Key Vault ([`KEY_VAULT_RESOURCE`](crate::KEY_VAULT_RESOURCE)), and tokens for
+    /// `resource` at the Bot Connector (e.g. another bot's app id, for skill replies).
     pub fn accept_resource(&self, resource: impl Into<String>) {
         self.shared.lock().accept_resource(resource.into());
     }
@@ -442,9 +461,11 @@ impl Sandbox {
         self.shared.lock().faults.push(route, fault, times);
     }
 
-    /// Drops all queued faults.
+    /// Drops all queued faults and ends open outage windows ([`Fault::StatusFor`]).
     pub fn clear_faults(&self) {
-        self.shared.lock().faults.clear();
+        let mut inner = self.shared.lock();
+        inner.faults.clear();
+        inner.mi.outages.clear();
     }
 
     /// Every request so far, in arrival order.

@@ -60,6 +60,8 @@ pub(crate) struct Inner {
     pub(crate) mi: MiState,
     /// The Bot Framework Token Service: OAuth connections, user tokens, sign-ins.
     pub(crate) token_service: crate::token_service::TokenServiceState,
+    /// The Key Vault: certificates, their versions, the access list.
+    pub(crate) key_vault: crate::key_vault::VaultState,
 }
 
 impl Inner {
@@ -75,6 +77,7 @@ impl Inner {
             posts: Vec::new(),
             mi: MiState::default(),
             token_service: Default::default(),
+            key_vault: Default::default(),
         }
     }
 
@@ -85,6 +88,24 @@ impl Inner {
     pub(crate) fn accept_resource(&mut self, resource: String) {
         if !self.resources.contains(&resource) {
             self.resources.push(resource);
+        }
+    }
+
+    /// Whether the token endpoint issues tokens for `resource`: the accepted resources and the
+    /// Key Vault. The vault is not in `resources`, which the Bot Connector also accepts as
+    /// audiences: a vault token must not post activities.
+    pub(crate) fn issues_tokens_for(&self, resource: &str) -> bool {
+        resource == crate::KEY_VAULT_RESOURCE || self.resources.iter().any(|r| r == resource)
+    }
+
+    /// Replaces the certificates registered on app `client_id`; `false` if there is no such app.
+    pub(crate) fn replace_app_certificates(&mut self, client_id: &str, ders: Vec<Vec<u8>>) -> bool {
+        match self.apps.get_mut(&client_id.to_ascii_lowercase()) {
+            Some(app) => {
+                app.certificates = ders;
+                true
+            }
+            None => false,
         }
     }
 }

@@ -761,13 +761,7 @@ impl<'e> Reader<'e> {
             )?);
         }
         if f.has(To::Secret) {
-            credentials.push(self.credential(
-                Kind::Secret,
-                "a client secret",
-                &f,
-                None,
-                app_id,
-            )?);
+            credentials.push(self.credential(Kind::Secret, "a client secret", &f, None, app_id)?);
         }
         if credentials.is_empty() && !self.key_vault_override_set() {
             return Err(Error::config(
@@ -1159,13 +1153,8 @@ impl Reader<'_> {
             || f.has(To::KeyVaultIdentity)
         {
             let client_id = draft.config.client_id.clone().unwrap_or_default();
-            let credential = self.credential(
-                Kind::KeyVault,
-                "BOTAUTH_KEY_VAULT_URL",
-                f,
-                None,
-                &client_id,
-            )?;
+            let credential =
+                self.credential(Kind::KeyVault, "BOTAUTH_KEY_VAULT_URL", f, None, &client_id)?;
             draft.config.credentials.insert(0, credential);
         }
         if let Some(every) = f.get(To::KeyVaultRotationCheck) {

@@ -147,7 +147,9 @@ impl To {
             }
             To::TokenFile => "set it to the path of the federated (projected) token file",
             To::Thumbprint => "set it to the certificate's SHA-1 thumbprint",
-            To::KeyVaultUrl => "set it to the vault's URL, e.g. https://contoso-bot.vault.azure.net/",
+            To::KeyVaultUrl => {
+                "set it to the vault's URL, e.g. https://contoso-bot.vault.azure.net/"
+            }
             To::KeyVaultCertificateName => "set it to the certificate's name in the vault",
             _ => "set it",
         }

@@ -296,7 +296,10 @@ pub fn check_endpoint_url(key: &str, value: &str) -> Result<String> {
 /// The Key Vault resources of the known clouds and their vault host suffixes (docs/protocol.md §11).
 const VAULT_RESOURCES: [(&str, &str); 3] = [
     ("https://vault.azure.net", ".vault.azure.net"),
-    ("https://vault.usgovcloudapi.net", ".vault.usgovcloudapi.net"),
+    (
+        "https://vault.usgovcloudapi.net",
+        ".vault.usgovcloudapi.net",
+    ),
     ("https://vault.azure.cn", ".vault.azure.cn"),
 ];
 

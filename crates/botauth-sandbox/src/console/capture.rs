@@ -77,6 +77,7 @@ fn describe(route: Route) -> Option<&'static str> {
         Route::EntraMetadata => "Entra ID metadata",
         Route::EntraJwks => "Entra ID keys",
         Route::TokenService => "Token Service",
+        Route::KeyVault => "Key Vault",
         _ => return None,
     })
 }
@@ -143,6 +144,17 @@ impl Capture {
                         answer: &answer,
                         answer_bytes: &bytes,
                     },
+                );
+                hub.publish(shared, &event);
+            }
+            Route::KeyVault => {
+                let event = key_vault_event(
+                    self,
+                    status,
+                    injected,
+                    &answer,
+                    header(WWW_AUTHENTICATE),
+                    header(RETRY_AFTER),
                 );
                 hub.publish(shared, &event);
             }
@@ -289,6 +301,87 @@ impl Capture {
                 },
             },
         }
+    }
+}
+
+/// A Key Vault request as the console shows it: operation, outcome and the caller's token;
+/// a secret's `value` is named as withheld, never copied.
+fn key_vault_event(
+    capture: Capture,
+    status: u16,
+    injected: bool,
+    answer: &Value,
+    www_authenticate: Option<String>,
+    retry_after: Option<String>,
+) -> EventKind {
+    let segments: Vec<&str> = capture.path.split('/').filter(|s| !s.is_empty()).collect();
+    let operation = match (segments.get(1).copied(), segments.get(3).copied()) {
+        (Some("secrets"), Some("versions")) => "list secret versions",
+        (Some("secrets"), _) => "get secret",
+        (_, Some("versions")) => "list certificate versions",
+        (_, Some("policy")) => "get certificate policy",
+        _ => "get certificate",
+    };
+    let api_version = capture.query.as_deref().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(name, _)| name == "api-version")
+            .map(|(_, value)| value.into_owned())
+    });
+    let text = |pointer: &str| answer.pointer(pointer).and_then(Value::as_str);
+    let mut withheld = Vec::new();
+    if let Some(value) = text("/value") {
+        withheld.push(format!(
+            "value: {REDACTED} ({} characters)",
+            value.chars().count()
+        ));
+    }
+    let outcome = if injected {
+        format!("injected HTTP {status}")
+    } else if let Some(code) = text("/error/code") {
+        let message = text("/error/message").unwrap_or_default();
+        let first_line = message.lines().next().unwrap_or_default();
+        format!("{code}: {first_line}")
+    } else if !(200..300).contains(&status) {
+        format!("HTTP {status}")
+    } else if let Some(items) = answer.get("value").and_then(Value::as_array) {
+        let more = if text("/nextLink").is_some() {
+            ", more pages"
+        } else {
+            ""
+        };
+        format!("{} versions{more}", items.len())
+    } else if text("/value").is_some() {
+        format!(
+            "secret released ({})",
+            text("/contentType").unwrap_or("no contentType")
+        )
+    } else if let Some(x5t) = text("/x5t") {
+        let version = text("/id")
+            .and_then(|id| id.rsplit('/').next())
+            .unwrap_or_default();
+        let disabled = if answer.pointer("/attributes/enabled") == Some(&Value::Bool(false)) {
+            ", disabled"
+        } else {
+            ""
+        };
+        format!("certificate version {version} (x5t {x5t}{disabled})")
+    } else if answer.is_null() {
+        "answer is not JSON".to_owned()
+    } else {
+        format!("HTTP {status}")
+    };
+    EventKind::KeyVault {
+        token: bearer(&capture.headers).map(Decoded::of),
+        method: capture.method,
+        path: capture.path,
+        operation,
+        api_version,
+        status,
+        injected,
+        outcome,
+        www_authenticate,
+        retry_after,
+        withheld,
     }
 }
 

@@ -122,6 +122,26 @@ pub(crate) enum EventKind {
         /// `code: [redacted]` and the like.
         withheld: Vec<String>,
     },
+    /// A request to the sandbox's Key Vault: what was asked and how it ended. Never a secret's
+    /// value (a private key): `withheld` says one was answered.
+    KeyVault {
+        method: String,
+        /// The path only (no query).
+        path: String,
+        /// `get certificate`, `get secret`, `list certificate versions`, …
+        operation: &'static str,
+        api_version: Option<String>,
+        /// The bearer token, decoded.
+        token: Option<Decoded>,
+        status: u16,
+        injected: bool,
+        /// `certificate 1a2b… (x5t …)`, `secret released (application/x-pkcs12)`, `2 versions`,
+        /// or the error code and message.
+        outcome: String,
+        www_authenticate: Option<String>,
+        retry_after: Option<String>,
+        withheld: Vec<String>,
+    },
     /// A fault the console applied.
     Fault {
         fault: &'static str,

@@ -69,7 +69,7 @@ fn refuse(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
 }
 
 /// `127.0.0.1`, `localhost` or `[::1]`, with an optional port.
-fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split_once(']').map_or("", |(name, _)| name),
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),

@@ -30,4 +30,4 @@ mod sign_in;
 pub use actions::{ChatTarget, Console, ConsoleFault};
 pub(crate) use capture::capture;
 pub(crate) use event::Hub;
-pub(crate) use http::router;
+pub(crate) use http::{is_loopback_host, router};

@@ -286,6 +286,22 @@
         ]));
     },
 
+    /** A Key Vault request: operation and outcome; a secret's value is only named. */
+    key_vault(event) {
+      entry(event,
+        [el('span', { class: 'dir', text: 'bot → Key Vault' }), ' ' + event.operation,
+          statusBadge(event.status, event.injected), ' ' + event.outcome],
+        pairs([
+          ['endpoint', event.method + ' ' + event.path],
+          ['api-version', event.api_version],
+          ['outcome', event.outcome],
+          ['WWW-Authenticate', event.www_authenticate],
+          ['Retry-After', event.retry_after],
+          ['withheld', (event.withheld || []).join(', ')],
+        ]),
+        event.token ? decoded('Bearer token', event.token) : el('p', { text: 'No bearer token.' }));
+    },
+
     fault(event) {
       entry(event, [el('span', { class: 'dir', text: 'Fault' }), ' ' + event.label, badge('applied', 'info')],
         pairs([['what', event.detail]]));
