@@ -24,6 +24,9 @@ pub(crate) enum CredentialKind {
     Federated,
     /// AKS workload identity (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE).
     WorkloadIdentity,
+    /// A certificate in the sandbox's Key Vault, read with a managed identity (Identity.Web:
+    /// SourceType=KeyVault); the demo then rotates it twice.
+    KeyVault,
 }
 
 impl CredentialKind {
@@ -34,6 +37,7 @@ impl CredentialKind {
             CredentialKind::ManagedIdentity => DemoCredential::ManagedIdentity,
             CredentialKind::Federated => DemoCredential::Federated,
             CredentialKind::WorkloadIdentity => DemoCredential::WorkloadIdentity,
+            CredentialKind::KeyVault => DemoCredential::KeyVault,
         }
     }
 }
@@ -144,7 +148,14 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
     }
     // The bot trusts the sandbox's Bot Service keys and may reply to the sandbox's Connector:
     // the two settings a real deployment gets from the cloud defaults.
-    let env = environment.bot_vars();
+    let mut env = environment.bot_vars().to_vec();
+    if args.credential == CredentialKind::KeyVault {
+        // Short enough to watch the scheduled check (the default is an hour).
+        env.push((
+            "BOTAUTH_KEY_VAULT_ROTATION_CHECK".into(),
+            format!("{}s", ROTATION_CHECK.as_secs()),
+        ));
+    }
     let vars = || env.iter().map(|(k, v)| (k.as_str(), v.clone()));
     let config = BotAuthConfig::from_vars(vars())?;
     let shown: Vec<String> = env
@@ -362,7 +373,101 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
         tokens.windows(2).all(|w| w[0].token == w[1].token),
         "every caller should get the same token",
     )?;
+    if args.credential == CredentialKind::KeyVault {
+        key_vault_rotation(&sandbox, &auth, &request, &requests).await?;
+    }
     drop(environment);
     sandbox.shutdown().await;
+    Ok(())
+}
+
+/// How often the demo bot checks its vault (`BOTAUTH_KEY_VAULT_ROTATION_CHECK`).
+const ROTATION_CHECK: Duration = Duration::from_secs(2);
+
+/// Steps 7 and 8 of `--credential key-vault`: the vault rotates the certificate, the bot follows
+/// without a restart; first on its schedule, then after Entra refuses the old certificate.
+async fn key_vault_rotation(
+    sandbox: &Sandbox,
+    auth: &botauth::BotAuth,
+    request: &botauth::TokenRequest,
+    requests: &dyn Fn() -> usize,
+) -> Result<(), DemoError> {
+    let name = botauth_sandbox::DEMO_KEY_VAULT_CERTIFICATE;
+    let der = |v: &botauth_sandbox::KeyVaultVersion| v.certificate_der.clone();
+    let first = sandbox
+        .key_vault_versions(name)
+        .last()
+        .cloned()
+        .ok_or_else(|| DemoError::Check("the vault has no demo certificate".into()))?;
+
+    println!("\n7. The vault rotates the certificate; the bot picks it up on its schedule");
+    let second = sandbox.create_key_vault_certificate(name, Default::default());
+    sandbox.set_app_certificates(
+        botauth_sandbox::DEMO_CLIENT_ID,
+        vec![der(&first), der(&second)],
+    );
+    println!(
+        "   new version {} (thumbprint {}); the Entra registration gets it next to the old one",
+        second.version, second.sha1_thumbprint
+    );
+    let cached = auth.tokens().get_token(request).await?;
+    tokio::time::sleep(ROTATION_CHECK + ROTATION_CHECK / 5).await;
+    let vault_reads = sandbox.count(botauth_sandbox::Route::KeyVault);
+    auth.tokens().invalidate(request);
+    let before = requests();
+    let renewed = auth.tokens().get_token(request).await?;
+    println!(
+        "   a token request after {} s starts the vault check in the background (it signs with the old certificate meanwhile)",
+        ROTATION_CHECK.as_secs()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sandbox.count(botauth_sandbox::Route::KeyVault) < vault_reads + 2 {
+        if Instant::now() > deadline {
+            return Err(DemoError::Check(
+                "the bot never read the vault's new version".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (kept, source) = auth.tokens().get_token_with_source(request).await?;
+    println!(
+        "   the vault was read (certificate, then its secret); the cached token is kept (source: {source:?})"
+    );
+    check(
+        kept.token == renewed.token
+            && source == TokenSource::Cache
+            && renewed.token != cached.token,
+        "a rotation must not throw the cached token away",
+    )?;
+    sandbox.set_app_certificates(botauth_sandbox::DEMO_CLIENT_ID, vec![der(&second)]);
+    auth.tokens().invalidate(request);
+    let mid = requests();
+    auth.tokens().get_token(request).await?;
+    println!(
+        "   the registration drops the old certificate; the next token request signs with the new one: {} request, accepted",
+        requests() - mid
+    );
+    check(
+        requests() == before + 2,
+        "the new certificate should be used without a rejection or a retry",
+    )?;
+
+    println!("\n8. The vault rotates again and Entra drops the old certificate at once");
+    let third = sandbox.create_key_vault_certificate(name, Default::default());
+    sandbox.set_app_certificates(botauth_sandbox::DEMO_CLIENT_ID, vec![der(&third)]);
+    auth.tokens().invalidate(request);
+    let before = requests();
+    auth.tokens().get_token(request).await?;
+    println!(
+        "   version {} (thumbprint {}): Entra answered AADSTS700027 to the old certificate, the bot \
+         reloaded from the vault and retried once: {} token requests, no restart",
+        third.version,
+        third.sha1_thumbprint,
+        requests() - before
+    );
+    check(
+        requests() == before + 2,
+        "AADSTS700027 should cause one reload from the vault and one retry",
+    )?;
     Ok(())
 }

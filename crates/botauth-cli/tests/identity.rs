@@ -252,3 +252,28 @@ async fn demo_runs_with_each_identity_credential() {
         assert_two_way_demo(&out, credential);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_with_a_key_vault_certificate_follows_two_rotations() {
+    let out = run(
+        &["demo", "--credential", "key-vault", "--callers", "50"],
+        NO_ENV,
+    )
+    .await;
+    assert_two_way_demo(&out, "key-vault");
+    let stdout = text(&out.stdout);
+    for expected in [
+        "configuration (Microsoft.Identity.Web dialect): ",
+        "AzureAd__ClientCredentials__0__SourceType=KeyVault",
+        "credential: key_vault_certificate",
+        "7. The vault rotates the certificate; the bot picks it up on its schedule",
+        "the cached token is kept (source: Cache)",
+        "signs with the new one: 1 request, accepted",
+        "8. The vault rotates again and Entra drops the old certificate at once",
+        "reloaded from the vault and retried once: 2 token requests, no restart",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?}\n{stdout}");
+    }
+    // Neither the vault's secret nor a key is printed.
+    assert!(!stdout.contains("PRIVATE KEY") && !stdout.contains("MII"), "{stdout}");
+}

@@ -43,20 +43,29 @@ pub enum DemoCredential {
     /// AKS workload identity: a projected service-account token file the demo app trusts
     /// (`AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, `AZURE_FEDERATED_TOKEN_FILE`).
     WorkloadIdentity,
+    /// A certificate in the sandbox's Key Vault ([`DEMO_KEY_VAULT_CERTIFICATE`]), registered on
+    /// the demo app and read with the user-assigned managed identity (Microsoft.Identity.Web
+    /// dialect: `SourceType=KeyVault`, `KeyVaultUrl`, `KeyVaultCertificateName`,
+    /// `ManagedIdentityClientId`).
+    KeyVault,
 }
+
+/// The name of [`DemoCredential::KeyVault`]'s certificate in the sandbox's Key Vault.
+pub const DEMO_KEY_VAULT_CERTIFICATE: &str = "botauth-demo-bot";
 
 impl DemoCredential {
     /// Every kind, in the order above.
-    pub const ALL: [DemoCredential; 5] = [
+    pub const ALL: [DemoCredential; 6] = [
         DemoCredential::Secret,
         DemoCredential::Certificate,
         DemoCredential::ManagedIdentity,
         DemoCredential::Federated,
         DemoCredential::WorkloadIdentity,
+        DemoCredential::KeyVault,
     ];
 
     /// The name `botauth demo --credential` takes: `secret`, `certificate`, `managed-identity`,
-    /// `federated`, `workload-identity`.
+    /// `federated`, `workload-identity`, `key-vault`.
     pub fn name(self) -> &'static str {
         match self {
             DemoCredential::Secret => "secret",
@@ -64,6 +73,7 @@ impl DemoCredential {
             DemoCredential::ManagedIdentity => "managed-identity",
             DemoCredential::Federated => "federated",
             DemoCredential::WorkloadIdentity => "workload-identity",
+            DemoCredential::KeyVault => "key-vault",
         }
     }
 
@@ -112,7 +122,8 @@ impl DemoEnvironment {
     /// [`Secret`](DemoCredential::Secret), [`ManagedIdentity`](DemoCredential::ManagedIdentity) and
     /// [`Federated`](DemoCredential::Federated), the Agents SDK for
     /// [`Certificate`](DemoCredential::Certificate), `AZURE_*` for
-    /// [`WorkloadIdentity`](DemoCredential::WorkloadIdentity). Enough for an outbound token.
+    /// [`WorkloadIdentity`](DemoCredential::WorkloadIdentity), Microsoft.Identity.Web for
+    /// [`KeyVault`](DemoCredential::KeyVault). Enough for an outbound token.
     pub fn vars(&self) -> &[(String, String)] {
         &self.vars
     }
@@ -131,7 +142,7 @@ impl DemoEnvironment {
     }
 
     /// The SHA-1 thumbprint (40 upper-case hex digits) of the registered certificate, for
-    /// [`DemoCredential::Certificate`].
+    /// [`DemoCredential::Certificate`] and [`DemoCredential::KeyVault`].
     pub fn certificate_thumbprint(&self) -> Option<&str> {
         self.thumbprint.as_deref()
     }
@@ -237,6 +248,31 @@ impl Sandbox {
                     ("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string()),
                     ("AZURE_AUTHORITY_HOST", self.url()),
                 ])
+            }
+            DemoCredential::KeyVault => {
+                let version = self.create_key_vault_certificate(
+                    DEMO_KEY_VAULT_CERTIFICATE,
+                    crate::KeyVaultCertificateOptions::default(),
+                );
+                thumbprint = Some(version.sha1_thumbprint.clone());
+                self.update_demo_app(|app| app.with_certificate_der(version.certificate_der));
+                let key = |k: &str| format!("AzureAd__ClientCredentials__0__{k}");
+                vec![
+                    ("AzureAd__Instance".to_owned(), self.url()),
+                    ("AzureAd__ClientId".to_owned(), DEMO_CLIENT_ID.to_owned()),
+                    ("AzureAd__TenantId".to_owned(), DEMO_TENANT_ID.to_owned()),
+                    (key("SourceType"), "KeyVault".to_owned()),
+                    (key("KeyVaultUrl"), self.key_vault_url()),
+                    (
+                        key("KeyVaultCertificateName"),
+                        DEMO_KEY_VAULT_CERTIFICATE.to_owned(),
+                    ),
+                    (key("ManagedIdentityClientId"), DEMO_MI_CLIENT_ID.to_owned()),
+                    (
+                        "AZURE_POD_IDENTITY_AUTHORITY_HOST".to_owned(),
+                        self.imds_host(),
+                    ),
+                ]
             }
         };
         let mut bot_vars = vars.clone();

@@ -34,7 +34,7 @@ pub use certificate::GeneratedCertificate;
 pub use channel::{DEMO_CONVERSATION_ID, DEMO_USER_ID, Delivery};
 pub use connector::ConnectorPost;
 pub use console::{ChatTarget, Console, ConsoleFault};
-pub use demo::{DEMO_SERVICE_ACCOUNT, DemoCredential, DemoEnvironment};
+pub use demo::{DEMO_KEY_VAULT_CERTIFICATE, DEMO_SERVICE_ACCOUNT, DemoCredential, DemoEnvironment};
 pub use faults::Fault;
 pub use key_vault::{
     KEY_VAULT_RESOURCE, KeyVaultCertificateOptions, KeyVaultContentType, KeyVaultVersion,
