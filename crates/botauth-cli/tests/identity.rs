@@ -275,5 +275,8 @@ async fn demo_with_a_key_vault_certificate_follows_two_rotations() {
         assert!(stdout.contains(expected), "missing {expected:?}\n{stdout}");
     }
     // Neither the vault's secret nor a key is printed.
-    assert!(!stdout.contains("PRIVATE KEY") && !stdout.contains("MII"), "{stdout}");
+    assert!(
+        !stdout.contains("PRIVATE KEY") && !stdout.contains("MII"),
+        "{stdout}"
+    );
 }
