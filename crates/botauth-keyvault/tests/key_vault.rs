@@ -526,3 +526,69 @@ async fn no_key_token_or_secret_value_in_logs() {
         );
     }
 }
+
+#[tokio::test]
+async fn any_credential_can_read_the_vault() {
+    let sandbox = started().await;
+    let v1 = sandbox.create_key_vault_certificate(NAME, KeyVaultCertificateOptions::default());
+    // The demo app's client secret reads the vault (a workload identity or a developer's
+    // credential would do the same): its token is for the vault's resource.
+    let reader = botauth_secret::ClientSecretCredential::builder(
+        botauth_sandbox::DEMO_TENANT_ID,
+        botauth_sandbox::DEMO_CLIENT_ID,
+        botauth_core::Secret::new(botauth_sandbox::DEMO_CLIENT_SECRET),
+    )
+    .authority_host(sandbox.url())
+    .build()
+    .unwrap();
+    register(&sandbox, &[&v1]);
+    let c = builder(&sandbox, NAME)
+        .vault_credential(Arc::new(reader))
+        .build()
+        .unwrap();
+    token(&c).await.unwrap();
+    assert_eq!(
+        sandbox.count(Route::Imds),
+        0,
+        "no managed identity involved"
+    );
+    assert_eq!(
+        sandbox.count(Route::Token),
+        2,
+        "one token for the vault, one for the bot"
+    );
+}
+
+#[tokio::test]
+async fn a_throttling_vault_is_not_asked_again_before_its_retry_after() {
+    let sandbox = started().await;
+    let v1 = sandbox.create_key_vault_certificate(NAME, KeyVaultCertificateOptions::default());
+    register(&sandbox, &[&v1]);
+    let c = builder(&sandbox, NAME)
+        .rotation_check(Some(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    token(&c).await.unwrap();
+    sandbox.inject(
+        Route::KeyVault,
+        Fault::Status {
+            status: 429,
+            body: None,
+            retry_after: Some("120".into()),
+        },
+    );
+    let e = c.check_rotation().await.unwrap_err();
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(120)));
+    let reads = sandbox.count(Route::KeyVault);
+    // Well past the check interval, token requests keep signing and leave the vault alone.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..3 {
+        token(&c).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        sandbox.count(Route::KeyVault),
+        reads,
+        "Retry-After honoured"
+    );
+}
