@@ -148,7 +148,7 @@ impl KeyVaultError {
     }
 
     /// Whether trying again later may succeed (throttling, outages, timeouts).
-    pub fn is_transient(&self) -> bool {
+    pub fn is_retryable(&self) -> bool {
         matches!(
             self.kind,
             KeyVaultErrorKind::Throttled | KeyVaultErrorKind::Unavailable
@@ -173,7 +173,7 @@ impl KeyVaultError {
 
 impl From<KeyVaultError> for botauth_core::Error {
     fn from(e: KeyVaultError) -> Self {
-        if e.is_transient() && e.kind != KeyVaultErrorKind::Token {
+        if e.is_retryable() && e.kind != KeyVaultErrorKind::Token {
             return botauth_core::Error::Unavailable {
                 endpoint: "Azure Key Vault".into(),
                 status: e.status,

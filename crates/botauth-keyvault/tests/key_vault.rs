@@ -280,7 +280,7 @@ async fn vault_errors_are_typed() {
         .unwrap_err();
     assert_eq!(e.kind(), KeyVaultErrorKind::Throttled, "{e}");
     assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
-    assert!(e.is_transient());
+    assert!(e.is_retryable());
 
     sandbox.inject(Route::KeyVault, Fault::status(500));
     let c = builder(&sandbox, NAME).build().unwrap();
@@ -591,4 +591,24 @@ async fn a_throttling_vault_is_not_asked_again_before_its_retry_after() {
         reads,
         "Retry-After honoured"
     );
+}
+
+#[tokio::test]
+async fn passes_the_provider_conformance_suite() {
+    let sandbox = started().await;
+    let v1 = sandbox.create_key_vault_certificate(NAME, KeyVaultCertificateOptions::default());
+    sandbox.create_key_vault_certificate(
+        "locked",
+        KeyVaultCertificateOptions::default().exportable(false),
+    );
+    register(&sandbox, &[&v1]);
+    let good = builder(&sandbox, NAME).build().unwrap();
+    let locked = builder(&sandbox, "locked").build().unwrap();
+    let missing = builder(&sandbox, "missing").build().unwrap();
+    botauth_core::testkit::ProviderCheck::new()
+        .failing(&locked, botauth_core::ErrorKind::Credential)
+        .failing(&missing, botauth_core::ErrorKind::Credential)
+        .run(&good, &TokenRequest::new(SCOPE))
+        .await
+        .unwrap_or_else(|f| panic!("{f:?}"));
 }
