@@ -384,7 +384,8 @@ mod tests {
                 "certificate",
                 "managed-identity",
                 "federated",
-                "workload-identity"
+                "workload-identity",
+                "key-vault"
             ]
         );
         assert_eq!(DemoCredential::Federated.to_string(), "federated");

@@ -137,6 +137,11 @@ impl Slot {
         if self.tenant.as_deref() != request.tenant_id.as_deref() {
             return false;
         }
+        // The usual request names the slot's scopes exactly as stored (trimmed, sorted, unique):
+        // a plain comparison answers it.
+        if request.scopes == self.scopes {
+            return true;
+        }
         let requested = || {
             request
                 .scopes
@@ -327,6 +332,10 @@ impl TokenManager {
 
     /// A valid token for `request`, from the cache when possible.
     pub async fn get_token(&self, request: &TokenRequest) -> Result<AccessToken> {
+        // The hit path first, outside the slower function's future.
+        if let Some(token) = self.inner.hit(request) {
+            return Ok(token);
+        }
         self.get_token_with_source(request).await.map(|(t, _)| t)
     }
 
