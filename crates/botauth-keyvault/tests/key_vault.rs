@@ -72,6 +72,27 @@ fn earlier(secs: u64) -> SystemTime {
     SystemTime::now() - Duration::from_secs(secs)
 }
 
+/// A new version of [`NAME`] in the sandbox's vault (a rotation).
+fn rotate(sandbox: &Sandbox) -> KeyVaultVersion {
+    sandbox.create_key_vault_certificate(NAME, KeyVaultCertificateOptions::default())
+}
+
+/// A credential that has signed a token request with the first version of [`NAME`] (registered
+/// on the app), checking the vault every `every`.
+async fn signing(
+    sandbox: &Sandbox,
+    every: Option<Duration>,
+) -> (KeyVaultCertificateCredential, KeyVaultVersion) {
+    let v1 = rotate(sandbox);
+    register(sandbox, &[&v1]);
+    let c = builder(sandbox, NAME)
+        .rotation_check(every)
+        .build()
+        .expect("the credential builds");
+    token(&c).await.expect("the first version signs");
+    (c, v1)
+}
+
 #[tokio::test]
 async fn pkcs12_and_pem_certificates_sign_token_requests() {
     let sandbox = started().await;
@@ -339,14 +360,8 @@ async fn wait_for_version(c: &KeyVaultCertificateCredential, version: &str) {
 #[tokio::test]
 async fn a_scheduled_check_picks_up_a_rotation_without_a_restart() {
     let sandbox = started().await;
-    let v1 = sandbox.create_key_vault_certificate(NAME, KeyVaultCertificateOptions::default());
-    register(&sandbox, &[&v1]);
-    let c = builder(&sandbox, NAME)
-        .rotation_check(Some(Duration::from_millis(300)))
-        .build()
-        .unwrap();
-    token(&c).await.unwrap();
-    let v2 = sandbox.create_key_vault_certificate(NAME, KeyVaultCertificateOptions::default());
+    let (c, _) = signing(&sandbox, Some(Duration::from_millis(300))).await;
+    let v2 = rotate(&sandbox);
     tokio::time::sleep(Duration::from_millis(400)).await;
     // This request is due to start the check; it signs with v1 (still registered).
     token(&c).await.unwrap();
@@ -396,15 +411,9 @@ async fn a_version_that_is_not_valid_yet_waits_for_its_start() {
 #[tokio::test]
 async fn aadsts700027_reloads_from_the_vault_and_retries_once() {
     let sandbox = started().await;
-    let v1 = sandbox.create_key_vault_certificate(NAME, KeyVaultCertificateOptions::default());
-    register(&sandbox, &[&v1]);
-    let c = builder(&sandbox, NAME)
-        .rotation_check(None)
-        .build()
-        .unwrap();
-    token(&c).await.unwrap();
+    let (c, _) = signing(&sandbox, None).await;
     // The vault rotates; Entra gets the new certificate and drops the old one.
-    let v2 = sandbox.create_key_vault_certificate(NAME, KeyVaultCertificateOptions::default());
+    let v2 = rotate(&sandbox);
     assert!(sandbox.set_app_certificates(APP, vec![v2.certificate_der.clone()]));
     let before = sandbox.count(Route::Token);
     token(&c).await.unwrap();
@@ -419,14 +428,8 @@ async fn aadsts700027_reloads_from_the_vault_and_retries_once() {
 #[tokio::test]
 async fn a_vault_outage_during_rotation_keeps_the_working_certificate() {
     let sandbox = started().await;
-    let v1 = sandbox.create_key_vault_certificate(NAME, KeyVaultCertificateOptions::default());
-    register(&sandbox, &[&v1]);
-    let c = builder(&sandbox, NAME)
-        .rotation_check(None)
-        .build()
-        .unwrap();
-    token(&c).await.unwrap();
-    let v2 = sandbox.create_key_vault_certificate(NAME, KeyVaultCertificateOptions::default());
+    let (c, v1) = signing(&sandbox, None).await;
+    let v2 = rotate(&sandbox);
     sandbox.inject(
         Route::KeyVault,
         Fault::StatusFor {
@@ -498,12 +501,7 @@ async fn no_key_token_or_secret_value_in_logs() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let sandbox = started().await;
-    let v1 = sandbox.create_key_vault_certificate(NAME, KeyVaultCertificateOptions::default());
-    register(&sandbox, &[&v1]);
-    let c = builder(&sandbox, NAME)
-        .rotation_check(None)
-        .build()
-        .unwrap();
+    let (c, _) = signing(&sandbox, None).await;
     let t = token(&c).await.unwrap();
     let v2 = sandbox.create_key_vault_certificate(
         NAME,
@@ -562,13 +560,7 @@ async fn any_credential_can_read_the_vault() {
 #[tokio::test]
 async fn a_throttling_vault_is_not_asked_again_before_its_retry_after() {
     let sandbox = started().await;
-    let v1 = sandbox.create_key_vault_certificate(NAME, KeyVaultCertificateOptions::default());
-    register(&sandbox, &[&v1]);
-    let c = builder(&sandbox, NAME)
-        .rotation_check(Some(Duration::from_millis(200)))
-        .build()
-        .unwrap();
-    token(&c).await.unwrap();
+    let (c, _) = signing(&sandbox, Some(Duration::from_millis(200))).await;
     sandbox.inject(
         Route::KeyVault,
         Fault::Status {
