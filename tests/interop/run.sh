@@ -4,8 +4,9 @@
 #   tests/interop/run.sh            # everything; one PASS/FAIL line per flow, exit 1 if any failed
 #   tests/interop/run.sh 1 4 6      # only these flows
 #
-# Installs pinned MSAL Python (tests/interop/requirements.txt, into target/interop/venv) and pinned
-# botframework-connector + botbuilder (tests/interop/package{,-lock}.json, into
+# Installs pinned MSAL Python and the Azure SDK's Key Vault clients (tests/interop/requirements.txt,
+# into target/interop/venv) and pinned botframework-connector + botbuilder
+# (tests/interop/package{,-lock}.json, into
 # target/interop/node), builds the CLI, and starts one sandbox with TLS and app registrations given
 # by flags, plus a botbuilder-js echo bot. The flows:
 #   1  MSAL Python, client secret, default settings (authority validation via instance discovery)
@@ -26,6 +27,14 @@
 #   u1 botframework-connector UserTokenClientImpl against the sandbox's Token Service
 #      (tests/interop/user_token.js): every operation and the answers the real client expects
 #   n1, n2 negative controls: a wrong secret and an unsigned token must be refused.
+#   k1 the Azure SDK for Python (azure-keyvault-certificates, azure-keyvault-secrets) against the
+#      sandbox's Key Vault over https (tests/interop/key_vault_client.py): versions made with the
+#      control endpoint; get_certificate (x5t = SHA-1 of cer, exportable), the versions list paged
+#      by nextLink, PKCS#12 and PEM secrets whose key matches the certificate. Tokens come from the
+#      sandbox's IMDS through a TokenCredential of our own; the SDK's challenge dance (no token, 401
+#      challenge, token, retry) must show in the sandbox's console feed.
+#   kn1, kn2 negative controls: a Bot Connector token at the vault must give the SDK an
+#      HttpResponseError with status 401; a missing certificate a ResourceNotFoundError.
 #
 # Nothing leaves 127.0.0.1: the Node clients run with loopback-guard.js and the Python client
 # with a loopback-only requests session. Both refuse any other host. Each redirects one request,
@@ -37,7 +46,8 @@
 # Environment: PYTHON (default python3), BOTAUTH_INTEROP_DIR (default target/interop; the target
 # directory is CARGO_TARGET_DIR when set),
 # BOTAUTH_INTEROP_SKIP_BUILD=1 to use an existing target/debug/botauth, BOTAUTH_INTEROP_BIN to run
-# another botauth binary (no build).
+# another botauth binary (no build), INTEROP_KEY_VAULT_API_VERSION to make the Key Vault clients
+# use that api-version instead of their default.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -72,7 +82,7 @@ VENV=$WORK/venv
 VPY=$VENV/bin/python
 want=$(sha "$HERE/requirements.txt")
 if [ ! -x "$VPY" ] || [ "$(cat "$VENV/.botauth-requirements" 2>/dev/null)" != "$want" ]; then
-  log "installing MSAL Python ($(grep -m1 '^msal==' "$HERE/requirements.txt")) into $VENV"
+  log "installing MSAL Python and the Key Vault clients ($(grep -m1 '^msal==' "$HERE/requirements.txt"), $(grep -m1 '^azure-keyvault-certificates==' "$HERE/requirements.txt")) into $VENV"
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV" ||
     die "\`$PYTHON -m venv\` failed (on Debian/Ubuntu: apt-get install python3-venv)"
@@ -192,6 +202,11 @@ for pair in "CLIENT_ID:$APP_ID" "TENANT_ID:$TENANT" "CLIENT_SECRET:$SECRET"; do
   key=${pair%%:*}
   [ "${!key}" = "${pair#*:}" ] || log "warning: the sandbox exported a $key different from the flag given"
 done
+# The vault's URL and the IMDS host are comments, not exports (an exported BOTAUTH_KEY_VAULT_URL
+# would configure a bot's certificate source).
+export INTEROP_KEY_VAULT_URL INTEROP_IMDS_HOST
+INTEROP_KEY_VAULT_URL=$(sed -nE "s/^# Key Vault: BOTAUTH_KEY_VAULT_URL='([^']*)'.*/\1/p" "$RUN/sandbox.out" | head -n1)
+INTEROP_IMDS_HOST=$(sed -nE "s/.*AZURE_POD_IDENTITY_AUTHORITY_HOST='([^']*)'.*/\1/p" "$RUN/sandbox.out" | head -n1)
 SERVICE_URL=${BOTAUTH_ALLOWED_SERVICE_URLS%%[, ]*}
 CONNECTOR=${SERVICE_URL%/}/v3/conversations/interop/activities
 log "sandbox at $BOTAUTH_AUTHORITY_HOST; Connector $CONNECTOR"
@@ -277,6 +292,23 @@ if selected u1; then
     record FAIL u1 "botframework-connector UserTokenClientImpl" "$(tail -n 1 "$RUN/flow-u1.out" 2>/dev/null) $(err_summary "$RUN/flow-u1.err")"
   fi
 fi
+
+# Key Vault: the Azure SDK for Python against the sandbox's vault.
+KVC=("$VPY" "$HERE/key_vault_client.py")
+if selected k1; then
+  t0=$SECONDS
+  if [ -z "$INTEROP_KEY_VAULT_URL" ] || [ -z "$INTEROP_IMDS_HOST" ]; then
+    record FAIL k1 "azure-keyvault-certificates + azure-keyvault-secrets" "the sandbox printed no Key Vault URL or IMDS host"
+  elif timeout 180 "${KVC[@]}" flow >"$RUN/flow-k1.out" 2>"$RUN/flow-k1.err"; then
+    record PASS k1 "azure-keyvault-certificates + azure-keyvault-secrets" "$(grep -c '^ok ' "$RUN/flow-k1.out") checks against the sandbox's vault ($((SECONDS - t0))s)"
+  else
+    record FAIL k1 "azure-keyvault-certificates + azure-keyvault-secrets" "after $(grep -c '^ok ' "$RUN/flow-k1.out") checks: $(tail -n 1 "$RUN/flow-k1.err" | cut -c1-600)"
+  fi
+fi
+refused_flow kn1 "Key Vault refuses a Bot Connector token (SDK: HTTP 401)" \
+  "HttpResponseError\) status=401 code=Unauthorized: AKV10022" "${KVC[@]}" wrong-resource
+refused_flow kn2 "missing certificate gives ResourceNotFoundError" \
+  "ResourceNotFoundError \(HttpResponseError\) status=404 code=CertificateNotFound" "${KVC[@]}" missing
 
 BOT_PID=
 stop_bot() {

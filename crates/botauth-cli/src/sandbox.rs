@@ -315,6 +315,7 @@ fn environment_text(
          Connections__ServiceConnection__Settings__ClientId/ClientSecret/TenantId; BOTAUTH_AUTHORITY_HOST, \
          BOTAUTH_METADATA_URL and BOTAUTH_ALLOWED_SERVICE_URLS apply to all of them.\n",
     );
+    text.push_str(&key_vault_text(sandbox));
     text.push_str(&managed_identity_text(sandbox, &args.tenant_id));
     if !args.oauth_connection.is_empty() {
         text.push_str(&format!(
@@ -339,6 +340,19 @@ fn environment_text(
         ));
     }
     text
+}
+
+/// The vault's URL, as a comment: exported, `BOTAUTH_KEY_VAULT_URL` would make botauth read its
+/// certificate from the vault and require `BOTAUTH_KEY_VAULT_CERTIFICATE_NAME`, breaking the secret
+/// the lines above configure.
+fn key_vault_text(sandbox: &Sandbox) -> String {
+    let vault = sandbox.key_vault_url();
+    format!(
+        "# Key Vault: BOTAUTH_KEY_VAULT_URL='{vault}' (not exported: with \
+         BOTAUTH_KEY_VAULT_CERTIFICATE_NAME it makes a bot load its certificate from this vault). \
+         Readers need a token for https://vault.azure.net (token endpoint or managed identity); \
+         `POST {vault}/_sandbox/certificates/NAME/rotate` adds a certificate version.\n"
+    )
 }
 
 /// One commented line per managed identity source the sandbox plays, each a working set of

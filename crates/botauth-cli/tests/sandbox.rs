@@ -125,6 +125,82 @@ async fn tls_sandbox_is_trusted_through_the_printed_ca_variables() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
 }
 
+/// The answer (status line, headers, body) to `GET url` over https, trusting the CA in `ca`.
+fn https_get(url: &str, ca: &str) -> String {
+    use openssl::ssl::{SslConnector, SslMethod};
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("https://").expect("an https URL");
+    let (authority, path) = rest.split_once('/').expect("a path");
+    let (host, _) = authority.rsplit_once(':').expect("a port");
+    let mut connector = SslConnector::builder(SslMethod::tls()).expect("an OpenSSL context");
+    connector.set_ca_file(ca).expect("the printed CA file");
+    let tcp = std::net::TcpStream::connect(authority).expect("the sandbox listens");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a read timeout");
+    let mut tls = connector
+        .build()
+        .connect(host, tcp)
+        .expect("a TLS session trusting the printed CA");
+    write!(
+        tls,
+        "GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("the request is sent");
+    let mut answer = Vec::new();
+    // The server may close without close_notify: what was read is the answer.
+    let _ = tls.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The vault's URL is printed as a comment (exported, BOTAUTH_KEY_VAULT_URL would switch the
+/// printed secret setup to a Key Vault certificate), and Azure SDKs reach it over https.
+#[test]
+fn the_key_vault_url_is_printed_and_served_over_https() {
+    let state = tempfile::tempdir().unwrap();
+    let running = sandbox(&["--tls", "--state-dir", state.path().to_str().unwrap()]);
+    let authority = running.var("BOTAUTH_AUTHORITY_HOST");
+    let vault = running
+        .comments
+        .iter()
+        .find_map(|c| c.strip_prefix("# Key Vault: BOTAUTH_KEY_VAULT_URL='"))
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("no Key Vault line: {:?}", running.comments))
+        .to_owned();
+    // The vault is at the root of the sandbox's origin, as a real vault is.
+    assert_eq!(vault, authority.trim_end_matches('/'));
+    assert!(
+        !running
+            .env
+            .iter()
+            .any(|(k, _)| k.starts_with("BOTAUTH_KEY_VAULT")),
+        "{:?}",
+        running.env
+    );
+    let answer = https_get(
+        &format!("{vault}/certificates/bot?api-version=7.6"),
+        running.var("SSL_CERT_FILE"),
+    );
+    assert!(answer.starts_with("HTTP/1.1 401 "), "{answer}");
+    let challenge = answer
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("www-authenticate"))
+        })
+        .map(|(_, v)| v.trim().to_owned());
+    assert_eq!(
+        challenge.as_deref(),
+        Some(
+            format!(
+                "Bearer authorization=\"{authority}/{}\", resource=\"https://vault.azure.net\"",
+                botauth_sandbox::DEMO_TENANT_ID
+            )
+            .as_str()
+        ),
+        "{answer}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_id_tenant_and_secrets_given_are_the_registration() {
     let running = sandbox(&[

@@ -1,5 +1,5 @@
 //! The sandbox as Azure Key Vault (docs/sandbox.md §7; what clients do with it is
-//! docs/protocol.md §9, "Key Vault source"): one vault at `{url}/keyvault` holding certificates
+//! docs/protocol.md §9, "Key Vault source"): one vault at the root of the sandbox's origin holding certificates
 //! with versions, read over REST with a bearer token for [`KEY_VAULT_RESOURCE`].
 //!
 //! Why it is shaped this way:
@@ -379,15 +379,19 @@ fn snapshot(shared: &Shared, name: &str) -> Option<(String, Vec<Arc<Version>>)> 
         .map(|c| (c.name.clone(), c.versions.clone()))
 }
 
+/// The vault sits at the root of the sandbox's origin, as a real vault does: the Azure SDKs
+/// parse ids as `/{collection}/{name}[/{version}]` and refuse a vault below a path.
 fn base(shared: &Shared) -> String {
-    format!("{}/keyvault", shared.url)
+    shared.url.trim_end_matches('/').to_owned()
 }
 
 // The Key Vault part of the `Sandbox` handle.
 
 impl crate::Sandbox {
-    /// `{url}/keyvault`, without a trailing slash: the vault's URL (`KeyVaultUrl`). Every id the
-    /// vault answers starts with it (`{vault}/certificates/{name}/{version}`).
+    /// The vault's URL (`KeyVaultUrl`): the sandbox's own URL, without a trailing slash, since the
+    /// vault's routes sit at the root of the origin (`{vault}/certificates/{name}/{version}`).
+    /// Over the TLS listener it is that listener's `https` URL: ids name the vault as the
+    /// client reached it.
     pub fn key_vault_url(&self) -> String {
         base(&self.shared)
     }

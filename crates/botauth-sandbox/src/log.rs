@@ -35,8 +35,8 @@ pub enum Route {
     /// The Bot Framework Token Service: `/api/usertoken/{operation}`, `/api/botsignin/{operation}`,
     /// the sign-in page `/api/sandbox/signin` and the Teams client's `/api/sandbox/teams-sso-token`.
     TokenService,
-    /// The Key Vault: `GET /keyvault/certificates/…` and `/keyvault/secrets/…` (not the control
-    /// endpoint `/keyvault/_sandbox/…`, which is not vault traffic).
+    /// The Key Vault, at the root of the origin: `GET /certificates/…` and `/secrets/…` (not the
+    /// control endpoint `/keyvault/_sandbox/…`, which is not vault traffic).
     KeyVault,
     /// Anything else (answered 404).
     Other,
@@ -46,6 +46,12 @@ impl Route {
     /// Classifies a request path the same way the router dispatches it.
     pub(crate) fn classify(path: &str) -> Self {
         let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+        // The Azure SDKs ask a vault for the latest version as `/certificates/{name}/`.
+        if let ["certificates" | "secrets", name, ""] = segments.as_slice() {
+            if !name.is_empty() {
+                return Self::KeyVault;
+            }
+        }
         if segments.iter().any(|s| s.is_empty()) {
             return Self::Other;
         }
@@ -63,8 +69,7 @@ impl Route {
             ["api", "usertoken" | "botsignin", _]
             | ["api", "sandbox", "signin" | "teams-sso-token"] => Self::TokenService,
             ["common", "discovery", "instance"] => Self::InstanceDiscovery,
-            ["keyvault", "certificates" | "secrets", _]
-            | ["keyvault", "certificates" | "secrets", _, _] => Self::KeyVault,
+            ["certificates" | "secrets", _] | ["certificates" | "secrets", _, _] => Self::KeyVault,
             [_, "oauth2", "v2.0", "token"] | [_, "oauth2", "token"] => Self::Token,
             [_, "v2.0", ".well-known", "openid-configuration"]
             | [_, ".well-known", "openid-configuration"] => Self::EntraMetadata,
@@ -137,13 +142,16 @@ mod tests {
             ("/api/botsignin/GetSignInResource", Route::TokenService),
             ("/api/sandbox/signin", Route::TokenService),
             ("/api/sandbox/teams-sso-token", Route::TokenService),
-            ("/keyvault/certificates/c", Route::KeyVault),
-            ("/keyvault/certificates/c/0123abcd", Route::KeyVault),
-            ("/keyvault/secrets/c/versions", Route::KeyVault),
-            ("/keyvault/secrets/c/v/x", Route::Other),
-            ("/keyvault/keys/c", Route::Other),
+            ("/certificates/c", Route::KeyVault),
+            ("/certificates/c/0123abcd", Route::KeyVault),
+            ("/secrets/c/versions", Route::KeyVault),
+            ("/secrets/c/", Route::KeyVault),
+            ("/certificates/c/", Route::KeyVault),
+            ("/certificates//", Route::Other),
+            ("/secrets/c/v/x", Route::Other),
+            ("/keys/c", Route::Other),
             ("/keyvault/_sandbox/certificates/c/rotate", Route::Other),
-            ("/keyvault/secrets/c/", Route::Other),
+            ("/keyvault/certificates/c", Route::Other),
             ("/api/sandbox/sas/x", Route::Other),
             ("/api/usertoken", Route::Other),
             ("/api/usertoken/GetToken/x", Route::Other),

@@ -19,14 +19,16 @@ use openssl::error::ErrorStack;
 use openssl::pkcs12::Pkcs12;
 use serde_json::{Value, json};
 
-use super::{KEY_VAULT_RESOURCE, KeyVaultContentType, Version, base, snapshot, valid_name};
+use super::{KEY_VAULT_RESOURCE, KeyVaultContentType, Version, snapshot, valid_name};
 use crate::error::json_response;
 use crate::jwt::{self, Jws};
+use crate::origin::Origin;
 use crate::state::Shared;
 use crate::{DEMO_TENANT_ID, clock};
 
-/// The REST api-versions served: the 7.x line and the newest GA (docs/protocol.md §9).
-const API_VERSIONS: [&str; 8] = [
+/// The REST api-versions served: the 7.x line and the dated versions (docs/protocol.md §11;
+/// azure-keyvault-* 4.12 for Python sends `2026-04-01`).
+const API_VERSIONS: [&str; 9] = [
     "7.0",
     "7.1",
     "7.2",
@@ -35,6 +37,7 @@ const API_VERSIONS: [&str; 8] = [
     "7.5",
     "7.6",
     "2025-07-01",
+    "2026-04-01",
 ];
 
 /// Key Vault's page size limit (and default) for version lists.
@@ -195,23 +198,29 @@ impl Target {
 /// The vault's routes (inside the observing middleware: logged, faults applied).
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
-        .route("/keyvault/certificates/{name}", get(certificates))
-        .route("/keyvault/certificates/{name}/{version}", get(certificates))
-        .route("/keyvault/secrets/{name}", get(secrets))
-        .route("/keyvault/secrets/{name}/{version}", get(secrets))
+        // At the root of the origin, as on a real vault: the Azure SDKs parse ids as
+        // `/{collection}/{name}[/{version}]` and ask for the latest as `…/{name}/`.
+        .route("/certificates/{name}", get(certificates))
+        .route("/certificates/{name}/", get(certificates))
+        .route("/certificates/{name}/{version}", get(certificates))
+        .route("/secrets/{name}", get(secrets))
+        .route("/secrets/{name}/", get(secrets))
+        .route("/secrets/{name}/{version}", get(secrets))
 }
 
 type Segments = Result<Path<HashMap<String, String>>, PathRejection>;
 
-/// `GET /keyvault/certificates/{name}[/{version}|/versions|/policy]`.
+/// `GET /certificates/{name}[/|/{version}|/versions|/policy]`.
 async fn certificates(
     State(shared): State<Arc<Shared>>,
+    origin: Origin,
     path: Segments,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     serve(
         &shared,
+        &origin,
         Kind::Certificates,
         path,
         query.as_deref(),
@@ -219,24 +228,33 @@ async fn certificates(
     )
 }
 
-/// `GET /keyvault/secrets/{name}[/{version}|/versions]`.
+/// `GET /secrets/{name}[/|/{version}|/versions]`.
 async fn secrets(
     State(shared): State<Arc<Shared>>,
+    origin: Origin,
     path: Segments,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    serve(&shared, Kind::Secrets, path, query.as_deref(), &headers)
+    serve(
+        &shared,
+        &origin,
+        Kind::Secrets,
+        path,
+        query.as_deref(),
+        &headers,
+    )
 }
 
 fn serve(
     shared: &Shared,
+    origin: &Origin,
     kind: Kind,
     path: Segments,
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Response {
-    let mut response = answer(shared, kind, path, query, headers).map_or_else(
+    let mut response = answer(shared, origin, kind, path, query, headers).map_or_else(
         |e| e.into_response(shared),
         |body| json_response(StatusCode::OK, &body),
     );
@@ -255,6 +273,7 @@ fn serve(
 /// then the object.
 fn answer(
     shared: &Shared,
+    origin: &Origin,
     kind: Kind,
     path: Segments,
     query: Option<&str>,
@@ -291,7 +310,8 @@ fn answer(
     }
     let (name, versions) =
         snapshot(shared, &name).ok_or_else(|| KvError::not_found(kind, &name))?;
-    let base = base(shared);
+    // Ids name the vault as the client reached it (https on the TLS listener).
+    let base = origin.0.clone();
     let pick = |id: Option<&str>| -> Result<&Arc<Version>, KvError> {
         match id {
             None => versions.last(),
