@@ -193,12 +193,7 @@ async fn action(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     if let Some(refusal) = refuse(&shared, &headers) {
         return refusal;
     }
-    let is_json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+    if !is_json(&headers) {
         return plain(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "sandbox: console actions are application/json.",
@@ -239,6 +234,16 @@ async fn action(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             "sandbox: the console is not running (Console::run).",
         )
     }
+}
+
+/// Whether the request says its body is JSON (`application/json`, any parameters): the
+/// sandbox's control endpoints accept nothing else, so a cross-site form post cannot reach them.
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@
 mod actions;
 mod capture;
 mod event;
-mod http;
+pub(crate) mod http;
 mod redact;
 mod sign_in;
 

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::header::{CONTENT_TYPE, HOST, ORIGIN};
+use axum::http::header::{HOST, ORIGIN};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
@@ -90,12 +90,7 @@ async fn rotate(
     let request = if body.iter().all(u8::is_ascii_whitespace) {
         Rotate::default()
     } else {
-        let is_json = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
+        if !crate::console::http::is_json(&headers) {
             return bad("sandbox: send the body as Content-Type: application/json.".into());
         }
         match serde_json::from_slice::<Rotate>(&body) {
