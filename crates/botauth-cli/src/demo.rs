@@ -429,6 +429,8 @@ async fn key_vault_rotation(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The check swaps the version in once it has parsed the secret: give it a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let (kept, source) = auth.tokens().get_token_with_source(request).await?;
     println!(
         "   the vault was read (certificate, then its secret); the cached token is kept (source: {source:?})"

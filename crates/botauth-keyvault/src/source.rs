@@ -17,6 +17,10 @@ use crate::vault::{CertificateInfo, Vault, split_pem};
 /// The first wait after a failed rotation check; it doubles on each failure up to the interval.
 const FIRST_BACKOFF: Duration = Duration::from_secs(30);
 
+/// A rejection within this long after the signing version changed may have been signed with the
+/// version before (longer than any token request takes), so it is retried once.
+const RECENT_SWITCH: Duration = Duration::from_secs(120);
+
 /// A loaded certificate version, ready to sign.
 struct Loaded {
     version: String,
@@ -32,6 +36,8 @@ struct State {
     pending: Option<Arc<Loaded>>,
     next_check: Option<SystemTime>,
     failures: u32,
+    /// When the signing version last changed (a rotation or a pending version taking over).
+    switched_at: Option<SystemTime>,
 }
 
 /// What a check of the vault found.
@@ -208,6 +214,7 @@ impl Inner {
                 "Key Vault certificate version is now valid; signing with it"
             );
             state.current = Some(next);
+            state.switched_at = Some(now);
         }
         state.current.clone()
     }
@@ -471,6 +478,7 @@ impl Inner {
             None => {
                 state.pending = None;
                 state.current = Some(loaded.clone());
+                state.switched_at = Some(now);
                 Ok(RotationOutcome::Switched {
                     from: current.version.clone(),
                     to: loaded.version.clone(),
@@ -518,14 +526,20 @@ impl ClientAssertionSource for KeyVaultCertificateSource {
     /// Asks the vault for a newer version; `true` (retry once) when the signing certificate
     /// changed. Microsoft.Identity.Web reloads from the vault on the same codes.
     async fn on_rejected(&self, error: &EntraError) -> bool {
-        let before = self.current().map(|(v, _)| v);
         let why = format!(
             "Entra rejected the assertion (AADSTS{})",
             error.code().unwrap_or(0)
         );
         match self.inner.check(&why).await {
             Ok(RotationOutcome::Switched { .. }) => true,
-            Ok(_) | Err(_) => before != self.current().map(|(v, _)| v),
+            // A background check may have switched versions while the rejected request was in
+            // flight, signed with the version before: that is worth the one retry too.
+            Ok(_) | Err(_) => {
+                let switched_at = self.inner.lock().switched_at;
+                let now = self.inner.clock.now();
+                switched_at
+                    .is_some_and(|t| now.duration_since(t).unwrap_or_default() < RECENT_SWITCH)
+            }
         }
     }
 
