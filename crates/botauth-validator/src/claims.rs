@@ -39,7 +39,9 @@ struct Inner {
 /// text, with the same refusal of duplicate members (docs/protocol.md §6). The text passed that
 /// strict parse, so the map cannot fail to build.
 struct LazyClaims {
-    json: Box<str>,
+    /// As decoded (a `String`: making it a `Box<str>` would copy it to trim the decoder's
+    /// spare byte or two, once per token never seen before).
+    json: String,
     map: OnceLock<Map<String, Value>>,
 }
 
@@ -95,7 +97,7 @@ impl From<Parts> for BotClaims {
             tenant_id: p.tenant_id,
             expires_at: p.expires_at,
             claims: LazyClaims {
-                json: p.claims_json.into_boxed_str(),
+                json: p.claims_json,
                 map: OnceLock::new(),
             },
         }))
@@ -103,6 +105,26 @@ impl From<Parts> for BotClaims {
 }
 
 impl BotClaims {
+    /// Equal claims behind a reference count of their own, for a thread's memo of the
+    /// verified-token cache (see `memo.rs`): clones of it never touch this one's count.
+    pub(crate) fn own_copy(&self) -> BotClaims {
+        let i = &*self.0;
+        BotClaims(Arc::new(Inner {
+            profile: i.profile,
+            app_id: i.app_id.clone(),
+            issuer: i.issuer.clone(),
+            audience: i.audience.clone(),
+            service_url: i.service_url.clone(),
+            caller_id: i.caller_id.clone(),
+            tenant_id: i.tenant_id.clone(),
+            expires_at: i.expires_at,
+            claims: LazyClaims {
+                json: i.claims.json.clone(),
+                map: OnceLock::new(),
+            },
+        }))
+    }
+
     /// The trust profile that accepted the token.
     pub fn profile(&self) -> ProfileKind {
         self.0.profile

@@ -391,10 +391,14 @@ impl KeyCache {
     /// Whether a key found in generation `generation` still stands at `now`: no fetch has
     /// replaced the key set since, and the set is not stale beyond the bound. Lock-free, for the
     /// verified-token cache's hit path.
-    pub(crate) fn still_current(&self, generation: u64, now: SystemTime) -> bool {
+    /// `now_unix` is the time in seconds since the Unix epoch (the caller has it already: a
+    /// hit reads the clock once).
+    pub(crate) fn still_current(&self, generation: u64, now_unix: i64) -> bool {
+        // Before the epoch counts as the epoch, as `unix_secs` has it.
+        let now = u64::try_from(now_unix).unwrap_or(0);
         self.generation.load(Ordering::Acquire) == generation
             && (self.is_fixed()
-                || unix_secs(now).saturating_sub(self.fetched_at.load(Ordering::Acquire))
+                || now.saturating_sub(self.fetched_at.load(Ordering::Acquire))
                     <= self.timing.max_stale.as_secs())
     }
 

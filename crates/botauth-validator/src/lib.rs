@@ -11,6 +11,7 @@ mod extract;
 mod future;
 mod keys;
 mod layer;
+mod memo;
 mod profile;
 mod rules;
 mod service;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwapOption;
 use botauth_core::{BotAuthConfig, Clock, Cloud, SystemClock};
 use botauth_token::http::HttpOptions;
 use serde_json::Value;
@@ -13,6 +14,7 @@ use crate::check::{ClaimsCheck, ClaimsChecks, ClaimsRejection};
 use crate::claims::{BotClaims, Parts};
 use crate::error::{Error, Result};
 use crate::keys::{Jwk, KeyCache, KeyTiming, parse_jwks};
+use crate::memo::KeyCheck;
 use crate::profile::{
     AllowedCallers, BotServiceProfile, EmulatorProfile, EntraHosts, EntraProfile, ProfileKind,
     SkillProfile, bot_framework_tenants,
@@ -603,6 +605,7 @@ impl ValidatorBuilder {
                 limits: self.limits,
                 clock: self.clock,
                 verified: VerifiedCache::new(self.verified_capacity, self.verified_bytes),
+                known_header: ArcSwapOption::empty(),
                 checks: self.checks,
             }),
         })
@@ -669,6 +672,8 @@ struct Inner {
     limits: Limits,
     clock: Arc<dyn Clock>,
     verified: VerifiedCache,
+    /// The header of the last token whose signature verified (see [`token::KnownHeader`]).
+    known_header: ArcSwapOption<token::KnownHeader>,
     checks: ClaimsChecks,
 }
 
@@ -692,6 +697,12 @@ impl Validator {
     /// The validator botauth's configuration describes (see [`ValidatorBuilder::from_config`]).
     pub fn from_config(config: &BotAuthConfig) -> Result<Validator> {
         ValidatorBuilder::from_config(config)?.build()
+    }
+
+    /// Copies held in the verified-token cache's per-thread memos.
+    #[cfg(test)]
+    pub(crate) fn memo_entries(&self) -> usize {
+        self.inner.verified.memo_entries()
     }
 
     /// The bot's app id.
@@ -786,12 +797,23 @@ impl Validator {
                 limit: inner.limits.max_token_bytes,
             });
         }
-        let slot = inner.verified.slot(token);
-        if let Some(hit) = inner.verified.get(slot, token) {
-            match self.recheck(&hit) {
-                Some(result) => return result,
+        let cache = &inner.verified;
+        // This thread's copy first: a hit there writes to no memory other threads use.
+        if let Some(result) = cache.memo_get(token, |v, key| self.recheck(v, key)) {
+            return result;
+        }
+        let slot = cache.slot(token);
+        if let Some(hit) = cache.get(slot, token) {
+            let mut key = KeyCheck::original(&hit.verified);
+            match self.recheck(&hit.verified, &mut key) {
+                Some(result) => {
+                    if result.is_ok() {
+                        cache.memo_offer(slot, token, &hit, &key);
+                    }
+                    return result;
+                }
                 // The key was withdrawn (or went stale): judge the token afresh.
-                None => inner.verified.remove(slot, token),
+                None => cache.remove(slot, token),
             }
         }
         // Boxed so that the hit path's future stays small.
@@ -853,25 +875,27 @@ impl Validator {
     }
 
     /// Re-judges a cached verification: `exp`/`nbf` against the clock, and the key still
-    /// published; `None` when its key is gone (or replaced under the same kid).
-    fn recheck(&self, v: &Arc<Verified>) -> Option<Result<VerifiedToken>> {
+    /// published; `None` when its key is gone (or replaced under the same kid). `key` is where
+    /// the key was last found current; it is updated when the keys were refetched since.
+    fn recheck(&self, v: &Arc<Verified>, key: &mut KeyCheck) -> Option<Result<VerifiedToken>> {
         let inner = &*self.inner;
-        let now = inner.clock.now();
-        // Unless the keys were refetched since, the key that verified the token still stands.
-        let refetched_key = if v.keys.still_current(v.generation, now) {
-            None
-        } else {
-            let refetched = v.keys.cached(&v.kid)?.0;
+        let now = unix(inner.clock.now());
+        // Unless the keys were refetched since, the key found then still stands.
+        if !v.keys.still_current(key.generation, now) {
+            let (refetched, generation) = v.keys.cached(&v.kid)?;
             // The same kid for other key material is a new key: verify afresh.
             if !refetched.same_key(&v.key) {
                 return None;
             }
-            Some(refetched)
-        };
+            *key = KeyCheck {
+                generation,
+                refetched: Some(refetched),
+            };
+        }
         Some(
-            rules::check_time(unix(now), v.nbf, v.exp, inner.skew).map(|()| VerifiedToken {
+            rules::check_time(now, v.nbf, v.exp, inner.skew).map(|()| VerifiedToken {
                 verified: Arc::clone(v),
-                refetched_key,
+                refetched_key: key.refetched.clone(),
                 validator: inner.id,
             }),
         )
@@ -902,7 +926,10 @@ impl Validator {
     /// profile rules.
     async fn verify(&self, token: &str) -> Result<Verified> {
         let inner = &*self.inner;
-        let parsed = token::parse(token, &inner.algorithms, &inner.limits)?;
+        let parsed = {
+            let known = inner.known_header.load();
+            token::parse(token, &inner.algorithms, &inner.limits, known.as_deref())?
+        };
         let members = parsed.claims()?;
         let claims = &members;
         let signature = parsed.signature()?;
@@ -959,13 +986,17 @@ impl Validator {
                 )
             }
         };
-        let (key, generation) = keys.key(&parsed.kid).await?;
-        key.verify(parsed.alg, parsed.signing_input, &signature)?;
-
         let service_url = service_url.map(str::to_owned);
         let issuer = iss.to_owned();
-        // The claims' last borrow of the payload ends here: the text moves into the result.
+        // The claims' last borrow of the payload ends here, before the key is awaited: what
+        // is held across that wait is the size of this future, which is boxed (and copied)
+        // once per token never seen before.
         drop(members);
+        let (key, generation) = keys.key(&parsed.kid).await?;
+        key.verify(parsed.alg, parsed.signing_input, &signature)?;
+        if let Some(header) = parsed.header_to_remember() {
+            inner.known_header.store(Some(Arc::new(header)));
+        }
         Ok(Verified {
             nbf,
             exp,
@@ -1061,6 +1092,79 @@ fn authority_of_metadata(key: &str, url: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    /// Only the header of a token whose signature verified is remembered, and a remembered
+    /// header changes no answer: a forged signature, a `crit` or a foreign algorithm under a
+    /// header of the same kid are refused as before.
+    #[tokio::test]
+    async fn the_known_header_is_remembered_after_a_good_signature_only() {
+        let sandbox = botauth_sandbox::Sandbox::start().await.unwrap();
+        let app = "9e1f3c2a-0000-4000-8000-00000000b07a";
+        let teams = "https://smba.trafficmanager.net/teams/";
+        let v = Validator::builder(app)
+            .bot_service(BotServiceProfile::custom(
+                sandbox.bot_service_metadata_url(),
+                sandbox.bot_service_issuer(),
+            ))
+            .algorithms([Algorithm::Rs256])
+            .build()
+            .unwrap();
+        let known = || v.inner.known_header.load_full();
+        let now = unix(SystemTime::now());
+        let kid = sandbox.bot_service_kid();
+        let header = serde_json::json!({"alg": "RS256", "kid": kid, "typ": "JWT"});
+        let claims = |jti: &str| {
+            serde_json::json!({"iss": sandbox.bot_service_issuer(), "aud": app,
+                "serviceurl": teams, "nbf": now, "exp": now + 3600, "jti": jti})
+        };
+        let activity = ActivityInfo::new(teams, "msteams");
+        let kind = |r: Result<BotClaims>| r.unwrap_err().kind();
+
+        // A forged signature under the genuine header: refused, nothing remembered.
+        let good = sandbox.sign_with_bot_service_key(&header, &claims("a"));
+        let (input, _) = good.rsplit_once('.').unwrap();
+        let forged = format!("{input}.{}", URL_SAFE_NO_PAD.encode([7u8; 256]));
+        assert_eq!(
+            kind(v.validate(&forged, activity).await),
+            ErrorKind::BadSignature
+        );
+        assert!(known().is_none());
+        // The genuine token: remembered.
+        v.validate(&good, activity).await.unwrap();
+        let remembered = known().unwrap();
+        // The same header again: taken as known, and the forgery is still refused.
+        v.validate(
+            &sandbox.sign_with_bot_service_key(&header, &claims("b")),
+            activity,
+        )
+        .await
+        .unwrap();
+        assert!(Arc::ptr_eq(&remembered, &known().unwrap()));
+        let (input, _) = sandbox
+            .sign_with_bot_service_key(&header, &claims("c"))
+            .rsplit_once('.')
+            .map(|(i, s)| (i.to_owned(), s.to_owned()))
+            .unwrap();
+        let forged = format!("{input}.{}", URL_SAFE_NO_PAD.encode([7u8; 256]));
+        assert_eq!(
+            kind(v.validate(&forged, activity).await),
+            ErrorKind::BadSignature
+        );
+        // Other headers of the same key are judged in full.
+        let crit = serde_json::json!({"alg": "RS256", "kid": kid, "typ": "JWT", "crit": ["b64"]});
+        let rs384 = serde_json::json!({"alg": "RS384", "kid": kid, "typ": "JWT"});
+        for (other, expected) in [
+            (crit, ErrorKind::CriticalHeader),
+            (rs384, ErrorKind::Algorithm),
+        ] {
+            let token = sandbox.sign_with_bot_service_key(&other, &claims("d"));
+            assert_eq!(kind(v.validate(&token, activity).await), expected);
+        }
+        assert!(Arc::ptr_eq(&remembered, &known().unwrap()));
+    }
 
     #[test]
     fn configuration_errors_name_the_setting() {

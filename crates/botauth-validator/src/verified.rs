@@ -8,10 +8,12 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::claims::BotClaims;
 use crate::keys::{Jwk, KeyCache};
+use crate::memo::{KeyCheck, Memos};
 use crate::profile::ProfileKind;
 
 /// What a successful validation leaves behind.
@@ -25,6 +27,22 @@ pub(crate) struct Verified {
     /// The key that verified the signature, and the generation of the key set it came from.
     pub(crate) key: Arc<Jwk>,
     pub(crate) generation: u64,
+}
+
+impl Verified {
+    /// A copy with claims of its own (their reference count not shared with this one's), for
+    /// a thread's memo.
+    pub(crate) fn own_copy(&self) -> Verified {
+        Verified {
+            claims: self.claims.own_copy(),
+            nbf: self.nbf,
+            exp: self.exp,
+            kid: self.kid.clone(),
+            keys: Arc::clone(&self.keys),
+            key: Arc::clone(&self.key),
+            generation: self.generation,
+        }
+    }
 }
 
 /// A token whose signature, `iss`, `aud`, `exp`/`nbf` and profile rules (tenant, caller) have
@@ -147,7 +165,23 @@ struct Entry {
 }
 
 /// A token's bytes, zeroed when dropped.
-struct TokenBytes(Box<[u8]>);
+pub(crate) struct TokenBytes(Box<[u8]>);
+
+impl TokenBytes {
+    pub(crate) fn new(token: &str) -> Self {
+        TokenBytes(Box::from(token.as_bytes()))
+    }
+
+    /// Whether this is `token`, every byte of it. The last bytes (the signature's, which differ
+    /// between any two tokens) are compared first, so that another token of the same issuer,
+    /// whose first hundreds of bytes are often the same, is told apart at once.
+    pub(crate) fn matches(&self, token: &str) -> bool {
+        let (mine, theirs) = (&*self.0, token.as_bytes());
+        mine.len() == theirs.len()
+            && mine.last_chunk::<8>() == theirs.last_chunk::<8>()
+            && mine == theirs
+    }
+}
 
 impl Drop for TokenBytes {
     fn drop(&mut self) {
@@ -194,12 +228,23 @@ struct Shard {
 }
 
 impl Shard {
-    fn remove(&mut self, key: u64) {
-        if let Some(old) = self.map.remove(&key) {
-            self.bytes = self.bytes.saturating_sub(old.cost());
+    /// Whether there was an entry to remove.
+    fn remove(&mut self, key: u64) -> bool {
+        match self.map.remove(&key) {
+            Some(old) => {
+                self.bytes = self.bytes.saturating_sub(old.cost());
+                true
+            }
+            None => false,
         }
     }
 }
+
+/// Counts the entries that left the cache, on a cache line of its own: it is read on every
+/// memo hit of every thread, and must not share a line with anything written.
+#[repr(align(128))]
+#[derive(Default)]
+struct Epoch(AtomicU64);
 
 /// A bounded map from token to its verification, bounded both by entries and by bytes.
 pub(crate) struct VerifiedCache {
@@ -209,6 +254,11 @@ pub(crate) struct VerifiedCache {
     max_bytes: usize,
     hasher: TokenHasher,
     shards: Box<[RwLock<Shard>]>,
+    /// Advanced, under the shard's write lock, whenever entries leave the cache (evicted,
+    /// replaced, removed): a memo entry made at an older epoch may be for a token the cache
+    /// no longer vouches for, and is not used.
+    epoch: Epoch,
+    memos: Memos,
 }
 
 impl fmt::Debug for VerifiedCache {
@@ -224,6 +274,12 @@ impl fmt::Debug for VerifiedCache {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Slot(u64);
 
+/// A shared-cache hit: the verification, and the cache's epoch when it was found.
+pub(crate) struct Hit {
+    pub(crate) verified: Arc<Verified>,
+    epoch: u64,
+}
+
 impl VerifiedCache {
     pub(crate) fn new(capacity: usize, max_bytes: usize) -> Self {
         VerifiedCache {
@@ -231,6 +287,8 @@ impl VerifiedCache {
             max_bytes: max_bytes.div_ceil(SHARDS),
             hasher: TokenHasher::random(),
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            epoch: Epoch::default(),
+            memos: Memos::new(capacity != 0 && max_bytes != 0),
         }
     }
 
@@ -250,9 +308,29 @@ impl VerifiedCache {
         &self.shards[(slot.0 >> 60) as usize % SHARDS]
     }
 
+    /// `token` in this thread's memo (see [`crate::memo`]), re-judged by `judge`; `None`: ask
+    /// [`get`](Self::get).
+    pub(crate) fn memo_get<R>(
+        &self,
+        token: &str,
+        judge: impl FnOnce(&Arc<Verified>, &mut KeyCheck) -> Option<R>,
+    ) -> Option<R> {
+        if self.off() {
+            return None;
+        }
+        let epoch = self.epoch.0.load(Ordering::Acquire);
+        self.memos.lookup(epoch, token, judge)
+    }
+
+    /// Tells this thread's memo that `hit` passed its re-checks with `key`.
+    pub(crate) fn memo_offer(&self, slot: Slot, token: &str, hit: &Hit, key: &KeyCheck) {
+        self.memos
+            .offer(slot.0, hit.epoch, token, &hit.verified, key);
+    }
+
     /// The entry for `token`. The lock is held only for the lookup: the rules that run on a hit,
     /// the bot's own claims checks among them, run outside it.
-    pub(crate) fn get(&self, slot: Slot, token: &str) -> Option<Arc<Verified>> {
+    pub(crate) fn get(&self, slot: Slot, token: &str) -> Option<Hit> {
         if self.off() {
             return None;
         }
@@ -262,7 +340,17 @@ impl VerifiedCache {
             .unwrap_or_else(PoisonError::into_inner);
         let entry = shard.map.get(&slot.0)?;
         // Every byte: the hash only chose where to look.
-        (*entry.token.0 == *token.as_bytes()).then(|| Arc::clone(&entry.verified))
+        entry.token.matches(token).then(|| Hit {
+            verified: Arc::clone(&entry.verified),
+            // Read under the lock that removals take: a removal after this advances the epoch
+            // past it, so a memo entry made from this hit is not used after the removal.
+            epoch: self.epoch.0.load(Ordering::Acquire),
+        })
+    }
+
+    /// Records that entries left the cache; called under the shard's write lock.
+    fn lost_entries(&self) {
+        self.epoch.0.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn insert(
@@ -277,7 +365,7 @@ impl VerifiedCache {
             return;
         }
         let entry = Entry {
-            token: TokenBytes(Box::from(token.as_bytes())),
+            token: TokenBytes::new(token),
             verified: value,
         };
         let cost = entry.cost();
@@ -288,9 +376,14 @@ impl VerifiedCache {
             .shard(slot)
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        // Another token under the same hash (a collision) is replaced, never shared.
-        shard.remove(slot.0);
-        if shard.map.len() >= self.capacity || shard.bytes + cost > self.max_bytes {
+        let full = |s: &Shard| s.map.len() >= self.capacity || s.bytes + cost > self.max_bytes;
+        let mut lost = false;
+        if full(&shard) {
+            // Another token under the same hash (a collision, or this token verified twice at
+            // once) is replaced below anyway: it makes room first.
+            lost |= shard.remove(slot.0);
+        }
+        if full(&shard) {
             // Expired entries go first; if the cache is still full (a flood of distinct valid
             // tokens), an arbitrary eighth makes room, which keeps insertion O(1) amortised.
             let mut freed = 0;
@@ -302,19 +395,28 @@ impl VerifiedCache {
                 keep
             });
             shard.bytes = shard.bytes.saturating_sub(freed);
-            while shard.map.len() >= self.capacity || shard.bytes + cost > self.max_bytes {
+            lost |= freed > 0;
+            while full(&shard) {
                 let room = shard.map.len().div_ceil(8).max(1);
                 let drop: Vec<u64> = shard.map.keys().take(room).copied().collect();
                 if drop.is_empty() {
                     break;
                 }
                 for k in drop {
-                    shard.remove(k);
+                    lost |= shard.remove(k);
                 }
             }
         }
+        // One look-up for the common case: another token under the same hash is replaced (and
+        // wiped), never shared.
+        if let Some(old) = shard.map.insert(slot.0, entry) {
+            shard.bytes = shard.bytes.saturating_sub(old.cost());
+            lost = true;
+        }
         shard.bytes += cost;
-        shard.map.insert(slot.0, entry);
+        if lost {
+            self.lost_entries();
+        }
     }
 
     /// Forgets `token` (its key was withdrawn). Another token under the same hash stays.
@@ -329,9 +431,10 @@ impl VerifiedCache {
         if shard
             .map
             .get(&slot.0)
-            .is_some_and(|e| *e.token.0 == *token.as_bytes())
+            .is_some_and(|e| e.token.matches(token))
+            && shard.remove(slot.0)
         {
-            shard.remove(slot.0);
+            self.lost_entries();
         }
     }
 
@@ -344,6 +447,11 @@ impl VerifiedCache {
     }
 
     #[cfg(test)]
+    pub(crate) fn memo_entries(&self) -> usize {
+        self.memos.held()
+    }
+
+    #[cfg(test)]
     fn bytes(&self) -> usize {
         self.shards
             .iter()
@@ -353,7 +461,7 @@ impl VerifiedCache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::claims::Parts;
     use crate::profile::ProfileKind;
@@ -363,14 +471,14 @@ mod tests {
 
     thread_local! {
         /// Tokens wiped on this thread (entries are dropped on the thread that evicts them).
-        pub(super) static WIPED: Cell<usize> = const { Cell::new(0) };
+        pub(crate) static WIPED: Cell<usize> = const { Cell::new(0) };
     }
 
-    fn wiped() -> usize {
+    pub(crate) fn wiped() -> usize {
         WIPED.with(Cell::get)
     }
 
-    fn jwk() -> Arc<Jwk> {
+    pub(crate) fn jwk() -> Arc<Jwk> {
         let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
         let doc = serde_json::json!({"keys": [{"kty": "RSA", "kid": "k",
             "n": URL_SAFE_NO_PAD.encode(rsa.n().to_vec()), "e": URL_SAFE_NO_PAD.encode(rsa.e().to_vec())}]});
@@ -380,7 +488,7 @@ mod tests {
             .unwrap()
     }
 
-    fn keys() -> Arc<KeyCache> {
+    pub(crate) fn keys() -> Arc<KeyCache> {
         Arc::new(KeyCache::fixed(
             "fixed".into(),
             HashMap::new(),
@@ -388,7 +496,12 @@ mod tests {
         ))
     }
 
-    fn entry(keys: &Arc<KeyCache>, key: &Arc<Jwk>, exp: i64, issuer: &str) -> Arc<Verified> {
+    pub(crate) fn entry(
+        keys: &Arc<KeyCache>,
+        key: &Arc<Jwk>,
+        exp: i64,
+        issuer: &str,
+    ) -> Arc<Verified> {
         Arc::new(Verified {
             claims: BotClaims::from(Parts {
                 profile: ProfileKind::BotService,
@@ -534,7 +647,10 @@ mod tests {
         let slot = cache.slot(a);
         cache.insert(slot, a, entry(&keys, &key, 10_000, "issuer-a"), 1_000, 300);
         assert!(cache.get(slot, b).is_none());
-        assert_eq!(cache.get(slot, a).unwrap().claims.issuer(), "issuer-a");
+        assert_eq!(
+            cache.get(slot, a).unwrap().verified.claims.issuer(),
+            "issuer-a"
+        );
         // Removing b leaves a.
         cache.remove(slot, b);
         assert!(cache.get(slot, a).is_some());
@@ -543,12 +659,58 @@ mod tests {
         cache.insert(slot, b, entry(&keys, &key, 10_000, "issuer-b"), 1_000, 300);
         assert_eq!(wiped() - before, 1);
         assert!(cache.get(slot, a).is_none());
-        assert_eq!(cache.get(slot, b).unwrap().claims.issuer(), "issuer-b");
+        assert_eq!(
+            cache.get(slot, b).unwrap().verified.claims.issuer(),
+            "issuer-b"
+        );
         // A prefix, an extension and a one-byte change of a cached token are misses too.
         for other in ["token-", "token-bb", "token-c", "TOKEN-B", ""] {
             assert!(cache.get(slot, other).is_none(), "{other}");
         }
         assert_eq!(cache.len(), 1);
+    }
+
+    /// The epoch moves on whenever an entry leaves the cache, and only then: memo copies of
+    /// tokens the cache still holds stay usable.
+    #[test]
+    fn the_epoch_counts_entries_that_left() {
+        let (keys, key) = (keys(), jwk());
+        let cache = VerifiedCache::new(2 * SHARDS, usize::MAX);
+        let epoch = |c: &VerifiedCache| c.epoch.0.load(Ordering::Acquire);
+        let tokens = shard0(&cache, 4);
+        let put =
+            |t: &str| cache.insert(cache.slot(t), t, entry(&keys, &key, 10_000, t), 1_000, 300);
+        put(&tokens[0]);
+        put(&tokens[1]);
+        assert_eq!(epoch(&cache), 0);
+        let hit = cache.get(cache.slot(&tokens[0]), &tokens[0]).unwrap();
+        assert_eq!(hit.epoch, 0);
+        // Removing a token the cache does not hold changes nothing.
+        cache.remove(cache.slot(&tokens[2]), &tokens[2]);
+        assert_eq!(epoch(&cache), 0);
+        // Eviction (the shard holds two).
+        put(&tokens[2]);
+        assert_eq!(epoch(&cache), 1);
+        // Removal.
+        let held = tokens
+            .iter()
+            .find(|t| cache.get(cache.slot(t), t).is_some())
+            .unwrap();
+        cache.remove(cache.slot(held), held);
+        assert_eq!(epoch(&cache), 2);
+        // Replacement under the same hash.
+        let slot = cache.slot(&tokens[3]);
+        cache.insert(
+            slot,
+            &tokens[3],
+            entry(&keys, &key, 10_000, "a"),
+            1_000,
+            300,
+        );
+        let e = epoch(&cache);
+        cache.insert(slot, "other", entry(&keys, &key, 10_000, "b"), 1_000, 300);
+        assert_eq!(epoch(&cache), e + 1);
+        assert_eq!(cache.get(slot, "other").unwrap().epoch, e + 1);
     }
 
     #[test]
