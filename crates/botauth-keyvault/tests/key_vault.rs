@@ -72,6 +72,19 @@ fn earlier(secs: u64) -> SystemTime {
     SystemTime::now() - Duration::from_secs(secs)
 }
 
+/// Why loading certificate `name` from the sandbox's vault fails.
+async fn load_error(sandbox: &Sandbox, name: &str) -> KeyVaultError {
+    match builder(sandbox, name)
+        .build()
+        .expect("the credential builds")
+        .load()
+        .await
+    {
+        Ok(version) => panic!("{name} loaded (version {version}) but should not"),
+        Err(e) => e,
+    }
+}
+
 /// A new version of [`NAME`] in the sandbox's vault (a rotation).
 fn rotate(sandbox: &Sandbox) -> KeyVaultVersion {
     sandbox.create_key_vault_certificate(NAME, KeyVaultCertificateOptions::default())
@@ -202,20 +215,10 @@ async fn expired_and_not_yet_valid_certificates_are_refused() {
             .not_before(later(3600))
             .not_after(later(7200)),
     );
-    let e = builder(&sandbox, "expired")
-        .build()
-        .unwrap()
-        .load()
-        .await
-        .unwrap_err();
+    let e = load_error(&sandbox, "expired").await;
     assert_eq!(e.kind(), KeyVaultErrorKind::Expired, "{e}");
     assert!(e.to_string().contains("expired on"), "{e}");
-    let e = builder(&sandbox, "future")
-        .build()
-        .unwrap()
-        .load()
-        .await
-        .unwrap_err();
+    let e = load_error(&sandbox, "future").await;
     assert_eq!(e.kind(), KeyVaultErrorKind::NotYetValid, "{e}");
     assert!(e.to_string().contains("not valid before"), "{e}");
 }
@@ -241,12 +244,7 @@ async fn vault_errors_are_typed() {
 
     // 401 twice: once with the cached token, once with a fresh one.
     sandbox.inject_n(Route::KeyVault, Fault::status(401), 2);
-    let e = builder(&sandbox, NAME)
-        .build()
-        .unwrap()
-        .load()
-        .await
-        .unwrap_err();
+    let e = load_error(&sandbox, NAME).await;
     assert_eq!(
         (e.kind(), e.status()),
         (KeyVaultErrorKind::Unauthorized, Some(401)),
@@ -259,12 +257,7 @@ async fn vault_errors_are_typed() {
     );
 
     sandbox.set_key_vault_access(Some(vec!["someone-else".into()]));
-    let e = builder(&sandbox, NAME)
-        .build()
-        .unwrap()
-        .load()
-        .await
-        .unwrap_err();
+    let e = load_error(&sandbox, NAME).await;
     assert_eq!(
         (e.kind(), e.status()),
         (KeyVaultErrorKind::Forbidden, Some(403)),
@@ -273,12 +266,7 @@ async fn vault_errors_are_typed() {
     assert!(e.to_string().contains("Key Vault Certificate User"), "{e}");
     sandbox.set_key_vault_access(None);
 
-    let e = builder(&sandbox, "no-such-cert")
-        .build()
-        .unwrap()
-        .load()
-        .await
-        .unwrap_err();
+    let e = load_error(&sandbox, "no-such-cert").await;
     assert_eq!(
         (e.kind(), e.status()),
         (KeyVaultErrorKind::NotFound, Some(404)),
@@ -293,12 +281,7 @@ async fn vault_errors_are_typed() {
             retry_after: Some("7".into()),
         },
     );
-    let e = builder(&sandbox, NAME)
-        .build()
-        .unwrap()
-        .load()
-        .await
-        .unwrap_err();
+    let e = load_error(&sandbox, NAME).await;
     assert_eq!(e.kind(), KeyVaultErrorKind::Throttled, "{e}");
     assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
     assert!(e.is_retryable());
@@ -313,12 +296,7 @@ async fn vault_errors_are_typed() {
     );
 
     sandbox.inject(Route::KeyVault, Fault::MalformedJson);
-    let e = builder(&sandbox, NAME)
-        .build()
-        .unwrap()
-        .load()
-        .await
-        .unwrap_err();
+    let e = load_error(&sandbox, NAME).await;
     assert_eq!(e.kind(), KeyVaultErrorKind::InvalidResponse, "{e}");
 }
 
