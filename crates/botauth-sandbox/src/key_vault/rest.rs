@@ -12,7 +12,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use openssl::error::ErrorStack;
@@ -197,52 +197,34 @@ impl Target {
 
 /// The vault's routes (inside the observing middleware: logged, faults applied).
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        // At the root of the origin, as on a real vault: the Azure SDKs parse ids as
-        // `/{collection}/{name}[/{version}]` and ask for the latest as `…/{name}/`.
-        .route("/certificates/{name}", get(certificates))
-        .route("/certificates/{name}/", get(certificates))
-        .route("/certificates/{name}/{version}", get(certificates))
-        .route("/secrets/{name}", get(secrets))
-        .route("/secrets/{name}/", get(secrets))
-        .route("/secrets/{name}/{version}", get(secrets))
+    let mut router = Router::new();
+    // At the root of the origin, as on a real vault: the Azure SDKs parse ids as
+    // `/{collection}/{name}[/{version}]` and ask for the latest as `…/{name}/`.
+    // `GET /certificates/{name}[/|/{version}|/versions|/policy]`,
+    // `GET /secrets/{name}[/|/{version}|/versions]`.
+    for (collection, kind) in [
+        ("certificates", Kind::Certificates),
+        ("secrets", Kind::Secrets),
+    ] {
+        for tail in ["{name}", "{name}/", "{name}/{version}"] {
+            router = router.route(&format!("/{collection}/{tail}"), vault_get(kind));
+        }
+    }
+    router
 }
 
 type Segments = Result<Path<HashMap<String, String>>, PathRejection>;
 
-/// `GET /certificates/{name}[/|/{version}|/versions|/policy]`.
-async fn certificates(
-    State(shared): State<Arc<Shared>>,
-    origin: Origin,
-    path: Segments,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    serve(
-        &shared,
-        &origin,
-        Kind::Certificates,
-        path,
-        query.as_deref(),
-        &headers,
-    )
-}
-
-/// `GET /secrets/{name}[/|/{version}|/versions]`.
-async fn secrets(
-    State(shared): State<Arc<Shared>>,
-    origin: Origin,
-    path: Segments,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    serve(
-        &shared,
-        &origin,
-        Kind::Secrets,
-        path,
-        query.as_deref(),
-        &headers,
+/// The `GET` handler for one collection.
+fn vault_get(kind: Kind) -> MethodRouter<Arc<Shared>> {
+    get(
+        move |State(shared): State<Arc<Shared>>,
+              origin: Origin,
+              path: Segments,
+              RawQuery(query): RawQuery,
+              headers: HeaderMap| async move {
+            serve(&shared, &origin, kind, path, query.as_deref(), &headers)
+        },
     )
 }
 
