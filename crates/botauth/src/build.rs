@@ -63,32 +63,7 @@ impl CredentialBuilder {
         }
         let mut errors = Vec::new();
         for (index, entry) in config.credentials.iter().enumerate() {
-            // A Key Vault certificate loads on first use, so its fallback is decided then.
-            #[cfg(feature = "key-vault")]
-            if let CredentialConfig::KeyVaultCertificate(vault) = entry {
-                if index + 1 < config.credentials.len() {
-                    let built = botauth_keyvault::KeyVaultCertificateCredential::from_parts(
-                        config,
-                        vault,
-                        self.env.clone(),
-                    );
-                    match built {
-                        Ok(credential) => {
-                            let mut rest = config.clone();
-                            rest.credentials.drain(..=index);
-                            let next = self.build(&rest);
-                            return Ok(Arc::new(credential.with_fallback(next)));
-                        }
-                        Err(error) => {
-                            let cause = botauth_core::Report::new(&error).to_string();
-                            tracing::warn!(credential = entry.type_name(), index, error = %cause, "credential could not be loaded; trying the next one");
-                            errors.push((entry.type_name().to_owned(), error));
-                            continue;
-                        }
-                    }
-                }
-            }
-            match self.build_one(config, entry) {
+            match self.build_one(config, index) {
                 Ok(provider) => {
                     if !errors.is_empty() {
                         tracing::info!(
@@ -127,11 +102,13 @@ impl CredentialBuilder {
         ))
     }
 
+    /// Builds entry `index` of `config`'s credentials.
     fn build_one(
         &self,
         config: &BotAuthConfig,
-        entry: &CredentialConfig,
+        index: usize,
     ) -> Result<Arc<dyn CredentialProvider>> {
+        let entry = &config.credentials[index];
         match entry {
             #[cfg(feature = "secret")]
             CredentialConfig::ClientSecret { secret } => Ok(Arc::new(
@@ -142,13 +119,21 @@ impl CredentialBuilder {
                 botauth_certificate::CertificateCredential::from_parts(config, cert)?,
             )),
             #[cfg(feature = "key-vault")]
-            CredentialConfig::KeyVaultCertificate(vault) => Ok(Arc::new(
-                botauth_keyvault::KeyVaultCertificateCredential::from_parts(
+            CredentialConfig::KeyVaultCertificate(vault) => {
+                let credential = botauth_keyvault::KeyVaultCertificateCredential::from_parts(
                     config,
                     vault,
                     self.env.clone(),
-                )?,
-            )),
+                )?;
+                // The vault is read on first use, so the fall back to the next entries is
+                // decided then, not here.
+                if index + 1 == config.credentials.len() {
+                    return Ok(Arc::new(credential));
+                }
+                let mut rest = config.clone();
+                rest.credentials.drain(..=index);
+                Ok(Arc::new(credential.with_fallback(self.build(&rest))))
+            }
             #[cfg(feature = "managed-identity")]
             CredentialConfig::ManagedIdentity { .. }
             | CredentialConfig::FederatedManagedIdentity { .. }
