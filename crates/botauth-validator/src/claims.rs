@@ -1,12 +1,17 @@
 //! The result of a successful validation.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::profile::ProfileKind;
+use crate::verified::TokenBytes;
 
 /// The verified claims of a request: who sent it, for which bot, from where.
 ///
@@ -25,30 +30,43 @@ impl Serialize for BotClaims {
 struct Inner {
     profile: ProfileKind,
     app_id: Option<String>,
-    issuer: String,
-    audience: String,
+    // Shared with the validator's configuration: a token never seen before costs no copy of
+    // them.
+    issuer: Arc<str>,
+    audience: Arc<str>,
     service_url: Option<String>,
-    caller_id: Option<String>,
-    tenant_id: Option<String>,
+    caller_id: Option<Arc<str>>,
+    tenant_id: Option<Arc<str>>,
     expires_at: i64,
     claims: LazyClaims,
 }
 
-/// All claims of the token, kept as the JSON text they came in and parsed into a map the first
-/// time a handler asks: validation itself reads only the claims its rules need, from the same
-/// text, with the same refusal of duplicate members (docs/protocol.md §6). The text passed that
-/// strict parse, so the map cannot fail to build.
+/// All claims of the token, kept as the token they came in and decoded and parsed into a map
+/// the first time a handler asks: validation itself reads only the claims its rules need, from
+/// the same text, with the same refusal of duplicate members (docs/protocol.md §6). The text
+/// passed that strict parse, so the map cannot fail to build.
+///
+/// The token is the verified-token cache's copy too (its entries compare a request's token with
+/// it), so a token never seen before is copied once, and its decoded payload, read once during
+/// validation, is not kept. It is zeroed when dropped, and never printed: `Debug` and
+/// `Serialize` show the claims.
 struct LazyClaims {
-    /// As decoded (a `String`: making it a `Box<str>` would copy it to trim the decoder's
-    /// spare byte or two, once per token never seen before).
-    json: String,
+    token: TokenBytes,
+    /// Where the payload segment is in `token`.
+    payload: Range<usize>,
     map: OnceLock<Map<String, Value>>,
 }
 
 impl LazyClaims {
     fn get(&self) -> &Map<String, Value> {
-        self.map
-            .get_or_init(|| serde_json::from_str(&self.json).unwrap_or_default())
+        self.map.get_or_init(|| {
+            self.token
+                .bytes()
+                .get(self.payload.clone())
+                .and_then(|segment| URL_SAFE_NO_PAD.decode(segment).ok())
+                .and_then(|json| serde_json::from_slice(&json).ok())
+                .unwrap_or_default()
+        })
     }
 }
 
@@ -60,7 +78,7 @@ impl fmt::Debug for LazyClaims {
 
 impl PartialEq for LazyClaims {
     fn eq(&self, other: &Self) -> bool {
-        self.json == other.json || self.get() == other.get()
+        self.get() == other.get()
     }
 }
 
@@ -75,18 +93,19 @@ impl Serialize for LazyClaims {
 pub(crate) struct Parts {
     pub(crate) profile: ProfileKind,
     pub(crate) app_id: Option<String>,
-    pub(crate) issuer: String,
-    pub(crate) audience: String,
+    pub(crate) issuer: Arc<str>,
+    pub(crate) audience: Arc<str>,
     pub(crate) service_url: Option<String>,
-    pub(crate) caller_id: Option<String>,
-    pub(crate) tenant_id: Option<String>,
+    pub(crate) caller_id: Option<Arc<str>>,
+    pub(crate) tenant_id: Option<Arc<str>>,
     pub(crate) expires_at: i64,
-    /// The payload's JSON text (a strictly parsed object).
-    pub(crate) claims_json: String,
+    /// Where the payload segment is in the token (whose JSON a strict parse accepted).
+    pub(crate) payload: Range<usize>,
 }
 
-impl From<Parts> for BotClaims {
-    fn from(p: Parts) -> Self {
+impl BotClaims {
+    /// The claims of `token`, verified.
+    pub(crate) fn new(p: Parts, token: &str) -> Self {
         BotClaims(Arc::new(Inner {
             profile: p.profile,
             app_id: p.app_id,
@@ -97,14 +116,23 @@ impl From<Parts> for BotClaims {
             tenant_id: p.tenant_id,
             expires_at: p.expires_at,
             claims: LazyClaims {
-                json: p.claims_json,
+                token: TokenBytes::new(token),
+                payload: p.payload,
                 map: OnceLock::new(),
             },
         }))
     }
-}
 
-impl BotClaims {
+    /// Whether these are the claims of `token`, every byte of it.
+    pub(crate) fn is_of(&self, token: &str) -> bool {
+        self.0.claims.token.matches(token)
+    }
+
+    /// The length of the token these are the claims of.
+    pub(crate) fn token_len(&self) -> usize {
+        self.0.claims.token.bytes().len()
+    }
+
     /// Equal claims behind a reference count of their own, for a thread's memo of the
     /// verified-token cache (see `memo.rs`): clones of it never touch this one's count.
     pub(crate) fn own_copy(&self) -> BotClaims {
@@ -119,7 +147,8 @@ impl BotClaims {
             tenant_id: i.tenant_id.clone(),
             expires_at: i.expires_at,
             claims: LazyClaims {
-                json: i.claims.json.clone(),
+                token: i.claims.token.clone(),
+                payload: i.claims.payload.clone(),
                 map: OnceLock::new(),
             },
         }))

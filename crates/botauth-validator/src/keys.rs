@@ -416,6 +416,18 @@ impl KeyCache {
         })
     }
 
+    /// The common case of [`key`](Self::key), in one read and without awaiting: the key `kid`
+    /// of a set that is not due for its refresh at `now` (a fixed set never is).
+    pub(crate) fn fresh(&self, kid: &str, now: SystemTime) -> Option<(Arc<Jwk>, u64)> {
+        self.read(|s| {
+            let set = s.current.as_ref()?;
+            if !self.is_fixed() && age(now, set.fetched_at) >= self.timing.refresh_every {
+                return None;
+            }
+            Some((Arc::clone(set.keys.get(kid)?), s.generation))
+        })
+    }
+
     fn is_fixed(&self) -> bool {
         matches!(self.source, Source::Fixed)
     }
@@ -428,15 +440,7 @@ impl KeyCache {
             return self.cached(kid).ok_or(Error::UnknownKeyId);
         }
         let now = self.clock.now();
-        // The common case in one read: fresh keys that know this kid.
-        let hit = self.read(|s| {
-            let set = s.current.as_ref()?;
-            if age(now, set.fetched_at) >= self.timing.refresh_every {
-                return None;
-            }
-            Some((Arc::clone(set.keys.get(kid)?), s.generation))
-        });
-        if let Some(hit) = hit {
+        if let Some(hit) = self.fresh(kid, now) {
             return Ok(hit);
         }
         let (has_keys, refresh_due, attempts, may_retry) = self.read(|s| {

@@ -36,7 +36,7 @@
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
 use crate::keys::Jwk;
-use crate::verified::{TokenBytes, Verified};
+use crate::verified::Verified;
 
 /// Entries per slot: a bot sees a handful of tokens at a time (one per channel service and per
 /// calling skill).
@@ -70,8 +70,8 @@ impl KeyCheck {
 struct Entry {
     /// The shared cache's epoch when the token was found there.
     epoch: u64,
-    token: TokenBytes,
-    /// This thread's own copy: its reference counts are touched by this thread alone.
+    /// This thread's own copy: its reference counts are touched by this thread alone. Its
+    /// claims hold the token (its own copy too), which a lookup compares in full.
     verified: Arc<Verified>,
     key: KeyCheck,
 }
@@ -154,7 +154,7 @@ impl Memos {
         let way = memo
             .entries
             .iter()
-            .position(|e| e.as_ref().is_some_and(|e| e.token.matches(token)))?;
+            .position(|e| e.as_ref().is_some_and(|e| e.verified.claims.is_of(token)))?;
         let entry = memo.entries[way].as_mut()?;
         let answer = if entry.epoch == epoch {
             judge(&entry.verified, &mut entry.key)
@@ -209,7 +209,6 @@ impl Memos {
             });
         memo.entries[way] = Some(Entry {
             epoch,
-            token: TokenBytes::new(token),
             verified: Arc::new(verified.own_copy()),
             key: key.clone(),
         });
@@ -313,10 +312,10 @@ mod tests {
     fn admission_epochs_bounds_and_wipes() {
         let (keys, key) = (keys(), jwk());
         let memos = Memos::new(true);
-        let v = |issuer: &str| entry(&keys, &key, 10_000, issuer);
+        let v = |issuer: &str, token: &str| entry(&keys, &key, 10_000, issuer, token);
         let check = |v: &Arc<Verified>| KeyCheck::original(v);
         let a = "token-a.payload.signature-a";
-        let va = v("issuer-a");
+        let va = v("issuer-a", a);
 
         // Found once in the shared cache: remembered, not copied; found again: copied.
         memos.offer(1, 0, a, &va, &check(&va));
@@ -363,11 +362,12 @@ mod tests {
 
         // At most `WAYS` copies per thread; a copy replaced is wiped.
         let tokens: Vec<String> = (0..WAYS + 3).map(|i| format!("t-{i}")).collect();
+        // The shared cache's verifications, alive throughout as the cache would keep them.
+        let shared: Vec<Arc<Verified>> = tokens.iter().map(|t| v(t, t)).collect();
         let before = wiped();
-        for (i, t) in (0u64..).zip(&tokens) {
-            let vt = v(t);
-            memos.offer(100 + i, 1, t, &vt, &check(&vt));
-            memos.offer(100 + i, 1, t, &vt, &check(&vt));
+        for ((i, t), vt) in (0u64..).zip(&tokens).zip(&shared) {
+            memos.offer(100 + i, 1, t, vt, &check(vt));
+            memos.offer(100 + i, 1, t, vt, &check(vt));
             assert_eq!(memos.lookup(1, t, issuer).as_deref(), Some(t.as_str()));
             assert!(memos.held() <= WAYS);
         }
@@ -376,8 +376,9 @@ mod tests {
 
         // A token larger than the memo takes is left to the shared cache.
         let big = "b".repeat(MAX_TOKEN_BYTES + 1);
-        memos.offer(7, 1, &big, &va, &check(&va));
-        memos.offer(7, 1, &big, &va, &check(&va));
+        let vb = v("issuer-b", &big);
+        memos.offer(7, 1, &big, &vb, &check(&vb));
+        memos.offer(7, 1, &big, &vb, &check(&vb));
         assert_eq!(memos.lookup(1, &big, issuer), None);
 
         // While another holds this thread's slot, the memo is skipped, never waited for.
@@ -508,6 +509,9 @@ mod tests {
         assert_eq!(claims.service_url(), Some(TEAMS));
         let fresh = env.validator(10_000);
         assert_eq!(claims, fresh.validate(&token, teams()).await.unwrap());
+        // Claims keep their token (zeroed when the last clone goes): let these go, so that the
+        // wipes counted below are the validator's own.
+        drop((claims, fresh));
 
         // The key now endorses webchat only; the refetch happens when the next new token
         // needs the keys after the refresh interval.

@@ -1,5 +1,7 @@
 //! The claim rules of docs/protocol.md §6, as pure functions over parsed claims.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Number, Value};
 
 use crate::error::{Error, Result};
@@ -103,7 +105,7 @@ pub(crate) fn required_string<'a>(claims: &'a impl Claims, claim: &'static str) 
 
 /// `aud`: a string, or an array of exactly one string, equal to one of `accepted` (docs/protocol.md §6
 /// rule 4). Returns the audience that matched.
-pub(crate) fn audience<'a>(claims: &impl Claims, accepted: &'a [String]) -> Result<&'a str> {
+pub(crate) fn audience<'a>(claims: &impl Claims, accepted: &'a [Arc<str>]) -> Result<&'a Arc<str>> {
     let aud = match claims.claim("aud") {
         None => return Err(Error::MissingClaim { claim: "aud" }),
         Some(ClaimRef::Str(s)) => s,
@@ -117,8 +119,7 @@ pub(crate) fn audience<'a>(claims: &impl Claims, accepted: &'a [String]) -> Resu
     };
     accepted
         .iter()
-        .find(|a| a.as_str() == aud)
-        .map(String::as_str)
+        .find(|a| ***a == *aud)
         .ok_or(Error::Audience)
 }
 
@@ -203,10 +204,13 @@ mod tests {
 
     #[test]
     fn audiences() {
-        let ok = ["app".to_owned(), "api://app".to_owned()];
-        assert_eq!(audience(&map(json!({"aud": "app"})), &ok).unwrap(), "app");
+        let ok: [Arc<str>; 2] = ["app".into(), "api://app".into()];
         assert_eq!(
-            audience(&map(json!({"aud": ["api://app"]})), &ok).unwrap(),
+            &**audience(&map(json!({"aud": "app"})), &ok).unwrap(),
+            "app"
+        );
+        assert_eq!(
+            &**audience(&map(json!({"aud": ["api://app"]})), &ok).unwrap(),
             "api://app"
         );
         let cases = [

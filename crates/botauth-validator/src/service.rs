@@ -143,8 +143,16 @@ where
         tracing::info!(limit, "bot request refused: activity too large (413)");
         return Err(fixed(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE_BODY));
     }
-    let read = Limited::new(body, limit).collect();
-    match tokio::time::timeout(limits.timeout, read).await {
+    let mut read = std::pin::pin!(Limited::new(body, limit).collect());
+    // A small activity has usually arrived with the headers: one poll reads it, and no timer
+    // is armed for it (arming one took a runtime handle, a clock reading and the timer wheel's
+    // lock on every request). Only a body still on its way is waited for, within the timeout.
+    let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+    let outcome = match first {
+        Poll::Ready(read) => Ok(read),
+        Poll::Pending => tokio::time::timeout(limits.timeout, read).await,
+    };
+    match outcome {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<LengthLimitError>() => {
             tracing::info!(limit, "bot request refused: activity too large (413)");

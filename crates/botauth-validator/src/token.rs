@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -571,18 +572,67 @@ pub(crate) fn activity_object(bytes: &[u8]) -> Option<Map<String, Value>> {
     }
 }
 
-/// A parsed, not yet verified, token: the header judged, the payload decoded to text.
+/// A parsed, not yet verified, token: the header judged, the payload decoded to text (into
+/// the caller's [`PayloadBuf`]).
 #[derive(Debug)]
-pub(crate) struct Parsed<'a> {
-    pub(crate) alg: Algorithm,
-    pub(crate) kid: String,
+pub(crate) struct Parsed<'t, 'b> {
+    pub(crate) signed: Signed<'t>,
     /// The payload's JSON text, not parsed yet: see [`Parsed::claims`].
-    pub(crate) payload: String,
-    pub(crate) signing_input: &'a [u8],
-    signature: &'a str,
-    header_segment: &'a str,
+    pub(crate) payload: &'b str,
+}
+
+impl<'t> std::ops::Deref for Parsed<'t, '_> {
+    type Target = Signed<'t>;
+
+    fn deref(&self) -> &Signed<'t> {
+        &self.signed
+    }
+}
+
+/// What the signature check needs of a parsed token: the judged header and the signed text.
+#[derive(Debug)]
+pub(crate) struct Signed<'t> {
+    pub(crate) alg: Algorithm,
+    pub(crate) kid: Arc<str>,
+    pub(crate) signing_input: &'t [u8],
+    signature: &'t str,
+    header_segment: &'t str,
     /// Whether the header was the known one (not parsed again).
     header_known: bool,
+}
+
+/// Payloads up to this many bytes are decoded on the stack.
+const PAYLOAD_ON_STACK: usize = 2048;
+
+/// Where [`parse`] decodes a payload: on the stack when it is small, as channel tokens are
+/// (about 500 bytes), so that a new token costs no allocation for text that is read once.
+pub(crate) struct PayloadBuf {
+    stack: [u8; PAYLOAD_ON_STACK],
+    heap: Vec<u8>,
+}
+
+impl PayloadBuf {
+    pub(crate) fn new() -> Self {
+        PayloadBuf {
+            stack: [0; PAYLOAD_ON_STACK],
+            heap: Vec::new(),
+        }
+    }
+
+    /// The payload segment decoded: base64url, then UTF-8.
+    fn decode(&mut self, segment: &str) -> Result<&str> {
+        const NOT_BASE64: &str = "the payload is not base64url";
+        let bytes = if segment.len() <= PAYLOAD_ON_STACK / 3 * 4 {
+            let len = URL_SAFE_NO_PAD
+                .decode_slice(segment, &mut self.stack)
+                .map_err(|_| Error::malformed(NOT_BASE64))?;
+            &self.stack[..len]
+        } else {
+            self.heap = decode_segment(segment, NOT_BASE64)?;
+            &self.heap[..]
+        };
+        std::str::from_utf8(bytes).map_err(|_| Error::malformed(PAYLOAD_NOT_JSON))
+    }
 }
 
 /// A header the rules have judged before, with what they made of it: the segment as sent, the
@@ -597,21 +647,38 @@ pub(crate) struct Parsed<'a> {
 pub(crate) struct KnownHeader {
     segment: Box<str>,
     alg: Algorithm,
-    kid: String,
+    kid: Arc<str>,
 }
 
 const PAYLOAD_NOT_JSON: &str = "the payload is not a JSON object (UTF-8, no duplicate members)";
 
-impl Parsed<'_> {
+impl<'b> Parsed<'_, 'b> {
     /// The claims the rules read, from the payload (a strict parse of all of it: malformed JSON
     /// or a duplicate member anywhere at the top level is refused).
-    pub(crate) fn claims(&self) -> Result<Members<'_, 9>> {
-        members(&self.payload, &CLAIM_MEMBERS, PAYLOAD_NOT_JSON)
+    pub(crate) fn claims(&self) -> Result<Members<'b, 9>> {
+        members(self.payload, &CLAIM_MEMBERS, PAYLOAD_NOT_JSON)
+    }
+}
+
+impl Signed<'_> {
+    /// Where the payload segment is in the token.
+    pub(crate) fn payload_range(&self) -> std::ops::Range<usize> {
+        self.header_segment.len() + 1..self.signing_input.len()
     }
 
     /// The decoded signature.
-    pub(crate) fn signature(&self) -> Result<Vec<u8>> {
-        let signature = decode_segment(self.signature, "the signature is not base64url")?;
+    pub(crate) fn signature(&self) -> Result<Signature> {
+        const NOT_BASE64: &str = "the signature is not base64url";
+        let signature = if self.signature.len() <= SIGNATURE_ON_STACK / 3 * 4 {
+            // Up to RSA-8192: decoded on the stack, no allocation per token.
+            let mut bytes = [0; SIGNATURE_ON_STACK];
+            let len = URL_SAFE_NO_PAD
+                .decode_slice(self.signature, &mut bytes)
+                .map_err(|_| Error::malformed(NOT_BASE64))?;
+            Signature::Stack(bytes, len)
+        } else {
+            Signature::Heap(decode_segment(self.signature, NOT_BASE64)?)
+        };
         if signature.is_empty() {
             return Err(Error::malformed("the signature is empty"));
         }
@@ -624,8 +691,32 @@ impl Parsed<'_> {
         (!self.header_known).then(|| KnownHeader {
             segment: self.header_segment.into(),
             alg: self.alg,
-            kid: self.kid.clone(),
+            kid: Arc::clone(&self.kid),
         })
+    }
+}
+
+/// Signatures up to this many bytes (RSA-8192) are decoded on the stack.
+const SIGNATURE_ON_STACK: usize = 1024;
+
+/// A decoded signature.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "on the stack on purpose: boxing it would be the allocation this avoids"
+)]
+pub(crate) enum Signature {
+    Stack([u8; SIGNATURE_ON_STACK], usize),
+    Heap(Vec<u8>),
+}
+
+impl std::ops::Deref for Signature {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Signature::Stack(bytes, len) => &bytes[..*len],
+            Signature::Heap(bytes) => bytes,
+        }
     }
 }
 
@@ -634,12 +725,13 @@ impl Parsed<'_> {
 /// present; `jku`, `x5u`, `jwk`, `x5c` are never read. The payload is decoded here; its JSON
 /// ([`Parsed::claims`]) and then the signature ([`Parsed::signature`]) are read next, in that
 /// order. A header equal to `known` (judged under the same allow-list) is taken as judged.
-pub(crate) fn parse<'a>(
-    token: &'a str,
+pub(crate) fn parse<'t, 'b>(
+    token: &'t str,
     allowed: &[Algorithm],
     limits: &Limits,
     known: Option<&KnownHeader>,
-) -> Result<Parsed<'a>> {
+    buf: &'b mut PayloadBuf,
+) -> Result<Parsed<'t, 'b>> {
     if token.len() > limits.max_token_bytes {
         return Err(Error::TooLarge {
             part: "token",
@@ -663,24 +755,26 @@ pub(crate) fn parse<'a>(
     }
     let known = known.filter(|k| *k.segment == *header_segment);
     let (alg, kid) = match known {
-        Some(k) => (k.alg, k.kid.clone()),
+        Some(k) => (k.alg, Arc::clone(&k.kid)),
         None => header_rules(header_segment, allowed)?,
     };
-    let payload_text = decode_text(payload, "the payload is not base64url", PAYLOAD_NOT_JSON)?;
+    let payload_text = buf.decode(payload)?;
     let signing_input = &token.as_bytes()[..header_segment.len() + 1 + payload.len()];
     Ok(Parsed {
-        alg,
-        kid,
+        signed: Signed {
+            alg,
+            kid,
+            signing_input,
+            signature,
+            header_segment,
+            header_known: known.is_some(),
+        },
         payload: payload_text,
-        signing_input,
-        signature,
-        header_segment,
-        header_known: known.is_some(),
     })
 }
 
 /// The header rules: the algorithm (in `allowed`) and the `kid`.
-fn header_rules(segment: &str, allowed: &[Algorithm]) -> Result<(Algorithm, String)> {
+fn header_rules(segment: &str, allowed: &[Algorithm]) -> Result<(Algorithm, Arc<str>)> {
     const HEADER_NOT_JSON: &str = "the header is not a JSON object (UTF-8, no duplicate members)";
     let header_text = decode_text(segment, "the header is not base64url", HEADER_NOT_JSON)?;
     let mut header = members(&header_text, &HEADER_MEMBERS, HEADER_NOT_JSON)?;
@@ -693,7 +787,7 @@ fn header_rules(segment: &str, allowed: &[Algorithm]) -> Result<(Algorithm, Stri
     }
     .ok_or(Error::Algorithm)?;
     let kid = match header.take("kid") {
-        Some(Claim::Str(kid)) if !kid.is_empty() => kid.into_owned(),
+        Some(Claim::Str(kid)) if !kid.is_empty() => Arc::from(&*kid),
         _ => return Err(Error::MissingKeyId),
     };
     Ok((alg, kid))
@@ -764,7 +858,8 @@ mod tests {
 
     /// Everything `Validator::verify` reads before the rules: header, claims, signature.
     fn full(t: &str) -> Result<()> {
-        let p = parse(t, &Algorithm::DEFAULT, &Limits::default(), None)?;
+        let mut buf = PayloadBuf::new();
+        let p = parse(t, &Algorithm::DEFAULT, &Limits::default(), None, &mut buf)?;
         p.claims()?;
         p.signature()?;
         Ok(())
@@ -774,20 +869,52 @@ mod tests {
         full(t).unwrap_err().kind()
     }
 
+    /// Payloads and signatures are decoded on the stack up to a size and on the heap beyond it,
+    /// with the same result either side of the line.
+    #[test]
+    fn large_payloads_and_signatures_decode_alike() {
+        let header = b64(br#"{"alg":"RS256","kid":"k"}"#);
+        // `{"p":"…"}` is 8 bytes around the filler.
+        for len in [
+            PAYLOAD_ON_STACK - 1,
+            PAYLOAD_ON_STACK,
+            PAYLOAD_ON_STACK + 1,
+            10_000,
+        ] {
+            let json = format!(r#"{{"p":"{}"}}"#, "x".repeat(len - 8));
+            assert_eq!(json.len(), len);
+            for sig_len in [256, SIGNATURE_ON_STACK, SIGNATURE_ON_STACK + 1, 2_000] {
+                let sig: Vec<u8> = (0..sig_len).map(|i| (i % 251) as u8).collect();
+                let t = format!("{header}.{}.{}", b64(json.as_bytes()), b64(&sig));
+                let mut buf = PayloadBuf::new();
+                let p = parse(&t, &Algorithm::DEFAULT, &Limits::default(), None, &mut buf).unwrap();
+                assert_eq!(p.payload, json);
+                assert_eq!(&*p.signature().unwrap(), &sig[..], "{len} {sig_len}");
+                assert_eq!(&t[p.payload_range()], b64(json.as_bytes()));
+            }
+            // Bad base64 in a large payload or signature is refused as in a small one.
+            let bad = format!("{header}.{}!.c2ln", b64(json.as_bytes()));
+            assert_eq!(kind(&bad), ErrorKind::Malformed);
+            let bad_sig = format!("{header}.{}.{}!", b64(json.as_bytes()), "A".repeat(2_000));
+            assert_eq!(kind(&bad_sig), ErrorKind::Malformed);
+        }
+    }
+
     #[test]
     fn well_formed_parses() {
         let t = token(
             &json!({"alg": "RS384", "kid": "k", "typ": "JWT"}),
             &json!({"iss": "i"}),
         );
-        let p = parse(&t, &Algorithm::DEFAULT, &Limits::default(), None).unwrap();
+        let mut buf = PayloadBuf::new();
+        let p = parse(&t, &Algorithm::DEFAULT, &Limits::default(), None, &mut buf).unwrap();
         assert_eq!(p.alg, Algorithm::Rs384);
-        assert_eq!(p.kid, "k");
+        assert_eq!(&*p.kid, "k");
         assert_eq!(
             p.claims().unwrap().get("iss"),
             Some(&Claim::Str(Cow::Borrowed("i")))
         );
-        assert_eq!(p.signature().unwrap(), b"sig");
+        assert_eq!(&*p.signature().unwrap(), b"sig");
         let dot = t.rfind('.').unwrap();
         assert_eq!(p.signing_input, &t.as_bytes()[..dot]);
     }
@@ -809,7 +936,14 @@ mod tests {
         let t = token(&json!({"kid": "k"}), &json!({}));
         assert_eq!(kind(&t), ErrorKind::Algorithm);
         let t = token(&json!({"alg": "RS512", "kid": "k"}), &json!({}));
-        let e = parse(&t, &[Algorithm::Rs256], &Limits::default(), None).unwrap_err();
+        let e = parse(
+            &t,
+            &[Algorithm::Rs256],
+            &Limits::default(),
+            None,
+            &mut PayloadBuf::new(),
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Algorithm);
     }
 
@@ -930,8 +1064,9 @@ mod tests {
             &json!({"iss": "i\"s", "aud": ["a", 1], "exp": 1.5, "nbf": null, "tid": {"x": 1},
                 "azp": [], "ver": [7], "jti": "j"}),
         );
-        let p = parse(&t, &Algorithm::DEFAULT, &Limits::default(), None).unwrap();
-        assert_eq!(p.kid, "k\u{e9}");
+        let mut buf = PayloadBuf::new();
+        let p = parse(&t, &Algorithm::DEFAULT, &Limits::default(), None, &mut buf).unwrap();
+        assert_eq!(&*p.kid, "k\u{e9}");
         let c = p.claims().unwrap();
         assert_eq!(c.get("iss"), Some(&Claim::Str("i\"s".into())));
         assert_eq!(
@@ -964,7 +1099,7 @@ mod tests {
         assert_eq!(c.get("appid"), None);
         // Unread members are not kept, but the text is, whole.
         assert_eq!(c.get("jti"), None);
-        let full: Map<String, Value> = serde_json::from_str(&p.payload).unwrap();
+        let full: Map<String, Value> = serde_json::from_str(p.payload).unwrap();
         assert_eq!(full["jti"], "j");
     }
 
@@ -972,16 +1107,29 @@ mod tests {
     fn size_limits() {
         let big = format!("{}.e30.AA", "A".repeat(20_000));
         assert_eq!(
-            parse(&big, &Algorithm::DEFAULT, &Limits::default(), None)
-                .unwrap_err()
-                .to_string(),
+            parse(
+                &big,
+                &Algorithm::DEFAULT,
+                &Limits::default(),
+                None,
+                &mut PayloadBuf::new()
+            )
+            .unwrap_err()
+            .to_string(),
             "the token is larger than the 16384-byte limit"
         );
         let huge_header = token(
             &json!({"alg": "RS256", "kid": "k", "pad": "x".repeat(2000)}),
             &json!({}),
         );
-        let e = parse(&huge_header, &Algorithm::DEFAULT, &Limits::default(), None).unwrap_err();
+        let e = parse(
+            &huge_header,
+            &Algorithm::DEFAULT,
+            &Limits::default(),
+            None,
+            &mut PayloadBuf::new(),
+        )
+        .unwrap_err();
         assert!(
             matches!(
                 e,
@@ -1102,7 +1250,8 @@ mod tests {
         let header = json!({"alg": "RS256", "kid": "k", "typ": "JWT"});
         let t = token(&header, &json!({"iss": "i"}));
         let limits = Limits::default();
-        let p = parse(&t, &Algorithm::DEFAULT, &limits, None).unwrap();
+        let mut buf = PayloadBuf::new();
+        let p = parse(&t, &Algorithm::DEFAULT, &limits, None, &mut buf).unwrap();
         let known = p.header_to_remember().unwrap();
         assert_eq!(&*known.segment, t.split('.').next().unwrap());
         // The same text: taken as judged (the answer is the known one's), nothing new to
@@ -1111,8 +1260,9 @@ mod tests {
             kid: "remembered".into(),
             ..known
         };
-        let p = parse(&t, &Algorithm::DEFAULT, &limits, Some(&marked)).unwrap();
-        assert_eq!((p.alg, p.kid.as_str()), (Algorithm::Rs256, "remembered"));
+        let mut buf = PayloadBuf::new();
+        let p = parse(&t, &Algorithm::DEFAULT, &limits, Some(&marked), &mut buf).unwrap();
+        assert_eq!((p.alg, &*p.kid), (Algorithm::Rs256, "remembered"));
         assert!(p.header_to_remember().is_none());
         // Any other header is judged in full, even one that decodes to the same JSON.
         for other in [
@@ -1134,10 +1284,24 @@ mod tests {
                 &t[t.find('.').unwrap() + 1..]
             ),
         ] {
-            let full = parse(&other, &Algorithm::DEFAULT, &limits, None).map(|p| p.kid);
-            let with_known = parse(&other, &Algorithm::DEFAULT, &limits, Some(&marked));
+            let full = parse(
+                &other,
+                &Algorithm::DEFAULT,
+                &limits,
+                None,
+                &mut PayloadBuf::new(),
+            )
+            .map(|p| p.signed.kid);
+            let mut buf = PayloadBuf::new();
+            let with_known = parse(
+                &other,
+                &Algorithm::DEFAULT,
+                &limits,
+                Some(&marked),
+                &mut buf,
+            );
             assert_eq!(
-                with_known.map(|p| p.kid).map_err(|e| e.kind()),
+                with_known.map(|p| p.signed.kid).map_err(|e| e.kind()),
                 full.map_err(|e| e.kind()),
                 "{other}"
             );

@@ -20,7 +20,7 @@ use crate::profile::{
     SkillProfile, bot_framework_tenants,
 };
 use crate::rules;
-use crate::token::{self, Algorithm, Limits};
+use crate::token::{self, Algorithm, Limits, PayloadBuf};
 use crate::verified::{Verified, VerifiedCache, VerifiedToken};
 
 /// The verified-token cache's default byte bound.
@@ -484,9 +484,9 @@ impl ValidatorBuilder {
             Ok(cache)
         };
 
-        let mut issuers: HashMap<String, Target> = HashMap::new();
+        let mut issuers: HashMap<Arc<str>, Target> = HashMap::new();
         let mut add = |issuer: String, target: Target| -> Result<()> {
-            if issuers.insert(issuer, target).is_some() {
+            if issuers.insert(issuer.into(), target).is_some() {
                 return Err(Error::config(
                     "issuer",
                     "two trust profiles claim the same issuer; configure each issuer once",
@@ -506,7 +506,7 @@ impl ValidatorBuilder {
                 profile.issuer.clone(),
                 Target::BotService {
                     keys,
-                    caller_id: profile.caller_id.clone(),
+                    caller_id: profile.caller_id.as_deref().map(Arc::from),
                 },
             )?;
         }
@@ -559,6 +559,7 @@ impl ValidatorBuilder {
                 hosts.metadata_url("common")
             };
             let keys = cache_for(&metadata)?;
+            let tenant_id: Arc<str> = Arc::from(tenant.as_str());
             for v2 in [false, true] {
                 let issuer = if v2 {
                     hosts.v2_issuer(&tenant)
@@ -569,7 +570,7 @@ impl ValidatorBuilder {
                     issuer,
                     Target::Entra {
                         keys: Arc::clone(&keys),
-                        tenant: tenant.clone(),
+                        tenant: Arc::clone(&tenant_id),
                         v2,
                         rules: rules.clone(),
                     },
@@ -583,10 +584,10 @@ impl ValidatorBuilder {
             ));
         }
 
-        let mut channel_audiences = vec![app_id.clone()];
-        channel_audiences.extend(self.extra_audiences.iter().cloned());
+        let mut channel_audiences: Vec<Arc<str>> = vec![Arc::from(app_id.as_str())];
+        channel_audiences.extend(self.extra_audiences.iter().map(|a| Arc::from(a.as_str())));
         let mut entra_audiences = channel_audiences.clone();
-        entra_audiences.insert(1, format!("api://{app_id}"));
+        entra_audiences.insert(1, Arc::from(format!("api://{app_id}")));
         let mut caches: Vec<Arc<KeyCache>> = caches.into_values().collect();
         caches.sort_by(|a, b| a.metadata_url().cmp(b.metadata_url()));
         // Tells this validator's verified tokens from another's (see `check_activity`).
@@ -624,11 +625,11 @@ struct EntraRules {
 enum Target {
     BotService {
         keys: Arc<KeyCache>,
-        caller_id: Option<String>,
+        caller_id: Option<Arc<str>>,
     },
     Entra {
         keys: Arc<KeyCache>,
-        tenant: String,
+        tenant: Arc<str>,
         v2: bool,
         rules: EntraRules,
     },
@@ -644,7 +645,7 @@ pub struct Validator {
 
 impl std::fmt::Debug for Validator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut issuers: Vec<&str> = self.inner.issuers.keys().map(String::as_str).collect();
+        let mut issuers: Vec<&str> = self.inner.issuers.keys().map(|i| &**i).collect();
         issuers.sort_unstable();
         let metadata: Vec<&str> = self.inner.caches.iter().map(|c| c.metadata_url()).collect();
         f.debug_struct("Validator")
@@ -662,9 +663,10 @@ impl std::fmt::Debug for Validator {
 struct Inner {
     id: u64,
     app_id: String,
-    channel_audiences: Vec<String>,
-    entra_audiences: Vec<String>,
-    issuers: HashMap<String, Target>,
+    channel_audiences: Vec<Arc<str>>,
+    entra_audiences: Vec<Arc<str>>,
+    /// Keyed by `iss`; the key is also the verified claims' issuer.
+    issuers: HashMap<Arc<str>, Target>,
     caches: Vec<Arc<KeyCache>>,
     algorithms: Vec<Algorithm>,
     skew: i64,
@@ -675,6 +677,17 @@ struct Inner {
     /// The header of the last token whose signature verified (see [`token::KnownHeader`]).
     known_header: ArcSwapOption<token::KnownHeader>,
     checks: ClaimsChecks,
+}
+
+/// A token judged up to its signature (see [`Validator::judge`]).
+struct Judged<'t> {
+    token: &'t str,
+    signed: token::Signed<'t>,
+    keys: &'t Arc<KeyCache>,
+    nbf: Option<i64>,
+    exp: i64,
+    /// The claims as they will be kept.
+    parts: Parts,
 }
 
 /// Room for the scheme and the blanks around the token in an `Authorization` header, on top of
@@ -798,14 +811,17 @@ impl Validator {
             });
         }
         let cache = &inner.verified;
+        // One clock reading for the whole check.
+        let at = inner.clock.now();
+        let now = unix(at);
         // This thread's copy first: a hit there writes to no memory other threads use.
-        if let Some(result) = cache.memo_get(token, |v, key| self.recheck(v, key)) {
+        if let Some(result) = cache.memo_get(token, |v, key| self.recheck(v, key, now)) {
             return result;
         }
         let slot = cache.slot(token);
         if let Some(hit) = cache.get(slot, token) {
             let mut key = KeyCheck::original(&hit.verified);
-            match self.recheck(&hit.verified, &mut key) {
+            match self.recheck(&hit.verified, &mut key, now) {
                 Some(result) => {
                     if result.is_ok() {
                         cache.memo_offer(slot, token, &hit, &key);
@@ -816,12 +832,21 @@ impl Validator {
                 None => cache.remove(slot, token),
             }
         }
-        // Boxed so that the hit path's future stays small.
-        let verified = Arc::new(Box::pin(self.verify(token)).await?);
-        let now = unix(inner.clock.now());
+        let judged = self.judge(token, now)?;
+        // The key is almost always in a fresh key set: then nothing is awaited, and a token
+        // never seen before costs no future of its own.
+        let (verified, now) = match judged.keys.fresh(&judged.signed.kid, at) {
+            Some((key, generation)) => (self.seal(judged, key, generation)?, now),
+            // Boxed so that the hit path's future stays small.
+            None => {
+                let verified = Box::pin(self.verify(judged)).await?;
+                (verified, unix(inner.clock.now()))
+            }
+        };
+        let verified = Arc::new(verified);
         inner
             .verified
-            .insert(slot, token, Arc::clone(&verified), now, inner.skew);
+            .insert(slot, Arc::clone(&verified), now, inner.skew);
         Ok(VerifiedToken {
             verified,
             refetched_key: None,
@@ -877,9 +902,13 @@ impl Validator {
     /// Re-judges a cached verification: `exp`/`nbf` against the clock, and the key still
     /// published; `None` when its key is gone (or replaced under the same kid). `key` is where
     /// the key was last found current; it is updated when the keys were refetched since.
-    fn recheck(&self, v: &Arc<Verified>, key: &mut KeyCheck) -> Option<Result<VerifiedToken>> {
+    fn recheck(
+        &self,
+        v: &Arc<Verified>,
+        key: &mut KeyCheck,
+        now: i64,
+    ) -> Option<Result<VerifiedToken>> {
         let inner = &*self.inner;
-        let now = unix(inner.clock.now());
         // Unless the keys were refetched since, the key found then still stands.
         if !v.keys.still_current(key.generation, now) {
             let (refetched, generation) = v.keys.cached(&v.kid)?;
@@ -922,28 +951,39 @@ impl Validator {
         )
     }
 
-    /// The full check without the activity: parse, header rules, claims, key, signature,
-    /// profile rules.
-    async fn verify(&self, token: &str) -> Result<Verified> {
+    /// The full check without the activity, for a token whose key must be awaited (fetched,
+    /// or refreshed): [`judge`](Self::judge), the key, then [`seal`](Self::seal).
+    async fn verify(&self, judged: Judged<'_>) -> Result<Verified> {
+        let (key, generation) = judged.keys.key(&judged.signed.kid).await?;
+        self.seal(judged, key, generation)
+    }
+
+    /// Everything before the key: parse, header rules, claims, time, profile rules
+    /// (docs/protocol.md §6 rules 1–5 and 8), at `now` (seconds since the Unix epoch).
+    fn judge<'t>(&'t self, token: &'t str, now: i64) -> Result<Judged<'t>> {
         let inner = &*self.inner;
+        let mut payload = PayloadBuf::new();
         let parsed = {
             let known = inner.known_header.load();
-            token::parse(token, &inner.algorithms, &inner.limits, known.as_deref())?
+            token::parse(
+                token,
+                &inner.algorithms,
+                &inner.limits,
+                known.as_deref(),
+                &mut payload,
+            )?
         };
-        let members = parsed.claims()?;
-        let claims = &members;
-        let signature = parsed.signature()?;
+        let claims = &parsed.claims()?;
         let iss = rules::required_string(claims, "iss")?;
-        let target = inner.issuers.get(iss).ok_or(Error::Issuer)?;
+        let (issuer, target) = inner.issuers.get_key_value(iss).ok_or(Error::Issuer)?;
         let accepted = match target {
             Target::BotService { .. } => &inner.channel_audiences,
             Target::Entra { .. } => &inner.entra_audiences,
         };
-        let audience = rules::audience(claims, accepted)?.to_owned();
+        let audience = Arc::clone(rules::audience(claims, accepted)?);
         let exp =
             rules::numeric_date(claims, "exp")?.ok_or(Error::MissingClaim { claim: "exp" })?;
         let nbf = rules::numeric_date(claims, "nbf")?;
-        let now = unix(inner.clock.now());
         rules::check_time(now, nbf, exp, inner.skew)?;
         let service_url = rules::string_claim(claims, "serviceurl")?;
         let appid = rules::string_claim(claims, "appid")?;
@@ -975,46 +1015,60 @@ impl Validator {
                 let (profile, caller) = self.entra_rules(claims, tenant, *v2, entra, appid, azp)?;
                 let caller_id = match profile {
                     ProfileKind::Emulator => None,
-                    _ => Some(format!("urn:botframework:aadappid:{caller}")),
+                    _ => Some(Arc::from(format!("urn:botframework:aadappid:{caller}"))),
                 };
                 (
                     keys,
                     profile,
                     caller_id,
                     Some(caller.to_owned()),
-                    Some(tenant.clone()),
+                    Some(Arc::clone(tenant)),
                 )
             }
         };
         let service_url = service_url.map(str::to_owned);
-        let issuer = iss.to_owned();
-        // The claims' last borrow of the payload ends here, before the key is awaited: what
-        // is held across that wait is the size of this future, which is boxed (and copied)
-        // once per token never seen before.
-        drop(members);
-        let (key, generation) = keys.key(&parsed.kid).await?;
-        key.verify(parsed.alg, parsed.signing_input, &signature)?;
-        if let Some(header) = parsed.header_to_remember() {
-            inner.known_header.store(Some(Arc::new(header)));
-        }
-        Ok(Verified {
+        Ok(Judged {
+            keys,
             nbf,
             exp,
-            kid: parsed.kid,
-            keys: Arc::clone(keys),
-            key,
-            generation,
-            claims: BotClaims::from(Parts {
+            parts: Parts {
                 profile,
                 app_id,
-                issuer,
+                issuer: Arc::clone(issuer),
                 audience,
                 service_url,
                 caller_id,
                 tenant_id,
                 expires_at: exp,
-                claims_json: parsed.payload,
-            }),
+                payload: parsed.payload_range(),
+            },
+            token,
+            signed: parsed.signed,
+        })
+    }
+
+    /// The signature with `key`, then the verification as the cache keeps it.
+    fn seal(&self, judged: Judged<'_>, key: Arc<Jwk>, generation: u64) -> Result<Verified> {
+        let Judged {
+            token,
+            signed,
+            keys,
+            nbf,
+            exp,
+            parts,
+        } = judged;
+        key.verify(signed.alg, signed.signing_input, &signed.signature()?)?;
+        if let Some(header) = signed.header_to_remember() {
+            self.inner.known_header.store(Some(Arc::new(header)));
+        }
+        Ok(Verified {
+            nbf,
+            exp,
+            kid: signed.kid,
+            keys: Arc::clone(keys),
+            key,
+            generation,
+            claims: BotClaims::new(parts, token),
         })
     }
 
@@ -1227,6 +1281,9 @@ mod tests {
         // Three Bot Service clouds, tenant t1, and `common` for the emulator/skill tenants.
         assert_eq!(ok.inner.caches.len(), 5);
         assert_eq!(ok.inner.issuers.len(), 3 + 2 * 3);
-        assert_eq!(ok.inner.entra_audiences, ["app", "api://app"]);
+        assert_eq!(
+            ok.inner.entra_audiences,
+            [Arc::from("app"), Arc::from("api://app")]
+        );
     }
 }
