@@ -150,7 +150,8 @@ where
     let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
     let outcome = match first {
         Poll::Ready(read) => Ok(read),
-        Poll::Pending => tokio::time::timeout(limits.timeout, read).await,
+        // Boxed: the timer is large, and the common case above should not carry its room.
+        Poll::Pending => Box::pin(tokio::time::timeout(limits.timeout, read)).await,
     };
     match outcome {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),

@@ -679,6 +679,13 @@ struct Inner {
     checks: ClaimsChecks,
 }
 
+/// What [`Validator::verify_new`] made of a token.
+enum Verification<F> {
+    /// Behind its `Arc` already: small, as what `verify_token`'s future holds must be.
+    Done(Arc<Verified>),
+    Awaiting(std::pin::Pin<Box<F>>),
+}
+
 /// A token judged up to its signature (see [`Validator::judge`]).
 struct Judged<'t> {
     token: &'t str,
@@ -832,18 +839,14 @@ impl Validator {
                 None => cache.remove(slot, token),
             }
         }
-        let judged = self.judge(token, now)?;
-        // The key is almost always in a fresh key set: then nothing is awaited, and a token
-        // never seen before costs no future of its own.
-        let (verified, now) = match judged.keys.fresh(&judged.signed.kid, at) {
-            Some((key, generation)) => (self.seal(judged, key, generation)?, now),
-            // Boxed so that the hit path's future stays small.
-            None => {
-                let verified = Box::pin(self.verify(judged)).await?;
-                (verified, unix(inner.clock.now()))
+        // Bound first: a `match` on the call would keep its `Result` in the future's state.
+        let outcome = self.verify_new(token, at, now)?;
+        let (verified, now) = match outcome {
+            Verification::Done(verified) => (verified, now),
+            Verification::Awaiting(verified) => {
+                (Arc::new(verified.await?), unix(inner.clock.now()))
             }
         };
-        let verified = Arc::new(verified);
         inner
             .verified
             .insert(slot, Arc::clone(&verified), now, inner.skew);
@@ -951,8 +954,26 @@ impl Validator {
         )
     }
 
-    /// The full check without the activity, for a token whose key must be awaited (fetched,
-    /// or refreshed): [`judge`](Self::judge), the key, then [`seal`](Self::seal).
+    /// A token not in the cache: [`judge`](Self::judge)d, then [`seal`](Self::seal)ed at once
+    /// when the key set is fresh and knows its key, as it almost always is; otherwise a boxed
+    /// future that awaits the key. Synchronous, so that the judged token is never part of
+    /// `verify_token`'s future, whose size every cache hit pays for.
+    fn verify_new<'t>(
+        &'t self,
+        token: &'t str,
+        at: SystemTime,
+        now: i64,
+    ) -> Result<Verification<impl Future<Output = Result<Verified>> + 't>> {
+        let judged = self.judge(token, now)?;
+        Ok(match judged.keys.fresh(&judged.signed.kid, at) {
+            Some((key, generation)) => {
+                Verification::Done(Arc::new(self.seal(judged, key, generation)?))
+            }
+            None => Verification::Awaiting(Box::pin(self.verify(judged))),
+        })
+    }
+
+    /// The rest of the check for a token whose key must be awaited (fetched, or refreshed).
     async fn verify(&self, judged: Judged<'_>) -> Result<Verified> {
         let (key, generation) = judged.keys.key(&judged.signed.kid).await?;
         self.seal(judged, key, generation)
@@ -1149,6 +1170,21 @@ mod tests {
     use crate::ErrorKind;
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    /// Every call builds `verify_token`'s future, and a cache hit (the common request) pays for
+    /// its size: the work on a token never seen before is synchronous or boxed, and must stay
+    /// out of it (holding the judged token across the key's await tripled it once).
+    #[test]
+    fn the_verify_futures_stay_small() {
+        let v = Validator::builder("app")
+            .bot_service(BotServiceProfile::public())
+            .build()
+            .unwrap();
+        let verify = v.verify_token("x");
+        assert!(size_of_val(&verify) <= 96, "{}", size_of_val(&verify));
+        let validate = v.validate("x", ActivityInfo::new("a", "b"));
+        assert!(size_of_val(&validate) <= 224, "{}", size_of_val(&validate));
+    }
 
     /// Only the header of a token whose signature verified is remembered, and a remembered
     /// header changes no answer: a forged signature, a `crit` or a foreign algorithm under a
