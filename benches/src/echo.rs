@@ -70,15 +70,21 @@ fn echo(activity: &Value) -> StatusCode {
     StatusCode::OK
 }
 
-/// Serves the echo bot's route on a loopback port with the echo bot's own server loop and
-/// default [`ServeOptions`]; `validator: None` serves it without the layer.
-pub async fn spawn_server(validator: Option<Validator>) -> SocketAddr {
-    let router = match validator {
+/// The echo bot's messaging route with replies disabled, behind the validator layer when there
+/// is a validator.
+pub fn router(validator: Option<Validator>) -> Router {
+    match validator {
         Some(v) => Router::new()
             .route(MESSAGES_PATH, post(verified_echo))
             .route_layer(BotAuthLayer::new(v)),
         None => Router::new().route(MESSAGES_PATH, post(plain_echo)),
-    };
+    }
+}
+
+/// Serves the echo bot's route on a loopback port with the echo bot's own server loop and
+/// default [`ServeOptions`]; `validator: None` serves it without the layer.
+pub async fn spawn_server(validator: Option<Validator>) -> SocketAddr {
+    let router = router(validator);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(serve(
