@@ -206,3 +206,51 @@ impl BotClaims {
         self.0.claims.get().get(name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims_of(token: &str, payload: Range<usize>) -> BotClaims {
+        BotClaims::new(
+            Parts {
+                profile: ProfileKind::BotService,
+                app_id: None,
+                issuer: "https://api.botframework.com".into(),
+                audience: "app".into(),
+                service_url: Some("https://smba.trafficmanager.net/amer/".into()),
+                caller_id: None,
+                tenant_id: None,
+                expires_at: 2_000_000_000,
+                payload,
+            },
+            token,
+        )
+    }
+
+    /// The claims keep their token to compare and to parse from, and never show it.
+    #[test]
+    fn the_token_is_kept_but_never_shown() {
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"aud":"app","jti":"j1","n":[1,2]}"#);
+        let signature = "c2lnbmF0dXJlLXNlY3JldA";
+        let token = format!("eyJhbGciOiJSUzI1NiJ9.{payload}.{signature}");
+        let start = token.find('.').unwrap() + 1;
+        let claims = claims_of(&token, start..start + payload.len());
+        assert!(claims.is_of(&token));
+        assert!(!claims.is_of(&token[..token.len() - 1]));
+        assert_eq!(claims.token_len(), token.len());
+        assert_eq!(claims.claim("jti"), Some(&json!("j1")));
+        assert_eq!(claims.claims().len(), 3);
+        for shown in [
+            format!("{claims:?}"),
+            serde_json::to_string(&claims).unwrap(),
+        ] {
+            assert!(!shown.contains(signature), "{shown}");
+            assert!(!shown.contains(&payload), "{shown}");
+            assert!(shown.contains("j1"), "{shown}");
+        }
+        // Equal claims compare equal whatever token carried them; a memo's copy is equal too.
+        assert_eq!(claims, claims.own_copy());
+    }
+}
