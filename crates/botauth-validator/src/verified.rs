@@ -106,16 +106,16 @@ const SHARDS: usize = 16;
 /// the map's own bookkeeping.
 const ENTRY_OVERHEAD: usize = 256;
 
-/// The cache's hash of a token: a folded-multiply hash over the whole token, keyed with a secret
-/// random seed per cache, so nobody outside can aim tokens at one bucket. It only picks the
+/// The cache's hash of a token: a folded-multiply hash of the token's end (below), keyed with a
+/// secret random seed per cache, so nobody outside can aim tokens at one bucket. It only picks the
 /// bucket: a hit also compares every byte of the token, so a collision, crafted or not, can
 /// never answer for another token (it only costs that token a full verification).
 ///
-/// Only the token's last [`HASHED_TAIL`] bytes are hashed: the end of its signature. Entries are
-/// made only for tokens whose signature verified, and the signatures of two different messages
-/// share their last 48 bytes by chance alone (about 2⁻³⁸⁴); a token made up to share a cached
-/// token's tail lands in its bucket and is told apart by the full comparison. Hashing the whole
-/// token cost 0.8 % of a new token's verification.
+/// The slot hashes only the token's last [`HASHED_TAIL`] bytes: the end of its signature.
+/// Entries are made only for tokens whose signature verified, and the signatures of two
+/// different messages share their last 48 bytes by chance alone (about 2⁻³⁸⁴); a token made up
+/// to share a cached token's tail lands in its bucket and is told apart by the full comparison.
+/// Hashing the whole token cost 0.8 % of a new token's verification.
 #[derive(Clone, Copy)]
 struct TokenHasher {
     seed: [u64; 4],
