@@ -690,6 +690,9 @@ enum Verification<F> {
 struct Judged<'t> {
     token: &'t str,
     signed: token::Signed<'t>,
+    /// Decoded before any key is looked up: a signature that is not even base64url is
+    /// malformed, and no reason to fetch keys.
+    signature: token::Signature,
     keys: &'t Arc<KeyCache>,
     nbf: Option<i64>,
     exp: i64,
@@ -995,6 +998,7 @@ impl Validator {
             )?
         };
         let claims = &parsed.claims()?;
+        let signature = parsed.signature()?;
         let iss = rules::required_string(claims, "iss")?;
         let (issuer, target) = inner.issuers.get_key_value(iss).ok_or(Error::Issuer)?;
         let accepted = match target {
@@ -1065,6 +1069,7 @@ impl Validator {
             },
             token,
             signed: parsed.signed,
+            signature,
         })
     }
 
@@ -1073,12 +1078,13 @@ impl Validator {
         let Judged {
             token,
             signed,
+            signature,
             keys,
             nbf,
             exp,
             parts,
         } = judged;
-        key.verify(signed.alg, signed.signing_input, &signed.signature()?)?;
+        key.verify(signed.alg, signed.signing_input, &signature)?;
         if let Some(header) = signed.header_to_remember() {
             self.inner.known_header.store(Some(Arc::new(header)));
         }
@@ -1184,6 +1190,48 @@ mod tests {
         assert!(size_of_val(&verify) <= 96, "{}", size_of_val(&verify));
         let validate = v.validate("x", ActivityInfo::new("a", "b"));
         assert!(size_of_val(&validate) <= 224, "{}", size_of_val(&validate));
+    }
+
+    /// A token whose signature is not base64url is malformed before any key is looked up: an
+    /// unknown `kid` under it fetches nothing.
+    #[tokio::test]
+    async fn a_malformed_signature_fetches_no_keys() {
+        let sandbox = botauth_sandbox::Sandbox::start().await.unwrap();
+        let app = "9e1f3c2a-0000-4000-8000-00000000b07a";
+        let teams = "https://smba.trafficmanager.net/teams/";
+        let v = Validator::builder(app)
+            .bot_service(BotServiceProfile::custom(
+                sandbox.bot_service_metadata_url(),
+                sandbox.bot_service_issuer(),
+            ))
+            .build()
+            .unwrap();
+        let now = unix(SystemTime::now());
+        let claims = serde_json::json!({"iss": sandbox.bot_service_issuer(), "aud": app,
+            "serviceurl": teams, "nbf": now, "exp": now + 3600});
+        let activity = ActivityInfo::new(teams, "msteams");
+        // The keys are fetched once, for a genuine token.
+        let kid = sandbox.bot_service_kid();
+        let good = sandbox.sign_with_bot_service_key(
+            &serde_json::json!({"alg": "RS256", "kid": kid, "typ": "JWT"}),
+            &claims,
+        );
+        v.validate(&good, activity).await.unwrap();
+        let fetches = v.key_fetches();
+        for kid in [kid.as_str(), "unknown-kid"] {
+            let header = serde_json::json!({"alg": "RS256", "kid": kid, "typ": "JWT"});
+            let token = sandbox.sign_with_bot_service_key(&header, &claims);
+            let (input, _) = token.rsplit_once('.').unwrap();
+            for signature in ["not*base64", "A", ""] {
+                let bad = format!("{input}.{signature}");
+                assert_eq!(
+                    v.validate(&bad, activity).await.unwrap_err().kind(),
+                    ErrorKind::Malformed,
+                    "{kid} {signature:?}"
+                );
+            }
+        }
+        assert_eq!(v.key_fetches(), fetches);
     }
 
     /// Only the header of a token whose signature verified is remembered, and a remembered
