@@ -939,22 +939,39 @@ mod tests {
     fn large_payloads_and_signatures_decode_alike() {
         let header = b64(br#"{"alg":"RS256","kid":"k"}"#);
         // `{"p":"…"}` is 8 bytes around the filler.
-        for len in [
-            PAYLOAD_ON_STACK - 1,
+        // The stack takes a segment whose decoded length cannot exceed it: up to 2,046 bytes of
+        // payload (2,728 characters) and 1,023 of signature (1,364 characters).
+        let payloads = [
+            2_045,
+            2_046,
+            2_047,
             PAYLOAD_ON_STACK,
             PAYLOAD_ON_STACK + 1,
             10_000,
-        ] {
+        ];
+        for len in payloads {
             let json = format!(r#"{{"p":"{}"}}"#, "x".repeat(len - 8));
             assert_eq!(json.len(), len);
-            for sig_len in [256, SIGNATURE_ON_STACK, SIGNATURE_ON_STACK + 1, 2_000] {
+            for sig_len in [
+                256,
+                1_022,
+                1_023,
+                SIGNATURE_ON_STACK,
+                SIGNATURE_ON_STACK + 1,
+                2_000,
+            ] {
                 let sig: Vec<u8> = (0..sig_len).map(|i| (i % 251) as u8).collect();
                 let t = format!("{header}.{}.{}", b64(json.as_bytes()), b64(&sig));
                 let mut buf = PayloadBuf::new();
                 let p = parse(&t, &Algorithm::DEFAULT, &Limits::default(), None, &mut buf).unwrap();
                 assert_eq!(p.payload, json);
-                assert_eq!(&*p.signature().unwrap(), &sig[..], "{len} {sig_len}");
+                let signature = p.signature().unwrap();
+                assert_eq!(&*signature, &sig[..], "{len} {sig_len}");
+                let on_stack = matches!(signature, Signature::Stack(..));
+                assert_eq!(on_stack, sig_len <= 1_023, "{sig_len}");
                 assert_eq!(&t[p.payload_range()], b64(json.as_bytes()));
+                // The heap buffer is used exactly when the stack one could not be.
+                assert_eq!(buf.heap.is_empty(), len <= 2_046, "{len}");
             }
             // Bad base64 in a large payload or signature is refused as in a small one.
             let bad = format!("{header}.{}!.c2ln", b64(json.as_bytes()));
