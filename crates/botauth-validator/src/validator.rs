@@ -1192,24 +1192,37 @@ mod tests {
         assert!(size_of_val(&validate) <= 224, "{}", size_of_val(&validate));
     }
 
-    /// A token whose signature is not base64url is malformed before any key is looked up: an
-    /// unknown `kid` under it fetches nothing.
-    #[tokio::test]
-    async fn a_malformed_signature_fetches_no_keys() {
+    const APP: &str = "9e1f3c2a-0000-4000-8000-00000000b07a";
+    const TEAMS: &str = "https://smba.trafficmanager.net/teams/";
+
+    /// A sandbox, and a validator of its Bot Service tokens (RS256 only) for [`APP`].
+    async fn bot_service() -> (botauth_sandbox::Sandbox, Validator) {
         let sandbox = botauth_sandbox::Sandbox::start().await.unwrap();
-        let app = "9e1f3c2a-0000-4000-8000-00000000b07a";
-        let teams = "https://smba.trafficmanager.net/teams/";
-        let v = Validator::builder(app)
+        let v = Validator::builder(APP)
             .bot_service(BotServiceProfile::custom(
                 sandbox.bot_service_metadata_url(),
                 sandbox.bot_service_issuer(),
             ))
+            .algorithms([Algorithm::Rs256])
             .build()
             .unwrap();
+        (sandbox, v)
+    }
+
+    /// The claims of a channel token for [`APP`] from [`TEAMS`], valid for an hour.
+    fn channel_claims(sandbox: &botauth_sandbox::Sandbox, jti: &str) -> serde_json::Value {
         let now = unix(SystemTime::now());
-        let claims = serde_json::json!({"iss": sandbox.bot_service_issuer(), "aud": app,
-            "serviceurl": teams, "nbf": now, "exp": now + 3600});
-        let activity = ActivityInfo::new(teams, "msteams");
+        serde_json::json!({"iss": sandbox.bot_service_issuer(), "aud": APP,
+            "serviceurl": TEAMS, "nbf": now, "exp": now + 3600, "jti": jti})
+    }
+
+    /// A token whose signature is not base64url is malformed before any key is looked up: an
+    /// unknown `kid` under it fetches nothing.
+    #[tokio::test]
+    async fn a_malformed_signature_fetches_no_keys() {
+        let (sandbox, v) = bot_service().await;
+        let claims = channel_claims(&sandbox, "m");
+        let activity = ActivityInfo::new(TEAMS, "msteams");
         // The keys are fetched once, for a genuine token.
         let kid = sandbox.bot_service_kid();
         let good = sandbox.sign_with_bot_service_key(
@@ -1239,26 +1252,12 @@ mod tests {
     /// header of the same kid are refused as before.
     #[tokio::test]
     async fn the_known_header_is_remembered_after_a_good_signature_only() {
-        let sandbox = botauth_sandbox::Sandbox::start().await.unwrap();
-        let app = "9e1f3c2a-0000-4000-8000-00000000b07a";
-        let teams = "https://smba.trafficmanager.net/teams/";
-        let v = Validator::builder(app)
-            .bot_service(BotServiceProfile::custom(
-                sandbox.bot_service_metadata_url(),
-                sandbox.bot_service_issuer(),
-            ))
-            .algorithms([Algorithm::Rs256])
-            .build()
-            .unwrap();
+        let (sandbox, v) = bot_service().await;
         let known = || v.inner.known_header.load_full();
-        let now = unix(SystemTime::now());
         let kid = sandbox.bot_service_kid();
         let header = serde_json::json!({"alg": "RS256", "kid": kid, "typ": "JWT"});
-        let claims = |jti: &str| {
-            serde_json::json!({"iss": sandbox.bot_service_issuer(), "aud": app,
-                "serviceurl": teams, "nbf": now, "exp": now + 3600, "jti": jti})
-        };
-        let activity = ActivityInfo::new(teams, "msteams");
+        let claims = |jti: &str| channel_claims(&sandbox, jti);
+        let activity = ActivityInfo::new(TEAMS, "msteams");
         let kind = |r: Result<BotClaims>| r.unwrap_err().kind();
 
         // A forged signature under the genuine header: refused, nothing remembered.
