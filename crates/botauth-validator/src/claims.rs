@@ -128,6 +128,12 @@ impl BotClaims {
         self.0.claims.token.matches(token)
     }
 
+    /// Whether these and `other` are one verification's claims (not only equal ones).
+    #[cfg(test)]
+    pub(crate) fn same_as(&self, other: &BotClaims) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The length of the token these are the claims of.
     pub(crate) fn token_len(&self) -> usize {
         self.0.claims.token.bytes().len()

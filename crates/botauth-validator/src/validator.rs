@@ -355,7 +355,9 @@ impl ValidatorBuilder {
     }
 
     /// How many verified tokens to remember (default 10,000, rounded up to a multiple of 16; 0
-    /// turns the cache off).
+    /// turns the cache off). A token is remembered from its second verification on: of a token
+    /// seen once the cache keeps only an 8-byte keyed hash, so tokens used once (a stream of
+    /// distinct ones) evict nothing.
     #[must_use]
     pub fn verified_token_cache(mut self, capacity: usize) -> Self {
         self.verified_capacity = capacity;
@@ -850,9 +852,10 @@ impl Validator {
                 (Arc::new(verified.await?), unix(inner.clock.now()))
             }
         };
-        inner
-            .verified
-            .insert(slot, Arc::clone(&verified), now, inner.skew);
+        // Kept from its second verification on: a token seen once is not worth a copy.
+        if cache.admit(slot) {
+            cache.insert(slot, Arc::clone(&verified), now, inner.skew);
+        }
         Ok(VerifiedToken {
             verified,
             refetched_key: None,
@@ -1368,5 +1371,38 @@ mod tests {
             ok.inner.entra_audiences,
             [Arc::from("app"), Arc::from("api://app")]
         );
+    }
+
+    /// A token is kept in the verified-token cache from its second verification on: one seen
+    /// once leaves no entry (and its copy is wiped when its claims go), a stream of distinct
+    /// tokens leaves the cache empty, and a repeated one among them is still kept and served.
+    #[tokio::test]
+    async fn the_cache_keeps_tokens_seen_twice() {
+        let (sandbox, v) = bot_service().await;
+        let activity = ActivityInfo::new(TEAMS, "msteams");
+        let kid = sandbox.bot_service_kid();
+        let header = serde_json::json!({"alg": "RS256", "kid": kid, "typ": "JWT"});
+        let token =
+            |jti: &str| sandbox.sign_with_bot_service_key(&header, &channel_claims(&sandbox, jti));
+        let once = token("once");
+        let wiped = crate::verified::tests::wiped();
+        let claims = v.validate(&once, activity).await.unwrap();
+        assert_eq!(v.inner.verified.len(), 0);
+        drop(claims);
+        assert_eq!(crate::verified::tests::wiped() - wiped, 1);
+
+        let twice = token("twice");
+        v.validate(&twice, activity).await.unwrap();
+        for i in 0..50 {
+            v.validate(&token(&format!("distinct-{i}")), activity)
+                .await
+                .unwrap();
+        }
+        assert_eq!(v.inner.verified.len(), 0);
+        let claims = v.validate(&twice, activity).await.unwrap();
+        assert_eq!(v.inner.verified.len(), 1);
+        // The entry answers from now on: the same claims, shared.
+        let hit = v.validate(&twice, activity).await.unwrap();
+        assert!(claims.same_as(&hit));
     }
 }

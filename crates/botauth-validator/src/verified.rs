@@ -279,6 +279,42 @@ pub(crate) struct VerifiedCache {
     /// no longer vouches for, and is not used.
     epoch: Epoch,
     memos: Memos,
+    doorkeeper: Doorkeeper,
+}
+
+/// The verified-token cache's admission rule: a token becomes an entry the second time it
+/// verifies, not the first (a "doorkeeper", as in TinyLFU). Bot Service sends the same token
+/// on every activity of a channel for up to an hour, so the token that pays twice for its
+/// signature is then served from the cache for the rest of its life; a token used once (a
+/// stream of distinct tokens) costs no copy kept, no entry, no eviction and no wipe, and keeps
+/// no other token out. What it remembers of a token is its slot (a keyed hash of its end,
+/// eight bytes) in a table of its own: a slot that matches by chance only admits a token one
+/// sighting early, and an overwritten one only delays it.
+struct Doorkeeper {
+    seen: Box<[AtomicU64]>,
+}
+
+impl Doorkeeper {
+    /// Slots remembered at most (256 KiB).
+    const MAX: usize = 1 << 15;
+
+    fn new(capacity: usize) -> Self {
+        let len = capacity.clamp(1, Self::MAX).next_power_of_two();
+        Doorkeeper {
+            seen: (0..len).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Whether `slot` was offered before (and, when not, remembers it).
+    fn admit(&self, slot: Slot) -> bool {
+        // `len` is a power of two; the low bits of the hash pick the place.
+        let place = &self.seen[(slot.0 as usize) & (self.seen.len() - 1)];
+        // A plain load first: the common case of a repeated token writes nothing shared.
+        if place.load(Ordering::Relaxed) == slot.0 {
+            return true;
+        }
+        place.swap(slot.0, Ordering::Relaxed) == slot.0
+    }
 }
 
 impl fmt::Debug for VerifiedCache {
@@ -309,6 +345,7 @@ impl VerifiedCache {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             epoch: Epoch::default(),
             memos: Memos::new(capacity != 0 && max_bytes != 0),
+            doorkeeper: Doorkeeper::new(capacity),
         }
     }
 
@@ -375,6 +412,12 @@ impl VerifiedCache {
     /// Records that entries left the cache; called under the shard's write lock.
     fn lost_entries(&self) {
         self.epoch.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether a token that just verified, in `slot`, is to become an entry: the second time
+    /// its slot is offered, not the first (see [`Doorkeeper`]).
+    pub(crate) fn admit(&self, slot: Slot) -> bool {
+        !self.off() && self.doorkeeper.admit(slot)
     }
 
     pub(crate) fn insert(&self, slot: Slot, value: Arc<Verified>, now_unix: i64, skew: i64) {
@@ -766,5 +809,32 @@ pub(crate) mod tests {
             shards[(one.hash(format!("t{i}").as_bytes()) >> 60) as usize % SHARDS] += 1;
         }
         assert!(shards.iter().all(|&n| n > 50), "{shards:?}");
+    }
+
+    /// A slot is admitted the second time it is offered; a place holds one slot, so another
+    /// slot there makes the first start over; a cache that is off admits nothing.
+    #[test]
+    fn the_doorkeeper_admits_a_token_on_its_second_verification() {
+        let cache = VerifiedCache::new(100, 1 << 20);
+        // 100 entries: 128 places.
+        assert_eq!(cache.doorkeeper.seen.len(), 128);
+        let (a, b, c) = (Slot(5), Slot(6), Slot(5 + 128));
+        assert!(!cache.admit(a));
+        assert!(!cache.admit(b));
+        assert!(cache.admit(a));
+        assert!(cache.admit(a), "and on every verification after");
+        assert!(cache.admit(b));
+        // `c` shares `a`'s place: each now pushes the other out.
+        assert!(!cache.admit(c));
+        assert!(!cache.admit(a));
+        assert!(!cache.admit(c));
+        assert!(cache.admit(c));
+        // Bounded: a huge cache remembers at most `Doorkeeper::MAX` slots.
+        assert_eq!(
+            VerifiedCache::new(1 << 30, 1 << 40).doorkeeper.seen.len(),
+            Doorkeeper::MAX
+        );
+        let off = VerifiedCache::new(0, 1 << 20);
+        assert!(!off.admit(a) && !off.admit(a));
     }
 }

@@ -1,7 +1,8 @@
 //! The verified-token cache never changes an answer (issue 13 §5): genuinely signed tokens, judged
-//! by a long-lived validator (second and later validations are cache hits) and by fresh ones (the
-//! full path), must get the same claims or the same rejection. The harness is the one the fuzz
-//! target `fuzz/fuzz_targets/cache_agreement.rs` drives; here it runs on stable, deterministically.
+//! by a long-lived validator (the cache keeps a token from its second verification, so later
+//! validations are hits) and by fresh ones (the full path), must get the same claims or the same
+//! rejection. The harness is the one the fuzz target `fuzz/fuzz_targets/cache_agreement.rs`
+//! drives; here it runs on stable, deterministically.
 
 mod harness;
 

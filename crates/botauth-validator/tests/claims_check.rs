@@ -144,6 +144,8 @@ async fn the_claims_check_runs_on_the_verified_token_cache_path() {
     let bot = bot(validator).await;
     let ours = from_tenant(&env, DEMO_TENANT_ID);
     let token = env.sandbox.channel_token(APP, &ours);
+    // Twice: the cache keeps a token from its second verification on.
+    assert_eq!(post_activity(&bot, &token, &ours).await.0, 200);
     assert_eq!(post_activity(&bot, &token, &ours).await.0, 200);
     let fetches = env.sandbox.count(Route::BotServiceJwks);
     // The same token (a cache hit) on another tenant's activity: refused by the check.
@@ -152,8 +154,8 @@ async fn the_claims_check_runs_on_the_verified_token_cache_path() {
     assert_eq!((status, body.as_str()), (401, UNAUTHORIZED));
     assert_eq!(post_activity(&bot, &token, &ours).await.0, 200);
     assert_eq!(env.sandbox.count(Route::BotServiceJwks), fetches);
-    assert_eq!(checked.load(Ordering::SeqCst), 3);
-    assert_eq!(bot.handled.load(Ordering::SeqCst), 2);
+    assert_eq!(checked.load(Ordering::SeqCst), 4);
+    assert_eq!(bot.handled.load(Ordering::SeqCst), 3);
 }
 
 /// What a check saw: the claims' `serviceurl` and the activity's `channelId`.

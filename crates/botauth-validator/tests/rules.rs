@@ -769,6 +769,8 @@ async fn the_verified_token_cache_rechecks_per_request_rules() {
     let env = Env::start().await;
     let v = env.validator();
     let token = env.token();
+    // Twice: the cache keeps a token from its second verification on.
+    assert!(v.validate(&token, teams()).await.is_ok());
     assert!(v.validate(&token, teams()).await.is_ok());
     let fetches = env.sandbox.count(Route::BotServiceJwks);
     // Hits: same outcome without new fetches; per-request rules still apply.

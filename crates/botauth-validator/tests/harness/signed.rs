@@ -449,11 +449,14 @@ impl SignedHarness {
                 ))
             }
         };
-        // First: a miss, or a hit left by an earlier input at another time.
+        // First: a miss, or a hit left by an earlier input at another time; twice, since the
+        // cache keeps a token from its second verification on.
         self.at(case.first_at);
         let first = self.validate(warm, &case.token, &case.first);
         let first_full = self.validate(&fresh(), &case.token, &case.first);
         agree("first validation", &first, &first_full)?;
+        let repeat = self.validate(warm, &case.token, &case.first);
+        agree("first validation, repeated", &repeat, &first_full)?;
         // Second: a hit whenever the first was accepted.
         self.at(case.second_at);
         let second = self.validate(warm, &case.token, &case.second);
