@@ -27,7 +27,7 @@ const DISTINCT: usize = 3_000;
 const ROUNDS: usize = 3;
 /// The one-core throughput figures are short loops: more rounds, so that the best of each is
 /// less at the mercy of other work on the machine.
-const DISTINCT_ROUNDS: usize = 7;
+const DISTINCT_ROUNDS: usize = 15;
 const REPEATS: u32 = 3_000_000;
 const FLOOD: usize = 100_000;
 const RATIO_TARGET: f64 = 0.80;
