@@ -106,11 +106,14 @@ fn cold_key_callers() -> serde_json::Value {
 }
 
 /// Certificate-assertion signing throughput next to a raw OpenSSL RSA-2048 signing loop, measured
-/// in the same run, interleaved in rounds so that frequency changes hit both alike.
+/// in the same run, interleaved in rounds (who goes first taking turns) so that frequency changes
+/// and other work hit both alike, each timed by the thread's time on the CPU. The throughputs are
+/// the totals'; the ratio is the median of the rounds' own ratios.
 fn assertion_signing() -> serde_json::Value {
     const ROUNDS: usize = 20;
     const PER_ROUND: usize = 100;
-    const TARGET_RATIO: f64 = 0.90;
+    // Issue 14 keeps assertion signing within 5 % of the raw loop.
+    const TARGET_RATIO: f64 = 0.95;
     let assertion = signing::assertion();
     let key = signing::raw_key();
     let input = signing::raw_input();
@@ -120,22 +123,30 @@ fn assertion_signing() -> serde_json::Value {
         black_box(signing::raw_sign(&key, &input));
     }
     let (mut ours, mut raw) = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..ROUNDS {
-        let started = Instant::now();
-        for _ in 0..PER_ROUND {
-            black_box(signing::botauth_sign(&assertion));
+    let mut ratios = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let mut spent = [Duration::ZERO; 2];
+        for which in [round % 2, 1 - round % 2] {
+            let started = Stopwatch::start();
+            for _ in 0..PER_ROUND {
+                if which == 0 {
+                    black_box(signing::botauth_sign(&assertion));
+                } else {
+                    black_box(signing::raw_sign(&key, black_box(&input)));
+                }
+            }
+            spent[which] = started.elapsed();
         }
-        ours += started.elapsed();
-        let started = Instant::now();
-        for _ in 0..PER_ROUND {
-            black_box(signing::raw_sign(&key, black_box(&input)));
-        }
-        raw += started.elapsed();
+        ours += spent[0];
+        raw += spent[1];
+        // Signatures per second, ours over raw: the raw loop's time over ours.
+        ratios.push(spent[1].as_secs_f64() / spent[0].as_secs_f64());
     }
+    ratios.sort_by(f64::total_cmp);
+    let ratio = (ratios[ROUNDS / 2 - 1] + ratios[ROUNDS / 2]) / 2.0;
     let n = (ROUNDS * PER_ROUND) as f64;
     let ours_per_s = n / ours.as_secs_f64();
     let raw_per_s = n / raw.as_secs_f64();
-    let ratio = ours_per_s / raw_per_s;
     json!({
         "figure": "certificate_assertion_signing",
         "unit": "signatures_per_s",
@@ -144,6 +155,8 @@ fn assertion_signing() -> serde_json::Value {
         "ratio": (ratio * 1000.0).round() / 1000.0,
         "signatures_each": ROUNDS * PER_ROUND,
         "threads": 1,
+        "clock": Stopwatch::start().clock(),
+        "ratios": "median of the rounds' ratios",
         "target_ratio_min": TARGET_RATIO,
         "met": ratio >= TARGET_RATIO,
     })
