@@ -9,6 +9,7 @@ mod entra;
 mod error;
 mod secret;
 pub mod service_url;
+pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 mod token;

@@ -10,7 +10,9 @@ use botauth_core::{
     AccessToken, Clock, CredentialInfo, CredentialProvider, Error, Result, SystemClock,
     TokenRequest,
 };
+use botauth_core::telemetry;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use crate::http;
 
@@ -83,10 +85,24 @@ pub enum TokenSource {
     Fetched,
 }
 
+impl TokenSource {
+    /// `cache`, `cache_refreshing` or `fetched`: the `source` field of the `botauth.token.get`
+    /// span.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenSource::Cache => "cache",
+            TokenSource::CacheRefreshing => "cache_refreshing",
+            TokenSource::Fetched => "fetched",
+        }
+    }
+}
+
 type Outcome = Option<Result<AccessToken>>;
 
 struct State {
     token: Option<AccessToken>,
+    /// When `token` was stored.
+    obtained_at: SystemTime,
     refresh_at: SystemTime,
     flight: Option<watch::Receiver<Outcome>>,
     failure: Option<(Error, SystemTime)>,
@@ -118,6 +134,8 @@ impl State {
 struct Snapshot {
     token: AccessToken,
     serve_until: SystemTime,
+    /// When the token was stored: its age at each use is a metric.
+    obtained_at: SystemTime,
 }
 
 struct Slot {
@@ -165,6 +183,7 @@ impl Slot {
         &self,
         state: &mut State,
         token: Option<AccessToken>,
+        now: SystemTime,
         refresh_at: SystemTime,
         expiry_margin: Duration,
     ) {
@@ -176,9 +195,11 @@ impl Slot {
             Arc::new(Snapshot {
                 token: token.clone(),
                 serve_until: refresh_at.min(unusable_at),
+                obtained_at: now,
             })
         });
         state.token = token;
+        state.obtained_at = now;
         state.refresh_at = refresh_at;
         self.snapshot.store(snapshot);
     }
@@ -189,11 +210,12 @@ impl Slot {
         self.snapshot.store(None);
     }
 
-    /// The published token, when it may be served at `now` without the state's lock.
-    fn hit(&self, now: SystemTime) -> Option<AccessToken> {
+    /// The published token, when it may be served at `now` without the state's lock, and when
+    /// it was stored.
+    fn hit(&self, now: SystemTime) -> Option<(AccessToken, SystemTime)> {
         let snapshot = self.snapshot.load();
         let snapshot = snapshot.as_ref()?;
-        (now < snapshot.serve_until).then(|| snapshot.token.clone())
+        (now < snapshot.serve_until).then(|| (snapshot.token.clone(), snapshot.obtained_at))
     }
 }
 
@@ -206,6 +228,10 @@ struct Inner {
     /// lock-free load. Writers take `slots_write` first.
     slots: ArcSwap<Vec<Arc<Slot>>>,
     slots_write: Mutex<()>,
+    /// `botauth.token.age` and `botauth.token.refresh.lead_time` for this credential, registered
+    /// when the manager is built (docs/observability.md).
+    age: telemetry::Histogram,
+    lead_time: telemetry::Histogram,
 }
 
 /// The outbound token cache: wraps any [`CredentialProvider`] and gives callers a valid token,
@@ -287,8 +313,11 @@ impl TokenManagerBuilder {
     /// Builds the manager.
     pub fn build(self) -> TokenManager {
         let info = self.provider.describe();
+        let credential = [("credential", info.kind.as_str())];
         TokenManager {
             inner: Arc::new(Inner {
+                age: telemetry::histogram(telemetry::TOKEN_AGE, &credential),
+                lead_time: telemetry::histogram(telemetry::TOKEN_REFRESH_LEAD_TIME, &credential),
                 provider: self.provider,
                 info,
                 clock: self.clock,
@@ -331,6 +360,10 @@ impl TokenManager {
     }
 
     /// A valid token for `request`, from the cache when possible.
+    ///
+    /// Each call is a `botauth.token.get` span (DEBUG) with the cache key, the credential kind,
+    /// the source (`cache`, `cache_refreshing`, `fetched`) and the outcome; a token request it
+    /// starts is a `botauth.token.acquire` span (INFO) of its own (docs/observability.md).
     pub async fn get_token(&self, request: &TokenRequest) -> Result<AccessToken> {
         // The hit path first, outside the slower function's future.
         if let Some(token) = self.inner.hit(request) {
@@ -348,12 +381,31 @@ impl TokenManager {
         if let Some(token) = self.inner.hit(request) {
             return Ok((token, TokenSource::Cache));
         }
-        let slot = self.inner.slot(request)?;
-        let plan = self.inner.plan(&slot, request, false)?;
-        match plan {
-            Plan::Ready(token, source) => Ok((token, source)),
-            Plan::Wait(rx) => wait(rx).await.map(|t| (t, TokenSource::Fetched)),
+        let span = self.inner.span(request);
+        let result = async {
+            let slot = self.inner.slot(request)?;
+            let plan = self.inner.plan(&slot, request, false)?;
+            match plan {
+                Plan::Ready(token, source) => Ok((token, source)),
+                Plan::Wait(rx) => wait(rx).await.map(|t| {
+                    self.inner.age.record_duration(Duration::ZERO);
+                    (t, TokenSource::Fetched)
+                }),
+            }
         }
+        .instrument(span.clone())
+        .await;
+        match &result {
+            Ok((_, source)) => {
+                span.record("source", source.as_str());
+                span.record("outcome", "ok");
+            }
+            Err(e) => {
+                span.record("outcome", "error");
+                span.record("error", tracing::field::display(e.kind()));
+            }
+        }
+        result
     }
 
     /// Discards the cached token for `request` and waits for a new one. Use it when a service
@@ -424,11 +476,44 @@ impl Inner {
     /// A cached token for `request` that needs no refresh yet, from the published snapshot.
     fn hit(&self, request: &TokenRequest) -> Option<AccessToken> {
         let now = self.clock.now();
-        self.slots
+        let (token, obtained_at) = self
+            .slots
             .load()
             .iter()
             .find(|s| s.matches(request))?
-            .hit(now)
+            .hit(now)?;
+        self.used(now, obtained_at);
+        // A span of no duration: a hit does no work worth timing, but says where the token came
+        // from. Nothing is formatted unless a subscriber wants DEBUG spans.
+        let span = self.span(request);
+        span.record("source", TokenSource::Cache.as_str());
+        span.record("outcome", "ok");
+        Some(token)
+    }
+
+    /// The `botauth.token.get` span for `request` (docs/observability.md); the cache key is
+    /// formatted only when a subscriber takes the span.
+    fn span(&self, request: &TokenRequest) -> tracing::Span {
+        let span = tracing::debug_span!(
+            "botauth.token.get",
+            key = tracing::field::Empty,
+            credential = %self.info.kind,
+            source = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        if !span.is_disabled() {
+            span.record("key", self.cache_key(request));
+        }
+        span
+    }
+
+    /// Records a use of a token stored at `obtained_at` (`botauth.token.age`).
+    fn used(&self, now: SystemTime, obtained_at: SystemTime) {
+        if telemetry::ENABLED {
+            self.age
+                .record_duration(now.duration_since(obtained_at).unwrap_or_default());
+        }
     }
 
     fn slot(&self, request: &TokenRequest) -> Result<Arc<Slot>> {
@@ -455,6 +540,7 @@ impl Inner {
             scopes,
             state: Mutex::new(State {
                 token: None,
+                obtained_at: SystemTime::UNIX_EPOCH,
                 refresh_at: SystemTime::UNIX_EPOCH,
                 flight: None,
                 failure: None,
@@ -485,6 +571,7 @@ impl Inner {
             if let Some(token) = &state.token {
                 if self.usable(token, now) {
                     let token = token.clone();
+                    self.used(now, state.obtained_at);
                     if now < state.refresh_at {
                         return Ok(Plan::Ready(token, TokenSource::Cache));
                     }
@@ -559,34 +646,84 @@ impl Inner {
             Some(t) => request.tenant(t.clone()),
             None => request,
         };
-        tokio::spawn(async move {
-            // The provider runs in a task of its own so that a panic in it (a bug, or a custom
-            // provider's) becomes an error for the waiters instead of a flight that never lands
-            // and leaves every later caller waiting on a dead channel.
-            let acquiring = Arc::clone(&inner);
-            let result = tokio::spawn(async move { acquiring.acquire(&request).await })
+        // A refresh of a token still held: how long it had left (`botauth.token.refresh.lead_time`).
+        let now = self.clock.now();
+        let lead = state
+            .token
+            .as_ref()
+            .map(|t| t.expires_on.duration_since(now).unwrap_or_default());
+        if let Some(lead) = lead {
+            self.lead_time.record_duration(lead);
+        }
+        let span = tracing::info_span!(
+            "botauth.token.acquire",
+            key = %self.cache_key(&request),
+            credential = %self.info.kind,
+            refresh = lead.is_some(),
+            attempts = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            error = tracing::field::Empty,
+            aadsts = tracing::field::Empty,
+        );
+        // The flight outlives the call that started it and serves every waiter: it follows
+        // from that call's span rather than sitting inside it.
+        span.follows_from(tracing::Span::current());
+        let acquiring_span = span.clone();
+        tokio::spawn(
+            async move {
+                // The provider runs in a task of its own so that a panic in it (a bug, or a
+                // custom provider's) becomes an error for the waiters instead of a flight that
+                // never lands and leaves every later caller waiting on a dead channel.
+                let acquiring = Arc::clone(&inner);
+                let result = tokio::spawn(
+                    async move { acquiring.acquire(&request).await }.instrument(acquiring_span),
+                )
                 .await
                 .unwrap_or_else(|_| {
                     Err(Error::credential(
                         "the credential panicked while getting a token; the next call tries again",
                     ))
                 });
-            inner.settle(&slot, &result);
-            // Receivers may all be gone (callers cancelled); the cache is updated regardless.
-            let _ = tx.send(Some(result));
-        });
+                inner.settle(&slot, &result);
+                // Receivers may all be gone (callers cancelled); the cache is updated regardless.
+                let _ = tx.send(Some(result));
+            }
+            .instrument(span),
+        );
         rx
     }
 
     /// One acquisition with the retry policy of docs/protocol.md §5.
     async fn acquire(&self, request: &TokenRequest) -> Result<AccessToken> {
+        let result = self.attempts(request).await;
+        let span = tracing::Span::current();
+        match &result {
+            Ok(_) => {
+                span.record("outcome", "ok");
+            }
+            Err(e) => {
+                span.record("outcome", "error");
+                span.record("error", tracing::field::display(e.kind()));
+                if let Some(code) = e.as_entra().and_then(|entra| entra.error_codes.first()) {
+                    span.record("aadsts", tracing::field::display(format_args!("AADSTS{code}")));
+                }
+            }
+        }
+        result
+    }
+
+    async fn attempts(&self, request: &TokenRequest) -> Result<AccessToken> {
         let mut attempt = 0;
         loop {
-            let error = match self.provider.get_token(request).await {
-                Ok(token) => match self.check_sendable(&token) {
-                    Ok(()) => return Ok(token),
-                    Err(e) => e,
-                },
+            tracing::Span::current().record("attempts", attempt + 1);
+            let result = self
+                .provider
+                .get_token(request)
+                .await
+                .and_then(|token| self.check_sendable(&token).map(|()| token));
+            telemetry::token_request(&self.info.kind, result.as_ref().map(|_| ()));
+            let error = match result {
+                Ok(token) => return Ok(token),
                 Err(e) => e,
             };
             // A credential with its own retry schedule has already waited the outage out once.
@@ -638,6 +775,7 @@ impl Inner {
                 slot.set_token(
                     &mut state,
                     Some(token.clone()),
+                    now,
                     refresh_at,
                     self.options.expiry_margin,
                 );
