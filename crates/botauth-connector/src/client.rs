@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use botauth_core::service_url::{ServiceUrl, ServiceUrlAllowList};
+use botauth_core::telemetry;
 use botauth_core::{
     AccessToken, BotAuthConfig, Clock, Cloud, Dialect, Error, Result, SystemClock, TokenRequest,
 };
@@ -12,6 +13,7 @@ use botauth_token::TokenManager;
 use botauth_token::http::{HttpOptions, build_client, read_body, retry_after, transport_error};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use crate::connections::{
     Connection, ConnectionMap, DEFAULT_CONNECTION_NAME, Unknown, top_level_connection_name,
@@ -528,12 +530,41 @@ impl ConnectorClient {
     /// - [`ConnectorError::Throttled`]: 429/503 after the allowed retries;
     /// - [`ConnectorError::Status`]: any other failure status, with the Connector's error body;
     /// - [`ConnectorError::Unavailable`]: transport failure, timeout, oversized answer.
+    ///
+    /// Each call is a `botauth.connector.send` span (INFO) with the service URL's host, the
+    /// connection, the HTTP attempts, the last status and the outcome; each attempt counts in
+    /// `botauth.connector.sends` and `http.client.request.duration` (feature `metrics`;
+    /// docs/observability.md). The conversation path is never recorded.
     pub async fn send(
         &self,
         target: &Target,
         activity: &Value,
     ) -> Result<ResourceResponse, ConnectorError> {
+        let span = tracing::info_span!(
+            "botauth.connector.send",
+            server.address = tracing::field::Empty,
+            connection = tracing::field::Empty,
+            attempts = 0u32,
+            http.response.status_code = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let result = self
+            .send_traced(target, activity)
+            .instrument(span.clone())
+            .await;
+        span.record("outcome", if result.is_ok() { "ok" } else { "error" });
+        result
+    }
+
+    /// [`send`](Self::send), inside its span.
+    async fn send_traced(
+        &self,
+        target: &Target,
+        activity: &Value,
+    ) -> Result<ResourceResponse, ConnectorError> {
+        let span = tracing::Span::current();
         let base = self.check_service_url(&target.service_url)?;
+        span.record("server.address", base.host());
         let url = format!("{}{}", base.as_str(), target.path()?);
         if !activity.is_object() {
             return Err(ConnectorError::InvalidArgument {
@@ -543,6 +574,7 @@ impl ConnectorClient {
         }
         let body = activity.to_string().into_bytes();
         let connection = self.route(&target.service_url, target.inbound_audience.as_deref())?;
+        span.record("connection", connection.name());
         let request = Self::request_for(connection, &base, &target.audience)?;
         let tokens = connection.tokens();
         let scope = request.scopes.join(" ");
@@ -554,8 +586,12 @@ impl ConnectorClient {
         let mut token = tokens.get_token(&request).await.map_err(token_error)?;
         let mut refreshed = false;
         let mut retries = 0u32;
+        let mut attempts = 0u32;
         loop {
+            attempts += 1;
+            span.record("attempts", attempts);
             let (status, headers, bytes) = self.post(&base, &url, &token, &body).await?;
+            span.record("http.response.status_code", status);
             tracing::debug!(
                 host = base.host(),
                 connection = connection.name(),
@@ -687,15 +723,22 @@ impl ConnectorClient {
         authorization.set_sensitive(true);
         // Errors name the service URL, never the conversation path (it identifies users).
         let endpoint = base.as_str();
-        let response = inner
+        let started = std::time::Instant::now();
+        let sent = inner
             .http
             .post(url)
             .header(AUTHORIZATION, authorization)
             .header(CONTENT_TYPE, "application/json; charset=utf-8")
             .body(body.to_vec())
             .send()
-            .await
-            .map_err(|e| unavailable(transport_error(endpoint, e, inner.options.timeout)))?;
+            .await;
+        record_attempt(
+            base.host(),
+            sent.as_ref().ok().map(|r| r.status().as_u16()),
+            started.elapsed(),
+        );
+        let response =
+            sent.map_err(|e| unavailable(transport_error(endpoint, e, inner.options.timeout)))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = read_body(
@@ -708,6 +751,31 @@ impl ConnectorClient {
         .map_err(unavailable)?;
         Ok((status, headers, bytes))
     }
+}
+
+/// Counts one HTTP attempt to the Bot Connector and its duration (docs/observability.md).
+fn record_attempt(host: &str, status: Option<u16>, took: Duration) {
+    if !telemetry::ENABLED {
+        return;
+    }
+    let status = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+    telemetry::counter(
+        telemetry::CONNECTOR_SENDS,
+        &[
+            ("server.address", host),
+            ("http.response.status_code", &status),
+        ],
+    )
+    .increment(1);
+    telemetry::histogram(
+        telemetry::HTTP_CLIENT_REQUEST_DURATION,
+        &[
+            ("http.request.method", "POST"),
+            ("server.address", host),
+            ("http.response.status_code", &status),
+        ],
+    )
+    .record_duration(took);
 }
 
 /// `{app id}/.default`: the token a skill replies to its caller with.

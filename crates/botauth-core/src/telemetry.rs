@@ -171,5 +171,57 @@ pub fn token_request(credential: &str, result: Result<(), &crate::Error>) {
     .increment(1);
 }
 
+/// The host of `url` (no scheme, user, port or path): the `server.address` label.
+pub fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    match host.strip_prefix('[') {
+        // An IPv6 literal: up to its closing bracket.
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    }
+}
+
 /// Whether metrics are recorded in this build (the `metrics` feature).
 pub const ENABLED: bool = cfg!(feature = "metrics");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_of_takes_the_host_alone() {
+        for (url, host) in [
+            (
+                "https://login.botframework.com/v1/.well-known/keys",
+                "login.botframework.com",
+            ),
+            ("http://127.0.0.1:8080/path?q=1", "127.0.0.1"),
+            ("https://user:pw@example.com:443/", "example.com"),
+            ("http://[::1]:3978/api", "::1"),
+            (
+                "https://smba.trafficmanager.net#frag",
+                "smba.trafficmanager.net",
+            ),
+            ("no-scheme.example/x", "no-scheme.example"),
+            ("", ""),
+        ] {
+            assert_eq!(host_of(url), host, "{url}");
+        }
+    }
+
+    /// Without the feature the handles are empty and recording is a no-op; with it and no
+    /// recorder installed, the same.
+    #[test]
+    fn recording_without_a_recorder_is_harmless() {
+        counter(TOKEN_REQUESTS, &[("credential", "x")]).increment(1);
+        histogram(TOKEN_AGE, &[]).record_duration(Duration::from_secs(1));
+        Counter::default().increment(1);
+        Histogram::default().record_duration(Duration::ZERO);
+        token_request("client_secret", Ok(()));
+        assert_eq!(ENABLED, cfg!(feature = "metrics"));
+    }
+}

@@ -6,11 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use async_trait::async_trait;
+use botauth_core::telemetry;
 use botauth_core::{
     AccessToken, Clock, CredentialInfo, CredentialProvider, Error, Result, SystemClock,
     TokenRequest,
 };
-use botauth_core::telemetry;
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
@@ -447,6 +447,11 @@ impl TokenManager {
     }
 }
 
+/// How long `token` has left at `now`.
+fn lead(token: &AccessToken, now: SystemTime) -> Duration {
+    token.expires_on.duration_since(now).unwrap_or_default()
+}
+
 async fn wait(mut rx: watch::Receiver<Outcome>) -> Result<AccessToken> {
     match rx.wait_for(Option::is_some).await {
         Ok(outcome) => outcome.clone().unwrap_or_else(|| Err(abandoned())),
@@ -580,7 +585,7 @@ impl Inner {
                         && state.held(now).is_none()
                     {
                         tracing::debug!(key = %self.cache_key(request), "refreshing token ahead of expiry");
-                        self.start_flight(slot, &mut state);
+                        self.start_flight(slot, &mut state, Some(lead(&token, now)));
                     }
                     return Ok(Plan::Ready(token, TokenSource::CacheRefreshing));
                 }
@@ -606,12 +611,15 @@ impl Inner {
                 }
             }
         }
+        // A token still held (forced out, or no longer usable) is being refreshed: how long it
+        // had left.
+        let lead = state.token.as_ref().map(|t| lead(t, now));
         if force {
             slot.drop_token(&mut state);
         }
         let rx = match &state.flight {
             Some(rx) => rx.clone(),
-            None => self.start_flight(slot, &mut state),
+            None => self.start_flight(slot, &mut state, lead),
         };
         Ok(Plan::Wait(rx))
     }
@@ -631,10 +639,13 @@ impl Inner {
         )
     }
 
+    /// Starts the one token request for `slot`'s key; `lead` is the time the token it replaces
+    /// had left, when it replaces one.
     fn start_flight(
         self: &Arc<Self>,
         slot: &Arc<Slot>,
         state: &mut State,
+        lead: Option<Duration>,
     ) -> watch::Receiver<Outcome> {
         let (tx, rx) = watch::channel(None);
         state.flight = Some(rx.clone());
@@ -646,12 +657,7 @@ impl Inner {
             Some(t) => request.tenant(t.clone()),
             None => request,
         };
-        // A refresh of a token still held: how long it had left (`botauth.token.refresh.lead_time`).
-        let now = self.clock.now();
-        let lead = state
-            .token
-            .as_ref()
-            .map(|t| t.expires_on.duration_since(now).unwrap_or_default());
+        // A refresh: how long the old token had left (`botauth.token.refresh.lead_time`).
         if let Some(lead) = lead {
             self.lead_time.record_duration(lead);
         }
@@ -705,7 +711,10 @@ impl Inner {
                 span.record("outcome", "error");
                 span.record("error", tracing::field::display(e.kind()));
                 if let Some(code) = e.as_entra().and_then(|entra| entra.error_codes.first()) {
-                    span.record("aadsts", tracing::field::display(format_args!("AADSTS{code}")));
+                    span.record(
+                        "aadsts",
+                        tracing::field::display(format_args!("AADSTS{code}")),
+                    );
                 }
             }
         }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use botauth_core::Clock;
+use botauth_core::{Clock, telemetry};
 use botauth_token::http::{
     HttpOptions, build_client, display_endpoint, read_body, transport_error,
 };
@@ -18,6 +18,7 @@ use openssl::pkey::{PKey, Public};
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::{Padding, Rsa};
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use crate::error::{Error, Result};
 use crate::token::Algorithm;
@@ -528,6 +529,8 @@ impl KeyCache {
         due: impl FnOnce(&State, SystemTime) -> bool + Send + 'static,
     ) {
         let this = Arc::clone(self);
+        // The fetch's span sits inside the caller's (a validation's), though it runs in a task.
+        let caller = tracing::Span::current();
         let task = tokio::spawn(async move {
             let _guard = match lock {
                 Lock::Wait => Arc::clone(&this.fetch_lock).lock_owned().await,
@@ -538,7 +541,14 @@ impl KeyCache {
             };
             let now = this.clock.now();
             if this.read(|s| due(s, now)) {
-                this.fetch_and_store().await;
+                let span = tracing::info_span!(
+                    parent: &caller,
+                    "botauth.keys.fetch",
+                    server.address = telemetry::host_of(&this.metadata_url),
+                    outcome = tracing::field::Empty,
+                    keys = tracing::field::Empty,
+                );
+                this.fetch_and_store().instrument(span).await;
             }
         });
         // The task stores its own result; a panic in it has already been reported by tokio.
@@ -577,6 +587,20 @@ impl KeyCache {
     async fn fetch_and_store(&self) {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let result = self.fetch().await;
+        let span = tracing::Span::current();
+        let outcome = if result.is_ok() { "success" } else { "failure" };
+        span.record("outcome", outcome);
+        if let Ok(keys) = &result {
+            span.record("keys", keys.len());
+        }
+        telemetry::counter(
+            telemetry::KEY_FETCHES,
+            &[
+                ("server.address", telemetry::host_of(&self.metadata_url)),
+                ("outcome", outcome),
+            ],
+        )
+        .increment(1);
         let now = self.clock.now();
         self.write(|s| {
             s.attempts += 1;

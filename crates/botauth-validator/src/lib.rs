@@ -15,6 +15,7 @@ mod memo;
 mod profile;
 mod rules;
 mod service;
+mod telemetry;
 mod token;
 mod validator;
 mod verified;

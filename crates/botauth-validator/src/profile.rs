@@ -325,6 +325,19 @@ pub enum ProfileKind {
     Skill,
 }
 
+impl ProfileKind {
+    /// `bot_service`, `entra`, `emulator` or `skill` (as serialized; the `profile` field of the
+    /// `botauth.validate` span).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileKind::BotService => "bot_service",
+            ProfileKind::Entra => "entra",
+            ProfileKind::Emulator => "emulator",
+            ProfileKind::Skill => "skill",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 use tower_service::Service;
+use tracing::Instrument as _;
 
 use crate::activity::VerifiedActivity;
 use crate::error::Error;
@@ -92,6 +93,20 @@ async fn authenticate(
     validator: &Validator,
     headers: &http::HeaderMap,
 ) -> Result<VerifiedToken, Error> {
+    // Bound first: a `match` around the await would keep the `Result` in the future.
+    let value = match authorization(validator, headers) {
+        Ok(value) => value,
+        // Counted here; the validator counts its own refusals.
+        Err(e) => return validator.counted(Err(e)),
+    };
+    validator.verify_header(Some(value)).await
+}
+
+/// The request's one `Authorization` header, within the size limit and visible ASCII.
+fn authorization<'h>(
+    validator: &Validator,
+    headers: &'h http::HeaderMap,
+) -> Result<&'h str, Error> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next().ok_or(Error::MissingToken)?;
     if values.next().is_some() {
@@ -104,9 +119,8 @@ async fn authenticate(
             limit,
         });
     }
-    let value = visible_ascii(value)
-        .ok_or_else(|| Error::malformed("the Authorization header is not visible ASCII"))?;
-    validator.verify_header(Some(value)).await
+    visible_ascii(value)
+        .ok_or_else(|| Error::malformed("the Authorization header is not visible ASCII"))
 }
 
 /// The value as text when every byte of it is visible ASCII or a tab, as
@@ -202,9 +216,20 @@ where
             // header is borrowed, not copied: a caller who cannot authenticate costs us its
             // headers (which the server has already bounded) and no more. Its body stays
             // unread, and the server closes the connection after the 401.
-            let token = match authenticate(&validator, &parts.headers).await {
+            // The validation's span (DEBUG; docs/observability.md): the token check, and the
+            // activity's checks once the body is in. Reading the body is not in it.
+            let span = crate::telemetry::validate_span();
+            let token = match authenticate(&validator, &parts.headers)
+                .instrument(span.clone())
+                .await
+            {
                 Ok(token) => token,
-                Err(e) => return Ok(rejection(&e)),
+                Err(e) => {
+                    return Ok(span.in_scope(|| {
+                        crate::telemetry::outcome(None, Some(&e));
+                        rejection(&e)
+                    }));
+                }
             };
             let bytes = match read_body(body, limits).await {
                 Ok(bytes) => bytes,
@@ -220,11 +245,19 @@ where
                 }
             };
             // Absent fields become "" so that they match no claim: the layer always checks.
-            let claims =
-                match validator.check_activity(&token, ActivityInfo::from_activity(&activity)) {
-                    Ok(claims) => claims,
-                    Err(e) => return Ok(rejection(&e)),
-                };
+            // Matched in place: a named `Result` would keep its room in the future (through
+            // the handler's await below) even after it was moved out.
+            let claims = match span.in_scope(|| {
+                let result =
+                    validator.check_activity(&token, ActivityInfo::from_activity(&activity));
+                crate::validator::traced(&result);
+                result
+            }) {
+                Ok(claims) => claims,
+                Err(e) => return Ok(span.in_scope(|| rejection(&e))),
+            };
+            // Not kept while the handler runs: its spans are the application's.
+            drop(span);
             parts
                 .extensions
                 .insert(VerifiedActivity::new(claims, activity));

@@ -1,6 +1,7 @@
 //! The [`Validator`]: trust profiles, key caches and the verified-token cache of one bot.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,6 +10,7 @@ use arc_swap::ArcSwapOption;
 use botauth_core::{BotAuthConfig, Clock, Cloud, SystemClock};
 use botauth_token::http::HttpOptions;
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use crate::check::{ClaimsCheck, ClaimsChecks, ClaimsRejection};
 use crate::claims::{BotClaims, Parts};
@@ -20,6 +22,7 @@ use crate::profile::{
     SkillProfile, bot_framework_tenants,
 };
 use crate::rules;
+use crate::telemetry;
 use crate::token::{self, Algorithm, Limits, PayloadBuf};
 use crate::verified::{Verified, VerifiedCache, VerifiedToken};
 
@@ -610,6 +613,7 @@ impl ValidatorBuilder {
                 verified: VerifiedCache::new(self.verified_capacity, self.verified_bytes),
                 known_header: ArcSwapOption::empty(),
                 checks: self.checks,
+                metrics: telemetry::Metrics::new(),
             }),
         })
     }
@@ -679,6 +683,16 @@ struct Inner {
     /// The header of the last token whose signature verified (see [`token::KnownHeader`]).
     known_header: ArcSwapOption<token::KnownHeader>,
     checks: ClaimsChecks,
+    /// Metric handles, registered when the validator was built (docs/observability.md).
+    metrics: telemetry::Metrics,
+}
+
+/// Records how a validation ended on its `botauth.validate` span.
+pub(crate) fn traced(result: &Result<BotClaims>) {
+    telemetry::outcome(
+        result.as_ref().ok().map(|c| c.profile().as_str()),
+        result.as_ref().err(),
+    );
 }
 
 /// What [`Validator::verify_new`] made of a token.
@@ -772,22 +786,48 @@ impl Validator {
     /// Validates an `Authorization` header value (`None` when the request had none) against an
     /// activity: [`verify_header`](Self::verify_header), then
     /// [`check_activity`](Self::check_activity).
-    pub async fn validate_header(
-        &self,
-        authorization: Option<&str>,
-        activity: ActivityInfo<'_>,
-    ) -> Result<BotClaims> {
-        let token = self.verify_header(authorization).await?;
-        // Ours, and its time judged a moment ago.
-        self.activity_checks(&token, activity)
+    pub fn validate_header<'a>(
+        &'a self,
+        authorization: Option<&'a str>,
+        activity: ActivityInfo<'a>,
+    ) -> impl Future<Output = Result<BotClaims>> + Send + 'a {
+        // A plain function returning the instrumented block: an `async fn` around it would keep
+        // the arguments a second time in every request's future.
+        async move {
+            let result = match self.verify_header(authorization).await {
+                // Ours, and its time judged a moment ago.
+                Ok(token) => self.activity_checks(&token, activity),
+                Err(e) => Err(e),
+            };
+            traced(&result);
+            result
+        }
+        .instrument(telemetry::validate_span())
     }
 
     /// Validates a bare token against an activity: [`verify_token`](Self::verify_token), then
     /// [`check_activity`](Self::check_activity).
-    pub async fn validate(&self, token: &str, activity: ActivityInfo<'_>) -> Result<BotClaims> {
-        let token = self.verify_token(token).await?;
-        // Ours, and its time judged a moment ago.
-        self.activity_checks(&token, activity)
+    ///
+    /// Each call is a `botauth.validate` span (DEBUG level) with the profile, where the
+    /// verification came from, the outcome and the rejection's kind; the same counts go to the
+    /// `botauth.validations` and `botauth.validation.cache.lookups` metrics (feature `metrics`;
+    /// docs/observability.md).
+    pub fn validate<'a>(
+        &'a self,
+        token: &'a str,
+        activity: ActivityInfo<'a>,
+    ) -> impl Future<Output = Result<BotClaims>> + Send + 'a {
+        // See `validate_header`.
+        async move {
+            let result = match self.verify_token(token).await {
+                // Ours, and its time judged a moment ago.
+                Ok(token) => self.activity_checks(&token, activity),
+                Err(e) => Err(e),
+            };
+            traced(&result);
+            result
+        }
+        .instrument(telemetry::validate_span())
     }
 
     /// The first half of [`validate_header`](Self::validate_header), for servers that
@@ -795,6 +835,17 @@ impl Validator {
     /// a few bytes for the scheme) before anything else, then `Bearer <one token>` (docs/protocol.md
     /// §6 rule 1), then [`verify_token`](Self::verify_token).
     pub async fn verify_header(&self, authorization: Option<&str>) -> Result<VerifiedToken> {
+        // Bound first: a `match` around the await would keep the `Result` (and its error's
+        // room) in the future.
+        let token = match self.bearer(authorization) {
+            Ok(token) => token,
+            Err(e) => return self.counted(Err(e)),
+        };
+        self.verify_token(token).await
+    }
+
+    /// The token of an `Authorization` header: its size, then `Bearer <one token>`.
+    fn bearer<'h>(&self, authorization: Option<&'h str>) -> Result<&'h str> {
         let header = authorization.ok_or(Error::MissingToken)?;
         let limit = self.max_authorization_bytes();
         if header.len() > limit {
@@ -803,7 +854,7 @@ impl Validator {
                 limit,
             });
         }
-        self.verify_token(token::bearer(header)?).await
+        token::bearer(header)
     }
 
     /// The first half of [`validate`](Self::validate): everything that does not need the
@@ -815,12 +866,14 @@ impl Validator {
     /// The result must still go through [`check_activity`](Self::check_activity) with the
     /// request's activity before the request is trusted.
     pub async fn verify_token(&self, token: &str) -> Result<VerifiedToken> {
+        // Refusals are counted where they happen (`counted`): a wrapper around this function
+        // would add its own state to the future every request builds.
         let inner = &*self.inner;
         if token.len() > inner.limits.max_token_bytes {
-            return Err(Error::TooLarge {
+            return self.counted(Err(Error::TooLarge {
                 part: "token",
                 limit: inner.limits.max_token_bytes,
-            });
+            }));
         }
         let cache = &inner.verified;
         // One clock reading for the whole check.
@@ -828,7 +881,8 @@ impl Validator {
         let now = unix(at);
         // This thread's copy first: a hit there writes to no memory other threads use.
         if let Some(result) = cache.memo_get(token, |v, key| self.recheck(v, key, now)) {
-            return result;
+            inner.metrics.memo();
+            return self.counted(result);
         }
         let slot = cache.slot(token);
         if let Some(hit) = cache.get(slot, token) {
@@ -838,19 +892,25 @@ impl Validator {
                     if result.is_ok() {
                         cache.memo_offer(slot, token, &hit, &key);
                     }
-                    return result;
+                    inner.metrics.hit();
+                    return self.counted(result);
                 }
                 // The key was withdrawn (or went stale): judge the token afresh.
                 None => cache.remove(slot, token),
             }
         }
+        inner.metrics.miss();
         // Bound first: a `match` on the call would keep its `Result` in the future's state.
-        let outcome = self.verify_new(token, at, now)?;
+        let outcome = match self.verify_new(token, at, now) {
+            Ok(outcome) => outcome,
+            Err(e) => return self.counted(Err(e)),
+        };
         let (verified, now) = match outcome {
             Verification::Done(verified) => (verified, now),
-            Verification::Awaiting(verified) => {
-                (Arc::new(verified.await?), unix(inner.clock.now()))
-            }
+            Verification::Awaiting(verified) => match verified.await {
+                Ok(verified) => (Arc::new(verified), unix(inner.clock.now())),
+                Err(e) => return self.counted(Err(e)),
+            },
         };
         // Kept from its second verification on: a token seen once is not worth a copy.
         if cache.admit(slot) {
@@ -861,6 +921,14 @@ impl Validator {
             refetched_key: None,
             validator: inner.id,
         })
+    }
+
+    /// `result`, its refusal counted (`botauth.validations`).
+    pub(crate) fn counted<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result {
+            self.inner.metrics.ended(Some(e));
+        }
+        result
     }
 
     /// The second half of [`validate`](Self::validate): the rules that need the activity, run
@@ -878,16 +946,23 @@ impl Validator {
         activity: ActivityInfo<'_>,
     ) -> Result<BotClaims> {
         let inner = &*self.inner;
-        if token.validator != inner.id {
-            return Err(Error::config(
+        let early = if token.validator != inner.id {
+            Err(Error::config(
                 "verified_token",
                 "the token was verified by another Validator; check it with the validator that \
                  verified it",
-            ));
+            ))
+        } else {
+            let v = &token.verified;
+            rules::check_time(unix(inner.clock.now()), v.nbf, v.exp, inner.skew)
+        };
+        match early {
+            Ok(()) => self.activity_checks(token, activity),
+            Err(e) => {
+                inner.metrics.ended(Some(&e));
+                Err(e)
+            }
         }
-        let v = &token.verified;
-        rules::check_time(unix(inner.clock.now()), v.nbf, v.exp, inner.skew)?;
-        self.activity_checks(token, activity)
     }
 
     /// `check_activity` after the validator and the time: the activity rules, then the claims
@@ -898,14 +973,17 @@ impl Validator {
         activity: ActivityInfo<'_>,
     ) -> Result<BotClaims> {
         let claims = &token.verified.claims;
-        self.activity_rules(
-            claims.service_url(),
-            token.key(),
-            claims.profile(),
-            activity,
-        )?;
-        self.inner.checks.run(claims, &activity)?;
-        Ok(claims.clone())
+        let result = self
+            .activity_rules(
+                claims.service_url(),
+                token.key(),
+                claims.profile(),
+                activity,
+            )
+            .and_then(|()| Ok(self.inner.checks.run(claims, &activity)?))
+            .map(|()| claims.clone());
+        self.inner.metrics.ended(result.as_ref().err());
+        result
     }
 
     /// Re-judges a cached verification: `exp`/`nbf` against the clock, and the key still
@@ -1193,6 +1271,19 @@ mod tests {
         assert!(size_of_val(&verify) <= 96, "{}", size_of_val(&verify));
         let validate = v.validate("x", ActivityInfo::new("a", "b"));
         assert!(size_of_val(&validate) <= 224, "{}", size_of_val(&validate));
+        let verify_header = v.verify_header(Some("Bearer x"));
+        assert!(
+            size_of_val(&verify_header) <= 128,
+            "{}",
+            size_of_val(&verify_header)
+        );
+        // The `botauth.validate` span (40 bytes) is in these two.
+        let validate_header = v.validate_header(Some("Bearer x"), ActivityInfo::new("a", "b"));
+        assert!(
+            size_of_val(&validate_header) <= 256,
+            "{}",
+            size_of_val(&validate_header)
+        );
     }
 
     const APP: &str = "9e1f3c2a-0000-4000-8000-00000000b07a";
