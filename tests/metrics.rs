@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use botauth::{BotAuth, BotAuthConfig};
 use botauth_e2e::{RunningBot, sandbox_env};
@@ -36,7 +36,10 @@ struct Values(Mutex<Vec<f64>>);
 
 impl HistogramFn for Values {
     fn record(&self, value: f64) {
-        self.0.lock().unwrap().push(value);
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(value);
     }
 }
 
@@ -62,7 +65,7 @@ impl Recorder for Captured {
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        let mut counters = self.counters.lock().unwrap();
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         Counter::from_arc(Arc::clone(counters.entry(name_of(key)).or_default()))
     }
 
@@ -71,7 +74,10 @@ impl Recorder for Captured {
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        let mut histograms = self.histograms.lock().unwrap();
+        let mut histograms = self
+            .histograms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         Histogram::from_arc(Arc::clone(histograms.entry(name_of(key)).or_default()))
     }
 }
@@ -80,7 +86,7 @@ impl Captured {
     fn counter(&self, name: &str) -> u64 {
         self.counters
             .lock()
-            .unwrap()
+            .unwrap_or_else(PoisonError::into_inner)
             .get(name)
             .map_or(0, |c| c.0.load(Ordering::Relaxed))
     }
@@ -88,16 +94,18 @@ impl Captured {
     fn values(&self, name: &str) -> Vec<f64> {
         self.histograms
             .lock()
-            .unwrap()
+            .unwrap_or_else(PoisonError::into_inner)
             .get(name)
-            .map_or_else(Vec::new, |h| h.0.lock().unwrap().clone())
+            .map_or_else(Vec::new, |h| {
+                h.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+            })
     }
 
     /// Every counter whose name starts with `prefix`, with its value (non-zero ones).
     fn counters(&self, prefix: &str) -> Vec<(String, u64)> {
         self.counters
             .lock()
-            .unwrap()
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .filter(|(name, _)| name.starts_with(prefix))
             .map(|(name, c)| (name.clone(), c.0.load(Ordering::Relaxed)))

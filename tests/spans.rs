@@ -6,7 +6,7 @@
 //! One test in this binary: the subscriber is process-wide.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use botauth::{BotAuth, BotAuthConfig};
 use botauth_e2e::{RunningBot, assert_absent, jwt_and_parts, sandbox_env};
@@ -55,7 +55,7 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
             ..Seen::default()
         };
         attrs.record(&mut seen);
-        let mut all = self.0.lock().unwrap();
+        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         all.push(seen);
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(Index(all.len() - 1));
@@ -65,7 +65,7 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
             if let Some(Index(i)) = span.extensions().get::<Index>() {
-                values.record(&mut self.0.lock().unwrap()[*i]);
+                values.record(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner)[*i]);
             }
         }
     }
@@ -73,13 +73,13 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
 
 impl Spans {
     fn named(&self, name: &str) -> Vec<Seen> {
-        let all = self.0.lock().unwrap();
+        let all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         all.iter().filter(|s| s.name == name).cloned().collect()
     }
 
     /// Every field value of every span, as one text.
     fn text(&self) -> String {
-        let all = self.0.lock().unwrap();
+        let all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         all.iter()
             .flat_map(|s| s.fields.values().cloned())
             .collect::<Vec<_>>()
