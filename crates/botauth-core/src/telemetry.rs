@@ -5,9 +5,9 @@
 //! is on, to whatever recorder the application installed (a Prometheus exporter, an
 //! OpenTelemetry bridge, …); without the feature every handle here is empty and every call
 //! compiles to nothing. Names follow the OpenTelemetry conventions (dot-separated, lower case,
-//! seconds for durations, no `_total`: a Prometheus exporter writes `botauth_token_requests_total`
-//! for [`TOKEN_REQUESTS`]); where a semantic convention exists it is used
-//! ([`HTTP_CLIENT_REQUEST_DURATION`]).
+//! seconds for durations; a Prometheus exporter turns the dots into underscores:
+//! `botauth_token_requests` for [`TOKEN_REQUESTS`]); where a semantic convention exists it is
+//! used ([`HTTP_CLIENT_REQUEST_DURATION`]).
 //!
 //! No label or span field ever holds a secret, a token, an assertion or a conversation path:
 //! labels are credential kinds, outcomes, error kinds, `AADSTS` codes, host names and status
