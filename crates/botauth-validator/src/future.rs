@@ -12,6 +12,8 @@ pub struct ResponseFuture<T, E> {
 
 impl<T, E> ResponseFuture<T, E> {
     pub(crate) fn new(inner: impl Future<Output = Result<T, E>> + Send + 'static) -> Self {
+        #[cfg(test)]
+        BUILT.with(|b| b.set(size_of_val(&inner)));
         ResponseFuture {
             inner: Box::pin(inner),
         }
@@ -30,4 +32,10 @@ impl<T, E> fmt::Debug for ResponseFuture<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The size of the last future boxed on this thread.
+    pub(crate) static BUILT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }

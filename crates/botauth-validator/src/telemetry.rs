@@ -16,15 +16,21 @@ use crate::error::{Error, ErrorKind};
 /// The span's name.
 pub(crate) const VALIDATE: &str = "botauth.validate";
 
-/// A new `botauth.validate` span: nothing is recorded unless a subscriber takes DEBUG spans.
-pub(crate) fn validate_span() -> Span {
-    tracing::debug_span!(
+/// A new `botauth.validate` span, or `None` when no subscriber takes DEBUG spans: then the
+/// validation runs without one (creating and entering a disabled span cost a cache hit a tenth
+/// of its time).
+pub(crate) fn validate_span() -> Option<Span> {
+    if !tracing::level_enabled!(tracing::Level::DEBUG) {
+        return None;
+    }
+    let span = tracing::debug_span!(
         "botauth.validate",
         profile = tracing::field::Empty,
         source = tracing::field::Empty,
         outcome = tracing::field::Empty,
         reason = tracing::field::Empty,
-    )
+    );
+    (!span.is_disabled()).then_some(span)
 }
 
 /// The current span when it is a `botauth.validate` span (an application's own span with a

@@ -1,7 +1,6 @@
 //! The [`Validator`]: trust profiles, key caches and the verified-token cache of one bot.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -687,8 +686,8 @@ struct Inner {
     metrics: telemetry::Metrics,
 }
 
-/// Records how a validation ended on its `botauth.validate` span.
-pub(crate) fn traced(result: &Result<BotClaims>) {
+/// Records how a validation ended on the current `botauth.validate` span.
+pub(crate) fn record_outcome(result: &Result<BotClaims>) {
     telemetry::outcome(
         result.as_ref().ok().map(|c| c.profile().as_str()),
         result.as_ref().err(),
@@ -786,23 +785,32 @@ impl Validator {
     /// Validates an `Authorization` header value (`None` when the request had none) against an
     /// activity: [`verify_header`](Self::verify_header), then
     /// [`check_activity`](Self::check_activity).
-    pub fn validate_header<'a>(
-        &'a self,
-        authorization: Option<&'a str>,
-        activity: ActivityInfo<'a>,
-    ) -> impl Future<Output = Result<BotClaims>> + Send + 'a {
-        // A plain function returning the instrumented block: an `async fn` around it would keep
-        // the arguments a second time in every request's future.
-        async move {
-            let result = match self.verify_header(authorization).await {
+    pub async fn validate_header(
+        &self,
+        authorization: Option<&str>,
+        activity: ActivityInfo<'_>,
+    ) -> Result<BotClaims> {
+        let Some(span) = telemetry::validate_span() else {
+            return match self.verify_header(authorization).await {
                 // Ours, and its time judged a moment ago.
                 Ok(token) => self.activity_checks(&token, activity),
                 Err(e) => Err(e),
             };
-            traced(&result);
-            result
-        }
-        .instrument(telemetry::validate_span())
+        };
+        // Boxed: the traced path is taken only when a subscriber wants DEBUG spans, and must not
+        // make every request's future larger.
+        Box::pin(
+            async move {
+                let result = match self.verify_header(authorization).await {
+                    Ok(token) => self.activity_checks(&token, activity),
+                    Err(e) => Err(e),
+                };
+                record_outcome(&result);
+                result
+            }
+            .instrument(span),
+        )
+        .await
     }
 
     /// Validates a bare token against an activity: [`verify_token`](Self::verify_token), then
@@ -812,22 +820,27 @@ impl Validator {
     /// verification came from, the outcome and the rejection's kind; the same counts go to the
     /// `botauth.validations` and `botauth.validation.cache.lookups` metrics (feature `metrics`;
     /// docs/observability.md).
-    pub fn validate<'a>(
-        &'a self,
-        token: &'a str,
-        activity: ActivityInfo<'a>,
-    ) -> impl Future<Output = Result<BotClaims>> + Send + 'a {
-        // See `validate_header`.
-        async move {
-            let result = match self.verify_token(token).await {
+    pub async fn validate(&self, token: &str, activity: ActivityInfo<'_>) -> Result<BotClaims> {
+        let Some(span) = telemetry::validate_span() else {
+            return match self.verify_token(token).await {
                 // Ours, and its time judged a moment ago.
                 Ok(token) => self.activity_checks(&token, activity),
                 Err(e) => Err(e),
             };
-            traced(&result);
-            result
-        }
-        .instrument(telemetry::validate_span())
+        };
+        // Boxed: see `validate_header`.
+        Box::pin(
+            async move {
+                let result = match self.verify_token(token).await {
+                    Ok(token) => self.activity_checks(&token, activity),
+                    Err(e) => Err(e),
+                };
+                record_outcome(&result);
+                result
+            }
+            .instrument(span),
+        )
+        .await
     }
 
     /// The first half of [`validate_header`](Self::validate_header), for servers that
@@ -1277,7 +1290,6 @@ mod tests {
             "{}",
             size_of_val(&verify_header)
         );
-        // The `botauth.validate` span (40 bytes) is in these two.
         let validate_header = v.validate_header(Some("Bearer x"), ActivityInfo::new("a", "b"));
         assert!(
             size_of_val(&validate_header) <= 256,
