@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use botauth::{BotAuth, BotAuthConfig};
-use botauth_e2e::{RunningBot, sandbox_env};
+use botauth_e2e::{RunningBot, sandbox_auth_with_secret};
 use botauth_sandbox::{DemoCredential, Sandbox};
 use metrics::{
     Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
@@ -216,15 +215,7 @@ async fn the_two_way_flow_is_counted() {
     assert!((3000.0..=3600.0).contains(&leads[0]), "{leads:?}");
 
     // A wrong secret: refused by the sandbox's Entra with AADSTS7000215, counted with its code.
-    let vars = sandbox_env(&sandbox).into_iter().map(|(k, v)| {
-        let v = if k == "CLIENT_SECRET" {
-            "wrong".to_owned()
-        } else {
-            v
-        };
-        (k, v)
-    });
-    let wrong = BotAuth::from_config(BotAuthConfig::from_vars(vars).unwrap()).unwrap();
+    let wrong = sandbox_auth_with_secret(&sandbox, "wrong");
     assert!(wrong.connector_token().await.is_err());
     assert_eq!(
         captured.counter(

@@ -8,8 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use botauth::{BotAuth, BotAuthConfig};
-use botauth_e2e::{RunningBot, assert_absent, jwt_and_parts, sandbox_env};
+use botauth_e2e::{RunningBot, assert_absent, jwt_and_parts, sandbox_auth_with_secret};
 use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DemoCredential, Sandbox};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -175,15 +174,7 @@ async fn the_two_way_flow_is_traced() {
     }
 
     // A wrong secret: Entra's refusal and its code on the acquisition's span.
-    let vars = sandbox_env(&sandbox).into_iter().map(|(k, v)| {
-        let v = if k == "CLIENT_SECRET" {
-            "wrong-secret-value".to_owned()
-        } else {
-            v
-        };
-        (k, v)
-    });
-    let wrong = BotAuth::from_config(BotAuthConfig::from_vars(vars).unwrap()).unwrap();
+    let wrong = sandbox_auth_with_secret(&sandbox, "wrong-secret-value");
     assert!(wrong.connector_token().await.is_err());
     let failed = spans.named("botauth.token.acquire");
     let f = failed.last().unwrap();

@@ -53,6 +53,21 @@ pub fn sandbox_auth(sandbox: &Sandbox) -> BotAuth {
     BotAuth::from_config(config).expect("sandbox credential")
 }
 
+/// A [`BotAuth`] for the sandbox's demo app with another client secret (a wrong one: Entra
+/// refuses it with AADSTS7000215).
+pub fn sandbox_auth_with_secret(sandbox: &Sandbox, secret: &str) -> BotAuth {
+    let vars = sandbox_env(sandbox).into_iter().map(|(k, v)| {
+        let v = if k == "CLIENT_SECRET" {
+            secret.to_owned()
+        } else {
+            v
+        };
+        (k, v)
+    });
+    let config = BotAuthConfig::from_vars(vars).expect("sandbox configuration");
+    BotAuth::from_config(config).expect("sandbox credential")
+}
+
 /// Everything written by `tracing`, kept in memory.
 #[derive(Debug, Clone, Default)]
 pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);

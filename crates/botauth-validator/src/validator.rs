@@ -1,6 +1,7 @@
 //! The [`Validator`]: trust profiles, key caches and the verified-token cache of one bot.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -785,32 +786,12 @@ impl Validator {
     /// Validates an `Authorization` header value (`None` when the request had none) against an
     /// activity: [`verify_header`](Self::verify_header), then
     /// [`check_activity`](Self::check_activity).
-    pub async fn validate_header(
-        &self,
-        authorization: Option<&str>,
-        activity: ActivityInfo<'_>,
-    ) -> Result<BotClaims> {
-        let Some(span) = telemetry::validate_span() else {
-            return match self.verify_header(authorization).await {
-                // Ours, and its time judged a moment ago.
-                Ok(token) => self.activity_checks(&token, activity),
-                Err(e) => Err(e),
-            };
-        };
-        // Boxed: the traced path is taken only when a subscriber wants DEBUG spans, and must not
-        // make every request's future larger.
-        Box::pin(
-            async move {
-                let result = match self.verify_header(authorization).await {
-                    Ok(token) => self.activity_checks(&token, activity),
-                    Err(e) => Err(e),
-                };
-                record_outcome(&result);
-                result
-            }
-            .instrument(span),
-        )
-        .await
+    pub fn validate_header<'a>(
+        &'a self,
+        authorization: Option<&'a str>,
+        activity: ActivityInfo<'a>,
+    ) -> impl Future<Output = Result<BotClaims>> + Send + 'a {
+        self.validated(move || self.verify_header(authorization), activity)
     }
 
     /// Validates a bare token against an activity: [`verify_token`](Self::verify_token), then
@@ -820,27 +801,48 @@ impl Validator {
     /// verification came from, the outcome and the rejection's kind; the same counts go to the
     /// `botauth.validations` and `botauth.validation.cache.lookups` metrics (feature `metrics`;
     /// docs/observability.md).
-    pub async fn validate(&self, token: &str, activity: ActivityInfo<'_>) -> Result<BotClaims> {
+    pub fn validate<'a>(
+        &'a self,
+        token: &'a str,
+        activity: ActivityInfo<'a>,
+    ) -> impl Future<Output = Result<BotClaims>> + Send + 'a {
+        self.validated(move || self.verify_token(token), activity)
+    }
+
+    /// `verify()`, then the activity's checks: a validation, inside a `botauth.validate` span
+    /// when a subscriber takes DEBUG spans. The verification is made in each branch (not passed
+    /// in made): a future passed by value is kept twice in this one.
+    async fn validated<F, V>(&self, verify: F, activity: ActivityInfo<'_>) -> Result<BotClaims>
+    where
+        F: FnOnce() -> V,
+        V: Future<Output = Result<VerifiedToken>>,
+    {
         let Some(span) = telemetry::validate_span() else {
-            return match self.verify_token(token).await {
-                // Ours, and its time judged a moment ago.
-                Ok(token) => self.activity_checks(&token, activity),
-                Err(e) => Err(e),
-            };
+            return self.checked(verify().await, activity);
         };
-        // Boxed: see `validate_header`.
+        // Boxed: the traced path is taken only when a subscriber wants DEBUG spans, and must not
+        // make every request's future larger.
         Box::pin(
             async move {
-                let result = match self.verify_token(token).await {
-                    Ok(token) => self.activity_checks(&token, activity),
-                    Err(e) => Err(e),
-                };
+                let result = self.checked(verify().await, activity);
                 record_outcome(&result);
                 result
             }
             .instrument(span),
         )
         .await
+    }
+
+    /// The activity's checks of a verification (ours, and its time judged a moment ago).
+    fn checked(
+        &self,
+        verified: Result<VerifiedToken>,
+        activity: ActivityInfo<'_>,
+    ) -> Result<BotClaims> {
+        match verified {
+            Ok(token) => self.activity_checks(&token, activity),
+            Err(e) => Err(e),
+        }
     }
 
     /// The first half of [`validate_header`](Self::validate_header), for servers that
