@@ -834,6 +834,7 @@ impl Validator {
     }
 
     /// The activity's checks of a verification (ours, and its time judged a moment ago).
+    #[inline]
     fn checked(
         &self,
         verified: Result<VerifiedToken>,
@@ -988,17 +989,21 @@ impl Validator {
         activity: ActivityInfo<'_>,
     ) -> Result<BotClaims> {
         let claims = &token.verified.claims;
-        let result = self
-            .activity_rules(
-                claims.service_url(),
-                token.key(),
-                claims.profile(),
-                activity,
-            )
-            .and_then(|()| Ok(self.inner.checks.run(claims, &activity)?))
-            .map(|()| claims.clone());
-        self.inner.metrics.ended(result.as_ref().err());
-        result
+        // Early returns, not a chain of closures over a `Result`: this runs on every request,
+        // and the chain cost a verified-token cache hit measurably.
+        if let Err(e) = self.activity_rules(
+            claims.service_url(),
+            token.key(),
+            claims.profile(),
+            activity,
+        ) {
+            return self.counted(Err(e));
+        }
+        if let Err(rejection) = self.inner.checks.run(claims, &activity) {
+            return self.counted(Err(rejection.into()));
+        }
+        self.inner.metrics.ended(None);
+        Ok(claims.clone())
     }
 
     /// Re-judges a cached verification: `exp`/`nbf` against the clock, and the key still
