@@ -962,23 +962,18 @@ impl Validator {
         activity: ActivityInfo<'_>,
     ) -> Result<BotClaims> {
         let inner = &*self.inner;
-        let early = if token.validator != inner.id {
-            Err(Error::config(
+        if token.validator != inner.id {
+            return self.counted(Err(Error::config(
                 "verified_token",
                 "the token was verified by another Validator; check it with the validator that \
                  verified it",
-            ))
-        } else {
-            let v = &token.verified;
-            rules::check_time(unix(inner.clock.now()), v.nbf, v.exp, inner.skew)
-        };
-        match early {
-            Ok(()) => self.activity_checks(token, activity),
-            Err(e) => {
-                inner.metrics.ended(Some(&e));
-                Err(e)
-            }
+            )));
         }
+        let v = &token.verified;
+        if let Err(e) = rules::check_time(unix(inner.clock.now()), v.nbf, v.exp, inner.skew) {
+            return self.counted(Err(e));
+        }
+        self.activity_checks(token, activity)
     }
 
     /// `check_activity` after the validator and the time: the activity rules, then the claims
