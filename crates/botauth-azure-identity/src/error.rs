@@ -2,10 +2,11 @@
 //!
 //! Azure → botauth: an `azure_core::Error` carries the HTTP answer it came from (status, headers,
 //! body) somewhere in its chain; botauth's typed errors are made from that answer with the same
-//! rules botauth's own clients apply (docs/protocol.md §2 and §5): 429 is `Throttled` with the
-//! server's `Retry-After`, 5xx (and the statuses an identity endpoint sends while it starts) is
-//! `Unavailable`, an Entra error document is `Rejected` with the `AADSTS` hint, and a transport
-//! failure is `Unavailable`. The Azure error stays in the chain as the cause, with its
+//! rules botauth's own clients apply (docs/protocol.md §2, §4 and §5): 429 is `Throttled` with
+//! the server's `Retry-After`, 5xx (and the statuses an identity endpoint sends while it starts)
+//! is `Unavailable`, an Entra error document is `Rejected` with the `AADSTS` hint, another 400,
+//! 401 or 403 (an identity endpoint's refusal) is a `Credential` error, and a transport failure
+//! is `Unavailable`. The Azure error stays in the chain as the cause, with its
 //! troubleshooting link.
 //!
 //! botauth → Azure: every failure is `ErrorKind::Credential`, the kind azure_identity's own
@@ -29,6 +30,19 @@ pub(crate) fn from_azure(error: azure_core::Error, info: &CredentialInfo) -> Err
     if let Some((status, raw)) = http_answer(&error) {
         return from_answer(error_source(error), &endpoint, status, raw);
     }
+    if let Some(code) = aadsts_code(&error) {
+        let hint = entra_hint(code)
+            .map(|h| format!(": {h}"))
+            .unwrap_or_default();
+        return Error::Credential {
+            message: format!(
+                "Entra ID refused the Azure credential `{}` (AADSTS{code}){hint}; the Azure SDK \
+                 could not read the rest of Entra's answer, whose text follows",
+                info.kind
+            ),
+            source: Some(error_source(error)),
+        };
+    }
     if kinds(&error).any(|k| matches!(k, AzureKind::Connection | AzureKind::Io)) {
         return Error::Unavailable {
             endpoint,
@@ -49,6 +63,40 @@ pub(crate) fn from_azure(error: azure_core::Error, info: &CredentialInfo) -> Err
     }
 }
 
+/// The `AADSTS` code in the text of `error`'s chain, when the HTTP answer itself is gone.
+///
+/// azure_identity 1.0 reads Entra's error document into a borrowed `&str`, which fails on any
+/// JSON escape, and Entra's `error_description` always has some (`\r\nTrace ID: …`). So a real
+/// Entra rejection reaches us as a `DataConversion` error whose text quotes the description,
+/// without the status or the rest of the document. The code leads the description
+/// (`AADSTS7000215: Invalid client secret provided.`), so it is still known, and with it the hint;
+/// the status is not (a 400 and a 503 look alike), so this is a `Credential` error, not an
+/// `Rejected` one with a made-up status.
+fn aadsts_code(error: &azure_core::Error) -> Option<u32> {
+    let mut next: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if let Some(at) = text.find("AADSTS") {
+            let digits: String = text[at + "AADSTS".len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if let Ok(code) = digits.parse() {
+                return Some(code);
+            }
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// botauth's hint for an `AADSTS` code: botauth's Entra error table, asked with a document that
+/// holds only the code.
+fn entra_hint(code: u32) -> Option<&'static str> {
+    let body = format!(r#"{{"error":"","error_codes":[{code}]}}"#);
+    EntraError::from_body(400, body.as_bytes(), None).and_then(|e| e.hint())
+}
+
 /// `error` as the cause of a botauth error: reference counted, since botauth errors are `Clone`.
 fn error_source(error: azure_core::Error) -> ErrorSource {
     Arc::new(error)
@@ -57,9 +105,13 @@ fn error_source(error: azure_core::Error) -> ErrorSource {
 /// The botauth error for a non-success HTTP answer, as botauth's own token clients map it.
 fn from_answer(cause: ErrorSource, endpoint: &str, status: u16, raw: Option<AnswerParts>) -> Error {
     let retry_after = raw.as_ref().and_then(|r| r.retry_after);
+    // Only a document with an `AADSTS` code is Entra's: identity endpoints answer OAuth-shaped
+    // errors too (`{"error":"invalid_request","error_description":"Identity not found"}`), and
+    // those are refusals of the identity, not of an app registration.
     let entra = raw
         .as_ref()
-        .and_then(|r| EntraError::from_body(status, &r.body, retry_after));
+        .and_then(|r| EntraError::from_body(status, &r.body, retry_after))
+        .filter(|e| e.code().is_some());
     match status {
         429 => Error::Throttled {
             endpoint: endpoint.to_owned(),
@@ -294,8 +346,45 @@ mod tests {
             "{line}"
         );
 
+        // An identity endpoint's OAuth-shaped refusal has no AADSTS code: not Entra's.
+        let imds = r#"{"error":"invalid_request","error_description":"Identity not found"}"#;
+        let e = from_azure(answer(400, &[], imds), &info());
+        assert_eq!(e.kind(), ErrorKind::Credential);
+
         let e = from_azure(answer(302, &[], ""), &info());
         assert_eq!(e.kind(), ErrorKind::InvalidResponse);
+    }
+
+    #[test]
+    fn an_answer_azure_identity_could_not_parse_still_names_the_code_and_hint() {
+        // What azure_identity 1.0 returns for Entra's AADSTS7000215 (its serde error, wrapped).
+        let serde = azure_core::Error::with_message(
+            AzureKind::DataConversion,
+            r#"invalid type: string "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 1", expected a borrowed string at line 1 column 479"#,
+        );
+        let wrapped = azure_core::Error::with_error(
+            AzureKind::Credential,
+            serde,
+            "ClientSecretCredential authentication failed. invalid type: string …",
+        );
+        let e = from_azure(wrapped, &info());
+        assert_eq!(e.kind(), ErrorKind::Credential);
+        assert!(!e.is_retryable());
+        assert!(
+            e.to_string().starts_with(
+                "Entra ID refused the Azure credential `azure_client_secret` (AADSTS7000215): the \
+                 client secret is wrong"
+            ),
+            "{e}"
+        );
+        // A code botauth has no hint for is still named.
+        let other =
+            azure_core::Error::with_message(AzureKind::DataConversion, "\"AADSTS90099: x\"");
+        let e = from_azure(other, &info());
+        assert!(
+            e.to_string().contains("(AADSTS90099); the Azure SDK"),
+            "{e}"
+        );
     }
 
     #[test]
