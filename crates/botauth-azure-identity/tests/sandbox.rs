@@ -377,11 +377,6 @@ fn botauth_error(error: &azure_core::Error) -> Option<&Error> {
         if let Some(found) = e.downcast_ref::<Error>() {
             return Some(found);
         }
-        if let Some(azure) = e.downcast_ref::<azure_core::Error>() {
-            if let Some(found) = azure.downcast_ref::<Error>() {
-                return Some(found);
-            }
-        }
         next = e.source();
     }
     None
@@ -474,7 +469,6 @@ async fn managed_identity_child(vault: &str, ca_pem: &[u8]) {
         let azure = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
             user_assigned_id: Some(UserAssignedId::ClientId(client_id.to_owned())),
             client_options: azure_options(&client, vault),
-            ..ManagedIdentityCredentialOptions::default()
         }))
         .expect("the App Service source, from IDENTITY_ENDPOINT and IDENTITY_HEADER");
         AzureCredential::with_info(
