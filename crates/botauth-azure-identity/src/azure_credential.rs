@@ -2,15 +2,22 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use botauth_core::{AccessToken, CredentialInfo, CredentialProvider, Error, Result, TokenRequest};
+use botauth_token::ManagerOptions;
 
 use crate::{convert, error};
 
 /// The kind an [`AzureCredential`] reports unless told otherwise.
 const DEFAULT_KIND: &str = "azure_token_credential";
+
+/// How long before expiry azure_identity's credentials fetch a new token instead of answering
+/// from their own cache (its `TokenCache`; Azure SDK clients' bearer policy uses the same five
+/// minutes).
+const AZURE_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 /// An Azure SDK credential (`azure_identity`'s `ManagedIdentityCredential`,
 /// `DeveloperToolsCredential`, `ClientSecretCredential`, `WorkloadIdentityCredential`, or your
@@ -35,7 +42,10 @@ const DEFAULT_KIND: &str = "azure_token_credential";
 /// - **Caching**: azure_identity's credentials keep a cache of their own (until five minutes
 ///   before expiry) that cannot be turned off. It sits behind botauth's, so it costs no requests,
 ///   but `TokenManager::force_refresh` cannot reach through it: until that point it returns the
-///   token azure_identity holds.
+///   token azure_identity holds. And a refresh botauth starts earlier than that gets the same
+///   token back, so the manager tries again on its next use; build the manager with
+///   [`manager_options`](Self::manager_options) so botauth refreshes once, when azure_identity
+///   will fetch.
 ///
 /// `Debug` shows the description only, never the wrapped credential (whose `Debug` is not
 /// botauth's to vouch for).
@@ -59,6 +69,36 @@ impl AzureCredential {
     /// manager's cache key, and named in errors), and whether it retries on its own.
     pub fn with_info(credential: Arc<dyn TokenCredential>, info: CredentialInfo) -> Self {
         AzureCredential { credential, info }
+    }
+
+    /// [`TokenManager`](botauth_token::TokenManager) options that line botauth's refresh up with
+    /// azure_identity's cache: the refresh falls in the last five minutes before expiry (the
+    /// default [`refresh_window`](ManagerOptions::refresh_window) and
+    /// [`max_jitter`](ManagerOptions::max_jitter) within them, so the
+    /// [`expiry_margin`](ManagerOptions::expiry_margin) is 180 s), and long tokens do not
+    /// refresh at half-life, since azure_identity would answer those refreshes from its cache.
+    ///
+    /// With the defaults, the manager's refresh (six to seven minutes before expiry) gets
+    /// azure_identity's cached token back, and every use in the minute or two until
+    /// azure_identity fetches starts another refresh: requests to its cache, not to the
+    /// network, but each one a `botauth.token.acquire` span and a token request in the metrics.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use botauth_azure_identity::AzureCredential;
+    /// # fn wrap(provider: AzureCredential) -> botauth_token::TokenManager {
+    /// botauth_token::TokenManager::builder(Arc::new(provider))
+    ///     .options(AzureCredential::manager_options())
+    ///     .build()
+    /// # }
+    /// ```
+    pub fn manager_options() -> ManagerOptions {
+        let mut options = ManagerOptions::default();
+        options.expiry_margin = AZURE_REFRESH_MARGIN
+            .saturating_sub(options.refresh_window)
+            .saturating_sub(options.max_jitter);
+        options.half_life_threshold = Duration::MAX;
+        options
     }
 
     /// The wrapped Azure credential.
@@ -109,8 +149,10 @@ mod tests {
     use super::*;
     use azure_core::credentials::{AccessToken as AzureToken, TokenRequestOptions};
     use azure_core::time::{Duration, OffsetDateTime};
-    use botauth_core::ErrorKind;
+    use botauth_core::{Clock, ErrorKind, ManualClock};
+    use botauth_token::TokenManager;
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Records the scopes it was asked for and answers a token that expires in an hour.
     #[derive(Debug, Default)]
@@ -170,6 +212,83 @@ mod tests {
             1,
             "refused before asking Azure"
         );
+    }
+
+    /// Answers as azure_identity's credentials do: the token it holds while that has more than
+    /// five minutes left (by `clock`), else a new one-hour token.
+    #[derive(Debug)]
+    struct CachingLikeAzureIdentity {
+        clock: Arc<ManualClock>,
+        held: Mutex<Option<AzureToken>>,
+        calls: AtomicUsize,
+        fetches: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl TokenCredential for CachingLikeAzureIdentity {
+        async fn get_token(
+            &self,
+            _: &[&str],
+            _: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AzureToken> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let now = OffsetDateTime::from(self.clock.now());
+            let mut held = self.held.lock().expect("lock");
+            if let Some(token) = held
+                .as_ref()
+                .filter(|t| t.expires_on > now + Duration::minutes(5))
+            {
+                return Ok(token.clone());
+            }
+            let n = self.fetches.fetch_add(1, Ordering::SeqCst);
+            let token = AzureToken::new(format!("eyJ.{n}"), now + Duration::hours(1));
+            *held = Some(token.clone());
+            Ok(token)
+        }
+    }
+
+    /// Calls to the Azure credential while a caller uses the token every second through the
+    /// last ten minutes of its life, with `options`; and how many tokens it fetched.
+    async fn last_ten_minutes(options: Option<ManagerOptions>) -> (usize, usize) {
+        let clock = Arc::new(ManualClock::new());
+        let azure = Arc::new(CachingLikeAzureIdentity {
+            clock: clock.clone(),
+            held: Mutex::new(None),
+            calls: AtomicUsize::new(0),
+            fetches: AtomicUsize::new(0),
+        });
+        let mut builder = TokenManager::builder(Arc::new(AzureCredential::new(azure.clone())))
+            .clock(clock.clone());
+        if let Some(options) = options {
+            builder = builder.options(options);
+        }
+        let tokens = builder.build();
+        let request = TokenRequest::new("https://api.botframework.com/.default");
+        tokens.get_token(&request).await.expect("first");
+        clock.advance(std::time::Duration::from_secs(50 * 60));
+        for _ in 0..600 {
+            tokens.get_token(&request).await.expect("token");
+            // Let a background refresh run to its end.
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+            clock.advance(std::time::Duration::from_secs(1));
+        }
+        (
+            azure.calls.load(Ordering::SeqCst),
+            azure.fetches.load(Ordering::SeqCst),
+        )
+    }
+
+    #[tokio::test]
+    async fn manager_options_refresh_once_when_azure_identity_fetches() {
+        let (calls, fetches) = last_ten_minutes(Some(AzureCredential::manager_options())).await;
+        assert_eq!((calls, fetches), (2, 2), "the first token and one refresh");
+        // The defaults refresh while azure_identity still answers from its cache: a call per
+        // use until it fetches.
+        let (calls, fetches) = last_ten_minutes(None).await;
+        assert_eq!(fetches, 2);
+        assert!(calls > 50, "{calls} calls");
     }
 
     #[test]

@@ -478,7 +478,9 @@ async fn managed_identity_child(vault: &str, ca_pem: &[u8]) {
                 .retries_internally(),
         )
     };
-    let tokens = TokenManager::new(Arc::new(managed_identity(DEMO_MI_CLIENT_ID)));
+    let tokens = TokenManager::builder(Arc::new(managed_identity(DEMO_MI_CLIENT_ID)))
+        .options(AzureCredential::manager_options())
+        .build();
     let request = TokenRequest::new(VAULT);
     let asked_at = SystemTime::now();
     for _ in 0..5 {
