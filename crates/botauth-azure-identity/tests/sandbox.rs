@@ -86,6 +86,50 @@ fn azure_client_secret(
     )
 }
 
+/// botauth's own client-secret credential for the demo app at the sandbox, behind a manager.
+fn bot_tokens(sandbox: &Sandbox, client: &reqwest::Client, secret: &str) -> TokenManager {
+    let bot = botauth_secret::ClientSecretCredential::builder(
+        DEMO_TENANT_ID,
+        DEMO_CLIENT_ID,
+        Secret::new(secret),
+    )
+    .authority_host(sandbox.url())
+    .http_client(client.clone())
+    .build()
+    .expect("credential");
+    TokenManager::new(Arc::new(bot))
+}
+
+/// The Azure SDK's Key Vault secrets client for the sandbox's vault at `vault`, authenticating
+/// with `credential`.
+fn secret_client(
+    vault: &str,
+    credential: Arc<dyn TokenCredential>,
+    client: &reqwest::Client,
+) -> SecretClient {
+    SecretClient::new(
+        vault,
+        credential,
+        Some(SecretClientOptions {
+            client_options: azure_options(client, vault),
+            // The sandbox's vault is 127.0.0.1, not a host under vault.azure.net.
+            verify_challenge_resource: Some(false),
+            ..SecretClientOptions::default()
+        }),
+    )
+    .expect("client")
+}
+
+/// The statuses the sandbox answered on `route`, in order.
+fn statuses(sandbox: &Sandbox, route: Route) -> Vec<u16> {
+    sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.route == route)
+        .map(|r| r.status)
+        .collect()
+}
+
 /// Everything `tracing` prints at TRACE on this thread (the sandbox, botauth and the Azure SDK
 /// all run on it: the tests use the current-thread runtime).
 #[derive(Clone, Default)]
@@ -192,12 +236,10 @@ async fn an_azure_identity_credential_behind_the_token_manager() {
         .expect_err("wrong secret");
     assert_eq!(e.kind(), ErrorKind::Credential);
     assert!(!e.is_retryable());
+    let text = e.to_string();
     assert!(
-        e.to_string().starts_with(
-            "Entra ID refused the Azure credential `azure_client_secret` (AADSTS7000215): the \
-             client secret is wrong"
-        ),
-        "{e}"
+        text.contains("(AADSTS7000215): the client secret is wrong"),
+        "{text}"
     );
 
     // 429 with Retry-After (the Azure pipeline's retries off, so the answer reaches botauth). The
@@ -247,34 +289,15 @@ async fn azure_sdk_clients_take_the_bots_token_from_botauths_cache() {
     // Only the bot's app may read the vault: the SDK clients authenticate as the bot.
     sandbox.set_key_vault_access(Some(vec![DEMO_CLIENT_ID.to_owned()]));
 
-    let bot = botauth_secret::ClientSecretCredential::builder(
-        DEMO_TENANT_ID,
-        DEMO_CLIENT_ID,
-        Secret::new(DEMO_CLIENT_SECRET),
-    )
-    .authority_host(sandbox.url())
-    .http_client(client.clone())
-    .build()
-    .expect("credential");
-    let tokens = TokenManager::new(Arc::new(bot));
+    let tokens = bot_tokens(&sandbox, &client, DEMO_CLIENT_SECRET);
     let credential = BotTokenCredential::new(tokens.clone());
-    let vault_client = || {
-        SecretClient::new(
-            &sandbox.key_vault_url(),
-            credential.clone(),
-            Some(SecretClientOptions {
-                client_options: azure_options(&client, &sandbox.url()),
-                // The sandbox's vault is 127.0.0.1, not a host under vault.azure.net.
-                verify_challenge_resource: Some(false),
-                ..SecretClientOptions::default()
-            }),
-        )
-        .expect("client")
-    };
+    let vault_url = sandbox.key_vault_url();
 
     // Five clients, two reads each: the first read of each is challenged (401) for the scope,
     // then every read carries the bot's token, and all of them came from one token request.
-    let clients: Vec<SecretClient> = (0..5).map(|_| vault_client()).collect();
+    let clients: Vec<SecretClient> = (0..5)
+        .map(|_| secret_client(&vault_url, credential.clone(), &client))
+        .collect();
     let mut secret_value = String::new();
     for round in 0..2 {
         for c in &clients {
@@ -297,12 +320,7 @@ async fn azure_sdk_clients_take_the_bots_token_from_botauths_cache() {
         }
     }
     assert_eq!(sandbox.count(Route::Token), 1, "one token for every client");
-    let vault: Vec<u16> = sandbox
-        .requests()
-        .iter()
-        .filter(|r| r.route == Route::KeyVault)
-        .map(|r| r.status)
-        .collect();
+    let vault = statuses(&sandbox, Route::KeyVault);
     assert_eq!(vault.iter().filter(|s| **s == 401).count(), 5, "{vault:?}");
     assert_eq!(vault.iter().filter(|s| **s == 200).count(), 10, "{vault:?}");
 
@@ -327,25 +345,11 @@ async fn azure_sdk_clients_take_the_bots_token_from_botauths_cache() {
 
     // A bot whose secret is wrong: the SDK client fails with a Credential error whose message
     // carries botauth's hint, and whose chain holds the botauth error.
-    let wrong = botauth_secret::ClientSecretCredential::builder(
-        DEMO_TENANT_ID,
-        DEMO_CLIENT_ID,
-        Secret::new(WRONG_SECRET),
-    )
-    .authority_host(sandbox.url())
-    .http_client(client.clone())
-    .build()
-    .expect("credential");
-    let failing = SecretClient::new(
-        &sandbox.key_vault_url(),
-        BotTokenCredential::new(TokenManager::new(Arc::new(wrong))),
-        Some(SecretClientOptions {
-            client_options: azure_options(&client, &sandbox.url()),
-            verify_challenge_resource: Some(false),
-            ..SecretClientOptions::default()
-        }),
-    )
-    .expect("client");
+    let failing = secret_client(
+        &vault_url,
+        BotTokenCredential::new(bot_tokens(&sandbox, &client, WRONG_SECRET)),
+        &client,
+    );
     let e = failing
         .get_secret("bot-cert", None)
         .await
@@ -440,20 +444,11 @@ async fn azure_managed_identity_credential_at_the_sandboxs_app_service_endpoint(
 
     // One token request for the vault scope (five manager calls and three SDK clients), and one
     // refused for the identity the host does not have.
-    let app_service: Vec<u16> = sandbox
-        .requests()
-        .iter()
-        .filter(|r| r.route == Route::AppService)
-        .map(|r| r.status)
-        .collect();
-    assert_eq!(app_service, [200, 400]);
-    let vault: Vec<u16> = sandbox
-        .requests()
-        .iter()
-        .filter(|r| r.route == Route::KeyVault)
-        .map(|r| r.status)
-        .collect();
-    assert_eq!(vault, [401, 200, 401, 200, 401, 200]);
+    assert_eq!(statuses(&sandbox, Route::AppService), [200, 400]);
+    assert_eq!(
+        statuses(&sandbox, Route::KeyVault),
+        [401, 200, 401, 200, 401, 200]
+    );
     assert_eq!(
         sandbox.count(Route::Token),
         0,
@@ -495,16 +490,7 @@ async fn managed_identity_child(vault: &str, ca_pem: &[u8]) {
 
     let credential = BotTokenCredential::new(tokens.clone());
     for _ in 0..3 {
-        let secrets = SecretClient::new(
-            vault,
-            credential.clone(),
-            Some(SecretClientOptions {
-                client_options: azure_options(&client, vault),
-                verify_challenge_resource: Some(false),
-                ..SecretClientOptions::default()
-            }),
-        )
-        .expect("client");
+        let secrets = secret_client(vault, credential.clone(), &client);
         let secret = secrets
             .get_secret("bot-cert", None)
             .await
