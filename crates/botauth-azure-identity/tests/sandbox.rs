@@ -93,8 +93,11 @@ fn bot_tokens(sandbox: &Sandbox, client: &reqwest::Client, secret: &str) -> Toke
         DEMO_CLIENT_ID,
         Secret::new(secret),
     )
-    .authority_host(sandbox.url())
-    .http_client(client.clone())
+    .settings(
+        botauth_http::ClientSettings::new()
+            .authority_host(sandbox.url())
+            .http_client(client.clone()),
+    )
     .build()
     .expect("credential");
     TokenManager::new(Arc::new(bot))
