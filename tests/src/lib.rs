@@ -203,7 +203,7 @@ pub fn assert_absent(text: &str, forbidden: &[String]) {
     }
 }
 
-/// An echo bot (examples/echo-bot) serving on 127.0.0.1, configured from a demo environment.
+/// An echo bot (templates/echo-bot) serving on 127.0.0.1, configured from a demo environment.
 #[derive(Debug)]
 pub struct RunningBot {
     /// Its outbound side: the token manager its replies take tokens from.
