@@ -3,9 +3,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use botauth_core::config::CertificateConfig;
 use botauth_core::{
-    AccessToken, BotAuthConfig, Cloud, CredentialConfig, CredentialInfo, CredentialProvider, Error,
+    AccessToken, BotAuthConfig, Cloud, CredentialConfig, CredentialInfo, CredentialProvider,
     Result, TokenRequest,
 };
 use botauth_http::ClientSettings;
@@ -67,21 +66,17 @@ impl CertificateCredential {
         }
     }
 
-    /// The credential described by the first certificate entry of `config`.
-    pub fn from_config(config: &BotAuthConfig) -> Result<Self> {
-        let cert = config
-            .credentials
-            .iter()
-            .find_map(|c| match c {
-                CredentialConfig::Certificate(cert) => Some(cert),
-                _ => None,
-            })
-            .ok_or_else(|| Error::config("credentials", "no certificate is configured"))?;
-        Self::from_parts(config, cert)
-    }
-
-    /// The credential for `config`'s client id, tenant and cloud with the certificate `cert`.
-    pub fn from_parts(config: &BotAuthConfig, cert: &CertificateConfig) -> Result<Self> {
+    /// The credential a `certificate` entry of `config` describes, with `config`'s client id,
+    /// tenant, cloud and HTTP timeout: the one way configuration becomes this credential.
+    ///
+    /// # Errors
+    ///
+    /// A configuration error when `entry` is of another type or the client id or tenant is
+    /// missing; the certificate's own errors when it cannot be loaded.
+    pub fn from_entry(config: &BotAuthConfig, entry: &CredentialConfig) -> Result<Self> {
+        let CredentialConfig::Certificate(cert) = entry else {
+            return Err(entry.not_an_entry_for("a certificate credential"));
+        };
         let client_id = config.require_client_id("client_id")?;
         let tenant_id = config.require_tenant_id("tenant_id")?;
         let assertion = CertificateAssertion::from_config(cert)?
@@ -129,6 +124,7 @@ mod tests {
     use super::*;
     use crate::certificate::CertificateSource;
     use crate::fixtures::{PASSWORD, copy, path, read, sha1_hex};
+    use botauth_core::Error;
 
     const TENANT: &str = "cert-tenant";
     const APP: &str = "c0ffee00-1111-2222-3333-444444444444";
@@ -348,7 +344,7 @@ mod tests {
         .map(|(k, v)| (format!("{prefix}{k}"), v))
         .chain([("BOTAUTH_AUTHORITY_HOST".to_owned(), sandbox.url())]);
         let config = BotAuthConfig::from_vars(vars).unwrap();
-        let c = CertificateCredential::from_config(&config).unwrap();
+        let c = CertificateCredential::from_entry(&config, &config.credentials[0]).unwrap();
         token(&c).await.unwrap();
     }
 }

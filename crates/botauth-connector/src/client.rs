@@ -15,9 +15,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
 use tracing::Instrument as _;
 
-use crate::connections::{
-    Connection, ConnectionMap, DEFAULT_CONNECTION_NAME, Unknown,
-};
+use crate::connections::{Connection, ConnectionMap, DEFAULT_CONNECTION_NAME, Unknown};
 use crate::error::{ConnectorError, ConnectorErrorBody};
 use crate::target::{Audience, ResourceResponse, Target, address_reply};
 

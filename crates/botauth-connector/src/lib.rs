@@ -10,9 +10,7 @@ pub use botauth_core::service_url::{
     DEFAULT_ALLOWED_HOSTS, ServiceUrl, ServiceUrlAllowList, ServiceUrlError, ServiceUrlErrorKind,
 };
 pub use client::{ConnectorClient, ConnectorClientBuilder};
-pub use connections::{
-    Connection, ConnectionMap, DEFAULT_CONNECTION_NAME,
-};
+pub use connections::{Connection, ConnectionMap, DEFAULT_CONNECTION_NAME};
 pub use error::{ConnectorError, ConnectorErrorBody, ConnectorErrorKind};
 pub use target::{Audience, ResourceResponse, Target, address_reply, reply_activity};
 

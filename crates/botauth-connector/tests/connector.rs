@@ -33,7 +33,7 @@ fn config(sandbox: &Sandbox, extra: &[(&str, &str)]) -> BotAuthConfig {
 
 fn tokens(config: &BotAuthConfig) -> TokenManager {
     TokenManager::new(Arc::new(
-        ClientSecretCredential::from_config(config).unwrap(),
+        ClientSecretCredential::from_entry(config, &config.credentials[0]).unwrap(),
     ))
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use botauth_core::config::{
-    AssertionAlgorithm, EnvVars, KeyVaultCertificateConfig, ManagedIdentityId, check_key_vault_url,
+    AssertionAlgorithm, CredentialConfig, EnvVars, ManagedIdentityId, check_key_vault_url,
 };
 use botauth_core::{
     AccessToken, BotAuthConfig, Cloud, CredentialInfo, CredentialProvider, Result, TokenRequest,
@@ -193,14 +193,23 @@ impl KeyVaultCertificateCredential {
         }
     }
 
-    /// The credential for `config`'s client id, tenant and cloud with the Key Vault entry
-    /// `vault`; the managed identity endpoint is detected from `env` (default: the process
-    /// environment).
-    pub fn from_parts(
+    /// The credential a `key_vault_certificate` entry of `config` describes, with `config`'s
+    /// client id, tenant, cloud and HTTP timeout; the managed identity endpoint is detected from
+    /// `env` (default: the process environment). The one way configuration becomes this
+    /// credential.
+    ///
+    /// # Errors
+    ///
+    /// A configuration error when `entry` is of another type, the client id or tenant is missing,
+    /// or the vault URL does not belong to the cloud.
+    pub fn from_entry(
         config: &BotAuthConfig,
-        vault: &KeyVaultCertificateConfig,
+        entry: &CredentialConfig,
         env: Option<EnvVars>,
     ) -> Result<Self> {
+        let CredentialConfig::KeyVaultCertificate(vault) = entry else {
+            return Err(entry.not_an_entry_for("a Key Vault certificate credential"));
+        };
         let client_id = config.require_client_id("client_id")?;
         let tenant_id = config.require_tenant_id("tenant_id")?;
         let mut builder = Self::builder(

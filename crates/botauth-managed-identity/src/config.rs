@@ -83,12 +83,18 @@ impl IdentityCredentials {
         b
     }
 
-    /// Builds `entry` of `config`; `Ok(None)` when the entry is not one of the identity types.
-    pub fn build(
+    /// The credential a `managed_identity`, `federated_managed_identity` or `workload_identity`
+    /// entry of `config` describes: the one way configuration becomes these credentials.
+    ///
+    /// # Errors
+    ///
+    /// A configuration error when `entry` is of another type; the identity endpoint's detection
+    /// errors; for the federated kinds, the client id or tenant missing.
+    pub fn from_entry(
         &self,
         config: &BotAuthConfig,
         entry: &CredentialConfig,
-    ) -> Result<Option<Arc<dyn CredentialProvider>>> {
+    ) -> Result<Arc<dyn CredentialProvider>> {
         // A configured HTTP timeout (`BOTAUTH_HTTP_TIMEOUT`, `http_timeout`) applies to every
         // request of the entry: the identity endpoint's and Entra's.
         if let Some(timeout) = config.http_timeout {
@@ -103,8 +109,8 @@ impl IdentityCredentials {
         &self,
         config: &BotAuthConfig,
         entry: &CredentialConfig,
-    ) -> Result<Option<Arc<dyn CredentialProvider>>> {
-        Ok(Some(match entry {
+    ) -> Result<Arc<dyn CredentialProvider>> {
+        Ok(match entry {
             CredentialConfig::ManagedIdentity { id } => {
                 Arc::new(self.managed_identity().id(id.clone()).build()?)
             }
@@ -135,8 +141,12 @@ impl IdentityCredentials {
                 }
                 self.client(config, Arc::new(WorkloadIdentityAssertion::new(token_file)))?
             }
-            _ => return Ok(None),
-        }))
+            other => {
+                return Err(other.not_an_entry_for(
+                    "a managed identity, federated managed identity or workload identity credential",
+                ));
+            }
+        })
     }
 
     /// The app's client-credentials client with `assertion`: the one implementation of that flow.

@@ -46,8 +46,7 @@ fn federated(sandbox: &Sandbox) -> Arc<dyn CredentialProvider> {
     };
     IdentityCredentials::new()
         .env(imds_env(sandbox))
-        .build(&config(sandbox, Cloud::Public, entry.clone()), &entry)
-        .unwrap()
+        .from_entry(&config(sandbox, Cloud::Public, entry.clone()), &entry)
         .unwrap()
 }
 
@@ -94,8 +93,7 @@ async fn outcome(sandbox: &Sandbox, cloud: Cloud) -> Result<(), Error> {
     };
     let provider = IdentityCredentials::new()
         .env(imds_env(sandbox))
-        .build(&config(sandbox, cloud, entry.clone()), &entry)
-        .unwrap()
+        .from_entry(&config(sandbox, cloud, entry.clone()), &entry)
         .unwrap();
     provider
         .get_token(&TokenRequest::new(BOT_SCOPE))
@@ -239,8 +237,7 @@ async fn workload_identity_reads_the_token_file_as_the_assertion() {
         token_file: file.clone(),
     };
     let provider = IdentityCredentials::new()
-        .build(&config(&sandbox, Cloud::Public, entry.clone()), &entry)
-        .unwrap()
+        .from_entry(&config(&sandbox, Cloud::Public, entry.clone()), &entry)
         .unwrap();
     assert_eq!(provider.describe().kind, "workload_identity");
     let token = provider
@@ -338,8 +335,7 @@ async fn managed_identity_passes_the_conformance_suite() {
     };
     let provider = IdentityCredentials::new()
         .env(app_service_env(&sandbox))
-        .build(&config(&sandbox, Cloud::Public, entry.clone()), &entry)
-        .unwrap()
+        .from_entry(&config(&sandbox, Cloud::Public, entry.clone()), &entry)
         .unwrap();
     assert_eq!(provider.describe().kind, "managed_identity");
     check_provider(

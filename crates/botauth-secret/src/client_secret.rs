@@ -90,21 +90,18 @@ impl ClientSecretCredential {
         }
     }
 
-    /// The credential described by the first `client_secret` entry of `config`.
-    pub fn from_config(config: &BotAuthConfig) -> Result<Self> {
-        let secret = config
-            .credentials
-            .iter()
-            .find_map(|c| match c {
-                CredentialConfig::ClientSecret { secret } => Some(secret.clone()),
-                _ => None,
-            })
-            .ok_or_else(|| Error::config("credentials", "no client secret is configured"))?;
-        Self::from_parts(config, secret)
-    }
-
-    /// The credential for `config`'s client id, tenant and cloud with `secret`.
-    pub fn from_parts(config: &BotAuthConfig, secret: Secret) -> Result<Self> {
+    /// The credential a `client_secret` entry of `config` describes, with `config`'s client id,
+    /// tenant, cloud and HTTP timeout: the one way configuration becomes this credential.
+    ///
+    /// # Errors
+    ///
+    /// A configuration error when `entry` is of another type, the client id or tenant is missing,
+    /// or the secret fails the checks of [`build`](ClientSecretCredentialBuilder::build).
+    pub fn from_entry(config: &BotAuthConfig, entry: &CredentialConfig) -> Result<Self> {
+        let CredentialConfig::ClientSecret { secret } = entry else {
+            return Err(entry.not_an_entry_for("a client secret credential"));
+        };
+        let secret = secret.clone();
         let client_id = config.require_client_id("client_id")?;
         let tenant_id = config.require_tenant_id("tenant_id")?;
         Self::builder(tenant_id, client_id, secret)
@@ -136,6 +133,30 @@ mod tests {
 
     const TENANT: &str = "11111111-2222-3333-4444-555555555555";
     const APP: &str = "00000000-0000-0000-0000-00000000b07a";
+
+    #[test]
+    fn from_entry_builds_its_own_entry_type_only() {
+        let mut config = BotAuthConfig::new(botauth_core::Dialect::Native);
+        config.client_id = Some(APP.into());
+        config.tenant_id = Some(TENANT.into());
+        let secret = CredentialConfig::ClientSecret {
+            secret: Secret::new("abc~defghijklmnopqrstuvwxyz"),
+        };
+        let c = ClientSecretCredential::from_entry(&config, &secret).unwrap();
+        assert!(c.token_endpoint().contains(TENANT));
+        let other = CredentialConfig::ManagedIdentity {
+            id: botauth_core::config::ManagedIdentityId::System,
+        };
+        let e = ClientSecretCredential::from_entry(&config, &other).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(matches!(e, Error::Config { ref key, .. } if key == "credentials"));
+        assert!(
+            e.to_string().contains(
+                "a `managed_identity` entry does not describe a client secret credential"
+            ),
+            "{e}"
+        );
+    }
 
     fn build(tenant: &str, secret: &str) -> Result<ClientSecretCredential> {
         ClientSecretCredential::builder(tenant, APP, Secret::new(secret)).build()

@@ -111,18 +111,18 @@ impl CredentialBuilder {
         let entry = &config.credentials[index];
         match entry {
             #[cfg(feature = "secret")]
-            CredentialConfig::ClientSecret { secret } => Ok(Arc::new(
-                botauth_secret::ClientSecretCredential::from_parts(config, secret.clone())?,
+            CredentialConfig::ClientSecret { .. } => Ok(Arc::new(
+                botauth_secret::ClientSecretCredential::from_entry(config, entry)?,
             )),
             #[cfg(feature = "certificate")]
-            CredentialConfig::Certificate(cert) => Ok(Arc::new(
-                botauth_certificate::CertificateCredential::from_parts(config, cert)?,
+            CredentialConfig::Certificate(_) => Ok(Arc::new(
+                botauth_certificate::CertificateCredential::from_entry(config, entry)?,
             )),
             #[cfg(feature = "key-vault")]
-            CredentialConfig::KeyVaultCertificate(vault) => {
-                let credential = botauth_keyvault::KeyVaultCertificateCredential::from_parts(
+            CredentialConfig::KeyVaultCertificate(_) => {
+                let credential = botauth_keyvault::KeyVaultCertificateCredential::from_entry(
                     config,
-                    vault,
+                    entry,
                     self.env.clone(),
                 )?;
                 // The vault is read on first use, so the fall back to the next entries is
@@ -142,9 +142,7 @@ impl CredentialBuilder {
                 if let Some(env) = &self.env {
                     identities = identities.env(env.clone());
                 }
-                identities
-                    .build(config, entry)?
-                    .ok_or_else(|| missing_feature(entry))
+                identities.from_entry(config, entry)
             }
             CredentialConfig::Custom { name, settings } => match self.custom.get(name) {
                 Some(factory) => factory(config, settings),
@@ -582,7 +580,6 @@ mod tests {
     }
 
     #[cfg(feature = "connector")]
-
     #[derive(Debug)]
     struct Mine;
 

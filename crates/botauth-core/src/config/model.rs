@@ -414,6 +414,18 @@ impl CredentialConfig {
             CredentialConfig::Custom { .. } => None,
         }
     }
+
+    /// The error of a provider crate's `from_entry` given an entry of another type: a
+    /// configuration error naming `credentials`, the entry's type and what `credential` builds.
+    pub fn not_an_entry_for(&self, credential: &str) -> Error {
+        Error::config(
+            "credentials",
+            format!(
+                "a `{}` entry does not describe {credential}: pass the entry of that type",
+                self.type_name()
+            ),
+        )
+    }
 }
 
 /// Inbound (request validation) settings. Used by the validator crate.

@@ -1,8 +1,8 @@
-//! The tuning of a [`TokenManager`](crate::TokenManager) and where a token came from.
+//! The tuning of a [`TokenManager`](crate::TokenManager)(crate::TokenManager) and where a token came from.
 
 use std::time::Duration;
 
-/// Tuning of a [`TokenManager`]. The defaults follow docs/protocol.md §5.
+/// Tuning of a [`TokenManager`](crate::TokenManager). The defaults follow docs/protocol.md §5.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ManagerOptions {
@@ -26,7 +26,7 @@ pub struct ManagerOptions {
     pub retry_delay: Duration,
     /// The longest `Retry-After` a caller waits for in line; a longer one fails the request at once.
     /// Whatever its length, no request for that token is sent before a `Retry-After` has passed:
-    /// not a background refresh, not a caller's, not [`force_refresh`](TokenManager::force_refresh)
+    /// not a background refresh, not a caller's, not [`force_refresh`](crate::TokenManager::force_refresh)
     /// (default 30 s).
     pub max_inline_retry_after: Duration,
     /// `Retry-After` values are capped at this (default 1 h, docs/protocol.md §5).
@@ -59,7 +59,7 @@ impl Default for ManagerOptions {
     }
 }
 
-/// Where a token handed out by [`TokenManager::get_token_with_source`] came from.
+/// Where a token handed out by [`TokenManager::get_token_with_source`](crate::TokenManager::get_token_with_source) came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TokenSource {

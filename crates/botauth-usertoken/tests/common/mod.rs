@@ -47,7 +47,7 @@ impl Harness {
         let mut config = BotAuthConfig::from_vars(vars).expect("harness");
         config.token_service_url = Some(sandbox.token_service_url());
         let tokens = TokenManager::new(Arc::new(
-            ClientSecretCredential::from_config(&config).expect("harness"),
+            ClientSecretCredential::from_entry(&config, &config.credentials[0]).expect("harness"),
         ));
         let validator = Validator::from_config(&config).expect("harness");
         let clock = Arc::new(ManualClock::new());
