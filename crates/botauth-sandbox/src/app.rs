@@ -3,6 +3,15 @@
 use openssl::asn1::{Asn1Object, Asn1ObjectRef};
 use openssl::x509::X509NameRef;
 
+/// Tenant of the demo app.
+pub const DEMO_TENANT_ID: &str = "11111111-2222-3333-4444-555555555555";
+
+/// Client id of the demo app.
+pub const DEMO_CLIENT_ID: &str = "00000000-0000-0000-0000-00000000b07a";
+
+/// Client secret of the demo app. It contains `+ / = ~` so that form-encoding bugs show.
+pub const DEMO_CLIENT_SECRET: &str = "sandbox~Secret+with/odd=chars_0123456789";
+
 /// An app registration in the sandbox's directory.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct AppRegistration {

@@ -5,12 +5,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::app::AppRegistration;
-use crate::botservice::BotKeys;
-use crate::connector::ConnectorPost;
+use crate::botservice::keys::BotKeys;
 use crate::faults::FaultQueues;
 use crate::jwt::SigningKey;
+use crate::log::ConnectorPost;
+
 use crate::log::RequestRecord;
-use crate::managed_identity::MiState;
+use crate::managed_identity::identity::MiState;
 
 /// The Bot Connector resources every sandbox accepts as token scopes (docs/protocol.md §2).
 pub(crate) const BOT_CONNECTOR_RESOURCES: [&str; 3] = [
@@ -59,9 +60,9 @@ pub(crate) struct Inner {
     /// Managed identities, endpoint secrets and outage windows.
     pub(crate) mi: MiState,
     /// The Bot Framework Token Service: OAuth connections, user tokens, sign-ins.
-    pub(crate) token_service: crate::token_service::TokenServiceState,
+    pub(crate) token_service: crate::token_service::state::TokenServiceState,
     /// The Key Vault: certificates, their versions, the access list.
-    pub(crate) key_vault: crate::key_vault::VaultState,
+    pub(crate) key_vault: crate::key_vault::store::VaultState,
 }
 
 impl Inner {
@@ -136,6 +137,19 @@ impl Shared {
 
     pub(crate) fn token_endpoint(&self, tenant: &str) -> String {
         format!("{}/{tenant}/oauth2/v2.0/token", self.url)
+    }
+
+    /// The values the console's feed must never carry: registered client secrets and the managed
+    /// identity endpoints' secret header.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        let inner = self.lock();
+        let mut secrets: Vec<String> = inner
+            .apps
+            .values()
+            .flat_map(|app| app.secrets.iter().cloned())
+            .collect();
+        secrets.push(inner.mi.secret.clone());
+        secrets
     }
 
     pub(crate) fn managed_identity_issuer(&self) -> String {

@@ -15,10 +15,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::actions::Command;
+use super::command::Command;
 use super::redact::{self, Decoded};
 use crate::clock;
-use crate::state::Shared;
 
 /// Events kept for pages that connect later.
 const HISTORY: usize = 2000;
@@ -198,7 +197,7 @@ struct Event<'a> {
     kind: &'a EventKind,
 }
 
-/// The console's state inside the sandbox ([`Shared`]).
+/// The console's state inside the sandbox ([`Shared`](crate::state::Shared)).
 #[derive(Debug, Default)]
 pub(crate) struct Hub {
     enabled: AtomicBool,
@@ -275,8 +274,8 @@ impl Hub {
     }
 
     /// Publishes an event of the current turn; returns its id.
-    pub(crate) fn publish(&self, shared: &Shared, kind: &EventKind) -> u64 {
-        let secrets = secrets(shared);
+    /// `secrets` are the values the feed must never carry ([`Shared::secrets`](crate::state::Shared::secrets)).
+    pub(crate) fn publish(&self, secrets: &[String], kind: &EventKind) -> u64 {
         let mut inner = self.lock();
         inner.next_id += 1;
         let id = inner.next_id;
@@ -287,7 +286,7 @@ impl Hub {
             kind,
         };
         let mut value = serde_json::to_value(&event).unwrap_or(Value::Null);
-        redact::scrub(&mut value, &secrets);
+        redact::scrub(&mut value, secrets);
         let line: Arc<str> = Arc::from(format!("id: {id}\ndata: {value}\n\n"));
         if inner.history.len() == HISTORY {
             inner.history.pop_front();
@@ -376,19 +375,6 @@ impl Hub {
     }
 }
 
-/// The values the feed must never carry: registered client secrets and the managed identity
-/// endpoints' secret header.
-fn secrets(shared: &Shared) -> Vec<String> {
-    let inner = shared.lock();
-    let mut secrets: Vec<String> = inner
-        .apps
-        .values()
-        .flat_map(|app| app.secrets.iter().cloned())
-        .collect();
-    secrets.push(inner.mi.secret.clone());
-    secrets
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -405,8 +391,11 @@ mod tests {
         let sandbox = Sandbox::start().await.unwrap();
         let shared = &sandbox.shared;
         let hub = &shared.console;
-        let first = hub.publish(shared, &note("one"));
-        hub.publish(shared, &note(&format!("two {}", crate::DEMO_CLIENT_SECRET)));
+        let first = hub.publish(&shared.secrets(), &note("one"));
+        hub.publish(
+            &shared.secrets(),
+            &note(&format!("two {}", crate::DEMO_CLIENT_SECRET)),
+        );
         let (all, _) = hub.subscribe(None);
         assert!(
             all.contains("\"one\"") && all.contains("two [redacted]"),
@@ -418,7 +407,7 @@ mod tests {
             !later.contains("\"one\"") && later.contains("two"),
             "{later}"
         );
-        hub.publish(shared, &note("three"));
+        hub.publish(&shared.secrets(), &note("three"));
         let line = live.recv().await.unwrap();
         assert!(
             line.starts_with(&format!("id: {}\ndata: {{", first + 2)),
