@@ -186,3 +186,35 @@ impl Sandbox {
         SandboxBuilder::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+
+    use crate::Sandbox;
+    use crate::testkit::demo_token_reply;
+
+    #[tokio::test]
+    async fn builder_options_and_lifecycle() {
+        let sandbox = Sandbox::builder()
+            .with_demo_app(false)
+            .start()
+            .await
+            .unwrap();
+        assert!(sandbox.url().starts_with("http://127.0.0.1:"));
+        assert_eq!(sandbox.url(), format!("http://{}", sandbox.addr()));
+        assert!(!sandbox.url().ends_with('/'));
+        demo_token_reply(&sandbox)
+            .await
+            .assert_entra_error(400, "unauthorized_client", 700_016);
+
+        let url = sandbox.url();
+        sandbox.shutdown().await;
+        assert!(reqwest::Client::new().get(&url).send().await.is_err());
+
+        let dropped = Sandbox::start().await.unwrap();
+        let url = dropped.url();
+        drop(dropped);
+        tokio::task::yield_now().await;
+        assert!(reqwest::Client::new().get(&url).send().await.is_err());
+    }
+}

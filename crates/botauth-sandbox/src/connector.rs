@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::entra::verify_access_token;
+use crate::entra::token::verify_access_token;
 use crate::error::json_response;
 use crate::log::ConnectorPost;
 use crate::managed_identity;

@@ -21,19 +21,22 @@ use crate::{botservice, connector, entra, key_vault, managed_identity, token_ser
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/{tenant}/oauth2/v2.0/token", post(entra::token))
-        .route("/{tenant}/oauth2/token", post(entra::token_v1))
+        .route("/{tenant}/oauth2/v2.0/token", post(entra::token::token))
+        .route("/{tenant}/oauth2/token", post(entra::token::token_v1))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
-            get(entra::metadata),
+            get(entra::discovery::metadata),
         )
         .route(
             "/{tenant}/.well-known/openid-configuration",
-            get(entra::metadata_v1),
+            get(entra::discovery::metadata_v1),
         )
-        .route("/{tenant}/discovery/v2.0/keys", get(entra::jwks))
-        .route("/{tenant}/discovery/keys", get(entra::jwks))
-        .route("/common/discovery/instance", get(entra::instance_discovery))
+        .route("/{tenant}/discovery/v2.0/keys", get(entra::discovery::jwks))
+        .route("/{tenant}/discovery/keys", get(entra::discovery::jwks))
+        .route(
+            "/common/discovery/instance",
+            get(entra::discovery::instance_discovery),
+        )
         .route(
             "/botservice/v1/.well-known/openidconfiguration",
             get(botservice::endpoints::metadata),
@@ -183,4 +186,145 @@ fn status_response(
         response.headers_mut().insert(RETRY_AFTER, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::testkit::{demo_token, demo_token_reply, get, post_form, secret_form_with};
+    use crate::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Fault, Route, Sandbox};
+
+    #[tokio::test]
+    async fn status_faults_are_fifo_one_shot_with_retry_after() {
+        let sandbox = Sandbox::start().await.unwrap();
+        sandbox.inject(
+            Route::Token,
+            Fault::Status {
+                status: 429,
+                body: None,
+                retry_after: Some("7".into()),
+            },
+        );
+        sandbox.inject_n(Route::Token, Fault::status(503), 2);
+        sandbox.inject(
+            Route::Token,
+            Fault::Status {
+                status: 500,
+                body: Some("<html>oops</html>".into()),
+                retry_after: None,
+            },
+        );
+
+        let reply = demo_token_reply(&sandbox).await;
+        reply.assert_entra_error(429, "temporarily_unavailable", 50196);
+        assert_eq!(reply.headers["retry-after"], "7");
+        for _ in 0..2 {
+            let reply = demo_token_reply(&sandbox).await;
+            reply.assert_entra_error(503, "temporarily_unavailable", 90033);
+            assert!(reply.headers.get("retry-after").is_none());
+        }
+        let reply = demo_token_reply(&sandbox).await;
+        assert_eq!(
+            (reply.status, reply.text.as_str()),
+            (500, "<html>oops</html>")
+        );
+        assert_eq!(demo_token_reply(&sandbox).await.status, 200);
+
+        // Faults are per route, and clear_faults drops them.
+        sandbox.inject(Route::EntraJwks, Fault::status(500));
+        assert_eq!(demo_token_reply(&sandbox).await.status, 200);
+        sandbox.clear_faults();
+        assert_eq!(
+            get(&format!(
+                "{}/{DEMO_TENANT_ID}/discovery/v2.0/keys",
+                sandbox.url()
+            ))
+            .await
+            .status,
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn body_faults_replace_the_success_body() {
+        let sandbox = Sandbox::start().await.unwrap();
+        sandbox.inject(Route::Token, Fault::MalformedJson);
+        let reply = demo_token_reply(&sandbox).await;
+        assert_eq!(reply.status, 200);
+        assert!(serde_json::from_str::<serde_json::Value>(&reply.text).is_err());
+
+        sandbox.inject(Route::Token, Fault::TokenType("pop".into()));
+        let body = demo_token_reply(&sandbox).await.json();
+        assert_eq!(body["token_type"], "pop");
+        assert!(body["access_token"].is_string());
+
+        sandbox.inject(Route::Token, Fault::MissingAccessToken);
+        let body = demo_token_reply(&sandbox).await.json();
+        assert_eq!(body["token_type"], "Bearer");
+        assert!(body.get("access_token").is_none());
+
+        // A body fault is consumed by a failing request without changing the error.
+        sandbox.inject(Route::Token, Fault::MalformedJson);
+        post_form(
+            &sandbox.token_endpoint(DEMO_TENANT_ID),
+            &secret_form_with("client_secret", Some("x")),
+            &[],
+        )
+        .await
+        .assert_entra_error(401, "invalid_client", 7_000_215);
+        assert_eq!(demo_token_reply(&sandbox).await.status, 200);
+    }
+
+    #[tokio::test]
+    async fn delay_fault_answers_late_but_normally() {
+        let sandbox = Sandbox::start().await.unwrap();
+        sandbox.inject(Route::Token, Fault::Delay(Duration::from_millis(300)));
+        let started = std::time::Instant::now();
+        let reply = demo_token_reply(&sandbox).await;
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(reply.status, 200);
+    }
+
+    #[tokio::test]
+    async fn log_counts_requests_and_holds_no_secrets() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let token = demo_token(&sandbox).await;
+        let request_id = "7d3c1c9e-2b4f-4a8e-9f3b-1a2b3c4d5e6f";
+        post_form(
+            &sandbox.token_endpoint(DEMO_TENANT_ID),
+            &secret_form_with("client_secret", Some("wrong-secret-value")),
+            &[("client-request-id", request_id)],
+        )
+        .await;
+        get(&format!("{}/nowhere", sandbox.url()))
+            .await
+            .assert_entra_error(404, "invalid_request", 90100);
+        get(&sandbox.bot_service_metadata_url()).await;
+
+        let log = sandbox.requests();
+        assert_eq!(log.len(), 4);
+        assert_eq!(sandbox.count(Route::Token), 2);
+        assert_eq!(sandbox.count(Route::Other), 1);
+        assert_eq!(sandbox.count(Route::BotServiceMetadata), 1);
+        assert_eq!(log[0].route, Route::Token);
+        assert_eq!(log[0].method, "POST");
+        assert_eq!(log[0].path, format!("/{DEMO_TENANT_ID}/oauth2/v2.0/token"));
+        assert_eq!(log[0].status, 200);
+        assert_eq!(log[0].client_id.as_deref(), Some(DEMO_CLIENT_ID));
+        assert_eq!(log[0].grant_type.as_deref(), Some("client_credentials"));
+        assert_eq!(log[1].status, 401);
+        assert_eq!(log[1].client_request_id.as_deref(), Some(request_id));
+        assert_eq!(log[2].status, 404);
+        assert!(log.windows(2).all(|w| w[0].at <= w[1].at));
+
+        let debug = format!("{log:?} {sandbox:?}");
+        for secret in [DEMO_CLIENT_SECRET, "wrong-secret-value", token.as_str()] {
+            assert!(!debug.contains(secret), "log leaks {secret}");
+        }
+
+        sandbox.clear_log();
+        assert!(sandbox.requests().is_empty());
+        assert_eq!(sandbox.count(Route::Token), 0);
+    }
 }

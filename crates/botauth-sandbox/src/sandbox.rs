@@ -96,7 +96,7 @@ impl Sandbox {
 
     /// `{url}/{tenant}/v2.0/.well-known/openid-configuration`.
     pub fn entra_metadata_url(&self, tenant: &str) -> String {
-        entra::metadata_url(&self.shared.url, tenant)
+        entra::discovery::metadata_url(&self.shared.url, tenant)
     }
 
     /// Adds an app registration, replacing one with the same client id.
@@ -175,7 +175,7 @@ impl Sandbox {
 
     /// Checks the signature and `exp` of an access token this sandbox issued and returns its claims.
     pub fn verify_access_token(&self, token: &str) -> Result<serde_json::Value, String> {
-        entra::verify_access_token(&self.shared, token)
+        entra::token::verify_access_token(&self.shared, token)
     }
 
     /// `{url}/mi-issuer`: the `iss` of [`Sandbox::mint_managed_identity_token`] tokens.
