@@ -13,18 +13,18 @@ pub const DEMO_CLIENT_ID: &str = "00000000-0000-0000-0000-00000000b07a";
 pub const DEMO_CLIENT_SECRET: &str = "sandbox~Secret+with/odd=chars_0123456789";
 
 /// An app registration in the sandbox's directory.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct AppRegistration {
     /// Application (client) id.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// The tenant the app lives in; token requests for other tenants answer AADSTS700016.
-    pub tenant_id: String,
+    pub(crate) tenant_id: String,
     /// Accepted client secret values.
-    pub secrets: Vec<String>,
+    pub(crate) secrets: Vec<String>,
     /// Registered certificates (DER X.509) for client assertions.
-    pub certificates: Vec<Vec<u8>>,
+    pub(crate) certificates: Vec<Vec<u8>>,
     /// Federated identity credentials.
-    pub federated: Vec<FederatedCredential>,
+    pub(crate) federated: Vec<FederatedCredential>,
     /// Subject Name + Issuer trust, added with [`AppRegistration::with_trusted_subject`].
     pub(crate) trusted_subjects: Vec<TrustedSubject>,
 }
@@ -35,7 +35,10 @@ impl AppRegistration {
         Self {
             client_id: client_id.into(),
             tenant_id: tenant_id.into(),
-            ..Self::default()
+            secrets: Vec::new(),
+            certificates: Vec::new(),
+            federated: Vec::new(),
+            trusted_subjects: Vec::new(),
         }
     }
 
@@ -70,7 +73,7 @@ impl AppRegistration {
     /// characters. Multi-valued RDNs (`+`) and quoted values are not supported: such a subject
     /// matches no certificate.
     #[must_use]
-    pub fn with_trusted_subject(
+    pub(crate) fn with_trusted_subject(
         mut self,
         subject: impl Into<String>,
         issuer_ca_der: impl Into<Vec<u8>>,
@@ -231,7 +234,7 @@ fn parse_rfc4514(text: &str) -> Option<Vec<(String, String)>> {
 }
 
 /// A federated identity credential: assertions with this issuer, subject and audience are accepted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FederatedCredential {
     /// Expected `iss` of the assertion.
     pub issuer: String,

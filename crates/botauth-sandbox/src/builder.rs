@@ -21,7 +21,7 @@ use crate::tls::listener::{Listener, Mode, Peer};
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3599);
 
 /// Configures and starts a [`Sandbox`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SandboxBuilder {
     port: u16,
     token_lifetime: Duration,
@@ -54,7 +54,8 @@ impl SandboxBuilder {
 
     /// Lifetime of issued access tokens (`expires_in`); default 3599 s.
     #[must_use]
-    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+    #[cfg(test)]
+    pub(crate) fn token_lifetime(mut self, lifetime: Duration) -> Self {
         self.token_lifetime = lifetime;
         self
     }

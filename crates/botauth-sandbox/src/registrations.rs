@@ -31,7 +31,7 @@ use crate::{AppRegistration, FederatedCredential, ManagedIdentity, Sandbox};
 /// assert_eq!(registrations.managed_identities().len(), 1);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Registrations {
     apps: Vec<AppRegistration>,
     user_assigned: Vec<ManagedIdentity>,
@@ -117,7 +117,7 @@ impl Registrations {
     /// # Errors
     ///
     /// As [`Registrations::from_file`].
-    pub fn from_toml(text: &str, base: &Path) -> io::Result<Self> {
+    pub(crate) fn from_toml(text: &str, base: &Path) -> io::Result<Self> {
         let file: File = toml::from_str(text).map_err(|error| {
             let (line, column) = error
                 .span()
@@ -168,16 +168,9 @@ impl Registrations {
     }
 
     /// The app registrations, in file order.
-    pub fn apps(&self) -> &[AppRegistration] {
+    #[cfg(test)]
+    pub(crate) fn apps(&self) -> &[AppRegistration] {
         &self.apps
-    }
-
-    /// The managed identities (user-assigned ones, then the system-assigned one).
-    pub fn managed_identities(&self) -> Vec<&ManagedIdentity> {
-        self.user_assigned
-            .iter()
-            .chain(self.system_assigned.as_ref())
-            .collect()
     }
 }
 

@@ -73,13 +73,13 @@ impl Sandbox {
         }
     }
 
-    /// `http://127.0.0.1:PORT` (`https://…` with [`SandboxBuilder::tls`]) without a trailing
+    /// `http://127.0.0.1:PORT` (`https://…` with [`SandboxBuilder::tls`](crate::SandboxBuilder::tls)) without a trailing
     /// slash: the authority host.
     pub fn url(&self) -> String {
         self.shared.url.clone()
     }
 
-    /// The CA that issued the https certificate, when started with [`SandboxBuilder::tls`].
+    /// The CA that issued the https certificate, when started with [`SandboxBuilder::tls`](crate::SandboxBuilder::tls).
     pub fn tls_ca(&self) -> Option<&LocalCa> {
         self.ca.as_ref()
     }

@@ -22,7 +22,7 @@ const DEFAULT_ENDORSEMENTS: [&str; 6] = [
 ];
 
 /// Claims for [`Sandbox::mint_channel_token`](crate::Sandbox::mint_channel_token).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ChannelTokenClaims {
     /// `aud`: the bot's app id.
     pub audience: String,

@@ -109,7 +109,7 @@ impl Console {
     }
 
     /// Applies `fault` and reports it in the console.
-    pub async fn apply(&self, sandbox: &Sandbox, fault: ConsoleFault) {
+    pub(crate) async fn apply(&self, sandbox: &Sandbox, fault: ConsoleFault) {
         let shared = &sandbox.shared;
         let spec = fault.spec();
         let report = |detail: String| {

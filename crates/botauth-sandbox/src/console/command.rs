@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 /// The bot the console chats with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ChatTarget {
     /// The bot's messaging endpoint on this machine, e.g. `http://127.0.0.1:3978/api/messages`.
     pub endpoint: String,
@@ -24,7 +24,7 @@ impl ChatTarget {
 }
 
 /// A fault the console applies with one click.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConsoleFault {
     /// The Bot Service metadata and key endpoints answer 503 for a minute.
@@ -130,7 +130,7 @@ impl ConsoleFault {
     }
 
     /// The fault with this id.
-    pub fn from_id(id: &str) -> Option<Self> {
+    pub(crate) fn from_id(id: &str) -> Option<Self> {
         FAULTS
             .iter()
             .find(|spec| spec.id == id)

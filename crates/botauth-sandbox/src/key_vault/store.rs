@@ -26,7 +26,7 @@ pub(super) const VALIDITY: Duration = Duration::from_secs(365 * 86_400);
 pub(super) const MAX_TIME: i64 = 253_402_300_799;
 
 /// How a certificate version's secret is stored (its `contentType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum KeyVaultContentType {
     /// `application/x-pkcs12`: the secret's value is standard base64 of a PFX with an empty
@@ -39,7 +39,7 @@ pub enum KeyVaultContentType {
 
 impl KeyVaultContentType {
     /// The MIME type Key Vault names it by.
-    pub fn mime(self) -> &'static str {
+    pub(crate) fn mime(self) -> &'static str {
         match self {
             Self::Pkcs12 => "application/x-pkcs12",
             Self::Pem => "application/x-pem-file",
@@ -59,19 +59,19 @@ impl KeyVaultContentType {
 #[non_exhaustive]
 pub struct KeyVaultCertificateOptions {
     /// How the secret is stored; default PKCS#12.
-    pub content_type: KeyVaultContentType,
+    pub(crate) content_type: KeyVaultContentType,
     /// Whether the secret holds the private key; default true. A non-exportable version's secret
     /// holds only the certificate, as in Key Vault.
-    pub exportable: bool,
+    pub(crate) exportable: bool,
     /// Whether the version is enabled; default true. A disabled version's secret answers 403.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Start of validity (certificate and `nbf`); default the sandbox clock's now − 60 s.
-    pub not_before: Option<SystemTime>,
+    pub(crate) not_before: Option<SystemTime>,
     /// End of validity (certificate and `exp`); default `not_before` + 365 days.
-    pub not_after: Option<SystemTime>,
+    pub(crate) not_after: Option<SystemTime>,
     /// The subject, `K=V[, K=V…]` with OpenSSL attribute names, in the order written; default
     /// `CN={name}`.
-    pub subject: Option<String>,
+    pub(crate) subject: Option<String>,
 }
 
 impl Default for KeyVaultCertificateOptions {

@@ -41,19 +41,14 @@ impl Sandbox {
     }
 
     /// Sets the host's system-assigned identity (`None`: the host has none, and requests for it
-    /// answer 400 "Identity not found"). Default: [`ManagedIdentity::demo_system_assigned`].
+    /// answer 400 "Identity not found"). Default: the demo system-assigned identity ([`DEMO_SYSTEM_MI_CLIENT_ID`](crate::DEMO_SYSTEM_MI_CLIENT_ID)).
     pub fn set_system_identity(&self, identity: Option<ManagedIdentity>) {
         self.shared.lock().mi.system = identity;
     }
 
     /// Assigns a user-assigned identity to the host (default: [`ManagedIdentity::demo_user_assigned`]).
-    pub fn add_user_assigned_identity(&self, identity: ManagedIdentity) {
+    pub(crate) fn add_user_assigned_identity(&self, identity: ManagedIdentity) {
         self.shared.lock().mi.users.push(identity);
-    }
-
-    /// Removes every user-assigned identity.
-    pub fn clear_user_assigned_identities(&self) {
-        self.shared.lock().mi.users.clear();
     }
 
     /// The directory the Arc endpoint writes its challenge key files to. Until it is set, Arc

@@ -18,7 +18,7 @@ pub const DEMO_SYSTEM_MI_CLIENT_ID: &str = "44444444-0000-4000-8000-00000000c11d
 /// Object id of the sandbox host's system-assigned identity.
 pub const DEMO_SYSTEM_MI_OBJECT_ID: &str = "44444444-0000-4000-8000-0000000000b1";
 /// A managed identity the sandbox's host has.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedIdentity {
     /// Client (application) id.
     pub client_id: String,
@@ -43,12 +43,12 @@ impl ManagedIdentity {
     }
 
     /// The demo user-assigned identity ([`DEMO_MI_CLIENT_ID`], [`DEMO_MI_OBJECT_ID`]).
-    pub fn demo_user_assigned() -> Self {
+    pub(crate) fn demo_user_assigned() -> Self {
         Self::new(DEMO_MI_CLIENT_ID, DEMO_MI_OBJECT_ID, DEMO_MI_RESOURCE_ID)
     }
 
     /// The demo system-assigned identity.
-    pub fn demo_system_assigned() -> Self {
+    pub(crate) fn demo_system_assigned() -> Self {
         Self::new(
             DEMO_SYSTEM_MI_CLIENT_ID,
             DEMO_SYSTEM_MI_OBJECT_ID,

@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 use super::endpoints::mint_sso;
 use super::sign_in::loopback;
 use super::state::SignInPush;
-use crate::channel::{DEMO_CONVERSATION_ID, DEMO_USER_ID};
 use crate::console::command::ChatTarget;
 use crate::sandbox::Sandbox;
 
@@ -49,11 +48,6 @@ impl Sandbox {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         self.shared.lock().token_service.push_watchers.push(tx);
         rx
-    }
-
-    /// The OAuth connections registered.
-    pub fn oauth_connections(&self) -> Vec<String> {
-        self.shared.lock().token_service.connections.clone()
     }
 
     /// The Token Service base URL (the sandbox's URL: `api/usertoken/…` and `api/botsignin/…`
@@ -174,10 +168,5 @@ impl Sandbox {
             "signin/tokenExchange",
             json!({ "id": id, "connectionName": connection, "token": token }),
         )
-    }
-
-    /// The user and conversation the sign-in activities come from.
-    pub fn sign_in_user(&self) -> (&'static str, &'static str) {
-        (DEMO_USER_ID, DEMO_CONVERSATION_ID)
     }
 }

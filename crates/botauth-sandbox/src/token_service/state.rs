@@ -19,7 +19,7 @@ pub(super) struct PendingSignIn {
 }
 
 /// A sign-in activity the sandbox sent a bot, as a channel does, after the user followed a
-/// sign-in link (see [`Sandbox::push_sign_ins_to`]).
+/// sign-in link (see [`Sandbox::push_sign_ins_to`](crate::Sandbox::push_sign_ins_to)).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SignInPush {
