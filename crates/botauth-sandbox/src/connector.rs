@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::entra::token::verify_access_token;
 use crate::error::json_response;
 use crate::log::ConnectorPost;
 use crate::managed_identity;
@@ -101,7 +100,7 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Caller, String> {
         .ok_or("Authorization is not a Bearer token")?;
     // A bot that is itself a managed identity sends the token its managed identity endpoint
     // issued; any other bot sends one from the token endpoint (docs/protocol.md §2, §4).
-    let claims = verify_access_token(shared, token).or_else(|entra| {
+    let claims = shared.verify_access_token(token).or_else(|entra| {
         managed_identity::endpoints::verify(shared, token).map_err(|mi| {
             format!("not a token this sandbox issued ({entra} with the Entra key, {mi} with the managed identity key)")
         })

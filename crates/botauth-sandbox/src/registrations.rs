@@ -27,7 +27,7 @@ use crate::{AppRegistration, FederatedCredential, ManagedIdentity, Sandbox};
 ///     object_id = "6b1c7e6e-0000-4000-8000-00000000c001"
 /// "#)?;
 /// let registrations = botauth_sandbox::Registrations::from_file(&file)?;
-/// assert_eq!(registrations.apps()[0].tenant_id, "contoso.example");
+/// assert_eq!(registrations.apps()[0].tenant_id(), "contoso.example");
 /// assert_eq!(registrations.managed_identities().len(), 1);
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -168,9 +168,16 @@ impl Registrations {
     }
 
     /// The app registrations, in file order.
-    #[cfg(test)]
-    pub(crate) fn apps(&self) -> &[AppRegistration] {
+    pub fn apps(&self) -> &[AppRegistration] {
         &self.apps
+    }
+
+    /// The managed identities (user-assigned ones, then the system-assigned one).
+    pub fn managed_identities(&self) -> Vec<&ManagedIdentity> {
+        self.user_assigned
+            .iter()
+            .chain(self.system_assigned.as_ref())
+            .collect()
     }
 }
 

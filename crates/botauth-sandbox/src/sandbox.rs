@@ -11,12 +11,12 @@ use tokio::task::JoinHandle;
 
 use crate::app::AppRegistration;
 use crate::botservice::keys::{BOT_SERVICE_ISSUER, ChannelTokenClaims};
+use crate::clock;
 use crate::faults::Fault;
 use crate::jwt::SigningKey;
 use crate::log::{ConnectorPost, RequestRecord, Route};
-use crate::state::Shared;
+use crate::state::{Shared, bot_service_metadata_url, entra_metadata_url};
 use crate::tls::ca::LocalCa;
-use crate::{botservice, clock, entra};
 
 /// How long [`Sandbox::shutdown`] waits for open connections before aborting the server.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -96,7 +96,7 @@ impl Sandbox {
 
     /// `{url}/{tenant}/v2.0/.well-known/openid-configuration`.
     pub fn entra_metadata_url(&self, tenant: &str) -> String {
-        entra::discovery::metadata_url(&self.shared.url, tenant)
+        entra_metadata_url(&self.shared.url, tenant)
     }
 
     /// Adds an app registration, replacing one with the same client id.
@@ -175,7 +175,7 @@ impl Sandbox {
 
     /// Checks the signature and `exp` of an access token this sandbox issued and returns its claims.
     pub fn verify_access_token(&self, token: &str) -> Result<serde_json::Value, String> {
-        entra::token::verify_access_token(&self.shared, token)
+        self.shared.verify_access_token(token)
     }
 
     /// `{url}/mi-issuer`: the `iss` of [`Sandbox::mint_managed_identity_token`] tokens.
@@ -207,7 +207,7 @@ impl Sandbox {
 
     /// `{url}/botservice/v1/.well-known/openidconfiguration`.
     pub fn bot_service_metadata_url(&self) -> String {
-        botservice::endpoints::metadata_url(&self.shared.url)
+        bot_service_metadata_url(&self.shared.url)
     }
 
     /// `https://api.botframework.com`, the issuer of channel tokens.

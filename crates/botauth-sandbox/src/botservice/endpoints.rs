@@ -12,10 +12,6 @@ use crate::error::json_response;
 use crate::origin::Origin;
 use crate::state::Shared;
 
-pub(crate) fn metadata_url(base: &str) -> String {
-    format!("{base}/botservice/v1/.well-known/openidconfiguration")
-}
-
 /// `GET /botservice/v1/.well-known/openidconfiguration`.
 pub(crate) async fn metadata(Origin(base): Origin) -> Response {
     let body = json!({

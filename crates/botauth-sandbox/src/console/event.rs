@@ -380,7 +380,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::Sandbox;
+    use crate::DEMO_CLIENT_SECRET;
 
     fn note(text: &str) -> EventKind {
         EventKind::Note { text: text.into() }
@@ -388,26 +388,23 @@ mod tests {
 
     #[tokio::test]
     async fn streams_start_after_the_last_event_id_and_events_are_scrubbed() {
-        let sandbox = Sandbox::start().await.unwrap();
-        let shared = &sandbox.shared;
-        let hub = &shared.console;
-        let first = hub.publish(&shared.secrets(), &note("one"));
-        hub.publish(
-            &shared.secrets(),
-            &note(&format!("two {}", crate::DEMO_CLIENT_SECRET)),
-        );
+        // What `Shared::secrets` gives a sandbox with the demo app (state.rs tests that).
+        let secrets = [DEMO_CLIENT_SECRET.to_owned()];
+        let hub = Hub::default();
+        let first = hub.publish(&secrets, &note("one"));
+        hub.publish(&secrets, &note(&format!("two {DEMO_CLIENT_SECRET}")));
         let (all, _) = hub.subscribe(None);
         assert!(
             all.contains("\"one\"") && all.contains("two [redacted]"),
             "{all}"
         );
-        assert!(!all.contains(crate::DEMO_CLIENT_SECRET), "{all}");
+        assert!(!all.contains(DEMO_CLIENT_SECRET), "{all}");
         let (later, mut live) = hub.subscribe(Some(first));
         assert!(
             !later.contains("\"one\"") && later.contains("two"),
             "{later}"
         );
-        hub.publish(&shared.secrets(), &note("three"));
+        hub.publish(&secrets, &note("three"));
         let line = live.recv().await.unwrap();
         assert!(
             line.starts_with(&format!("id: {}\ndata: {{", first + 2)),
@@ -418,8 +415,7 @@ mod tests {
 
     #[tokio::test]
     async fn expiring_reaches_tokens_issued_before_and_only_those() {
-        let sandbox = Sandbox::start().await.unwrap();
-        let hub = &sandbox.shared.console;
+        let hub = Hub::default();
         let now = clock::unix_now();
         let old = json!({"uti": "old", "iat": now});
         let new = json!({"uti": "new", "iat": now + 5});

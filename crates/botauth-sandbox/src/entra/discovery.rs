@@ -13,11 +13,7 @@ use serde_json::json;
 use super::token::{Version, valid_tenant};
 use crate::error::{EntraError, code, json_response};
 use crate::origin::Origin;
-use crate::state::Shared;
-
-pub(crate) fn metadata_url(base: &str, tenant: &str) -> String {
-    format!("{base}/{tenant}/v2.0/.well-known/openid-configuration")
-}
+use crate::state::{Shared, entra_metadata_url};
 
 /// `GET /{tenant}/v2.0/.well-known/openid-configuration`, naming endpoints on the origin the
 /// client used (MSAL posts to the advertised `token_endpoint` and uses it as the `aud` of its
@@ -109,7 +105,7 @@ pub(crate) async fn instance_discovery(
         .split_once("://")
         .map_or(origin.0.as_str(), |(_, host)| host);
     let body = json!({
-        "tenant_discovery_endpoint": metadata_url(&origin.0, &tenant),
+        "tenant_discovery_endpoint": entra_metadata_url(&origin.0, &tenant),
         "api-version": "1.1",
         "metadata": [{
             "preferred_network": host,

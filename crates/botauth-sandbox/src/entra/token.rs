@@ -353,11 +353,6 @@ fn check_secret(app: &AppRegistration, presented: &str) -> Result<(), EntraError
     }
 }
 
-/// Checks a token this sandbox issued: signature with the Entra key and `exp` not passed.
-pub(crate) fn verify_access_token(shared: &Shared, token: &str) -> Result<Value, String> {
-    shared.entra_key.verify_unexpired(token)
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
