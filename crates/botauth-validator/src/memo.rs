@@ -35,8 +35,8 @@
 
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
-use crate::keys::Jwk;
-use crate::verified::Verified;
+use crate::jwk::Jwk;
+use crate::verified_cache::Verified;
 
 /// Entries per slot: a bot sees a handful of tokens at a time (one per channel service and per
 /// calling skill).
@@ -286,7 +286,7 @@ fn thread_index() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verified::tests::{entry, jwk, keys, wiped};
+    use crate::verified_cache::tests::{entry, jwk, keys, wiped};
     use crate::{ActivityInfo, BotServiceProfile, ErrorKind, Validator};
     use botauth_core::{Clock, ManualClock};
     use botauth_sandbox::Sandbox;
@@ -446,7 +446,7 @@ mod tests {
                     self.sandbox.bot_service_metadata_url(),
                     self.sandbox.bot_service_issuer(),
                 ))
-                .clock(self.clock.clone())
+                .settings(botauth_http::ClientSettings::new().clock(self.clock.clone()))
                 .key_refresh_interval(Duration::from_secs(600))
                 .verified_token_cache(cache)
                 .build()
