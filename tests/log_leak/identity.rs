@@ -9,7 +9,7 @@ use botauth::{BotAuth, BotAuthConfig, CredentialBuilder, ErrorKind};
 use botauth_e2e::{CapturedLogs, jwt_and_parts};
 use botauth_sandbox::{
     AppRegistration, DEMO_CLIENT_ID, DEMO_MI_CLIENT_ID, DEMO_MI_OBJECT_ID, DEMO_TENANT_ID,
-    FederatedCredential, Sandbox,
+    FederatedCredential, Route, Sandbox,
 };
 
 const EXCHANGE: &str = "api://AzureADTokenExchange";
@@ -57,11 +57,21 @@ async fn no_identity_secret_or_token_reaches_the_logs() {
             sandbox.imds_host(),
         )]),
         bot(vec![
-            ("IDENTITY_ENDPOINT", sandbox.app_service_endpoint()),
+            (
+                "IDENTITY_ENDPOINT",
+                sandbox
+                    .managed_identity_endpoint(Route::AppService)
+                    .unwrap(),
+            ),
             ("IDENTITY_HEADER", secret.clone()),
         ]),
         bot(vec![
-            ("IDENTITY_ENDPOINT", sandbox.service_fabric_endpoint()),
+            (
+                "IDENTITY_ENDPOINT",
+                sandbox
+                    .managed_identity_endpoint(Route::ServiceFabric)
+                    .unwrap(),
+            ),
             ("IDENTITY_HEADER", secret.clone()),
             (
                 "IDENTITY_SERVER_THUMBPRINT",
@@ -69,10 +79,18 @@ async fn no_identity_secret_or_token_reaches_the_logs() {
             ),
         ]),
         bot(vec![
-            ("MSI_ENDPOINT", sandbox.azure_ml_endpoint()),
+            (
+                "MSI_ENDPOINT",
+                sandbox.managed_identity_endpoint(Route::AzureMl).unwrap(),
+            ),
             ("MSI_SECRET", secret.clone()),
         ]),
-        bot(vec![("MSI_ENDPOINT", sandbox.cloud_shell_endpoint())]),
+        bot(vec![(
+            "MSI_ENDPOINT",
+            sandbox
+                .managed_identity_endpoint(Route::CloudShell)
+                .unwrap(),
+        )]),
     ];
     for vars in sources {
         let auth = auth(vars);
@@ -85,7 +103,10 @@ async fn no_identity_secret_or_token_reaches_the_logs() {
     let arc = botauth::managed_identity::ManagedIdentityCredential::builder()
         .env(
             [
-                ("IDENTITY_ENDPOINT", sandbox.arc_endpoint()),
+                (
+                    "IDENTITY_ENDPOINT",
+                    sandbox.managed_identity_endpoint(Route::AzureArc).unwrap(),
+                ),
                 ("IMDS_ENDPOINT", sandbox.imds_host()),
             ]
             .into_iter()
@@ -108,7 +129,12 @@ async fn no_identity_secret_or_token_reaches_the_logs() {
     // A wrong App Service header, logged as an application would log the error.
     let wrong = "wrong-identity-header-value";
     let bad = auth(bot(vec![
-        ("IDENTITY_ENDPOINT", sandbox.app_service_endpoint()),
+        (
+            "IDENTITY_ENDPOINT",
+            sandbox
+                .managed_identity_endpoint(Route::AppService)
+                .unwrap(),
+        ),
         ("IDENTITY_HEADER", wrong.to_owned()),
     ]));
     let e = bad.connector_token().await.unwrap_err();

@@ -422,7 +422,12 @@ async fn azure_managed_identity_credential_at_the_sandboxs_app_service_endpoint(
         .args([MI_TEST, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_VAULT, sandbox.key_vault_url())
         .env(CHILD_CA, ca)
-        .env("IDENTITY_ENDPOINT", sandbox.app_service_endpoint())
+        .env(
+            "IDENTITY_ENDPOINT",
+            sandbox
+                .managed_identity_endpoint(Route::AppService)
+                .expect("a managed identity route"),
+        )
         .env("IDENTITY_HEADER", sandbox.identity_header());
     // Whatever this machine has set must not choose another source.
     for other in [

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use botauth_sandbox::{
     AppRegistration, ChatTarget, Console, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_MI_CLIENT_ID,
-    DEMO_TENANT_ID, LocalCa, Registrations, Sandbox,
+    DEMO_TENANT_ID, LocalCa, Registrations, Route, Sandbox,
 };
 use clap::Args;
 
@@ -374,21 +374,27 @@ fn managed_identity_text(sandbox: &Sandbox, tenant: &str) -> String {
             "App Service",
             format!(
                 "IDENTITY_ENDPOINT='{}' IDENTITY_HEADER='{header}'",
-                sandbox.app_service_endpoint()
+                sandbox
+                    .managed_identity_endpoint(Route::AppService)
+                    .unwrap_or_default()
             ),
         ),
         (
             "Azure ML",
             format!(
                 "MSI_ENDPOINT='{}' MSI_SECRET='{header}'",
-                sandbox.azure_ml_endpoint()
+                sandbox
+                    .managed_identity_endpoint(Route::AzureMl)
+                    .unwrap_or_default()
             ),
         ),
         (
             "Service Fabric",
             format!(
                 "IDENTITY_ENDPOINT='{}' IDENTITY_HEADER='{header}' IDENTITY_SERVER_THUMBPRINT='{}'",
-                sandbox.service_fabric_endpoint(),
+                sandbox
+                    .managed_identity_endpoint(Route::ServiceFabric)
+                    .unwrap_or_default(),
                 sandbox.service_fabric_thumbprint()
             ),
         ),

@@ -65,7 +65,12 @@ async fn token_with_a_managed_identity_that_is_the_bot() {
         ("MicrosoftAppId", DEMO_MI_CLIENT_ID.into()),
         ("MicrosoftAppType", "UserAssignedMSI".into()),
         ("MicrosoftAppTenantId", DEMO_TENANT_ID.into()),
-        ("IDENTITY_ENDPOINT", sandbox.app_service_endpoint()),
+        (
+            "IDENTITY_ENDPOINT",
+            sandbox
+                .managed_identity_endpoint(Route::AppService)
+                .unwrap(),
+        ),
         ("IDENTITY_HEADER", sandbox.identity_header()),
     ])
     .await;
@@ -82,7 +87,12 @@ async fn token_with_a_managed_identity_that_is_the_bot() {
             "Connections__ServiceConnection__Settings__ClientId",
             DEMO_CLIENT_ID.into(),
         ),
-        ("IDENTITY_ENDPOINT", sandbox.service_fabric_endpoint()),
+        (
+            "IDENTITY_ENDPOINT",
+            sandbox
+                .managed_identity_endpoint(Route::ServiceFabric)
+                .unwrap(),
+        ),
         ("IDENTITY_HEADER", sandbox.identity_header()),
         (
             "IDENTITY_SERVER_THUMBPRINT",

@@ -3,19 +3,28 @@
 use openssl::asn1::{Asn1Object, Asn1ObjectRef};
 use openssl::x509::X509NameRef;
 
+/// Tenant of the demo app.
+pub const DEMO_TENANT_ID: &str = "11111111-2222-3333-4444-555555555555";
+
+/// Client id of the demo app.
+pub const DEMO_CLIENT_ID: &str = "00000000-0000-0000-0000-00000000b07a";
+
+/// Client secret of the demo app. It contains `+ / = ~` so that form-encoding bugs show.
+pub const DEMO_CLIENT_SECRET: &str = "sandbox~Secret+with/odd=chars_0123456789";
+
 /// An app registration in the sandbox's directory.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct AppRegistration {
     /// Application (client) id.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// The tenant the app lives in; token requests for other tenants answer AADSTS700016.
-    pub tenant_id: String,
+    pub(crate) tenant_id: String,
     /// Accepted client secret values.
-    pub secrets: Vec<String>,
+    pub(crate) secrets: Vec<String>,
     /// Registered certificates (DER X.509) for client assertions.
-    pub certificates: Vec<Vec<u8>>,
+    pub(crate) certificates: Vec<Vec<u8>>,
     /// Federated identity credentials.
-    pub federated: Vec<FederatedCredential>,
+    pub(crate) federated: Vec<FederatedCredential>,
     /// Subject Name + Issuer trust, added with [`AppRegistration::with_trusted_subject`].
     pub(crate) trusted_subjects: Vec<TrustedSubject>,
 }
@@ -26,8 +35,21 @@ impl AppRegistration {
         Self {
             client_id: client_id.into(),
             tenant_id: tenant_id.into(),
-            ..Self::default()
+            secrets: Vec::new(),
+            certificates: Vec::new(),
+            federated: Vec::new(),
+            trusted_subjects: Vec::new(),
         }
+    }
+
+    /// The client (application) id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The tenant the app is registered in.
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
     }
 
     /// Adds an accepted client secret.
@@ -61,7 +83,7 @@ impl AppRegistration {
     /// characters. Multi-valued RDNs (`+`) and quoted values are not supported: such a subject
     /// matches no certificate.
     #[must_use]
-    pub fn with_trusted_subject(
+    pub(crate) fn with_trusted_subject(
         mut self,
         subject: impl Into<String>,
         issuer_ca_der: impl Into<Vec<u8>>,
@@ -222,7 +244,7 @@ fn parse_rfc4514(text: &str) -> Option<Vec<(String, String)>> {
 }
 
 /// A federated identity credential: assertions with this issuer, subject and audience are accepted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FederatedCredential {
     /// Expected `iss` of the assertion.
     pub issuer: String,

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
 
-use crate::botservice::ChannelTokenClaims;
+use crate::botservice::keys::ChannelTokenClaims;
+use crate::delivery::Delivery;
 use crate::{DEMO_TENANT_ID, Sandbox, clock};
 
 /// The conversation of [`Sandbox::channel_activity`]: a Teams personal (one-to-one) chat id. Its
@@ -29,18 +30,6 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 /// The Bot Service's `User-Agent` on activity deliveries.
 const BOT_SERVICE_USER_AGENT: &str = "Microsoft-SkypeBotApi (Microsoft-BotFramework 3.0)";
-
-/// A bot's answer to [`Sandbox::deliver_activity`].
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct Delivery {
-    /// HTTP status.
-    pub status: u16,
-    /// The body (invalid UTF-8 replaced with U+FFFD).
-    pub body: String,
-    /// The `WWW-Authenticate` header, when the bot sent one (and it is visible ASCII).
-    pub www_authenticate: Option<String>,
-}
 
 impl Sandbox {
     /// A Teams message activity as the Bot Service delivers it to the bot `bot_app_id`:

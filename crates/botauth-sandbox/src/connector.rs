@@ -13,27 +13,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::entra::verify_access_token;
 use crate::error::json_response;
+use crate::log::ConnectorPost;
 use crate::managed_identity;
 use crate::state::Shared;
-
-/// One activity the sandbox's Bot Connector accepted: where it was posted, and by whom.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct ConnectorPost {
-    /// The `{conversationId}` path segment, percent-decoded (e.g. `a:1Xyz` for `a%3A1Xyz`).
-    pub conversation_id: String,
-    /// The `{activityId}` path segment, percent-decoded, when the reply-to route
-    /// (`…/activities/{activityId}`) was used.
-    pub reply_to_id: Option<String>,
-    /// The activity body.
-    pub activity: Value,
-    /// The caller: the bearer token's `appid` claim, or `azp` when it has no `appid`.
-    pub app_id: String,
-    /// The bearer token's `aud`.
-    pub audience: String,
-}
 
 /// Who sent a request, as its bearer token says.
 struct Caller {
@@ -117,8 +100,8 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Caller, String> {
         .ok_or("Authorization is not a Bearer token")?;
     // A bot that is itself a managed identity sends the token its managed identity endpoint
     // issued; any other bot sends one from the token endpoint (docs/protocol.md §2, §4).
-    let claims = verify_access_token(shared, token).or_else(|entra| {
-        managed_identity::verify(shared, token).map_err(|mi| {
+    let claims = shared.verify_access_token(token).or_else(|entra| {
+        managed_identity::endpoints::verify(shared, token).map_err(|mi| {
             format!("not a token this sandbox issued ({entra} with the Entra key, {mi} with the managed identity key)")
         })
     })?;

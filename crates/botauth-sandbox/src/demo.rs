@@ -27,7 +27,7 @@ const EXCHANGE: &str = "api://AzureADTokenExchange";
 const PROJECTED_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
 
 /// The kinds of credential a demo bot can use, each configured by environment variables alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DemoCredential {
     /// The demo app's client secret (botas dialect: `CLIENT_ID`, `CLIENT_SECRET`, `TENANT_ID`).
     Secret,

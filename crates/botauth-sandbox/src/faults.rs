@@ -3,14 +3,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use axum::http::header::RETRY_AFTER;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
 use serde_json::{Map, Value};
 
-use crate::error::{EntraError, raw_response};
 use crate::log::Route;
-use crate::state::Shared;
 
 /// A misbehaviour to inject into the next request on a [`Route`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,29 +76,6 @@ impl FaultQueues {
     pub(crate) fn clear(&mut self) {
         self.0.clear();
     }
-}
-
-/// The answer to a [`Fault::Status`]. Without a body, the error shape of the route's service:
-/// Key Vault's on [`Route::KeyVault`], Entra's elsewhere.
-pub(crate) fn status_response(
-    shared: &Shared,
-    route: Route,
-    status: u16,
-    body: Option<String>,
-    retry_after: Option<&str>,
-    request_headers: &HeaderMap,
-) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = match body {
-        Some(body) => raw_response(status, "application/json; charset=utf-8", body),
-        None if route == Route::KeyVault => crate::key_vault::injected_error(shared, status),
-        None => EntraError::for_status(status, format!("sandbox: injected HTTP {status}."))
-            .into_response(request_headers),
-    };
-    if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(v).ok()) {
-        response.headers_mut().insert(RETRY_AFTER, value);
-    }
-    response
 }
 
 /// Applies the token-body faults to a successful token response body.

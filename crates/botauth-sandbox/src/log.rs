@@ -1,6 +1,9 @@
-//! The request log: which route each request hit and how it was answered, never with secrets.
+//! What the sandbox records for tests to read back, never with secrets: the request log (which
+//! route each request hit and how it was answered) and the activities the Bot Connector accepted.
 
 use std::time::Instant;
+
+use serde_json::Value;
 
 /// The sandbox endpoints, for fault injection and request counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,6 +109,23 @@ pub struct RequestRecord {
 pub(crate) struct FormInfo {
     pub(crate) client_id: Option<String>,
     pub(crate) grant_type: Option<String>,
+}
+
+/// One activity the sandbox's Bot Connector accepted: where it was posted, and by whom.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ConnectorPost {
+    /// The `{conversationId}` path segment, percent-decoded (e.g. `a:1Xyz` for `a%3A1Xyz`).
+    pub conversation_id: String,
+    /// The `{activityId}` path segment, percent-decoded, when the reply-to route
+    /// (`…/activities/{activityId}`) was used.
+    pub reply_to_id: Option<String>,
+    /// The activity body.
+    pub activity: Value,
+    /// The caller: the bearer token's `appid` claim, or `azp` when it has no `appid`.
+    pub app_id: String,
+    /// The bearer token's `aud`.
+    pub audience: String,
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use axum::http::header::HOST;
 use axum::http::request::Parts;
 
 use crate::state::Shared;
-use crate::tls::Peer;
+use crate::tls::listener::Peer;
 
 /// `scheme://host[:port]` as the client addressed the sandbox, no trailing slash.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,11 +27,11 @@ use crate::{AppRegistration, FederatedCredential, ManagedIdentity, Sandbox};
 ///     object_id = "6b1c7e6e-0000-4000-8000-00000000c001"
 /// "#)?;
 /// let registrations = botauth_sandbox::Registrations::from_file(&file)?;
-/// assert_eq!(registrations.apps()[0].tenant_id, "contoso.example");
+/// assert_eq!(registrations.apps()[0].tenant_id(), "contoso.example");
 /// assert_eq!(registrations.managed_identities().len(), 1);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Registrations {
     apps: Vec<AppRegistration>,
     user_assigned: Vec<ManagedIdentity>,
@@ -117,7 +117,7 @@ impl Registrations {
     /// # Errors
     ///
     /// As [`Registrations::from_file`].
-    pub fn from_toml(text: &str, base: &Path) -> io::Result<Self> {
+    pub(crate) fn from_toml(text: &str, base: &Path) -> io::Result<Self> {
         let file: File = toml::from_str(text).map_err(|error| {
             let (line, column) = error
                 .span()

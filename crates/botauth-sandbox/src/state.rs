@@ -4,13 +4,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::app::AppRegistration;
-use crate::botservice::BotKeys;
-use crate::connector::ConnectorPost;
+use crate::botservice::keys::BotKeys;
 use crate::faults::FaultQueues;
 use crate::jwt::SigningKey;
+use crate::log::ConnectorPost;
+
 use crate::log::RequestRecord;
-use crate::managed_identity::MiState;
+use crate::managed_identity::identity::MiState;
 
 /// The Bot Connector resources every sandbox accepts as token scopes (docs/protocol.md §2).
 pub(crate) const BOT_CONNECTOR_RESOURCES: [&str; 3] = [
@@ -18,6 +21,16 @@ pub(crate) const BOT_CONNECTOR_RESOURCES: [&str; 3] = [
     "https://api.botframework.us",
     "https://api.botframework.azure.cn",
 ];
+
+/// `{base}/{tenant}/v2.0/.well-known/openid-configuration`: Entra's metadata on the origin `base`.
+pub(crate) fn entra_metadata_url(base: &str, tenant: &str) -> String {
+    format!("{base}/{tenant}/v2.0/.well-known/openid-configuration")
+}
+
+/// `{base}/botservice/v1/.well-known/openidconfiguration`: the Bot Service's metadata.
+pub(crate) fn bot_service_metadata_url(base: &str) -> String {
+    format!("{base}/botservice/v1/.well-known/openidconfiguration")
+}
 
 /// Token response settings.
 #[derive(Debug, Clone)]
@@ -59,9 +72,9 @@ pub(crate) struct Inner {
     /// Managed identities, endpoint secrets and outage windows.
     pub(crate) mi: MiState,
     /// The Bot Framework Token Service: OAuth connections, user tokens, sign-ins.
-    pub(crate) token_service: crate::token_service::TokenServiceState,
+    pub(crate) token_service: crate::token_service::state::TokenServiceState,
     /// The Key Vault: certificates, their versions, the access list.
-    pub(crate) key_vault: crate::key_vault::VaultState,
+    pub(crate) key_vault: crate::key_vault::store::VaultState,
 }
 
 impl Inner {
@@ -138,7 +151,52 @@ impl Shared {
         format!("{}/{tenant}/oauth2/v2.0/token", self.url)
     }
 
+    /// The values the console's feed must never carry: registered client secrets and the managed
+    /// identity endpoints' secret header.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        let inner = self.lock();
+        let mut secrets: Vec<String> = inner
+            .apps
+            .values()
+            .flat_map(|app| app.secrets.iter().cloned())
+            .collect();
+        secrets.push(inner.mi.secret.clone());
+        secrets
+    }
+
+    /// Checks a token this sandbox's token endpoint issued: signature with the Entra key and `exp`
+    /// not passed.
+    pub(crate) fn verify_access_token(&self, token: &str) -> Result<Value, String> {
+        self.entra_key.verify_unexpired(token)
+    }
+
     pub(crate) fn managed_identity_issuer(&self) -> String {
         format!("{}/mi-issuer", self.url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID};
+
+    #[test]
+    fn the_feed_never_carries_registered_secrets_or_the_identity_header() {
+        let key = || SigningKey::generate("state test").unwrap();
+        let settings = TokenSettings {
+            lifetime: Duration::from_secs(60),
+            refresh_in: None,
+            numbers_as_strings: false,
+        };
+        let mut inner = Inner::new(settings, BotKeys::new(key()));
+        inner.register_app(
+            AppRegistration::new(DEMO_CLIENT_ID, DEMO_TENANT_ID).with_secret(DEMO_CLIENT_SECRET),
+        );
+        let shared = Shared::new(String::new(), String::new(), key(), key(), inner);
+        let identity_header = shared.lock().mi.secret.clone();
+        assert_eq!(
+            shared.secrets(),
+            [DEMO_CLIENT_SECRET.to_owned(), identity_header]
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use botauth_core::config::EnvVars;
 use botauth_core::{Clock, ManualClock, Sleep};
 use botauth_managed_identity::{ManagedIdentityCredential, ManagedIdentityId};
-use botauth_sandbox::Sandbox;
+use botauth_sandbox::{Route, Sandbox};
 
 pub const BOT_SCOPE: &str = "https://api.botframework.com/.default";
 
@@ -60,14 +60,24 @@ pub fn imds_env(sandbox: &Sandbox) -> EnvVars {
 
 pub fn app_service_env(sandbox: &Sandbox) -> EnvVars {
     env(&[
-        ("IDENTITY_ENDPOINT", sandbox.app_service_endpoint()),
+        (
+            "IDENTITY_ENDPOINT",
+            sandbox
+                .managed_identity_endpoint(Route::AppService)
+                .unwrap(),
+        ),
         ("IDENTITY_HEADER", sandbox.identity_header()),
     ])
 }
 
 pub fn service_fabric_env(sandbox: &Sandbox, thumbprint: &str) -> EnvVars {
     env(&[
-        ("IDENTITY_ENDPOINT", sandbox.service_fabric_endpoint()),
+        (
+            "IDENTITY_ENDPOINT",
+            sandbox
+                .managed_identity_endpoint(Route::ServiceFabric)
+                .unwrap(),
+        ),
         ("IDENTITY_HEADER", sandbox.identity_header()),
         ("IDENTITY_SERVER_THUMBPRINT", thumbprint.to_owned()),
     ])
@@ -75,18 +85,29 @@ pub fn service_fabric_env(sandbox: &Sandbox, thumbprint: &str) -> EnvVars {
 
 pub fn azure_ml_env(sandbox: &Sandbox) -> EnvVars {
     env(&[
-        ("MSI_ENDPOINT", sandbox.azure_ml_endpoint()),
+        (
+            "MSI_ENDPOINT",
+            sandbox.managed_identity_endpoint(Route::AzureMl).unwrap(),
+        ),
         ("MSI_SECRET", sandbox.identity_header()),
     ])
 }
 
 pub fn cloud_shell_env(sandbox: &Sandbox) -> EnvVars {
-    env(&[("MSI_ENDPOINT", sandbox.cloud_shell_endpoint())])
+    env(&[(
+        "MSI_ENDPOINT",
+        sandbox
+            .managed_identity_endpoint(Route::CloudShell)
+            .unwrap(),
+    )])
 }
 
 pub fn arc_env(sandbox: &Sandbox) -> EnvVars {
     env(&[
-        ("IDENTITY_ENDPOINT", sandbox.arc_endpoint()),
+        (
+            "IDENTITY_ENDPOINT",
+            sandbox.managed_identity_endpoint(Route::AzureArc).unwrap(),
+        ),
         ("IMDS_ENDPOINT", sandbox.imds_host()),
     ])
 }

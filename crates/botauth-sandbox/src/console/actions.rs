@@ -1,18 +1,18 @@
 //! What the console does: send the bot an activity as the Bot Service would, and apply a fault
-//! with one click. Each fault is a row of [`FAULTS`]; each reuses the sandbox's own fault
+//! with one click. Each fault is a row of [`FAULTS`](super::command::FAULTS); each reuses the sandbox's own fault
 //! injection or key handling, so the console shows nothing a test could not also do.
 
 use std::io;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 
+use super::command::{ChatTarget, Command, ConsoleFault, hello};
 use super::event::EventKind;
 use super::redact::Decoded;
-use crate::botservice::ChannelTokenClaims;
-use crate::channel::Delivery;
+use crate::botservice::keys::ChannelTokenClaims;
+use crate::delivery::Delivery;
 use crate::faults::Fault;
 use crate::log::Route;
 use crate::{DEMO_USER_ID, Sandbox};
@@ -29,172 +29,6 @@ const OTHER_BOT: &str = "99999999-0000-4000-8000-00000000f04e";
 /// The `serviceurl` of the wrong-service-URL forgery: a real Teams service URL, not the one the
 /// activity names (docs/protocol.md §6 rule 6).
 const OTHER_SERVICE_URL: &str = "https://smba.trafficmanager.net/teams/";
-
-/// The bot the console chats with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatTarget {
-    /// The bot's messaging endpoint on this machine, e.g. `http://127.0.0.1:3978/api/messages`.
-    pub endpoint: String,
-    /// The bot's app id: the `aud` of the channel tokens.
-    pub app_id: String,
-}
-
-impl ChatTarget {
-    /// A bot at `endpoint` with app id `app_id`.
-    pub fn new(endpoint: impl Into<String>, app_id: impl Into<String>) -> Self {
-        Self {
-            endpoint: endpoint.into(),
-            app_id: app_id.into(),
-        }
-    }
-}
-
-/// A fault the console applies with one click.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ConsoleFault {
-    /// The Bot Service metadata and key endpoints answer 503 for a minute.
-    KeyEndpointDown,
-    /// The next token request is answered 429 with `Retry-After: 2`.
-    TokenThrottled,
-    /// The next token request is answered 503.
-    TokenUnavailable,
-    /// A new Bot Service signing key signs from now on, published next to the old one.
-    RotateSigningKey,
-    /// A message whose channel token is addressed to another bot.
-    ForgedAudience,
-    /// A message whose channel token names another `serviceurl` than the activity.
-    ForgedServiceUrl,
-    /// The Bot Connector refuses every access token issued so far as expired.
-    ExpireToken,
-    /// Drops queued faults, ends outages and un-expires tokens.
-    Clear,
-}
-
-/// One row per fault: its id on the page and in the feed, its button label, what it does.
-struct FaultSpec {
-    fault: ConsoleFault,
-    id: &'static str,
-    label: &'static str,
-    help: &'static str,
-}
-
-const FAULTS: &[FaultSpec] = &[
-    FaultSpec {
-        fault: ConsoleFault::KeyEndpointDown,
-        id: "keys-down",
-        label: "Key endpoint down (60 s)",
-        help: "The Bot Service metadata and JWKS answer 503 for 60 s: a bot with cached keys keeps validating, a cold one answers 503.",
-    },
-    FaultSpec {
-        fault: ConsoleFault::TokenThrottled,
-        id: "token-429",
-        label: "Token endpoint 429",
-        help: "The next token request is answered 429 with Retry-After: 2.",
-    },
-    FaultSpec {
-        fault: ConsoleFault::TokenUnavailable,
-        id: "token-503",
-        label: "Token endpoint 503",
-        help: "The next token request is answered 503; the bot should retry once after 1 s. Expire the token to make the bot ask now.",
-    },
-    FaultSpec {
-        fault: ConsoleFault::RotateSigningKey,
-        id: "rotate-key",
-        label: "Rotate the Bot Service signing key",
-        help: "A new key signs the next activities; the old one stays published. The bot must fetch the keys again for the unknown kid.",
-    },
-    FaultSpec {
-        fault: ConsoleFault::ForgedAudience,
-        id: "forged-audience",
-        label: "Forged activity: wrong audience",
-        help: "Sends a message whose genuine channel token is addressed to another bot: expect 401.",
-    },
-    FaultSpec {
-        fault: ConsoleFault::ForgedServiceUrl,
-        id: "forged-serviceurl",
-        label: "Forged activity: wrong serviceurl",
-        help: "Sends a message whose channel token names another service URL than the activity: expect 401.",
-    },
-    FaultSpec {
-        fault: ConsoleFault::ExpireToken,
-        id: "expire-token",
-        label: "Expire the token",
-        help: "The Bot Connector refuses every access token issued so far as expired: the bot should refresh once and retry.",
-    },
-    FaultSpec {
-        fault: ConsoleFault::Clear,
-        id: "clear",
-        label: "Clear faults",
-        help: "Drops queued faults, ends outages and un-expires tokens.",
-    },
-];
-
-impl ConsoleFault {
-    /// Every fault, in the order the page shows them.
-    pub const ALL: [ConsoleFault; 8] = [
-        ConsoleFault::KeyEndpointDown,
-        ConsoleFault::TokenThrottled,
-        ConsoleFault::TokenUnavailable,
-        ConsoleFault::RotateSigningKey,
-        ConsoleFault::ForgedAudience,
-        ConsoleFault::ForgedServiceUrl,
-        ConsoleFault::ExpireToken,
-        ConsoleFault::Clear,
-    ];
-
-    fn spec(self) -> &'static FaultSpec {
-        FAULTS
-            .iter()
-            .find(|spec| spec.fault == self)
-            .unwrap_or(&FAULTS[FAULTS.len() - 1])
-    }
-
-    /// The id the page and the feed use, e.g. `token-503`.
-    pub fn id(self) -> &'static str {
-        self.spec().id
-    }
-
-    /// The fault with this id.
-    pub fn from_id(id: &str) -> Option<Self> {
-        FAULTS
-            .iter()
-            .find(|spec| spec.id == id)
-            .map(|spec| spec.fault)
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct FaultButton {
-    id: &'static str,
-    label: &'static str,
-    help: &'static str,
-}
-
-/// The `hello` event: who the console chats with and which faults it offers.
-pub(crate) fn hello(target: Option<&ChatTarget>) -> Value {
-    let faults: Vec<FaultButton> = FAULTS
-        .iter()
-        .map(|s| FaultButton {
-            id: s.id,
-            label: s.label,
-            help: s.help,
-        })
-        .collect();
-    json!({
-        "bot": target.map(|t| &t.endpoint),
-        "app_id": target.map(|t| &t.app_id),
-        "faults": faults,
-    })
-}
-
-/// An action from the page, carried out by [`Console::run`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Command {
-    Say(String),
-    Join,
-    Fault(ConsoleFault),
-}
 
 /// The console of a sandbox, returned by [`Sandbox::open_console`]: it carries out what the page
 /// asks for. Run [`Console::run`] on a task that holds the sandbox (the page's buttons do nothing
@@ -275,12 +109,12 @@ impl Console {
     }
 
     /// Applies `fault` and reports it in the console.
-    pub async fn apply(&self, sandbox: &Sandbox, fault: ConsoleFault) {
+    pub(crate) async fn apply(&self, sandbox: &Sandbox, fault: ConsoleFault) {
         let shared = &sandbox.shared;
         let spec = fault.spec();
         let report = |detail: String| {
             shared.console.publish(
-                shared,
+                &shared.secrets(),
                 &EventKind::Fault {
                     fault: spec.id,
                     label: spec.label,
@@ -363,7 +197,7 @@ impl Console {
         self.target.as_ref().ok_or_else(|| {
             let shared = &sandbox.shared;
             shared.console.publish(
-                shared,
+                &shared.secrets(),
                 &EventKind::Note {
                     text: "no bot to chat with: start the sandbox with --bot URL".into(),
                 },
@@ -393,7 +227,7 @@ async fn deliver(
         .and_then(|d| d.header_str("kid"))
         .and_then(|kid| shared.lock().bot.endorsements(kid));
     hub.publish(
-        shared,
+        &shared.secrets(),
         &EventKind::Inbound {
             activity: activity.clone(),
             token: decoded,
@@ -422,21 +256,6 @@ async fn deliver(
             elapsed_ms,
         },
     };
-    hub.publish(shared, &event);
+    hub.publish(&shared.secrets(), &event);
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_fault_has_one_row_and_round_trips_its_id() {
-        assert_eq!(FAULTS.len(), ConsoleFault::ALL.len());
-        for fault in ConsoleFault::ALL {
-            assert_eq!(fault.spec().fault, fault);
-            assert_eq!(ConsoleFault::from_id(fault.id()), Some(fault));
-        }
-        assert_eq!(ConsoleFault::from_id("nope"), None);
-    }
 }

@@ -118,7 +118,7 @@ impl Capture {
                     .ok()
                     .filter(Value::is_object);
                 hub.publish(
-                    shared,
+                    &shared.secrets(),
                     &EventKind::ConnectorCall {
                         method: self.method,
                         path: self.path,
@@ -145,7 +145,7 @@ impl Capture {
                         answer_bytes: &bytes,
                     },
                 );
-                hub.publish(shared, &event);
+                hub.publish(&shared.secrets(), &event);
             }
             Route::KeyVault => {
                 let event = key_vault_event(
@@ -156,7 +156,7 @@ impl Capture {
                     header(WWW_AUTHENTICATE),
                     header(RETRY_AFTER),
                 );
-                hub.publish(shared, &event);
+                hub.publish(&shared.secrets(), &event);
             }
             Route::BotServiceMetadata
             | Route::BotServiceJwks
@@ -173,7 +173,7 @@ impl Capture {
                     })
                     .unwrap_or_default();
                 hub.publish(
-                    shared,
+                    &shared.secrets(),
                     &EventKind::KeyFetch {
                         path: self.path,
                         what,
@@ -195,7 +195,7 @@ impl Capture {
                 let client = request.client_id.clone().unwrap_or_else(|| what.to_owned());
                 let retry_of = hub.take_failure(&client);
                 let id = hub.publish(
-                    shared,
+                    &shared.secrets(),
                     &EventKind::TokenRequest {
                         method: self.method,
                         path: self.path,

@@ -15,10 +15,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::actions::Command;
+use super::command::Command;
 use super::redact::{self, Decoded};
 use crate::clock;
-use crate::state::Shared;
 
 /// Events kept for pages that connect later.
 const HISTORY: usize = 2000;
@@ -198,7 +197,7 @@ struct Event<'a> {
     kind: &'a EventKind,
 }
 
-/// The console's state inside the sandbox ([`Shared`]).
+/// The console's state inside the sandbox ([`Shared`](crate::state::Shared)).
 #[derive(Debug, Default)]
 pub(crate) struct Hub {
     enabled: AtomicBool,
@@ -275,8 +274,8 @@ impl Hub {
     }
 
     /// Publishes an event of the current turn; returns its id.
-    pub(crate) fn publish(&self, shared: &Shared, kind: &EventKind) -> u64 {
-        let secrets = secrets(shared);
+    /// `secrets` are the values the feed must never carry ([`Shared::secrets`](crate::state::Shared::secrets)).
+    pub(crate) fn publish(&self, secrets: &[String], kind: &EventKind) -> u64 {
         let mut inner = self.lock();
         inner.next_id += 1;
         let id = inner.next_id;
@@ -287,7 +286,7 @@ impl Hub {
             kind,
         };
         let mut value = serde_json::to_value(&event).unwrap_or(Value::Null);
-        redact::scrub(&mut value, &secrets);
+        redact::scrub(&mut value, secrets);
         let line: Arc<str> = Arc::from(format!("id: {id}\ndata: {value}\n\n"));
         if inner.history.len() == HISTORY {
             inner.history.pop_front();
@@ -376,25 +375,12 @@ impl Hub {
     }
 }
 
-/// The values the feed must never carry: registered client secrets and the managed identity
-/// endpoints' secret header.
-fn secrets(shared: &Shared) -> Vec<String> {
-    let inner = shared.lock();
-    let mut secrets: Vec<String> = inner
-        .apps
-        .values()
-        .flat_map(|app| app.secrets.iter().cloned())
-        .collect();
-    secrets.push(inner.mi.secret.clone());
-    secrets
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::Sandbox;
+    use crate::DEMO_CLIENT_SECRET;
 
     fn note(text: &str) -> EventKind {
         EventKind::Note { text: text.into() }
@@ -402,23 +388,23 @@ mod tests {
 
     #[tokio::test]
     async fn streams_start_after_the_last_event_id_and_events_are_scrubbed() {
-        let sandbox = Sandbox::start().await.unwrap();
-        let shared = &sandbox.shared;
-        let hub = &shared.console;
-        let first = hub.publish(shared, &note("one"));
-        hub.publish(shared, &note(&format!("two {}", crate::DEMO_CLIENT_SECRET)));
+        // What `Shared::secrets` gives a sandbox with the demo app (state.rs tests that).
+        let secrets = [DEMO_CLIENT_SECRET.to_owned()];
+        let hub = Hub::default();
+        let first = hub.publish(&secrets, &note("one"));
+        hub.publish(&secrets, &note(&format!("two {DEMO_CLIENT_SECRET}")));
         let (all, _) = hub.subscribe(None);
         assert!(
             all.contains("\"one\"") && all.contains("two [redacted]"),
             "{all}"
         );
-        assert!(!all.contains(crate::DEMO_CLIENT_SECRET), "{all}");
+        assert!(!all.contains(DEMO_CLIENT_SECRET), "{all}");
         let (later, mut live) = hub.subscribe(Some(first));
         assert!(
             !later.contains("\"one\"") && later.contains("two"),
             "{later}"
         );
-        hub.publish(shared, &note("three"));
+        hub.publish(&secrets, &note("three"));
         let line = live.recv().await.unwrap();
         assert!(
             line.starts_with(&format!("id: {}\ndata: {{", first + 2)),
@@ -429,8 +415,7 @@ mod tests {
 
     #[tokio::test]
     async fn expiring_reaches_tokens_issued_before_and_only_those() {
-        let sandbox = Sandbox::start().await.unwrap();
-        let hub = &sandbox.shared.console;
+        let hub = Hub::default();
         let now = clock::unix_now();
         let old = json!({"uti": "old", "iat": now});
         let new = json!({"uti": "new", "iat": now + 5});

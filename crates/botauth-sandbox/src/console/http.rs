@@ -23,7 +23,7 @@ use http_body::Frame;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::actions::{Command, ConsoleFault};
+use super::command::{Command, ConsoleFault};
 use crate::state::Shared;
 
 const PAGE: &str = include_str!("assets/index.html");

@@ -22,12 +22,14 @@
 
 mod actions;
 mod capture;
+pub(crate) mod command;
 mod event;
 pub(crate) mod http;
 mod redact;
 mod sign_in;
 
-pub use actions::{ChatTarget, Console, ConsoleFault};
+pub use actions::Console;
 pub(crate) use capture::capture;
+pub use command::{ChatTarget, ConsoleFault};
 pub(crate) use event::Hub;
 pub(crate) use http::{is_loopback_host, router};

@@ -17,7 +17,8 @@ use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{KeyVaultCertificateOptions, KeyVaultContentType, create, unix};
+use super::store::{KeyVaultCertificateOptions, KeyVaultContentType, unix};
+use super::vault::create;
 use crate::error::json_response;
 use crate::state::Shared;
 

@@ -19,7 +19,8 @@ use openssl::error::ErrorStack;
 use openssl::pkcs12::Pkcs12;
 use serde_json::{Value, json};
 
-use super::{KEY_VAULT_RESOURCE, KeyVaultContentType, Version, snapshot, valid_name};
+use super::store::{KEY_VAULT_RESOURCE, KeyVaultContentType, Version, valid_name};
+use super::vault::snapshot;
 use crate::error::json_response;
 use crate::jwt::{self, Jws};
 use crate::origin::Origin;

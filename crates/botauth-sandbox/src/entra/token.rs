@@ -1,4 +1,5 @@
-//! The Entra ID side (docs/protocol.md §2): the client-credentials token endpoint, OpenID metadata and JWKS.
+//! The client-credentials token endpoints (v2 and v1): a secret, a certificate-signed assertion
+//! or a federated assertion in, an access token signed by the sandbox's Entra key out.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -6,7 +7,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -25,13 +26,13 @@ use crate::state::Shared;
 /// resource (`resource=R`), v2 a scope (`scope=R/.default`), and a client assertion may carry
 /// either endpoint's URL as its `aud` whichever it is posted to (docs/sandbox.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Version {
+pub(super) enum Version {
     V1,
     V2,
 }
 
 impl Version {
-    fn token_path(self, tenant: &str) -> String {
+    pub(super) fn token_path(self, tenant: &str) -> String {
         match self {
             Self::V1 => format!("/{tenant}/oauth2/token"),
             Self::V2 => format!("/{tenant}/oauth2/v2.0/token"),
@@ -307,7 +308,7 @@ impl TokenRequest<'_> {
 }
 
 /// Tenants are validated before use, as botauth itself does (docs/protocol.md §2).
-fn valid_tenant(tenant: Option<&str>) -> Result<&str, EntraError> {
+pub(super) fn valid_tenant(tenant: Option<&str>) -> Result<&str, EntraError> {
     tenant
         .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
         .ok_or_else(|| {
@@ -352,129 +353,6 @@ fn check_secret(app: &AppRegistration, presented: &str) -> Result<(), EntraError
     }
 }
 
-/// Checks a token this sandbox issued: signature with the Entra key and `exp` not passed.
-pub(crate) fn verify_access_token(shared: &Shared, token: &str) -> Result<Value, String> {
-    shared.entra_key.verify_unexpired(token)
-}
-
-pub(crate) fn metadata_url(base: &str, tenant: &str) -> String {
-    format!("{base}/{tenant}/v2.0/.well-known/openid-configuration")
-}
-
-/// `GET /{tenant}/v2.0/.well-known/openid-configuration`, naming endpoints on the origin the
-/// client used (MSAL posts to the advertised `token_endpoint` and uses it as the `aud` of its
-/// client assertions).
-pub(crate) async fn metadata(
-    origin: Origin,
-    tenant: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-) -> Response {
-    openid_configuration(Version::V2, &origin, tenant, &headers)
-}
-
-/// `GET /{tenant}/.well-known/openid-configuration`: the v1 document.
-pub(crate) async fn metadata_v1(
-    origin: Origin,
-    tenant: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-) -> Response {
-    openid_configuration(Version::V1, &origin, tenant, &headers)
-}
-
-fn openid_configuration(
-    version: Version,
-    Origin(base): &Origin,
-    tenant: Result<Path<String>, PathRejection>,
-    headers: &HeaderMap,
-) -> Response {
-    let tenant = tenant.ok().map(|Path(t)| t);
-    let tenant = match valid_tenant(tenant.as_deref()) {
-        Ok(tenant) => tenant,
-        Err(error) => return error.into_response(headers),
-    };
-    let (issuer, segment, keys) = match version {
-        Version::V2 => (
-            format!("{base}/{tenant}/v2.0"),
-            "oauth2/v2.0",
-            "discovery/v2.0/keys",
-        ),
-        Version::V1 => (
-            format!("https://sts.windows.net/{tenant}/"),
-            "oauth2",
-            "discovery/keys",
-        ),
-    };
-    let body = json!({
-        "issuer": issuer,
-        "token_endpoint": format!("{base}{}", version.token_path(tenant)),
-        "authorization_endpoint": format!("{base}/{tenant}/{segment}/authorize"),
-        "device_authorization_endpoint": format!("{base}/{tenant}/{segment}/devicecode"),
-        "end_session_endpoint": format!("{base}/{tenant}/{segment}/logout"),
-        "jwks_uri": format!("{base}/{tenant}/{keys}"),
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-        "subject_types_supported": ["pairwise"],
-        "tenant_region_scope": "WW",
-        "cloud_instance_name": "sandbox.localhost",
-    });
-    json_response(StatusCode::OK, &body)
-}
-
-/// `GET /common/discovery/instance?api-version=1.1&authorization_endpoint=…`: Entra's instance
-/// discovery, which MSAL asks before it trusts an authority host. The sandbox vouches only for
-/// itself: the answer's metadata names the host the client used, whatever the query names, and
-/// the tenant comes from the `authorization_endpoint`'s path when it is a valid tenant.
-pub(crate) async fn instance_discovery(
-    origin: Origin,
-    Query(params): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let tenant = params
-        .get("authorization_endpoint")
-        .and_then(|endpoint| url::Url::parse(endpoint).ok())
-        .and_then(|url| {
-            url.path_segments()
-                .and_then(|mut segments| segments.next().map(str::to_owned))
-        })
-        .filter(|t| valid_tenant(Some(t)).is_ok())
-        .unwrap_or_else(|| "common".to_owned());
-    if !params.contains_key("api-version") {
-        return EntraError::invalid_request(
-            code::MISSING_PARAMETER,
-            "The request must contain the following parameter: 'api-version'.",
-        )
-        .into_response(&headers);
-    }
-    let host = origin
-        .0
-        .split_once("://")
-        .map_or(origin.0.as_str(), |(_, host)| host);
-    let body = json!({
-        "tenant_discovery_endpoint": metadata_url(&origin.0, &tenant),
-        "api-version": "1.1",
-        "metadata": [{
-            "preferred_network": host,
-            "preferred_cache": host,
-            "aliases": [host],
-        }],
-    });
-    json_response(StatusCode::OK, &body)
-}
-
-/// `GET /{tenant}/discovery/v2.0/keys` (and the v1 `/{tenant}/discovery/keys`).
-pub(crate) async fn jwks(
-    State(shared): State<Arc<Shared>>,
-    tenant: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-) -> Response {
-    let tenant = tenant.ok().map(|Path(t)| t);
-    if let Err(error) = valid_tenant(tenant.as_deref()) {
-        return error.into_response(&headers);
-    }
-    json_response(StatusCode::OK, &json!({ "keys": [shared.entra_key.jwk()] }))
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -485,9 +363,7 @@ mod tests {
         BOT_SCOPE, demo_token, demo_token_reply, get, post_form, secret_form, secret_form_with,
         verify_with_jwks,
     };
-    use crate::{
-        AppRegistration, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Fault, Route, Sandbox,
-    };
+    use crate::{AppRegistration, DEMO_CLIENT_ID, DEMO_TENANT_ID, Sandbox};
 
     #[tokio::test]
     async fn secret_grant_issues_a_verifiable_token() {
@@ -812,163 +688,5 @@ mod tests {
                 scope.strip_suffix("/.default")
             );
         }
-    }
-
-    #[tokio::test]
-    async fn status_faults_are_fifo_one_shot_with_retry_after() {
-        let sandbox = Sandbox::start().await.unwrap();
-        sandbox.inject(
-            Route::Token,
-            Fault::Status {
-                status: 429,
-                body: None,
-                retry_after: Some("7".into()),
-            },
-        );
-        sandbox.inject_n(Route::Token, Fault::status(503), 2);
-        sandbox.inject(
-            Route::Token,
-            Fault::Status {
-                status: 500,
-                body: Some("<html>oops</html>".into()),
-                retry_after: None,
-            },
-        );
-
-        let reply = demo_token_reply(&sandbox).await;
-        reply.assert_entra_error(429, "temporarily_unavailable", 50196);
-        assert_eq!(reply.headers["retry-after"], "7");
-        for _ in 0..2 {
-            let reply = demo_token_reply(&sandbox).await;
-            reply.assert_entra_error(503, "temporarily_unavailable", 90033);
-            assert!(reply.headers.get("retry-after").is_none());
-        }
-        let reply = demo_token_reply(&sandbox).await;
-        assert_eq!(
-            (reply.status, reply.text.as_str()),
-            (500, "<html>oops</html>")
-        );
-        assert_eq!(demo_token_reply(&sandbox).await.status, 200);
-
-        // Faults are per route, and clear_faults drops them.
-        sandbox.inject(Route::EntraJwks, Fault::status(500));
-        assert_eq!(demo_token_reply(&sandbox).await.status, 200);
-        sandbox.clear_faults();
-        assert_eq!(
-            get(&format!(
-                "{}/{DEMO_TENANT_ID}/discovery/v2.0/keys",
-                sandbox.url()
-            ))
-            .await
-            .status,
-            200
-        );
-    }
-
-    #[tokio::test]
-    async fn body_faults_replace_the_success_body() {
-        let sandbox = Sandbox::start().await.unwrap();
-        sandbox.inject(Route::Token, Fault::MalformedJson);
-        let reply = demo_token_reply(&sandbox).await;
-        assert_eq!(reply.status, 200);
-        assert!(serde_json::from_str::<serde_json::Value>(&reply.text).is_err());
-
-        sandbox.inject(Route::Token, Fault::TokenType("pop".into()));
-        let body = demo_token_reply(&sandbox).await.json();
-        assert_eq!(body["token_type"], "pop");
-        assert!(body["access_token"].is_string());
-
-        sandbox.inject(Route::Token, Fault::MissingAccessToken);
-        let body = demo_token_reply(&sandbox).await.json();
-        assert_eq!(body["token_type"], "Bearer");
-        assert!(body.get("access_token").is_none());
-
-        // A body fault is consumed by a failing request without changing the error.
-        sandbox.inject(Route::Token, Fault::MalformedJson);
-        post_form(
-            &sandbox.token_endpoint(DEMO_TENANT_ID),
-            &secret_form_with("client_secret", Some("x")),
-            &[],
-        )
-        .await
-        .assert_entra_error(401, "invalid_client", 7_000_215);
-        assert_eq!(demo_token_reply(&sandbox).await.status, 200);
-    }
-
-    #[tokio::test]
-    async fn delay_fault_answers_late_but_normally() {
-        let sandbox = Sandbox::start().await.unwrap();
-        sandbox.inject(Route::Token, Fault::Delay(Duration::from_millis(300)));
-        let started = std::time::Instant::now();
-        let reply = demo_token_reply(&sandbox).await;
-        assert!(started.elapsed() >= Duration::from_millis(300));
-        assert_eq!(reply.status, 200);
-    }
-
-    #[tokio::test]
-    async fn log_counts_requests_and_holds_no_secrets() {
-        let sandbox = Sandbox::start().await.unwrap();
-        let token = demo_token(&sandbox).await;
-        let request_id = "7d3c1c9e-2b4f-4a8e-9f3b-1a2b3c4d5e6f";
-        post_form(
-            &sandbox.token_endpoint(DEMO_TENANT_ID),
-            &secret_form_with("client_secret", Some("wrong-secret-value")),
-            &[("client-request-id", request_id)],
-        )
-        .await;
-        get(&format!("{}/nowhere", sandbox.url()))
-            .await
-            .assert_entra_error(404, "invalid_request", 90100);
-        get(&sandbox.bot_service_metadata_url()).await;
-
-        let log = sandbox.requests();
-        assert_eq!(log.len(), 4);
-        assert_eq!(sandbox.count(Route::Token), 2);
-        assert_eq!(sandbox.count(Route::Other), 1);
-        assert_eq!(sandbox.count(Route::BotServiceMetadata), 1);
-        assert_eq!(log[0].route, Route::Token);
-        assert_eq!(log[0].method, "POST");
-        assert_eq!(log[0].path, format!("/{DEMO_TENANT_ID}/oauth2/v2.0/token"));
-        assert_eq!(log[0].status, 200);
-        assert_eq!(log[0].client_id.as_deref(), Some(DEMO_CLIENT_ID));
-        assert_eq!(log[0].grant_type.as_deref(), Some("client_credentials"));
-        assert_eq!(log[1].status, 401);
-        assert_eq!(log[1].client_request_id.as_deref(), Some(request_id));
-        assert_eq!(log[2].status, 404);
-        assert!(log.windows(2).all(|w| w[0].at <= w[1].at));
-
-        let debug = format!("{log:?} {sandbox:?}");
-        for secret in [DEMO_CLIENT_SECRET, "wrong-secret-value", token.as_str()] {
-            assert!(!debug.contains(secret), "log leaks {secret}");
-        }
-
-        sandbox.clear_log();
-        assert!(sandbox.requests().is_empty());
-        assert_eq!(sandbox.count(Route::Token), 0);
-    }
-
-    #[tokio::test]
-    async fn builder_options_and_lifecycle() {
-        let sandbox = Sandbox::builder()
-            .with_demo_app(false)
-            .start()
-            .await
-            .unwrap();
-        assert!(sandbox.url().starts_with("http://127.0.0.1:"));
-        assert_eq!(sandbox.url(), format!("http://{}", sandbox.addr()));
-        assert!(!sandbox.url().ends_with('/'));
-        demo_token_reply(&sandbox)
-            .await
-            .assert_entra_error(400, "unauthorized_client", 700_016);
-
-        let url = sandbox.url();
-        sandbox.shutdown().await;
-        assert!(reqwest::Client::new().get(&url).send().await.is_err());
-
-        let dropped = Sandbox::start().await.unwrap();
-        let url = dropped.url();
-        drop(dropped);
-        tokio::task::yield_now().await;
-        assert!(reqwest::Client::new().get(&url).send().await.is_err());
     }
 }

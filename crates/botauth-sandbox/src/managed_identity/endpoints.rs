@@ -1,158 +1,26 @@
-//! Managed identity endpoints (docs/protocol.md §4): IMDS, App Service, Azure Arc, Cloud Shell, Service
-//! Fabric (over TLS, on its own listener) and Azure ML. Each checks its secret header and its
-//! api-version exactly, answering 400 or 401 as the real endpoint does, and issues tokens signed
-//! by the sandbox's managed identity key, which the token endpoint accepts as federated
-//! assertions when an app has a matching federated identity credential.
+//! The endpoints' handlers: one for the sources that take their request in the query (the rows
+//! of [`SPECS`]), and Arc's challenge and Cloud Shell's form, which are their own.
 
-use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
+use axum::Extension;
+use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::header::WWW_AUTHENTICATE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::identity::ManagedIdentity;
+use super::spec::{Header, IdNames, Listener, SPECS, Shape, Spec};
 use crate::clock;
 use crate::error::json_response;
 use crate::log::Route;
 use crate::state::Shared;
-use crate::tls::{Listener, Mode, Peer};
-
-/// Client id of the sandbox's demo user-assigned managed identity.
-pub const DEMO_MI_CLIENT_ID: &str = "33333333-0000-4000-8000-00000000c11d";
-/// Object (principal) id of the demo user-assigned managed identity: the `sub` of its tokens.
-pub const DEMO_MI_OBJECT_ID: &str = "33333333-0000-4000-8000-0000000000b1";
-/// Azure resource id of the demo user-assigned managed identity.
-pub const DEMO_MI_RESOURCE_ID: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/botauth/providers/Microsoft.ManagedIdentity/userAssignedIdentities/botauth-demo";
-/// Client id of the sandbox host's system-assigned identity.
-pub const DEMO_SYSTEM_MI_CLIENT_ID: &str = "44444444-0000-4000-8000-00000000c11d";
-/// Object id of the sandbox host's system-assigned identity.
-pub const DEMO_SYSTEM_MI_OBJECT_ID: &str = "44444444-0000-4000-8000-0000000000b1";
-
-/// The api-versions the endpoints insist on.
-const IMDS_API: &str = "2018-02-01";
-const APP_SERVICE_API: &str = "2019-08-01";
-const ARC_API: &str = "2020-06-01";
-const SERVICE_FABRIC_API: &str = "2019-07-01-preview";
-const AZURE_ML_API: &str = "2017-09-01";
-
-/// Paths of the endpoints below the sandbox's URL.
-pub(crate) const IMDS_PATH: &str = "/metadata/identity/oauth2/token";
-pub(crate) const APP_SERVICE_PATH: &str = "/appservice/msi/token";
-pub(crate) const ARC_PATH: &str = "/arc/metadata/identity/oauth2/token";
-pub(crate) const CLOUD_SHELL_PATH: &str = "/cloudshell/oauth2/token";
-pub(crate) const SERVICE_FABRIC_PATH: &str = "/servicefabric/metadata/identity/oauth2/token";
-pub(crate) const AZURE_ML_PATH: &str = "/azureml/msi/token";
-
-/// A managed identity the sandbox's host has.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ManagedIdentity {
-    /// Client (application) id.
-    pub client_id: String,
-    /// Object (principal) id: the `sub` of its tokens, and the subject of federated credentials.
-    pub object_id: String,
-    /// Azure resource id.
-    pub resource_id: String,
-}
-
-impl ManagedIdentity {
-    /// An identity with these ids.
-    pub fn new(
-        client_id: impl Into<String>,
-        object_id: impl Into<String>,
-        resource_id: impl Into<String>,
-    ) -> Self {
-        ManagedIdentity {
-            client_id: client_id.into(),
-            object_id: object_id.into(),
-            resource_id: resource_id.into(),
-        }
-    }
-
-    /// The demo user-assigned identity ([`DEMO_MI_CLIENT_ID`], [`DEMO_MI_OBJECT_ID`]).
-    pub fn demo_user_assigned() -> Self {
-        Self::new(DEMO_MI_CLIENT_ID, DEMO_MI_OBJECT_ID, DEMO_MI_RESOURCE_ID)
-    }
-
-    /// The demo system-assigned identity.
-    pub fn demo_system_assigned() -> Self {
-        Self::new(
-            DEMO_SYSTEM_MI_CLIENT_ID,
-            DEMO_SYSTEM_MI_OBJECT_ID,
-            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/botauth/providers/Microsoft.Compute/virtualMachines/sandbox",
-        )
-    }
-}
-
-/// A time source for windowed faults ([`Fault::StatusFor`](crate::Fault::StatusFor)(crate::Fault::StatusFor)).
-pub(crate) type TimeSource = Arc<dyn Fn() -> SystemTime + Send + Sync>;
-
-/// The managed identity part of the sandbox's state.
-pub(crate) struct MiState {
-    pub(crate) system: Option<ManagedIdentity>,
-    pub(crate) users: Vec<ManagedIdentity>,
-    /// `IDENTITY_HEADER` / `MSI_SECRET` the endpoints expect.
-    pub(crate) secret: String,
-    pub(crate) arc_key_directory: Option<PathBuf>,
-    pub(crate) arc_key_len: usize,
-    pub(crate) arc_keys: HashSet<String>,
-    pub(crate) clock: Option<TimeSource>,
-    /// Route → (status, until): windows opened by `Fault::StatusFor`.
-    pub(crate) outages: HashMap<Route, (u16, SystemTime)>,
-}
-
-impl std::fmt::Debug for MiState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MiState")
-            .field("system", &self.system)
-            .field("users", &self.users)
-            .field("arc_key_directory", &self.arc_key_directory)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for MiState {
-    fn default() -> Self {
-        MiState {
-            system: Some(ManagedIdentity::demo_system_assigned()),
-            users: vec![ManagedIdentity::demo_user_assigned()],
-            secret: uuid::Uuid::new_v4().to_string(),
-            arc_key_directory: None,
-            arc_key_len: 64,
-            arc_keys: HashSet::new(),
-            clock: None,
-            outages: HashMap::new(),
-        }
-    }
-}
-
-impl MiState {
-    pub(crate) fn now(&self) -> SystemTime {
-        self.clock.as_ref().map_or_else(SystemTime::now, |c| c())
-    }
-
-    /// The status of an open outage window on `route`, closing expired ones.
-    pub(crate) fn outage(&mut self, route: Route) -> Option<u16> {
-        let now = self.now();
-        match self.outages.get(&route) {
-            Some((status, until)) if now < *until => Some(*status),
-            Some(_) => {
-                self.outages.remove(&route);
-                None
-            }
-            None => None,
-        }
-    }
-
-    pub(crate) fn open_outage(&mut self, route: Route, status: u16, duration: Duration) {
-        let until = self.now() + duration;
-        self.outages.insert(route, (status, until));
-    }
-}
+use crate::tls::listener::Peer;
 
 type Params = Query<HashMap<String, String>>;
 
@@ -203,13 +71,6 @@ fn resource(params: &HashMap<String, String>) -> Result<String, Refusal> {
         .ok_or_else(|| bad_request("Required query variable 'resource' is missing."))
 }
 
-/// How a request selects an identity: `(client id, object id, resource id)` parameter names.
-struct IdNames {
-    client_id: Option<&'static str>,
-    object_id: Option<&'static str>,
-    resource_id: Option<&'static str>,
-}
-
 fn find_identity(
     shared: &Shared,
     params: &HashMap<String, String>,
@@ -243,17 +104,6 @@ fn find_identity(
         }
     };
     found.ok_or_else(|| bad_request("Identity not found"))
-}
-
-/// How an endpoint shapes its success body.
-#[derive(Clone, Copy)]
-enum Shape {
-    /// Every value a string, `expires_on` epoch (IMDS, App Service, Arc).
-    Strings,
-    /// Numbers (Cloud Shell, Service Fabric).
-    Numbers,
-    /// `expires_on` as `MM/dd/yyyy HH:mm:ss +00:00` and no `expires_in` (Azure ML's 2017 API).
-    OldDate,
 }
 
 fn issue(shared: &Shared, identity: &ManagedIdentity, resource: &str, shape: Shape) -> Response {
@@ -353,56 +203,92 @@ fn answer(result: Result<Response, Refusal>) -> Response {
     result.unwrap_or_else(Refusal::into_response)
 }
 
-/// `GET /metadata/identity/oauth2/token`.
-pub(crate) async fn imds(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Response {
-    answer((|| -> Result<Response, Refusal> {
-        require_metadata(&headers)?;
-        api_version(&params, IMDS_API)?;
-        let resource = resource(&params)?;
-        let names = IdNames {
-            client_id: Some("client_id"),
-            object_id: Some("object_id"),
-            resource_id: Some("msi_res_id"),
-        };
-        let identity = find_identity(&shared, &params, &names)?;
-        Ok(issue(&shared, &identity, &resource, Shape::Strings))
-    })())
+/// The check of a request's [`Header`].
+fn check_header(shared: &Shared, headers: &HeaderMap, header: Header) -> Result<(), Refusal> {
+    match header {
+        Header::Metadata => require_metadata(headers),
+        Header::Secret(name) => require_secret(shared, headers, name),
+        Header::ServiceFabricSecret => {
+            let expected = shared.lock().mi.secret.clone();
+            match self::header(headers, "secret") {
+                Some(v) if v == expected => Ok(()),
+                _ => Err(Refusal {
+                    status: StatusCode::UNAUTHORIZED,
+                    body: json!({"error": {"code": "SecretHeaderNotFound", "message": "Secret is not found in the request headers or does not match."}}),
+                }),
+            }
+        }
+    }
 }
 
-/// `GET /appservice/msi/token`.
-pub(crate) async fn app_service(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Response {
-    answer((|| -> Result<Response, Refusal> {
-        require_secret(&shared, &headers, "x-identity-header")?;
-        api_version(&params, APP_SERVICE_API)?;
-        let resource = resource(&params)?;
-        let names = IdNames {
-            client_id: Some("client_id"),
-            object_id: Some("object_id"),
-            resource_id: Some("mi_res_id"),
+/// The api-version check of `spec`, if it takes one.
+fn check_api_version(params: &HashMap<String, String>, spec: &Spec) -> Result<(), Refusal> {
+    spec.api_version
+        .map_or(Ok(()), |expected| api_version(params, expected))
+}
+
+/// The routes of every source, each from its row of [`SPECS`].
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    SPECS.iter().fold(Router::new(), |router, spec| {
+        let handler = match spec.route {
+            Route::AzureArc => get(
+                move |State(shared): State<Arc<Shared>>, headers: HeaderMap, Query(params): Params| async move {
+                    arc(spec, &shared, &headers, &params).await
+                },
+            ),
+            Route::CloudShell => post(
+                move |State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes| async move {
+                    answer(cloud_shell(spec, &shared, &headers, &body))
+                },
+            ),
+            _ => get(
+                move |State(shared): State<Arc<Shared>>,
+                      peer: Option<Extension<ConnectInfo<Peer>>>,
+                      headers: HeaderMap,
+                      Query(params): Params| async move {
+                    let tls = peer.is_some_and(|Extension(ConnectInfo(peer))| peer.tls);
+                    answer(query_token(spec, &shared, tls, &headers, &params))
+                },
+            ),
         };
-        let identity = find_identity(&shared, &params, &names)?;
-        Ok(issue(&shared, &identity, &resource, Shape::Strings))
-    })())
+        router.route(spec.path, handler)
+    })
+}
+
+/// `GET {path}?api-version=V&resource=R[&<id parameter>=<id>]` with the source's header: IMDS,
+/// App Service, Service Fabric (on its TLS listener only) and Azure ML.
+fn query_token(
+    spec: &Spec,
+    shared: &Shared,
+    tls: bool,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<Response, Refusal> {
+    if spec.listener == Listener::ServiceFabricTls && !tls {
+        return Err(bad_request(
+            "Service Fabric's identity endpoint is served over https only.",
+        ));
+    }
+    check_header(shared, headers, spec.header)?;
+    check_api_version(params, spec)?;
+    let resource = resource(params)?;
+    let identity = find_identity(shared, params, &spec.ids)?;
+    Ok(issue(shared, &identity, &resource, spec.shape))
 }
 
 /// `GET /arc/metadata/identity/oauth2/token`: a challenge first, then the key file's contents.
-pub(crate) async fn arc(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(params): Params,
+async fn arc(
+    spec: &Spec,
+    shared: &Shared,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
 ) -> Response {
-    if let Err(r) = require_metadata(&headers).and_then(|()| api_version(&params, ARC_API)) {
+    if let Err(r) =
+        check_header(shared, headers, spec.header).and_then(|()| check_api_version(params, spec))
+    {
         return r.into_response();
     }
-    let resource = match resource(&params) {
+    let resource = match resource(params) {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
@@ -413,8 +299,8 @@ pub(crate) async fn arc(
         return bad_request("Azure Arc supports only the system-assigned identity.")
             .into_response();
     }
-    match header(&headers, "authorization") {
-        None => challenge(&shared).await,
+    match header(headers, "authorization") {
+        None => challenge(shared).await,
         Some(value) => {
             let presented = value.strip_prefix("Basic ").unwrap_or_default();
             let known = shared.lock().mi.arc_keys.contains(presented);
@@ -428,7 +314,7 @@ pub(crate) async fn arc(
             }
             let identity = shared.lock().mi.system.clone();
             match identity {
-                Some(identity) => issue(&shared, &identity, &resource, Shape::Strings),
+                Some(identity) => issue(shared, &identity, &resource, spec.shape),
                 None => bad_request("Identity not found").into_response(),
             }
         }
@@ -476,82 +362,27 @@ async fn challenge(shared: &Shared) -> Response {
 }
 
 /// `POST /cloudshell/oauth2/token` with the form `resource=R`.
-pub(crate) async fn cloud_shell(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer((|| -> Result<Response, Refusal> {
-        require_metadata(&headers)?;
-        let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-        let resource = resource(&form)?;
-        if form.len() > 1 {
-            return Err(bad_request(
-                "Cloud Shell supports only the signed-in user's identity.",
-            ));
-        }
-        let identity = shared
-            .lock()
-            .mi
-            .system
-            .clone()
-            .ok_or_else(|| bad_request("Identity not found"))?;
-        Ok(issue(&shared, &identity, &resource, Shape::Numbers))
-    })())
-}
-
-/// `GET /servicefabric/metadata/identity/oauth2/token`, on the TLS listener only.
-pub(crate) async fn service_fabric(
-    State(shared): State<Arc<Shared>>,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<Peer>>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Response {
-    if !peer.is_some_and(|axum::Extension(axum::extract::ConnectInfo(peer))| peer.tls) {
-        return bad_request("Service Fabric's identity endpoint is served over https only.")
-            .into_response();
+fn cloud_shell(
+    spec: &Spec,
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, Refusal> {
+    check_header(shared, headers, spec.header)?;
+    let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+    let resource = resource(&form)?;
+    if form.len() > 1 {
+        return Err(bad_request(
+            "Cloud Shell supports only the signed-in user's identity.",
+        ));
     }
-    let expected = shared.lock().mi.secret.clone();
-    match header(&headers, "secret") {
-        Some(v) if v == expected => {}
-        _ => {
-            return json_response(
-                StatusCode::UNAUTHORIZED,
-                &json!({"error": {"code": "SecretHeaderNotFound", "message": "Secret is not found in the request headers or does not match."}}),
-            );
-        }
-    }
-    answer((|| -> Result<Response, Refusal> {
-        api_version(&params, SERVICE_FABRIC_API)?;
-        let resource = resource(&params)?;
-        let names = IdNames {
-            client_id: Some("client_id"),
-            object_id: None,
-            resource_id: Some("mi_res_id"),
-        };
-        let identity = find_identity(&shared, &params, &names)?;
-        Ok(issue(&shared, &identity, &resource, Shape::Numbers))
-    })())
-}
-
-/// `GET /azureml/msi/token`.
-pub(crate) async fn azure_ml(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Response {
-    answer((|| -> Result<Response, Refusal> {
-        require_secret(&shared, &headers, "secret")?;
-        api_version(&params, AZURE_ML_API)?;
-        let resource = resource(&params)?;
-        let names = IdNames {
-            client_id: Some("clientid"),
-            object_id: None,
-            resource_id: None,
-        };
-        let identity = find_identity(&shared, &params, &names)?;
-        Ok(issue(&shared, &identity, &resource, Shape::OldDate))
-    })())
+    let identity = shared
+        .lock()
+        .mi
+        .system
+        .clone()
+        .ok_or_else(|| bad_request("Identity not found"))?;
+    Ok(issue(shared, &identity, &resource, spec.shape))
 }
 
 /// Checks a managed identity token this sandbox issued: signature and `exp`.
@@ -559,164 +390,21 @@ pub(crate) fn verify(shared: &Shared, token: &str) -> Result<Value, String> {
     shared.mi_key.verify_unexpired(token)
 }
 
-// ------------------------------------------------------------------------------------------------
-// The managed identity part of the `Sandbox` handle.
-
-impl crate::Sandbox {
-    /// `http://127.0.0.1:PORT` (plain http even with TLS, as IMDS is): the IMDS host, for `AZURE_POD_IDENTITY_AUTHORITY_HOST` (the token endpoint is
-    /// `{url}/metadata/identity/oauth2/token`).
-    pub fn imds_host(&self) -> String {
-        self.shared.http_url.clone()
-    }
-
-    /// The App Service / Functions endpoint, for `IDENTITY_ENDPOINT`.
-    pub fn app_service_endpoint(&self) -> String {
-        format!("{}{}", self.shared.http_url, APP_SERVICE_PATH)
-    }
-
-    /// The Azure Arc endpoint, for `IDENTITY_ENDPOINT` (with `IMDS_ENDPOINT` set to anything).
-    pub fn arc_endpoint(&self) -> String {
-        format!("{}{}", self.shared.http_url, ARC_PATH)
-    }
-
-    /// The Cloud Shell endpoint, for `MSI_ENDPOINT`.
-    pub fn cloud_shell_endpoint(&self) -> String {
-        format!("{}{}", self.shared.http_url, CLOUD_SHELL_PATH)
-    }
-
-    /// The Azure ML endpoint, for `MSI_ENDPOINT` (with `MSI_SECRET`).
-    pub fn azure_ml_endpoint(&self) -> String {
-        format!("{}{}", self.shared.http_url, AZURE_ML_PATH)
-    }
-
-    /// The Service Fabric endpoint on its own TLS listener, for `IDENTITY_ENDPOINT`.
-    pub fn service_fabric_endpoint(&self) -> String {
-        format!("https://{}{}", self.tls_addr, SERVICE_FABRIC_PATH)
-    }
-
-    /// The SHA-1 thumbprint (40 upper-case hex digits) of the Service Fabric listener's
-    /// certificate, generated when the sandbox started: `IDENTITY_SERVER_THUMBPRINT`.
-    pub fn service_fabric_thumbprint(&self) -> &str {
-        &self.thumbprint
-    }
-
-    /// The secret the App Service, Service Fabric and Azure ML endpoints expect
-    /// (`IDENTITY_HEADER`, `MSI_SECRET`): a fresh random value per sandbox.
-    pub fn identity_header(&self) -> String {
-        self.shared.lock().mi.secret.clone()
-    }
-
-    /// Sets the host's system-assigned identity (`None`: the host has none, and requests for it
-    /// answer 400 "Identity not found"). Default: [`ManagedIdentity::demo_system_assigned`].
-    pub fn set_system_identity(&self, identity: Option<ManagedIdentity>) {
-        self.shared.lock().mi.system = identity;
-    }
-
-    /// Assigns a user-assigned identity to the host (default: [`ManagedIdentity::demo_user_assigned`]).
-    pub fn add_user_assigned_identity(&self, identity: ManagedIdentity) {
-        self.shared.lock().mi.users.push(identity);
-    }
-
-    /// Removes every user-assigned identity.
-    pub fn clear_user_assigned_identities(&self) {
-        self.shared.lock().mi.users.clear();
-    }
-
-    /// The directory the Arc endpoint writes its challenge key files to. Until it is set, Arc
-    /// requests answer 500.
-    pub fn set_arc_key_directory(&self, directory: impl Into<std::path::PathBuf>) {
-        self.shared.lock().mi.arc_key_directory = Some(directory.into());
-    }
-
-    /// The length of the Arc key files written from now on (default 64).
-    pub fn set_arc_key_len(&self, len: usize) {
-        self.shared.lock().mi.arc_key_len = len;
-    }
-
-    /// The time source of windowed faults ([`Fault::StatusFor`](crate::Fault::StatusFor)); default: the system clock.
-    /// Tests that drive a client with a manual clock pass the same clock here.
-    pub fn set_clock(&self, now: impl Fn() -> std::time::SystemTime + Send + Sync + 'static) {
-        self.shared.lock().mi.clock = Some(Arc::new(now));
-    }
-
-    /// Checks the signature and `exp` of a managed identity token this sandbox issued and returns
-    /// its claims.
-    pub fn verify_managed_identity_token(&self, token: &str) -> Result<serde_json::Value, String> {
-        verify(&self.shared, token)
-    }
-}
-
-// ------------------------------------------------------------------------------------------------
-// The Service Fabric TLS listener.
-
-/// Starts the Service Fabric TLS listener on 127.0.0.1 with a fresh certificate; returns its
-/// address, the certificate's thumbprint and the server task.
-pub(crate) async fn start_tls(
-    shared: &Arc<Shared>,
-) -> std::io::Result<(std::net::SocketAddr, String, tokio::task::JoinHandle<()>)> {
-    let tcp = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
-    let addr = tcp.local_addr()?;
-    let identity = TlsIdentity::generate().map_err(std::io::Error::other)?;
-    // A client that rejects the certificate (a thumbprint mismatch) ends in the handshake,
-    // before any request could be read.
-    let listener = Listener::new(tcp, Mode::TlsOnly(identity.acceptor));
-    let app =
-        crate::server::router(Arc::clone(shared)).into_make_service_with_connect_info::<Peer>();
-    let task = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
-            tracing::warn!(%error, "botauth sandbox TLS server stopped");
-        }
-    });
-    Ok((addr, identity.thumbprint, task))
-}
-
-/// A self-signed certificate and key for the Service Fabric endpoint, which clients pin by its
-/// thumbprint (`IDENTITY_SERVER_THUMBPRINT`) instead of trusting a CA.
-pub(crate) struct TlsIdentity {
-    pub(crate) acceptor: openssl::ssl::SslAcceptor,
-    pub(crate) thumbprint: String,
-}
-
-impl std::fmt::Debug for TlsIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsIdentity")
-            .field("thumbprint", &self.thumbprint)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TlsIdentity {
-    /// An EC P-256 key and a self-signed certificate for 127.0.0.1, generated with OpenSSL.
-    pub(crate) fn generate() -> Result<Self, openssl::error::ErrorStack> {
-        use openssl::ec::{EcGroup, EcKey};
-        use openssl::hash::MessageDigest;
-        use openssl::nid::Nid;
-        use openssl::pkey::PKey;
-        use openssl::ssl::{SslAcceptor, SslMethod};
-
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-        let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
-        let cert = crate::jwt::self_signed_certificate(&key, "botauth sandbox service fabric", 30)?;
-        let thumbprint = cert
-            .digest(MessageDigest::sha1())?
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect();
-        let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
-        acceptor.set_private_key(&key)?;
-        acceptor.set_certificate(&cert)?;
-        acceptor.check_private_key()?;
-        Ok(TlsIdentity {
-            acceptor: acceptor.build(),
-            thumbprint,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, SystemTime};
+
     use super::*;
-    use crate::{Fault, Sandbox};
+    use crate::{DEMO_MI_CLIENT_ID, DEMO_MI_OBJECT_ID, DEMO_MI_RESOURCE_ID, Fault, Sandbox};
+
+    // The protocol facts, written out again so that a wrong row in the table fails here.
+    const IMDS_PATH: &str = "/metadata/identity/oauth2/token";
+    const SERVICE_FABRIC_PATH: &str = "/servicefabric/metadata/identity/oauth2/token";
+    const IMDS_API: &str = "2018-02-01";
+    const APP_SERVICE_API: &str = "2019-08-01";
+    const ARC_API: &str = "2020-06-01";
+    const SERVICE_FABRIC_API: &str = "2019-07-01-preview";
+    const AZURE_ML_API: &str = "2017-09-01";
 
     #[test]
     fn old_dates() {
@@ -836,13 +524,21 @@ mod tests {
         let secret = sandbox.identity_header();
         let cases = [
             (
-                sandbox.app_service_endpoint(),
+                sandbox
+                    .managed_identity_endpoint(Route::AppService)
+                    .unwrap(),
                 "X-IDENTITY-HEADER",
                 APP_SERVICE_API,
             ),
-            (sandbox.azure_ml_endpoint(), "secret", AZURE_ML_API),
             (
-                sandbox.service_fabric_endpoint(),
+                sandbox.managed_identity_endpoint(Route::AzureMl).unwrap(),
+                "secret",
+                AZURE_ML_API,
+            ),
+            (
+                sandbox
+                    .managed_identity_endpoint(Route::ServiceFabric)
+                    .unwrap(),
                 "secret",
                 SERVICE_FABRIC_API,
             ),
@@ -862,7 +558,7 @@ mod tests {
         }
         // Azure ML answers in the 2017 date format.
         let (_, body) = get(
-            &sandbox.azure_ml_endpoint(),
+            &sandbox.managed_identity_endpoint(Route::AzureMl).unwrap(),
             &[("api-version", AZURE_ML_API), ("resource", BOT)],
             &[("secret", &secret)],
         )
@@ -886,7 +582,7 @@ mod tests {
     async fn arc_challenges_then_accepts_the_key() {
         let sandbox = Sandbox::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let url = sandbox.arc_endpoint();
+        let url = sandbox.managed_identity_endpoint(Route::AzureArc).unwrap();
         let q = [("api-version", ARC_API), ("resource", BOT)];
         let meta = ("Metadata", "true");
         assert_eq!(get(&url, &q, &[meta]).await.0, 500, "no key directory yet");
@@ -944,7 +640,11 @@ mod tests {
         let sandbox = Sandbox::start().await.unwrap();
         let post = |headers: bool, form: &'static str| {
             let mut r = reqwest::Client::new()
-                .post(sandbox.cloud_shell_endpoint())
+                .post(
+                    sandbox
+                        .managed_identity_endpoint(Route::CloudShell)
+                        .unwrap(),
+                )
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(form);
             if headers {
