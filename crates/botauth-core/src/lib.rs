@@ -5,6 +5,7 @@ mod clock;
 mod cloud;
 pub mod config;
 mod credential;
+pub mod endpoint;
 mod entra;
 mod error;
 mod secret;

@@ -29,7 +29,7 @@
 
 use std::fmt;
 
-use crate::config::validate::is_loopback;
+use crate::endpoint::is_loopback;
 
 /// The hosts every bot may send its token to (docs/protocol.md §6): the Bot Connector of the three clouds
 /// and the Teams service.

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use botauth_core::config::{
-    AssertionAlgorithm, EnvVars, KeyVaultCertificateConfig, ManagedIdentityId, check_key_vault_url,
+    AssertionAlgorithm, EnvVars, KeyVaultCertificateConfig, ManagedIdentityId,
 };
+use botauth_core::endpoint::check_key_vault_url;
 use botauth_core::{
     AccessToken, BotAuthConfig, Clock, Cloud, CredentialInfo, CredentialProvider, Result,
     SystemClock, TokenRequest,

@@ -15,10 +15,9 @@ use super::tables::{
     IDENTITY_WEB, IDENTITY_WEB_CREDENTIAL, IDENTITY_WEB_SOURCE_TYPES, Kind, Row, Section, To,
     WORKLOAD_IDENTITY, names,
 };
-use super::validate::{
-    KeyNames, check_endpoint_url, check_tenant, known_cloud, parse_endpoint_url, rekey, validate,
-};
+use super::validate::{KeyNames, check_tenant, rekey, validate};
 use super::vars::{EnvVars, Origin, normalize_key};
+use crate::endpoint::{check_endpoint_url, known_cloud, parse_endpoint_url};
 use crate::{Cloud, Error, Result, Secret};
 
 /// The error when no dialect's keys are present.
