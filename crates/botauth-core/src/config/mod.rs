@@ -1,5 +1,6 @@
 //! Configuration: one model ([`BotAuthConfig`]) and readers for each dialect of docs/protocol.md §7.
 
+mod dotenv;
 mod env;
 mod file;
 mod model;
