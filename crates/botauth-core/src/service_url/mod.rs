@@ -66,6 +66,7 @@ pub enum ServiceUrlErrorKind {
 /// A refused service URL or allow-list entry. The message names the host when there is a
 /// well-formed one (it helps to fix the allow-list), and never repeats a malformed value.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServiceUrlError {
     kind: ServiceUrlErrorKind,
     host: Option<String>,
