@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use botauth::core::{EntraError, ManualClock};
+use botauth::http::HttpOptions;
 use botauth::secret::ClientSecretCredential;
-use botauth::token::http::HttpOptions;
 use botauth::{
     CredentialProvider, Error, ErrorKind, Secret, TokenManager, TokenRequest, TokenSource,
 };
@@ -32,7 +32,10 @@ fn credential_for(
 ) -> ClientSecretCredential {
     let mut b = ClientSecretCredential::builder(tenant, client, Secret::new(secret))
         .authority_host(sandbox.url())
-        .http_options(HttpOptions::default().timeout(Duration::from_millis(1500)));
+        .http_options(HttpOptions {
+            timeout: Duration::from_millis(1500),
+            ..HttpOptions::default()
+        });
     if let Some(clock) = clock {
         b = b.clock(clock);
     }

@@ -8,7 +8,7 @@ use botauth_core::{
     AccessToken, BotAuthConfig, Cloud, CredentialConfig, CredentialInfo, CredentialProvider, Error,
     Result, TokenRequest,
 };
-use botauth_token::http::HttpOptions;
+use botauth_http::HttpOptions;
 use botauth_token::{ClientAuth, ClientCredentialsClient, ClientCredentialsClientBuilder};
 
 use crate::assertion::CertificateAssertion;
@@ -88,7 +88,10 @@ impl CertificateCredential {
             .map_err(|e| e.for_config(cert))?;
         let mut builder = Self::builder(tenant_id, client_id, assertion).cloud(&config.cloud);
         if let Some(timeout) = config.http_timeout {
-            builder = builder.http_options(HttpOptions::default().timeout(timeout));
+            builder = builder.http_options(HttpOptions {
+                timeout,
+                ..HttpOptions::default()
+            });
         }
         builder.build()
     }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use botauth::core::{UtcDateTime, date};
-use botauth::token::http::HttpOptions;
+use botauth::http::HttpOptions;
 use botauth::validator::{Algorithm, BotServiceProfile, Error, ErrorKind, Validator, dangerous};
 use clap::Args;
 use serde_json::Value;
@@ -76,7 +76,10 @@ pub(crate) async fn run(args: ValidateArgs) -> ExitCode {
         .bot_service(profile)
         .algorithms(Algorithm::DEFAULT)
         .clock_skew(SKEW)
-        .http_options(HttpOptions::default().timeout(timeout))
+        .http_options(HttpOptions {
+            timeout,
+            ..HttpOptions::default()
+        })
         .build()
     {
         Ok(v) => v,

@@ -9,8 +9,8 @@ use botauth_core::telemetry;
 use botauth_core::{
     AccessToken, BotAuthConfig, Clock, Cloud, Dialect, Error, Result, SystemClock, TokenRequest,
 };
+use botauth_http::{HttpOptions, build_client, read_body, retry_after, transport_error};
 use botauth_token::TokenManager;
-use botauth_token::http::{HttpOptions, build_client, read_body, retry_after, transport_error};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
 use tracing::Instrument as _;
@@ -266,7 +266,10 @@ impl ConnectorClient {
             dialect: Dialect::AgentsSdk,
             allow: ServiceUrlAllowList::with_defaults(),
             extra: Vec::new(),
-            options: HttpOptions::default().max_response_bytes(64 * 1024),
+            options: HttpOptions {
+                max_response_bytes: 64 * 1024,
+                ..HttpOptions::default()
+            },
             max_retries: 3,
             max_retry_wait: Duration::from_secs(30),
             refresh_cooldown: Duration::from_secs(30),
@@ -320,7 +323,7 @@ impl ConnectorClient {
         builder.dialect = config.dialect;
         if let Some(timeout) = config.http_timeout {
             // `BOTAUTH_HTTP_TIMEOUT` / `http_timeout`: the Connector's other limits stay.
-            builder.options = builder.options.timeout(timeout);
+            builder.options.timeout = timeout;
         }
         for entry in &config.allowed_service_urls {
             builder = builder.allow_service_url(entry);

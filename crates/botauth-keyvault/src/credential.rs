@@ -13,8 +13,8 @@ use botauth_core::{
     AccessToken, BotAuthConfig, Clock, Cloud, CredentialInfo, CredentialProvider, Result,
     SystemClock, TokenRequest,
 };
+use botauth_http::{HttpOptions, build_client};
 use botauth_managed_identity::ManagedIdentityCredential;
-use botauth_token::http::{HttpOptions, build_client};
 use botauth_token::{ClientAuth, ClientCredentialsClient, TokenManager};
 
 use crate::error::KeyVaultError;
@@ -229,7 +229,10 @@ impl KeyVaultCertificateCredential {
             builder = builder.env(env);
         }
         if let Some(timeout) = config.http_timeout {
-            builder = builder.http_options(HttpOptions::default().timeout(timeout));
+            builder = builder.http_options(HttpOptions {
+                timeout,
+                ..HttpOptions::default()
+            });
         }
         builder.build()
     }

@@ -292,7 +292,7 @@ impl Inner {
                         "the secret of {what} has content type `{}`: botauth reads \
                          application/x-pkcs12 and application/x-pem-file (a certificate \
                          imported or created in Key Vault has one of them)",
-                        botauth_token::http::clean_text(other, 80)
+                        botauth_http::clean_text(other, 80)
                     ),
                 ));
             }

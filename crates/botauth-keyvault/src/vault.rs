@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use botauth_core::{Clock, Secret, TokenRequest};
+use botauth_http::{HttpOptions, clean_text, read_body, retry_after, transport_error};
 use botauth_token::TokenManager;
-use botauth_token::http::{HttpOptions, clean_text, read_body, retry_after, transport_error};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -369,7 +369,7 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// The URL without its query, for messages.
 fn shown(url: &str) -> String {
-    botauth_token::http::display_endpoint(url)
+    botauth_http::display_endpoint(url)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(url: &str, body: &[u8]) -> Result<T, KeyVaultError> {

@@ -9,7 +9,7 @@ use botauth_core::{
     BotAuthConfig, ClientAssertionSource, Clock, CredentialConfig, CredentialProvider, Error,
     Result, SystemClock,
 };
-use botauth_token::http::HttpOptions;
+use botauth_http::HttpOptions;
 use botauth_token::{ClientAuth, ClientCredentialsClient};
 
 use crate::{
@@ -111,7 +111,7 @@ impl IdentityCredentials {
         // request of the entry: the identity endpoint's and Entra's.
         if let Some(timeout) = config.http_timeout {
             let mut this = self.clone();
-            this.options = this.options.timeout(timeout);
+            this.options.timeout = timeout;
             return this.build_entry(config, entry);
         }
         self.build_entry(config, entry)

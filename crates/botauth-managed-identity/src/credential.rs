@@ -11,7 +11,7 @@ use botauth_core::{
     AccessToken, BotAuthConfig, Clock, CredentialConfig, CredentialInfo, CredentialProvider, Error,
     Result, SystemClock, TokenRequest,
 };
-use botauth_token::http::HttpOptions;
+use botauth_http::HttpOptions;
 use serde::Deserialize;
 
 use crate::retry::{Decision, Outcome, RetryOptions, Schedule};
@@ -72,10 +72,11 @@ impl fmt::Debug for ManagedIdentityCredentialBuilder {
 /// is not accepted within a second means there is no endpoint (not on Azure) and waiting longer
 /// only delays the error.
 pub fn default_http_options() -> HttpOptions {
-    HttpOptions::default()
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(Duration::from_secs(10))
-        .max_response_bytes(64 * 1024)
+    HttpOptions {
+        connect_timeout: Duration::from_secs(1),
+        timeout: Duration::from_secs(10),
+        max_response_bytes: 64 * 1024,
+    }
 }
 
 impl ManagedIdentityCredentialBuilder {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use botauth_core::{Error, Result};
-use botauth_token::http::HttpOptions;
+use botauth_http::HttpOptions;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -167,7 +167,7 @@ async fn exchange(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let retry_after = botauth_token::http::retry_after(response.headers(), now);
+    let retry_after = botauth_http::retry_after(response.headers(), now);
     let www_authenticate = header("www-authenticate");
     let limit = options.max_response_bytes;
     let body = Limited::new(response.into_body(), limit)

@@ -510,7 +510,10 @@ async fn slow_answers_time_out_and_are_retried() {
         .file_exists(|_| false)
         .clock(clock.clone())
         .http_options(
-            botauth_managed_identity::default_http_options().timeout(Duration::from_secs(2)),
+            botauth_http::HttpOptions {
+                timeout: Duration::from_secs(2),
+                ..botauth_managed_identity::default_http_options()
+            },
         )
         .build()
         .unwrap();
@@ -530,7 +533,10 @@ async fn slow_answers_time_out_and_are_retried() {
             r
         })
         .http_options(
-            botauth_managed_identity::default_http_options().timeout(Duration::from_secs(1)),
+            botauth_http::HttpOptions {
+                timeout: Duration::from_secs(1),
+                ..botauth_managed_identity::default_http_options()
+            },
         )
         .build()
         .unwrap();

@@ -5,7 +5,7 @@ use botauth_core::{
     AccessToken, BotAuthConfig, Cloud, CredentialConfig, CredentialInfo, CredentialProvider, Error,
     Result, Secret, TokenRequest,
 };
-use botauth_token::http::HttpOptions;
+use botauth_http::HttpOptions;
 use botauth_token::{ClientAuth, ClientCredentialsClient, ClientCredentialsClientBuilder};
 
 /// A client-secret credential: Entra ID's client-credentials grant with `client_secret`.
@@ -108,7 +108,10 @@ impl ClientSecretCredential {
         let tenant_id = config.require_tenant_id("tenant_id")?;
         let mut builder = Self::builder(tenant_id, client_id, secret).cloud(&config.cloud);
         if let Some(timeout) = config.http_timeout {
-            builder = builder.http_options(HttpOptions::default().timeout(timeout));
+            builder = builder.http_options(HttpOptions {
+                timeout,
+                ..HttpOptions::default()
+            });
         }
         builder.build()
     }

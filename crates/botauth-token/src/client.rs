@@ -16,7 +16,7 @@ use botauth_core::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::http::{self, HttpOptions};
+use botauth_http::{self as http, HttpOptions};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -113,7 +113,8 @@ impl ClientCredentialsClientBuilder {
 
     /// Validates the settings and builds the client.
     pub fn build(self) -> Result<ClientCredentialsClient> {
-        let authority_host = http::validate_endpoint(&self.authority_host, "authority_host")?;
+        let authority_host =
+            botauth_core::config::check_endpoint_url("authority_host", &self.authority_host)?;
         validate_tenant_id(&self.tenant_id)?;
         if self.client_id.trim().is_empty() {
             return Err(Error::config(

@@ -6,6 +6,7 @@
 #[doc(hidden)]
 pub mod __private {
     pub use botauth_core::{Clock, Cloud};
+    pub use botauth_http::HttpOptions;
     pub use reqwest::Client as HttpClient;
 }
 
@@ -74,7 +75,7 @@ macro_rules! forward_client_builder_settings {
         }
 
         /// Timeouts and size limits.
-        pub fn http_options(mut self, options: $crate::http::HttpOptions) -> Self {
+        pub fn http_options(mut self, options: $crate::__private::HttpOptions) -> Self {
             self.$field = self.$field.http_options(options);
             self
         }

@@ -3,7 +3,6 @@
 
 mod client;
 mod forward;
-pub mod http;
 mod manager;
 
 pub use client::{ClientAuth, ClientCredentialsClient, ClientCredentialsClientBuilder};

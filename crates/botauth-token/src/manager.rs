@@ -14,7 +14,7 @@ use botauth_core::{
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
-use crate::http;
+use botauth_http as http;
 
 /// Tuning of a [`TokenManager`]. The defaults follow docs/protocol.md §5.
 #[derive(Debug, Clone, PartialEq, Eq)]

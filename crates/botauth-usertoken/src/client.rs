@@ -8,8 +8,8 @@ use std::time::Duration;
 use botauth_core::{
     AccessToken, BotAuthConfig, Clock, Cloud, Error, Secret, SystemClock, TokenRequest,
 };
+use botauth_http::{HttpOptions, build_client, read_body, retry_after, transport_error};
 use botauth_token::TokenManager;
-use botauth_token::http::{HttpOptions, build_client, read_body, retry_after, transport_error};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use reqwest::{Method, Url};
 use serde_json::Value;
@@ -176,7 +176,10 @@ impl UserTokenClient {
             tokens,
             cloud: Cloud::Public,
             base: None,
-            options: HttpOptions::default().max_response_bytes(64 * 1024),
+            options: HttpOptions {
+                max_response_bytes: 64 * 1024,
+                ..HttpOptions::default()
+            },
             max_retries: 3,
             max_retry_wait: Duration::from_secs(30),
             clock: Arc::new(SystemClock),

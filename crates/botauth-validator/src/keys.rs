@@ -10,9 +10,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use botauth_core::{Clock, telemetry};
-use botauth_token::http::{
-    HttpOptions, build_client, display_endpoint, read_body, transport_error,
-};
+use botauth_http::{HttpOptions, build_client, display_endpoint, read_body, transport_error};
 use openssl::bn::BigNum;
 use openssl::pkey::{PKey, Public};
 use openssl::pkey_ctx::PkeyCtx;

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use botauth_core::{BotAuthConfig, Clock, Cloud, SystemClock};
-use botauth_token::http::HttpOptions;
+use botauth_http::HttpOptions;
 use serde_json::Value;
 use tracing::Instrument as _;
 
@@ -138,7 +138,10 @@ impl ValidatorBuilder {
             strict_endorsements: false,
             limits: Limits::default(),
             timing: KeyTiming::default(),
-            http: HttpOptions::default().timeout(Duration::from_secs(10)),
+            http: HttpOptions {
+                timeout: Duration::from_secs(10),
+                ..HttpOptions::default()
+            },
             clock: Arc::new(SystemClock),
             verified_capacity: 10_000,
             verified_bytes: DEFAULT_VERIFIED_BYTES,
@@ -230,7 +233,7 @@ impl ValidatorBuilder {
             builder = builder.key_refresh_interval(every);
         }
         if let Some(timeout) = config.http_timeout {
-            builder.http = builder.http.timeout(timeout);
+            builder.http.timeout = timeout;
         }
         if !inbound.valid_issuers.is_empty() {
             // Agents `ValidIssuers`: on top of each profile's own issuer rule, the issuer must

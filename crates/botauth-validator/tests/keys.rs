@@ -248,12 +248,15 @@ async fn jwks_uri_must_be_https_or_loopback() {
 
 #[tokio::test]
 async fn key_fetches_are_bounded_in_size_and_time() {
-    use botauth_token::http::HttpOptions;
+    use botauth_http::HttpOptions;
     let env = Env::start().await;
     // A JWKS larger than the limit is a failed fetch: 503, not keys.
     let small = env
         .builder()
-        .http_options(HttpOptions::default().max_response_bytes(512))
+        .http_options(HttpOptions {
+            max_response_bytes: 512,
+            ..HttpOptions::default()
+        })
         .build()
         .unwrap();
     let e = small.validate(&env.token(), teams()).await.unwrap_err();
@@ -264,7 +267,10 @@ async fn key_fetches_are_bounded_in_size_and_time() {
     // An endpoint slower than the timeout: the fetch is abandoned, the request answered.
     let impatient = env
         .builder()
-        .http_options(HttpOptions::default().timeout(Duration::from_millis(200)))
+        .http_options(HttpOptions {
+            timeout: Duration::from_millis(200),
+            ..HttpOptions::default()
+        })
         .build()
         .unwrap();
     env.sandbox

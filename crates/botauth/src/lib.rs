@@ -27,6 +27,10 @@ pub use botauth_core::{
     CredentialProvider, Dialect, Error, ErrorKind, Report, Result, Secret, TokenRequest,
     async_trait,
 };
+/// HTTP plumbing every client shares: [`HttpOptions`](http::HttpOptions), the client builder,
+/// bounded bodies, `Retry-After`.
+#[doc(inline)]
+pub use botauth_http as http;
 /// Outbound tokens: the client-credentials client and the token manager.
 #[doc(inline)]
 pub use botauth_token as token;

@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::http::HttpOptions;
 use crate::{ClientAuth, ClientCredentialsClient};
 use botauth_core::{ErrorKind, ManualClock, Secret};
+use botauth_http::HttpOptions;
 use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Fault, Route, Sandbox};
 
 const SCOPE: &str = "https://api.botframework.com/.default";
@@ -33,7 +33,10 @@ async fn rig() -> Rig {
         ClientAuth::Secret(Secret::new(DEMO_CLIENT_SECRET)),
     )
     .clock(clock.clone())
-    .http_options(HttpOptions::default().timeout(Duration::from_secs(10)))
+    .http_options(HttpOptions {
+        timeout: Duration::from_secs(10),
+        ..HttpOptions::default()
+    })
     .build()
     .unwrap();
     let tokens = TokenManager::builder(Arc::new(client))
