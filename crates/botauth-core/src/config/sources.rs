@@ -141,7 +141,7 @@ impl ConfigLoader {
     }
 
     /// The keys the dialect readers see, merged from every source with later sources winning,
-    /// each with its [`Origin`]. For a native TOML or JSON file, which is read into the model
+    /// each with its [`Origin`](crate::config::Origin). For a native TOML or JSON file, which is read into the model
     /// directly, these are the environment variables the `BOTAUTH_*` overrides come from.
     ///
     /// # Errors
