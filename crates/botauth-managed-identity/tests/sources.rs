@@ -509,12 +509,10 @@ async fn slow_answers_time_out_and_are_retried() {
         .env(imds_env(&sandbox))
         .file_exists(|_| false)
         .clock(clock.clone())
-        .http_options(
-            botauth_http::HttpOptions {
-                timeout: Duration::from_secs(2),
-                ..botauth_managed_identity::default_http_options()
-            },
-        )
+        .http_options(botauth_http::HttpOptions {
+            timeout: Duration::from_secs(2),
+            ..botauth_managed_identity::default_http_options()
+        })
         .build()
         .unwrap();
     let token = c.request_token(&bot()).await;
@@ -532,12 +530,10 @@ async fn slow_answers_time_out_and_are_retried() {
             r.imds_backoff = vec![Duration::from_secs(1)];
             r
         })
-        .http_options(
-            botauth_http::HttpOptions {
-                timeout: Duration::from_secs(1),
-                ..botauth_managed_identity::default_http_options()
-            },
-        )
+        .http_options(botauth_http::HttpOptions {
+            timeout: Duration::from_secs(1),
+            ..botauth_managed_identity::default_http_options()
+        })
         .build()
         .unwrap();
     let e = c.request_token(&bot()).await.unwrap_err();
