@@ -124,7 +124,7 @@ pub struct CertificateKeys {
     /// The key of `password`.
     pub(crate) password: String,
     /// The key of `base64_pfx`.
-    pub base64_pfx: String,
+    pub(crate) base64_pfx: String,
 }
 
 impl PartialEq for CertificateKeys {
