@@ -30,14 +30,16 @@ fn credential_for(
     secret: &str,
     clock: Option<Arc<ManualClock>>,
 ) -> ClientSecretCredential {
-    let mut b = ClientSecretCredential::builder(tenant, client, Secret::new(secret))
-        .authority_host(sandbox.url())
-        .http_options(HttpOptions {
-            timeout: Duration::from_millis(1500),
-            ..HttpOptions::default()
-        });
+    let mut b = ClientSecretCredential::builder(tenant, client, Secret::new(secret)).settings(
+        botauth::http::ClientSettings::new()
+            .authority_host(sandbox.url())
+            .http_options(HttpOptions {
+                timeout: Duration::from_millis(1500),
+                ..HttpOptions::default()
+            }),
+    );
     if let Some(clock) = clock {
-        b = b.clock(clock);
+        b = b.settings(botauth::http::ClientSettings::new().clock(clock));
     }
     b.build().expect("credential")
 }
@@ -390,7 +392,9 @@ async fn an_unreachable_endpoint_is_unavailable() {
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     let c = ClientSecretCredential::builder(DEMO_TENANT_ID, DEMO_CLIENT_ID, Secret::new("abc~def"))
-        .authority_host(format!("http://127.0.0.1:{port}"))
+        .settings(
+            botauth::http::ClientSettings::new().authority_host(format!("http://127.0.0.1:{port}")),
+        )
         .build()
         .unwrap();
     let e = c.get_token(&scope()).await.unwrap_err();
@@ -514,7 +518,7 @@ async fn the_secret_credential_and_the_manager_pass_the_conformance_suite() {
             DEMO_CLIENT_ID,
             Secret::new(DEMO_CLIENT_SECRET),
         )
-        .authority_host(url)
+        .settings(botauth::http::ClientSettings::new().authority_host(url))
         .build()
         .unwrap()
     };

@@ -345,7 +345,7 @@ fn main() {
                         sandbox.bot_service_metadata_url(),
                         sandbox.bot_service_issuer(),
                     ))
-                    .clock(clock.clone())
+                    .settings(botauth::http::ClientSettings::new().clock(clock.clone()))
                     .build()
                     .expect("validator");
                 let before = sandbox.count(Route::BotServiceJwks);

@@ -8,7 +8,7 @@ use botauth_core::{
     AccessToken, BotAuthConfig, Cloud, CredentialConfig, CredentialInfo, CredentialProvider, Error,
     Result, TokenRequest,
 };
-use botauth_http::HttpOptions;
+use botauth_http::ClientSettings;
 use botauth_token::{ClientAuth, ClientCredentialsClient, ClientCredentialsClientBuilder};
 
 use crate::assertion::CertificateAssertion;
@@ -31,11 +31,12 @@ pub struct CertificateCredentialBuilder {
 }
 
 impl CertificateCredentialBuilder {
-    botauth_token::forward_client_builder_settings! {
-        client;
-        /// Uses this clock for token expiry times (tests). The assertion has its own clock
-        /// ([`CertificateAssertionBuilder::clock`](crate::CertificateAssertionBuilder::clock)).
-        clock
+    /// The shared settings ([`ClientSettings`]): authority host or cloud, HTTP client and limits,
+    /// and the clock for token expiry times. The assertion has its own clock
+    /// ([`CertificateAssertionBuilder::clock`](crate::CertificateAssertionBuilder::clock)).
+    pub fn settings(mut self, settings: ClientSettings) -> Self {
+        self.client = self.client.settings(settings);
+        self
     }
 
     /// Validates the tenant, client id and authority, and builds the credential.
@@ -86,14 +87,9 @@ impl CertificateCredential {
         let assertion = CertificateAssertion::from_config(cert)?
             .build()
             .map_err(|e| e.for_config(cert))?;
-        let mut builder = Self::builder(tenant_id, client_id, assertion).cloud(&config.cloud);
-        if let Some(timeout) = config.http_timeout {
-            builder = builder.http_options(HttpOptions {
-                timeout,
-                ..HttpOptions::default()
-            });
-        }
-        builder.build()
+        Self::builder(tenant_id, client_id, assertion)
+            .settings(ClientSettings::from_config(config))
+            .build()
     }
 
     /// The token endpoint this credential posts to (the assertions' `aud`).
@@ -158,7 +154,7 @@ mod tests {
 
     fn credential(sandbox: &Sandbox, assertion: CertificateAssertion) -> CertificateCredential {
         CertificateCredential::builder(TENANT, APP, assertion)
-            .authority_host(sandbox.url())
+            .settings(botauth_http::ClientSettings::new().authority_host(sandbox.url()))
             .build()
             .unwrap()
     }

@@ -76,10 +76,12 @@ pub(crate) async fn run(args: ValidateArgs) -> ExitCode {
         .bot_service(profile)
         .algorithms(Algorithm::DEFAULT)
         .clock_skew(SKEW)
-        .http_options(HttpOptions {
-            timeout,
-            ..HttpOptions::default()
-        })
+        .settings(
+            botauth::http::ClientSettings::new().http_options(HttpOptions {
+                timeout,
+                ..HttpOptions::default()
+            }),
+        )
         .build()
     {
         Ok(v) => v,

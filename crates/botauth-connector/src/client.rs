@@ -7,9 +7,9 @@ use std::time::Duration;
 use botauth_core::service_url::{ServiceUrl, ServiceUrlAllowList};
 use botauth_core::telemetry;
 use botauth_core::{
-    AccessToken, BotAuthConfig, Clock, Cloud, Dialect, Error, Result, SystemClock, TokenRequest,
+    AccessToken, BotAuthConfig, Clock, Cloud, Dialect, Error, Result, TokenRequest,
 };
-use botauth_http::{HttpOptions, build_client, read_body, retry_after, transport_error};
+use botauth_http::{ClientSettings, HttpOptions, read_body, retry_after, transport_error};
 use botauth_token::TokenManager;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
@@ -99,11 +99,10 @@ pub struct ConnectorClientBuilder {
     dialect: Dialect,
     allow: ServiceUrlAllowList,
     extra: Vec<String>,
-    options: HttpOptions,
+    settings: ClientSettings,
     max_retries: u32,
     max_retry_wait: Duration,
     refresh_cooldown: Duration,
-    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for ConnectorClientBuilder {
@@ -115,7 +114,7 @@ impl fmt::Debug for ConnectorClientBuilder {
             .field("connections", &self.connections)
             .field("map", &self.map)
             .field("extra", &self.extra)
-            .field("options", &self.options)
+            .field("settings", &self.settings)
             .field("max_retries", &self.max_retries)
             .field("max_retry_wait", &self.max_retry_wait)
             .finish_non_exhaustive()
@@ -168,9 +167,12 @@ impl ConnectorClientBuilder {
         self
     }
 
-    /// Timeouts and the response size limit (default: 5 s connect, 30 s overall, 64 KiB).
-    pub fn http_options(mut self, options: HttpOptions) -> Self {
-        self.options = options;
+    /// The shared settings ([`ClientSettings`]): the HTTP limits (default: 5 s connect, 30 s
+    /// overall, 64 KiB), an HTTP client of your own, and the clock retry waits go through (tests
+    /// use a manual clock). The Connector has no authority host: [`build`](Self::build) refuses
+    /// one (the credential's token manager has it).
+    pub fn settings(mut self, settings: ClientSettings) -> Self {
+        self.settings = self.settings.merge(settings);
         self
     }
 
@@ -192,12 +194,6 @@ impl ConnectorClientBuilder {
     /// request per reply.
     pub fn refresh_cooldown(mut self, cooldown: Duration) -> Self {
         self.refresh_cooldown = cooldown;
-        self
-    }
-
-    /// The clock retry waits go through (tests use a manual clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
         self
     }
 
@@ -235,19 +231,25 @@ impl ConnectorClientBuilder {
         let names: Vec<&str> = connections.iter().map(Connection::name).collect();
         self.map
             .check_connections(&names, self.dialect, Unknown::NotInClient)?;
-        let http = build_client(&self.options)?;
+        self.settings
+            .refuse_authority_host("the Bot Connector client")?;
+        let options = self.settings.http_options_or(HttpOptions {
+            max_response_bytes: 64 * 1024,
+            ..HttpOptions::default()
+        });
+        let http = self.settings.client_or_build(&options)?;
         Ok(ConnectorClient {
             inner: Arc::new(Inner {
                 connections,
                 map: self.map,
                 allow: self.allow,
                 http,
-                options: self.options,
+                options,
                 max_retries: self.max_retries,
                 max_retry_wait: self.max_retry_wait,
                 refresh_cooldown: self.refresh_cooldown,
                 forced: std::sync::Mutex::default(),
-                clock: self.clock,
+                clock: self.settings.clock_or_system(),
             }),
         })
     }
@@ -266,14 +268,10 @@ impl ConnectorClient {
             dialect: Dialect::AgentsSdk,
             allow: ServiceUrlAllowList::with_defaults(),
             extra: Vec::new(),
-            options: HttpOptions {
-                max_response_bytes: 64 * 1024,
-                ..HttpOptions::default()
-            },
+            settings: ClientSettings::default(),
             max_retries: 3,
             max_retry_wait: Duration::from_secs(30),
             refresh_cooldown: Duration::from_secs(30),
-            clock: Arc::new(SystemClock),
         }
     }
 
@@ -323,7 +321,7 @@ impl ConnectorClient {
         builder.dialect = config.dialect;
         if let Some(timeout) = config.http_timeout {
             // `BOTAUTH_HTTP_TIMEOUT` / `http_timeout`: the Connector's other limits stay.
-            builder.options.timeout = timeout;
+            builder = builder.settings(ClientSettings::new().timeout(timeout));
         }
         for entry in &config.allowed_service_urls {
             builder = builder.allow_service_url(entry);

@@ -44,7 +44,7 @@ async fn setup() -> (Sandbox, ConnectorClient, Arc<ManualClock>) {
     let client = ConnectorClient::builder(tokens(&config))
         .cloud(config.cloud.clone())
         .allow_service_url(sandbox.connector_url())
-        .clock(Arc::clone(&clock) as Arc<dyn Clock>)
+        .settings(botauth_http::ClientSettings::new().clock(Arc::clone(&clock) as Arc<dyn Clock>))
         .build()
         .unwrap();
     (sandbox, client, clock)

@@ -5,6 +5,7 @@ mod bearer;
 mod client;
 mod options;
 mod response;
+mod settings;
 
 pub use bearer::{UNSENDABLE_TOKEN, check_access_token, is_sendable_token, is_sendable_token_type};
 pub use client::{
@@ -12,3 +13,4 @@ pub use client::{
 };
 pub use options::HttpOptions;
 pub use response::{clean_text, display_endpoint, read_body, retry_after, transport_error};
+pub use settings::ClientSettings;

@@ -10,10 +10,9 @@ use botauth_core::config::{
 };
 use botauth_core::endpoint::check_key_vault_url;
 use botauth_core::{
-    AccessToken, BotAuthConfig, Clock, Cloud, CredentialInfo, CredentialProvider, Result,
-    SystemClock, TokenRequest,
+    AccessToken, BotAuthConfig, Cloud, CredentialInfo, CredentialProvider, Result, TokenRequest,
 };
-use botauth_http::{HttpOptions, build_client};
+use botauth_http::{ClientSettings, HttpOptions};
 use botauth_managed_identity::ManagedIdentityCredential;
 use botauth_token::{ClientAuth, ClientCredentialsClient, TokenManager};
 
@@ -51,8 +50,7 @@ pub struct KeyVaultCertificateCredentialBuilder {
     send_x5c: bool,
     rotation_check: Option<Duration>,
     cloud: Cloud,
-    http_options: HttpOptions,
-    clock: Arc<dyn Clock>,
+    settings: ClientSettings,
 }
 
 impl KeyVaultCertificateCredentialBuilder {
@@ -108,15 +106,11 @@ impl KeyVaultCertificateCredentialBuilder {
         self
     }
 
-    /// Timeouts and size limits for Entra and the vault.
-    pub fn http_options(mut self, options: HttpOptions) -> Self {
-        self.http_options = options;
-        self
-    }
-
-    /// The clock for assertion times, validity and the rotation schedule (tests).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+    /// The shared settings ([`ClientSettings`]): the HTTP client and limits for Entra and the
+    /// vault, the clock for assertion times, validity and the rotation schedule (tests), and an
+    /// authority host replacing the cloud's (the vault suffix stays the cloud's).
+    pub fn settings(mut self, settings: ClientSettings) -> Self {
+        self.settings = self.settings.merge(settings);
         self
     }
 
@@ -124,13 +118,15 @@ impl KeyVaultCertificateCredentialBuilder {
     /// the certificate is loaded by the first token request (or by
     /// [`KeyVaultCertificateSource::load`]).
     pub fn build(self) -> Result<KeyVaultCertificateCredential> {
+        let clock = self.settings.clock_or_system();
+        let http_options = self.settings.http_options_or(HttpOptions::default());
         let vault_url = check_key_vault_url(&self.vault_url_key, &self.vault_url, &self.cloud)?;
         let vault_credential = match self.vault_credential {
             Some(c) => c,
             None => {
                 let mut mi = ManagedIdentityCredential::builder()
                     .id(self.identity.clone())
-                    .clock(self.clock.clone());
+                    .settings(ClientSettings::new().clock(clock.clone()));
                 if let Some(env) = &self.env {
                     mi = mi.env(env.clone());
                 }
@@ -141,11 +137,11 @@ impl KeyVaultCertificateCredentialBuilder {
             base: vault_url.url,
             scope: TokenRequest::new(format!("{}/.default", vault_url.resource)),
             tokens: TokenManager::builder(vault_credential)
-                .clock(self.clock.clone())
+                .clock(clock.clone())
                 .build(),
-            http: build_client(&self.http_options)?,
-            options: self.http_options,
-            clock: self.clock.clone(),
+            http: self.settings.client_or_build(&http_options)?,
+            options: http_options,
+            clock: clock.clone(),
         };
         let settings = Settings {
             name: self.certificate_name,
@@ -158,15 +154,14 @@ impl KeyVaultCertificateCredentialBuilder {
             algorithm: self.algorithm,
             send_x5c: self.send_x5c,
         };
-        let source = KeyVaultCertificateSource::new(vault, settings, self.clock.clone());
+        let source = KeyVaultCertificateSource::new(vault, settings, clock);
         let client = ClientCredentialsClient::builder(
             self.cloud.authority_host(),
             self.tenant_id,
             self.client_id,
             ClientAuth::Assertion(Arc::new(source.clone())),
         )
-        .http_options(self.http_options)
-        .clock(self.clock)
+        .settings(self.settings)
         .build()?;
         Ok(KeyVaultCertificateCredential { client, source })
     }
@@ -195,8 +190,7 @@ impl KeyVaultCertificateCredential {
             send_x5c: true,
             rotation_check: Some(DEFAULT_ROTATION_CHECK),
             cloud: Cloud::Public,
-            http_options: HttpOptions::default(),
-            clock: Arc::new(SystemClock),
+            settings: ClientSettings::default(),
         }
     }
 
@@ -229,10 +223,7 @@ impl KeyVaultCertificateCredential {
             builder = builder.env(env);
         }
         if let Some(timeout) = config.http_timeout {
-            builder = builder.http_options(HttpOptions {
-                timeout,
-                ..HttpOptions::default()
-            });
+            builder = builder.settings(ClientSettings::new().timeout(timeout));
         }
         builder.build()
     }

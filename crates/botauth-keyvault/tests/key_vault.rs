@@ -514,7 +514,7 @@ async fn any_credential_can_read_the_vault() {
         botauth_sandbox::DEMO_CLIENT_ID,
         botauth_core::Secret::new(botauth_sandbox::DEMO_CLIENT_SECRET),
     )
-    .authority_host(sandbox.url())
+    .settings(botauth_http::ClientSettings::new().authority_host(sandbox.url()))
     .build()
     .unwrap();
     register(&sandbox, &[&v1]);

@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use botauth_core::config::EnvVars;
 use botauth_core::{
-    BotAuthConfig, ClientAssertionSource, Clock, CredentialConfig, CredentialProvider, Error,
-    Result, SystemClock,
+    BotAuthConfig, ClientAssertionSource, CredentialConfig, CredentialProvider, Error, Result,
 };
-use botauth_http::HttpOptions;
+use botauth_http::ClientSettings;
 use botauth_token::{ClientAuth, ClientCredentialsClient};
 
 use crate::{
@@ -20,11 +19,10 @@ use crate::{
 /// Builds the `managed_identity`, `federated_managed_identity` and `workload_identity` entries of a
 /// [`BotAuthConfig`]. The environment used to detect the managed identity endpoint, the clock and
 /// the limits can be injected (tests, or a host that passes its environment explicitly).
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct IdentityCredentials {
     env: Option<EnvVars>,
-    clock: Arc<dyn Clock>,
-    options: HttpOptions,
+    settings: ClientSettings,
     retry: RetryOptions,
     arc_key_directory: Option<PathBuf>,
 }
@@ -33,21 +31,9 @@ impl fmt::Debug for IdentityCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdentityCredentials")
             .field("env", &self.env)
-            .field("options", &self.options)
+            .field("settings", &self.settings)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
-    }
-}
-
-impl Default for IdentityCredentials {
-    fn default() -> Self {
-        IdentityCredentials {
-            env: None,
-            clock: Arc::new(SystemClock),
-            options: default_http_options(),
-            retry: RetryOptions::default(),
-            arc_key_directory: None,
-        }
     }
 }
 
@@ -63,15 +49,12 @@ impl IdentityCredentials {
         self
     }
 
-    /// The clock for expiry and retry waits.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Limits of the managed identity endpoint exchanges.
-    pub fn http_options(mut self, options: HttpOptions) -> Self {
-        self.options = options;
+    /// The shared settings ([`ClientSettings`]): the clock for expiry and retry waits, and the
+    /// limits of the exchanges with the managed identity endpoint and with Entra (default:
+    /// [`default_http_options`](crate::default_http_options)). The authority host is the
+    /// configuration's cloud's, so one set here is refused when an entry is built.
+    pub fn settings(mut self, settings: ClientSettings) -> Self {
+        self.settings = self.settings.merge(settings);
         self
     }
 
@@ -89,8 +72,7 @@ impl IdentityCredentials {
 
     fn managed_identity(&self) -> ManagedIdentityCredentialBuilder {
         let mut b = ManagedIdentityCredential::builder()
-            .clock(Arc::clone(&self.clock))
-            .http_options(self.options)
+            .settings(self.settings.clone())
             .retry_options(self.retry.clone());
         if let Some(env) = &self.env {
             b = b.env(env.clone());
@@ -111,7 +93,7 @@ impl IdentityCredentials {
         // request of the entry: the identity endpoint's and Entra's.
         if let Some(timeout) = config.http_timeout {
             let mut this = self.clone();
-            this.options.timeout = timeout;
+            this.settings = this.settings.merge(ClientSettings::new().timeout(timeout));
             return this.build_entry(config, entry);
         }
         self.build_entry(config, entry)
@@ -131,7 +113,7 @@ impl IdentityCredentials {
                 let assertion = ManagedIdentityAssertion::with_clock(
                     mi,
                     config.cloud.federation_audience(),
-                    Arc::clone(&self.clock),
+                    self.settings.clock_or_system(),
                 );
                 self.client(config, Arc::new(assertion))?
             }
@@ -172,8 +154,11 @@ impl IdentityCredentials {
                 client_id,
                 ClientAuth::Assertion(assertion),
             )
-            .clock(Arc::clone(&self.clock))
-            .http_options(self.options)
+            .settings(
+                ClientSettings::new()
+                    .clock(self.settings.clock_or_system())
+                    .http_options(self.settings.http_options_or(default_http_options())),
+            )
             .build()?,
         ))
     }

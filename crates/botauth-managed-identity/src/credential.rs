@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use botauth_core::config::{EnvVars, ManagedIdentityId};
 use botauth_core::{
     AccessToken, BotAuthConfig, Clock, CredentialConfig, CredentialInfo, CredentialProvider, Error,
-    Result, SystemClock, TokenRequest,
+    Result, TokenRequest,
 };
-use botauth_http::HttpOptions;
+use botauth_http::{ClientSettings, HttpOptions};
 use serde::Deserialize;
 
 use crate::retry::{Decision, Outcome, RetryOptions, Schedule};
@@ -50,9 +50,8 @@ pub struct ManagedIdentityCredentialBuilder {
     id: ManagedIdentityId,
     env: Option<EnvVars>,
     file_exists: Arc<dyn Fn(&Path) -> bool + Send + Sync>,
-    options: HttpOptions,
+    settings: ClientSettings,
     retry: RetryOptions,
-    clock: Arc<dyn Clock>,
     arc_key_directory: Option<PathBuf>,
 }
 
@@ -61,7 +60,7 @@ impl fmt::Debug for ManagedIdentityCredentialBuilder {
         f.debug_struct("ManagedIdentityCredentialBuilder")
             .field("id", &self.id)
             .field("env", &self.env)
-            .field("options", &self.options)
+            .field("settings", &self.settings)
             .field("retry", &self.retry)
             .field("arc_key_directory", &self.arc_key_directory)
             .finish_non_exhaustive()
@@ -98,21 +97,19 @@ impl ManagedIdentityCredentialBuilder {
         self
     }
 
-    /// Timeouts and the response size limit (default: [`default_http_options`]).
-    pub fn http_options(mut self, options: HttpOptions) -> Self {
-        self.options = options;
+    /// The shared settings ([`ClientSettings`]): timeouts and the response size limit (default:
+    /// [`default_http_options`]), and the clock for expiry times, `Retry-After` dates and the waits
+    /// between retries. An HTTP client given here is used as it is (the one botauth builds never
+    /// goes through a proxy); an authority host is refused by [`build`](Self::build): managed
+    /// identity endpoints are found on the host, not at Entra.
+    pub fn settings(mut self, settings: ClientSettings) -> Self {
+        self.settings = self.settings.merge(settings);
         self
     }
 
     /// The retry schedules (default: docs/protocol.md §4's).
     pub fn retry_options(mut self, retry: RetryOptions) -> Self {
         self.retry = retry;
-        self
-    }
-
-    /// The clock for expiry times, `Retry-After` dates and the waits between retries.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
         self
     }
 
@@ -129,15 +126,21 @@ impl ManagedIdentityCredentialBuilder {
         let endpoint = source::detect(&env, &*self.file_exists)?;
         check_id(&self.id)?;
         request::spec(endpoint.source).check_id(&self.id)?;
-        let http = transport::build_client(&self.options)?;
+        self.settings
+            .refuse_authority_host("a managed identity credential")?;
+        let options = self.settings.http_options_or(default_http_options());
+        let http = match self.settings.given_http_client() {
+            Some(client) => client.clone(),
+            None => transport::build_client(&options)?,
+        };
         tracing::debug!(source = %endpoint.source, endpoint = %endpoint.url, "managed identity endpoint detected");
         Ok(ManagedIdentityCredential {
             id: self.id,
             endpoint,
             http,
-            options: self.options,
+            options,
             retry: self.retry,
-            clock: self.clock,
+            clock: self.settings.clock_or_system(),
             arc_key_directory: self
                 .arc_key_directory
                 .unwrap_or_else(source::default_arc_key_directory),
@@ -231,9 +234,8 @@ impl ManagedIdentityCredential {
             id: ManagedIdentityId::System,
             env: None,
             file_exists: Arc::new(|p: &Path| p.exists()),
-            options: default_http_options(),
+            settings: ClientSettings::default(),
             retry: RetryOptions::default(),
-            clock: Arc::new(SystemClock),
             arc_key_directory: None,
         }
     }

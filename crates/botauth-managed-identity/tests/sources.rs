@@ -133,7 +133,7 @@ async fn arc_answers_a_challenge_with_the_key_file() {
             .env(arc_env(&sandbox))
             .file_exists(|_| false)
             .arc_key_directory(key_dir)
-            .clock(TestClock::new())
+            .settings(botauth_http::ClientSettings::new().clock(TestClock::new()))
             .build()
             .unwrap()
     };
@@ -508,11 +508,14 @@ async fn slow_answers_time_out_and_are_retried() {
     let c = botauth_managed_identity::ManagedIdentityCredential::builder()
         .env(imds_env(&sandbox))
         .file_exists(|_| false)
-        .clock(clock.clone())
-        .http_options(botauth_http::HttpOptions {
-            timeout: Duration::from_secs(2),
-            ..botauth_managed_identity::default_http_options()
-        })
+        .settings(
+            botauth_http::ClientSettings::new()
+                .clock(clock.clone())
+                .http_options(botauth_http::HttpOptions {
+                    timeout: Duration::from_secs(2),
+                    ..botauth_managed_identity::default_http_options()
+                }),
+        )
         .build()
         .unwrap();
     let token = c.request_token(&bot()).await;
@@ -524,16 +527,18 @@ async fn slow_answers_time_out_and_are_retried() {
     let c = botauth_managed_identity::ManagedIdentityCredential::builder()
         .env(imds_env(&sandbox))
         .file_exists(|_| false)
-        .clock(clock.clone())
+        .settings(botauth_http::ClientSettings::new().clock(clock.clone()))
         .retry_options({
             let mut r = RetryOptions::default();
             r.imds_backoff = vec![Duration::from_secs(1)];
             r
         })
-        .http_options(botauth_http::HttpOptions {
-            timeout: Duration::from_secs(1),
-            ..botauth_managed_identity::default_http_options()
-        })
+        .settings(
+            botauth_http::ClientSettings::new().http_options(botauth_http::HttpOptions {
+                timeout: Duration::from_secs(1),
+                ..botauth_managed_identity::default_http_options()
+            }),
+        )
         .build()
         .unwrap();
     let e = c.request_token(&bot()).await.unwrap_err();

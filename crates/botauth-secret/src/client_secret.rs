@@ -5,7 +5,7 @@ use botauth_core::{
     AccessToken, BotAuthConfig, Cloud, CredentialConfig, CredentialInfo, CredentialProvider, Error,
     Result, Secret, TokenRequest,
 };
-use botauth_http::HttpOptions;
+use botauth_http::ClientSettings;
 use botauth_token::{ClientAuth, ClientCredentialsClient, ClientCredentialsClientBuilder};
 
 /// A client-secret credential: Entra ID's client-credentials grant with `client_secret`.
@@ -23,10 +23,11 @@ pub struct ClientSecretCredentialBuilder {
 }
 
 impl ClientSecretCredentialBuilder {
-    botauth_token::forward_client_builder_settings! {
-        client;
-        /// Uses this clock for expiry times (tests).
-        clock
+    /// The shared settings ([`ClientSettings`]): authority host or cloud, HTTP client and limits,
+    /// and the clock for expiry times.
+    pub fn settings(mut self, settings: ClientSettings) -> Self {
+        self.client = self.client.settings(settings);
+        self
     }
 
     /// Checks the values and builds the credential. The client builder validates the tenant and
@@ -106,14 +107,9 @@ impl ClientSecretCredential {
     pub fn from_parts(config: &BotAuthConfig, secret: Secret) -> Result<Self> {
         let client_id = config.require_client_id("client_id")?;
         let tenant_id = config.require_tenant_id("tenant_id")?;
-        let mut builder = Self::builder(tenant_id, client_id, secret).cloud(&config.cloud);
-        if let Some(timeout) = config.http_timeout {
-            builder = builder.http_options(HttpOptions {
-                timeout,
-                ..HttpOptions::default()
-            });
-        }
-        builder.build()
+        Self::builder(tenant_id, client_id, secret)
+            .settings(ClientSettings::from_config(config))
+            .build()
     }
 
     /// The token endpoint this credential posts to.
@@ -199,7 +195,10 @@ mod tests {
     #[test]
     fn http_authority_is_refused_off_loopback() {
         let e = ClientSecretCredential::builder(TENANT, APP, Secret::new("abc~def"))
-            .authority_host("http://login.microsoftonline.com")
+            .settings(
+                botauth_http::ClientSettings::new()
+                    .authority_host("http://login.microsoftonline.com"),
+            )
             .build()
             .unwrap_err();
         assert_eq!(config_key(&e), "authority_host");
@@ -222,7 +221,7 @@ mod tests {
     #[test]
     fn national_clouds() {
         let c = ClientSecretCredential::builder(TENANT, APP, Secret::new("abc~def"))
-            .cloud(&Cloud::UsGov)
+            .settings(botauth_http::ClientSettings::new().cloud(&Cloud::UsGov))
             .build()
             .unwrap();
         assert!(

@@ -11,12 +11,12 @@ use async_trait::async_trait;
 use botauth_core::config::validate_tenant_id;
 use botauth_core::{
     AccessToken, AssertionRequest, ClientAssertionSource, Clock, CredentialInfo,
-    CredentialProvider, EntraError, Error, Result, Secret, SystemClock, TokenRequest,
+    CredentialProvider, EntraError, Error, Result, Secret, TokenRequest,
 };
 use serde::Deserialize;
 use serde_json::Value;
 
-use botauth_http::{self as http, HttpOptions};
+use botauth_http::{self as http, ClientSettings, HttpOptions};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -73,34 +73,16 @@ pub struct ClientCredentialsClientBuilder {
     tenant_id: String,
     client_id: String,
     auth: ClientAuth,
-    http: Option<reqwest::Client>,
-    clock: Arc<dyn Clock>,
-    options: HttpOptions,
+    settings: ClientSettings,
     kind: Option<&'static str>,
 }
 
 impl ClientCredentialsClientBuilder {
-    /// Replaces the authority host (`https://…`, or `http://` on loopback for local development).
-    pub fn authority_host(mut self, authority_host: impl Into<String>) -> Self {
-        self.authority_host = authority_host.into();
-        self
-    }
-
-    /// Uses this HTTP client (for a proxy or custom TLS roots). It should not follow redirects.
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http = Some(client);
-        self
-    }
-
-    /// Uses this clock for token expiry (tests).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Timeouts and size limits.
-    pub fn http_options(mut self, options: HttpOptions) -> Self {
-        self.options = options;
+    /// The shared settings: the authority host (replacing the one given to
+    /// [`ClientCredentialsClient::builder`]), the HTTP client and limits, and the clock for token
+    /// expiry. Settings given more than once are laid over each other.
+    pub fn settings(mut self, settings: ClientSettings) -> Self {
+        self.settings = self.settings.merge(settings);
         self
     }
 
@@ -113,8 +95,10 @@ impl ClientCredentialsClientBuilder {
 
     /// Validates the settings and builds the client.
     pub fn build(self) -> Result<ClientCredentialsClient> {
-        let authority_host =
-            botauth_core::config::check_endpoint_url("authority_host", &self.authority_host)?;
+        let authority_host = botauth_core::config::check_endpoint_url(
+            "authority_host",
+            self.settings.authority_host_or(&self.authority_host),
+        )?;
         validate_tenant_id(&self.tenant_id)?;
         if self.client_id.trim().is_empty() {
             return Err(Error::config(
@@ -127,10 +111,8 @@ impl ClientCredentialsClientBuilder {
                 return Err(Error::config("client_secret", "the client secret is empty"));
             }
         }
-        let http = match self.http {
-            Some(h) => h,
-            None => http::build_client(&self.options)?,
-        };
+        let options = self.settings.http_options_or(HttpOptions::default());
+        let http = self.settings.client_or_build(&options)?;
         let kind = self.kind.unwrap_or(match &self.auth {
             ClientAuth::Secret(_) => "client_secret",
             ClientAuth::Assertion(a) => a.kind(),
@@ -141,8 +123,8 @@ impl ClientCredentialsClientBuilder {
             tenant_id: self.tenant_id,
             client_id: self.client_id.trim().to_owned(),
             auth: self.auth,
-            clock: self.clock,
-            options: self.options,
+            clock: self.settings.clock_or_system(),
+            options,
             kind,
         })
     }
@@ -183,9 +165,7 @@ impl ClientCredentialsClient {
             tenant_id: tenant_id.into(),
             client_id: client_id.into(),
             auth,
-            http: None,
-            clock: Arc::new(SystemClock),
-            options: HttpOptions::default(),
+            settings: ClientSettings::default(),
             kind: None,
         }
     }

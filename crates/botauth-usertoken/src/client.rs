@@ -5,10 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use botauth_core::{
-    AccessToken, BotAuthConfig, Clock, Cloud, Error, Secret, SystemClock, TokenRequest,
-};
-use botauth_http::{HttpOptions, build_client, read_body, retry_after, transport_error};
+use botauth_core::{AccessToken, BotAuthConfig, Clock, Cloud, Error, Secret, TokenRequest};
+use botauth_http::{ClientSettings, HttpOptions, read_body, retry_after, transport_error};
 use botauth_token::TokenManager;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use reqwest::{Method, Url};
@@ -72,10 +70,9 @@ pub struct UserTokenClientBuilder {
     tokens: TokenManager,
     cloud: Cloud,
     base: Option<String>,
-    options: HttpOptions,
+    settings: ClientSettings,
     max_retries: u32,
     max_retry_wait: Duration,
-    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for UserTokenClientBuilder {
@@ -102,9 +99,11 @@ impl UserTokenClientBuilder {
         self
     }
 
-    /// Timeouts and the response size limit (default: 5 s connect, 30 s overall, 64 KiB).
-    pub fn http_options(mut self, options: HttpOptions) -> Self {
-        self.options = options;
+    /// The shared settings ([`ClientSettings`]): the HTTP limits (default: 5 s connect, 30 s
+    /// overall, 64 KiB), an HTTP client of your own, and the clock of retry waits and cache
+    /// expiry. The Token Service has no authority host: [`build`](Self::build) refuses one.
+    pub fn settings(mut self, settings: ClientSettings) -> Self {
+        self.settings = self.settings.merge(settings);
         self
     }
 
@@ -117,12 +116,6 @@ impl UserTokenClientBuilder {
     /// The longest wait before a retry (default 30 s); a longer `Retry-After` is returned at once.
     pub fn max_retry_wait(mut self, wait: Duration) -> Self {
         self.max_retry_wait = wait;
-        self
-    }
-
-    /// The clock of retry waits and cache expiry.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
         self
     }
 
@@ -145,7 +138,13 @@ impl UserTokenClientBuilder {
                 })
             })
             .unwrap_or_else(|| base.clone());
-        let http = build_client(&self.options)?;
+        self.settings
+            .refuse_authority_host("the Token Service client")?;
+        let options = self.settings.http_options_or(HttpOptions {
+            max_response_bytes: 64 * 1024,
+            ..HttpOptions::default()
+        });
+        let http = self.settings.client_or_build(&options)?;
         Ok(UserTokenClient {
             inner: Arc::new(Inner {
                 tokens: self.tokens,
@@ -153,11 +152,11 @@ impl UserTokenClientBuilder {
                 base,
                 host,
                 http,
-                options: self.options,
+                options,
                 max_retries: self.max_retries,
                 max_retry_wait: self.max_retry_wait,
                 cache: UserTokenCache::default(),
-                clock: self.clock,
+                clock: self.settings.clock_or_system(),
             }),
         })
     }
@@ -176,13 +175,9 @@ impl UserTokenClient {
             tokens,
             cloud: Cloud::Public,
             base: None,
-            options: HttpOptions {
-                max_response_bytes: 64 * 1024,
-                ..HttpOptions::default()
-            },
+            settings: ClientSettings::default(),
             max_retries: 3,
             max_retry_wait: Duration::from_secs(30),
-            clock: Arc::new(SystemClock),
         }
     }
 

@@ -446,7 +446,7 @@ mod tests {
                     self.sandbox.bot_service_metadata_url(),
                     self.sandbox.bot_service_issuer(),
                 ))
-                .clock(self.clock.clone())
+                .settings(botauth_http::ClientSettings::new().clock(self.clock.clone()))
                 .key_refresh_interval(Duration::from_secs(600))
                 .verified_token_cache(cache)
                 .build()

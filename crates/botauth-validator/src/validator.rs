@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
-use botauth_core::{BotAuthConfig, Clock, Cloud, SystemClock};
-use botauth_http::HttpOptions;
+use botauth_core::{BotAuthConfig, Clock, Cloud};
+use botauth_http::{ClientSettings, HttpOptions};
 use serde_json::Value;
 use tracing::Instrument as _;
 
@@ -116,8 +116,7 @@ pub struct ValidatorBuilder {
     strict_endorsements: bool,
     limits: Limits,
     timing: KeyTiming,
-    http: HttpOptions,
-    clock: Arc<dyn Clock>,
+    settings: ClientSettings,
     verified_capacity: usize,
     verified_bytes: usize,
     fixed: Vec<(String, Value)>,
@@ -138,11 +137,7 @@ impl ValidatorBuilder {
             strict_endorsements: false,
             limits: Limits::default(),
             timing: KeyTiming::default(),
-            http: HttpOptions {
-                timeout: Duration::from_secs(10),
-                ..HttpOptions::default()
-            },
-            clock: Arc::new(SystemClock),
+            settings: ClientSettings::default(),
             verified_capacity: 10_000,
             verified_bytes: DEFAULT_VERIFIED_BYTES,
             fixed: Vec::new(),
@@ -233,7 +228,7 @@ impl ValidatorBuilder {
             builder = builder.key_refresh_interval(every);
         }
         if let Some(timeout) = config.http_timeout {
-            builder.http.timeout = timeout;
+            builder = builder.settings(ClientSettings::new().timeout(timeout));
         }
         if !inbound.valid_issuers.is_empty() {
             // Agents `ValidIssuers`: on top of each profile's own issuer rule, the issuer must
@@ -345,18 +340,13 @@ impl ValidatorBuilder {
         self
     }
 
-    /// Timeouts and the response size limit of key fetches (default: 5 s connect, 10 s overall,
-    /// 256 KiB).
+    /// The shared settings ([`ClientSettings`]): the limits of key fetches (default: 5 s
+    /// connect, 10 s overall, 256 KiB), an HTTP client of your own for them, and the clock for
+    /// time claims and cache ages (default the system clock). The validator requests no token,
+    /// so [`build`](Self::build) refuses an authority host.
     #[must_use]
-    pub fn http_options(mut self, options: HttpOptions) -> Self {
-        self.http = options;
-        self
-    }
-
-    /// The clock for time claims and cache ages (default the system clock).
-    #[must_use]
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+    pub fn settings(mut self, settings: ClientSettings) -> Self {
+        self.settings = self.settings.merge(settings);
         self
     }
 
@@ -454,8 +444,15 @@ impl ValidatorBuilder {
         }
         let skew = i64::try_from(self.skew.as_secs()).unwrap_or(i64::MAX);
         let fixed: HashMap<String, Value> = self.fixed.into_iter().collect();
-        let http = self.http;
-        let mut client = None;
+        if let Err(e) = self.settings.refuse_authority_host("the inbound validator") {
+            return Err(Error::config("authority_host", e.to_string()));
+        }
+        let clock = self.settings.clock_or_system();
+        let http = self.settings.http_options_or(HttpOptions {
+            timeout: Duration::from_secs(10),
+            ..HttpOptions::default()
+        });
+        let mut client = self.settings.given_http_client().cloned();
         let mut caches: HashMap<String, Arc<KeyCache>> = HashMap::new();
         let mut cache_for = |url: &str| -> Result<Arc<KeyCache>> {
             let url = botauth_core::config::check_endpoint_url("metadata_url", url)
@@ -467,7 +464,7 @@ impl ValidatorBuilder {
                 Some(doc) => {
                     let keys = parse_jwks(doc, &url)
                         .map_err(|e| Error::config("fixed_jwks", e.to_string()))?;
-                    KeyCache::fixed(url.clone(), keys, Arc::clone(&self.clock))
+                    KeyCache::fixed(url.clone(), keys, Arc::clone(&clock))
                 }
                 None => {
                     let client = match &client {
@@ -478,13 +475,7 @@ impl ValidatorBuilder {
                             c
                         }
                     };
-                    KeyCache::http(
-                        url.clone(),
-                        client,
-                        http,
-                        self.timing,
-                        Arc::clone(&self.clock),
-                    )
+                    KeyCache::http(url.clone(), client, http, self.timing, Arc::clone(&clock))
                 }
             };
             let cache = Arc::new(cache);
@@ -612,7 +603,7 @@ impl ValidatorBuilder {
                 skew,
                 strict_endorsements: self.strict_endorsements,
                 limits: self.limits,
-                clock: self.clock,
+                clock,
                 verified: VerifiedCache::new(self.verified_capacity, self.verified_bytes),
                 known_header: ArcSwapOption::empty(),
                 checks: self.checks,

@@ -38,7 +38,7 @@ fn agents(env: &Env, extra: &[(&str, String)]) -> BotAuthConfig {
 fn validator(env: &Env, config: &BotAuthConfig) -> Validator {
     ValidatorBuilder::from_config(config)
         .unwrap()
-        .clock(env.clock.clone())
+        .settings(botauth_http::ClientSettings::new().clock(env.clock.clone()))
         .build()
         .unwrap()
 }

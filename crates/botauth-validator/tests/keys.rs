@@ -237,7 +237,7 @@ async fn jwks_uri_must_be_https_or_loopback() {
             format!("http://{addr}/meta"),
             env.sandbox.bot_service_issuer(),
         ))
-        .clock(env.clock.clone())
+        .settings(botauth_http::ClientSettings::new().clock(env.clock.clone()))
         .build()
         .unwrap();
     let e = v.validate(&env.token(), teams()).await.unwrap_err();
@@ -253,10 +253,12 @@ async fn key_fetches_are_bounded_in_size_and_time() {
     // A JWKS larger than the limit is a failed fetch: 503, not keys.
     let small = env
         .builder()
-        .http_options(HttpOptions {
-            max_response_bytes: 512,
-            ..HttpOptions::default()
-        })
+        .settings(
+            botauth_http::ClientSettings::new().http_options(HttpOptions {
+                max_response_bytes: 512,
+                ..HttpOptions::default()
+            }),
+        )
         .build()
         .unwrap();
     let e = small.validate(&env.token(), teams()).await.unwrap_err();
@@ -267,10 +269,12 @@ async fn key_fetches_are_bounded_in_size_and_time() {
     // An endpoint slower than the timeout: the fetch is abandoned, the request answered.
     let impatient = env
         .builder()
-        .http_options(HttpOptions {
-            timeout: Duration::from_millis(200),
-            ..HttpOptions::default()
-        })
+        .settings(
+            botauth_http::ClientSettings::new().http_options(HttpOptions {
+                timeout: Duration::from_millis(200),
+                ..HttpOptions::default()
+            }),
+        )
         .build()
         .unwrap();
     env.sandbox

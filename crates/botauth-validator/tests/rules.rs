@@ -479,7 +479,7 @@ async fn entra_single_tenant_tokens() {
                     .authority_host(&url)
                     .v1_issuer_host(format!("{url}/sts")),
             )
-            .clock(env.clock.clone())
+            .settings(botauth_http::ClientSettings::new().clock(env.clock.clone()))
     };
     let v = builder().build().unwrap();
     let h = entra_header(&env);
@@ -622,7 +622,7 @@ async fn emulator_and_skills_are_off_by_default_and_follow_their_rules() {
                 .authority_host(&url)
                 .v1_issuer_host(format!("{url}/sts")),
         )
-        .clock(env.clock.clone())
+        .settings(botauth_http::ClientSettings::new().clock(env.clock.clone()))
         .build()
         .unwrap();
     let claims = emulator
@@ -662,7 +662,7 @@ async fn emulator_and_skills_are_off_by_default_and_follow_their_rules() {
                 .authority_host(&url)
                 .v1_issuer_host(format!("{url}/sts")),
         )
-        .clock(env.clock.clone())
+        .settings(botauth_http::ClientSettings::new().clock(env.clock.clone()))
         .build()
         .unwrap();
     let claims = skills
@@ -689,7 +689,7 @@ async fn emulator_and_skills_are_off_by_default_and_follow_their_rules() {
                 .authority_host(&url)
                 .v1_issuer_host(format!("{url}/sts")),
         )
-        .clock(env.clock.clone())
+        .settings(botauth_http::ClientSettings::new().clock(env.clock.clone()))
         .build()
         .unwrap();
     assert_eq!(
@@ -745,7 +745,7 @@ async fn no_process_global_issuer_list() {
     let url = env.sandbox.url();
     let entra = Validator::builder(APP)
         .entra(EntraProfile::new(TENANT).authority_host(&url))
-        .clock(env.clock.clone())
+        .settings(botauth_http::ClientSettings::new().clock(env.clock.clone()))
         .build()
         .unwrap();
     let h = entra_header(&env);
@@ -758,7 +758,7 @@ async fn no_process_global_issuer_list() {
     assert_eq!(kind(&channel_only, &token).await, ErrorKind::Issuer);
     let other_bot = Validator::builder("other-bot")
         .entra(EntraProfile::new(TENANT).authority_host(&url))
-        .clock(env.clock.clone())
+        .settings(botauth_http::ClientSettings::new().clock(env.clock.clone()))
         .build()
         .unwrap();
     assert_eq!(kind(&other_bot, &token).await, ErrorKind::Audience);

@@ -6,9 +6,16 @@
 mod build;
 
 // The root README's Rust examples, compiled and run as doctests. They use the conformance suite
-// (`testkit`), the validator with its axum extractor (`axum`) and the connector client
-// (`connector`); without those features they are not collected.
-#[cfg(all(doctest, feature = "testkit", feature = "axum", feature = "connector"))]
+// (`testkit`), the validator with its axum extractor (`axum`), the connector client
+// (`connector`) and the Azure SDK bridge (`azure-identity`); without those features they are not
+// collected.
+#[cfg(all(
+    doctest,
+    feature = "testkit",
+    feature = "axum",
+    feature = "connector",
+    feature = "azure-identity"
+))]
 #[doc = include_str!("../../../README.md")]
 mod readme_doctests {}
 
@@ -91,6 +98,26 @@ impl BotAuth {
     /// A configuration error naming `token_service_url` for an unusable override.
     pub fn user_token_client(&self) -> Result<botauth_usertoken::UserTokenClient> {
         botauth_usertoken::UserTokenClient::from_config(self.config(), self.tokens().clone())
+    }
+}
+
+/// The Azure SDK bridge (feature `azure-identity`): an `azure_core` `TokenCredential` as a
+/// credential ([`AzureCredential`](botauth_azure_identity::AzureCredential)), and the bot's token
+/// manager as a `TokenCredential` ([`BotTokenCredential`](botauth_azure_identity::BotTokenCredential)).
+#[cfg(feature = "azure-identity")]
+#[cfg_attr(docsrs, doc(cfg(feature = "azure-identity")))]
+#[doc(inline)]
+pub use botauth_azure_identity as azure_identity;
+
+#[cfg(feature = "azure-identity")]
+impl BotAuth {
+    /// The bot's identity as an Azure SDK `TokenCredential` (feature `azure-identity`): Azure SDK
+    /// clients built with it (Key Vault, Storage, Graph through the Azure SDK) take their tokens
+    /// from this token manager, the one cache, so many clients cost one token request per scope.
+    /// It is the top-level connection's; for another connection, wrap
+    /// [`tokens_for`](Self::tokens_for) in `BotTokenCredential::new`.
+    pub fn token_credential(&self) -> std::sync::Arc<botauth_azure_identity::BotTokenCredential> {
+        botauth_azure_identity::BotTokenCredential::new(self.tokens().clone())
     }
 }
 

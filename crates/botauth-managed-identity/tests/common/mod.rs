@@ -100,7 +100,7 @@ pub fn credential(
         .env(env)
         .file_exists(|_| false)
         .id(id)
-        .clock(clock)
+        .settings(botauth_http::ClientSettings::new().clock(clock))
         .build()
         .unwrap()
 }

@@ -32,11 +32,14 @@ async fn rig() -> Rig {
         DEMO_CLIENT_ID,
         ClientAuth::Secret(Secret::new(DEMO_CLIENT_SECRET)),
     )
-    .clock(clock.clone())
-    .http_options(HttpOptions {
-        timeout: Duration::from_secs(10),
-        ..HttpOptions::default()
-    })
+    .settings(
+        botauth_http::ClientSettings::new()
+            .clock(clock.clone())
+            .http_options(HttpOptions {
+                timeout: Duration::from_secs(10),
+                ..HttpOptions::default()
+            }),
+    )
     .build()
     .unwrap();
     let tokens = TokenManager::builder(Arc::new(client))

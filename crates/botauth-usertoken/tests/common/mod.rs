@@ -66,7 +66,10 @@ impl Harness {
     pub fn client_with_clock(&self) -> UserTokenClient {
         UserTokenClient::builder(self.tokens.clone())
             .token_service_url(self.sandbox.token_service_url())
-            .clock(Arc::clone(&self.clock) as Arc<dyn Clock>)
+            .settings(
+                botauth_http::ClientSettings::new()
+                    .clock(Arc::clone(&self.clock) as Arc<dyn Clock>),
+            )
             .build()
             .expect("harness")
     }

@@ -40,7 +40,7 @@ impl Env {
                 )
                 .caller_id("urn:botframework:azure"),
             )
-            .clock(self.clock.clone())
+            .settings(botauth_http::ClientSettings::new().clock(self.clock.clone()))
     }
 
     pub fn validator(&self) -> Validator {

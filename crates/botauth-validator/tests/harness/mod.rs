@@ -53,7 +53,7 @@ impl Harness {
         let validator = Validator::builder(APP)
             .bot_service(BotServiceProfile::public())
             .fixed_jwks(METADATA, json!({ "keys": [jwk] }))
-            .clock(clock)
+            .settings(botauth_http::ClientSettings::new().clock(clock))
             .build()
             .expect("harness validator");
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -359,7 +359,7 @@ impl SignedHarness {
         Validator::builder(APP)
             .bot_service(BotServiceProfile::public())
             .fixed_jwks(METADATA, json!({ "keys": [endorsed, open] }))
-            .clock(Arc::<ManualClock>::clone(clock))
+            .settings(botauth_http::ClientSettings::new().clock(Arc::<ManualClock>::clone(clock)))
             .strict_endorsements(strict)
             .verified_token_cache(cache)
             .build()
