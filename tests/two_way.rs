@@ -1,5 +1,5 @@
 //! The two-way flow end to end, over real HTTP on loopback: the sandbox plays the Bot Service
-//! (delivers a signed channel activity), the echo bot (examples/echo-bot) verifies it and replies
+//! (delivers a signed channel activity), the echo bot (templates/echo-bot) verifies it and replies
 //! through the Bot Connector client with its own token, and the sandbox's Bot Connector verifies
 //! that token. Then every way an activity must be refused, and the outages a bot must ride out.
 

@@ -73,22 +73,85 @@ pub fn sandbox_auth_with_secret(sandbox: &Sandbox, secret: &str) -> BotAuth {
 pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
 
 impl CapturedLogs {
-    /// Installs a process-wide subscriber at TRACE level (every crate, including reqwest and
-    /// hyper) writing into this buffer. Call once per test binary.
+    /// The process-wide capture: on the first call, installs a subscriber at TRACE level (every
+    /// crate, including reqwest and hyper) writing into one buffer; every later call in the same
+    /// test program returns that buffer, so the scenarios of one program share it.
     pub fn install() -> Self {
-        let logs = CapturedLogs::default();
-        let writer = logs.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        logs
+        static CAPTURE: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+        CAPTURE
+            .get_or_init(|| {
+                let logs = CapturedLogs::default();
+                let writer = logs.clone();
+                tracing_subscriber::fmt()
+                    .with_max_level(tracing::Level::TRACE)
+                    .with_ansi(false)
+                    .with_writer(move || writer.clone())
+                    .init();
+                logs
+            })
+            .clone()
+    }
+
+    /// Starts a log-leak scenario: waits until no other scenario of this program runs (so what
+    /// is logged from now on is this one's), then marks where its events begin.
+    pub async fn scenario() -> Scenario {
+        static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let turn = TURN.lock().await;
+        let logs = CapturedLogs::install();
+        let start = logs.len();
+        Scenario {
+            logs,
+            start,
+            _turn: turn,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// The captured text so far.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+/// One log-leak scenario's view of the capture (see [`CapturedLogs::scenario`]).
+#[derive(Debug)]
+pub struct Scenario {
+    logs: CapturedLogs,
+    start: usize,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Scenario {
+    /// What was logged since the scenario started.
+    pub fn text(&self) -> String {
+        let buffer = self.logs.0.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&buffer[self.start.min(buffer.len())..]).into_owned()
+    }
+
+    /// Everything captured so far, by every scenario of the program.
+    pub fn whole_capture(&self) -> String {
+        self.logs.text()
+    }
+
+    /// The check every scenario ends with: each of `expected` was logged since it started (so
+    /// the capture saw its run), and none of `forbidden` appears anywhere in the capture, this
+    /// scenario's events or any other's.
+    ///
+    /// # Panics
+    ///
+    /// When an expected text is missing or a forbidden one is present (the test fails).
+    pub fn assert_clean(&self, expected: &[&str], forbidden: &[String]) {
+        let text = self.text();
+        for needle in expected {
+            assert!(
+                text.contains(needle),
+                "`{needle}` was not logged: the capture missed the run"
+            );
+        }
+        assert_absent(&self.whole_capture(), forbidden);
     }
 }
 
@@ -140,7 +203,7 @@ pub fn assert_absent(text: &str, forbidden: &[String]) {
     }
 }
 
-/// An echo bot (examples/echo-bot) serving on 127.0.0.1, configured from a demo environment.
+/// An echo bot (templates/echo-bot) serving on 127.0.0.1, configured from a demo environment.
 #[derive(Debug)]
 pub struct RunningBot {
     /// Its outbound side: the token manager its replies take tokens from.

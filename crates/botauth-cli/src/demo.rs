@@ -198,7 +198,7 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
         .await
         .map_err(|e| DemoError::Check(format!("cannot start the echo bot: {e}")))?;
     let bot_url = format!("http://{addr}{MESSAGES_PATH}");
-    println!("  echo bot (examples/echo-bot): {bot_url}");
+    println!("  echo bot (templates/echo-bot): {bot_url}");
 
     println!("\n1. The Bot Service (the sandbox) sends a message activity to the bot");
     let activity = sandbox.channel_activity(&app_id, "hello from the Bot Service");

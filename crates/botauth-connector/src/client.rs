@@ -16,7 +16,7 @@ use serde_json::Value;
 use tracing::Instrument as _;
 
 use crate::connections::{
-    Connection, ConnectionMap, DEFAULT_CONNECTION_NAME, Unknown, top_level_connection_name,
+    Connection, ConnectionMap, DEFAULT_CONNECTION_NAME, Unknown,
 };
 use crate::error::{ConnectorError, ConnectorErrorBody};
 use crate::target::{Audience, ResourceResponse, Target, address_reply};
@@ -315,7 +315,7 @@ impl ConnectorClient {
     ) -> ConnectorClientBuilder {
         let mut builder = Self::builder(tokens)
             .cloud(config.cloud.clone())
-            .connection_name(top_level_connection_name(config))
+            .connection_name(config.top_level_connection_name())
             .scopes(config.scopes.clone())
             .connections_map(map);
         builder.dialect = config.dialect;

@@ -18,9 +18,7 @@ use botauth_core::{BotAuthConfig, Cloud, Dialect, Error, Result, TokenRequest};
 use botauth_token::TokenManager;
 use regex::{Regex, RegexBuilder};
 
-/// The name of the top-level connection when the configuration gives it none (every dialect but
-/// the Agents SDK's, unless `connection_name` is set).
-pub const DEFAULT_CONNECTION_NAME: &str = "default";
+pub use botauth_core::config::DEFAULT_CONNECTION_NAME;
 
 /// The placeholder in a connection's scopes that stands for the target's `scheme://host`.
 const INSTANCE: &str = "{instance}";
@@ -28,17 +26,6 @@ const INSTANCE: &str = "{instance}";
 /// Bounds what one `ServiceUrl` pattern may compile to. Real patterns are a host or two; the
 /// bound keeps a pasted-in monster from costing memory on every client build.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
-
-/// The name of the connection the top-level settings of `config` describe: `connection_name`, or
-/// [`DEFAULT_CONNECTION_NAME`].
-pub fn top_level_connection_name(config: &BotAuthConfig) -> &str {
-    config
-        .connection_name
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .unwrap_or(DEFAULT_CONNECTION_NAME)
-}
 
 /// One identity the Connector client can send as: a name, the token manager of its credential,
 /// its cloud, and its scopes.
@@ -203,7 +190,7 @@ impl ConnectionMap {
     /// rule whose connection the configuration does not define.
     pub fn from_config(config: &BotAuthConfig) -> Result<Self> {
         let map = Self::compile(&config.connections_map, config.dialect)?;
-        let mut known = vec![top_level_connection_name(config)];
+        let mut known = vec![config.top_level_connection_name()];
         known.extend(config.connections.iter().map(|c| c.name.as_str()));
         map.check_connections(&known, config.dialect, Unknown::NotConfigured)?;
         Ok(map)

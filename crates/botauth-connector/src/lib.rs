@@ -11,7 +11,7 @@ pub use botauth_core::service_url::{
 };
 pub use client::{ConnectorClient, ConnectorClientBuilder};
 pub use connections::{
-    Connection, ConnectionMap, DEFAULT_CONNECTION_NAME, top_level_connection_name,
+    Connection, ConnectionMap, DEFAULT_CONNECTION_NAME,
 };
 pub use error::{ConnectorError, ConnectorErrorBody, ConnectorErrorKind};
 pub use target::{Audience, ResourceResponse, Target, address_reply, reply_activity};

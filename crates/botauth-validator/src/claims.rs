@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::profile::ProfileKind;
-use crate::verified::TokenBytes;
+use crate::verified_cache::TokenBytes;
 
 /// The verified claims of a request: who sent it, for which bot, from where.
 ///

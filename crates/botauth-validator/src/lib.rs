@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 mod activity;
+mod builder;
 mod check;
 mod claims;
 pub mod dangerous;
@@ -9,6 +10,9 @@ mod error;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;
+mod json;
+mod jwk;
+mod jwt;
 mod keys;
 mod layer;
 mod memo;
@@ -16,23 +20,23 @@ mod profile;
 mod rules;
 mod service;
 mod telemetry;
-mod token;
 mod validator;
-mod verified;
+mod verified_cache;
 
 pub use activity::VerifiedActivity;
+pub use builder::ValidatorBuilder;
 pub use check::{ClaimsCheck, ClaimsRejection};
 pub use claims::BotClaims;
 pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "axum")]
 pub use extract::MissingBotAuthLayer;
 pub use future::ResponseFuture;
+pub use jwt::Algorithm;
 pub use layer::{BotAuthLayer, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES};
 pub use profile::{
     AllowedCallers, BOT_FRAMEWORK_TENANTS, BotServiceProfile, EmulatorProfile, EntraProfile,
     ProfileKind, SkillProfile,
 };
 pub use service::BotAuthService;
-pub use token::Algorithm;
-pub use validator::{ActivityInfo, Validator, ValidatorBuilder};
-pub use verified::VerifiedToken;
+pub use validator::{ActivityInfo, Validator};
+pub use verified_cache::VerifiedToken;

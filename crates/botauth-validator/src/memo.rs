@@ -35,8 +35,8 @@
 
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
-use crate::keys::Jwk;
-use crate::verified::Verified;
+use crate::jwk::Jwk;
+use crate::verified_cache::Verified;
 
 /// Entries per slot: a bot sees a handful of tokens at a time (one per channel service and per
 /// calling skill).
@@ -286,7 +286,7 @@ fn thread_index() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verified::tests::{entry, jwk, keys, wiped};
+    use crate::verified_cache::tests::{entry, jwk, keys, wiped};
     use crate::{ActivityInfo, BotServiceProfile, ErrorKind, Validator};
     use botauth_core::{Clock, ManualClock};
     use botauth_sandbox::Sandbox;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::{Map, Number, Value};
 
 use crate::error::{Error, Result};
-use crate::token::{Claim, Members};
+use crate::json::{Claim, Members};
 
 /// A claim as the rules see it.
 #[derive(Debug, Clone, Copy)]

@@ -15,7 +15,7 @@ use crate::activity::VerifiedActivity;
 use crate::error::Error;
 use crate::future::ResponseFuture;
 use crate::validator::{ActivityInfo, Validator};
-use crate::verified::VerifiedToken;
+use crate::verified_cache::VerifiedToken;
 
 /// Fixed bodies: the client learns the status, never the reason (which goes to `tracing`).
 pub(crate) const UNAUTHORIZED_BODY: &str =
@@ -259,7 +259,7 @@ where
                 Ok(bytes) => bytes,
                 Err(response) => return Ok(response),
             };
-            let activity = match crate::token::activity_object(&bytes) {
+            let activity = match crate::json::activity_object(&bytes) {
                 Some(members) => Value::Object(members),
                 None => {
                     tracing::info!(

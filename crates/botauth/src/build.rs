@@ -202,20 +202,6 @@ struct NamedConnection {
     scopes: Vec<String>,
 }
 
-/// The top-level connection's name when the configuration gives none. The same rule as
-/// `botauth_connector::top_level_connection_name` (a test holds them together); kept here so that
-/// builds without the `connector` feature name connections the same way.
-const DEFAULT_CONNECTION_NAME: &str = "default";
-
-fn top_level_name(config: &BotAuthConfig) -> &str {
-    config
-        .connection_name
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .unwrap_or(DEFAULT_CONNECTION_NAME)
-}
-
 /// Connection `connection` of `base` as a configuration of its own: its identity, cloud,
 /// credentials and scopes, and every other setting (HTTP timeout, allow-list, inbound) from the
 /// top level. Its credential is built from this exactly as the top-level one is.
@@ -274,7 +260,7 @@ impl BotAuth {
         // Configuration mistakes first: they are cheaper to report than a credential that loads.
         #[cfg(feature = "connector")]
         let map = botauth_connector::ConnectionMap::from_config(&config)?;
-        let mut names = vec![top_level_name(&config)];
+        let mut names = vec![config.top_level_connection_name()];
         for connection in &config.connections {
             let name = connection.name.trim();
             if name.is_empty() || names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
@@ -330,7 +316,7 @@ impl BotAuth {
     /// The name of the top-level connection: `connection_name` (the Agents SDK connection the
     /// top-level settings came from, e.g. `ServiceConnection`), or `default`.
     pub fn connection_name(&self) -> &str {
-        top_level_name(&self.config)
+        self.config.top_level_connection_name()
     }
 
     /// The names of every connection, the top-level one first, then in configuration order.
@@ -596,21 +582,6 @@ mod tests {
     }
 
     #[cfg(feature = "connector")]
-    #[test]
-    fn the_unnamed_connection_is_named_as_the_connector_names_it() {
-        assert_eq!(
-            DEFAULT_CONNECTION_NAME,
-            botauth_connector::DEFAULT_CONNECTION_NAME
-        );
-        let mut c = config(vec![]);
-        for name in [None, Some(" "), Some("ServiceConnection")] {
-            c.connection_name = name.map(str::to_owned);
-            assert_eq!(
-                top_level_name(&c),
-                botauth_connector::top_level_connection_name(&c)
-            );
-        }
-    }
 
     #[derive(Debug)]
     struct Mine;

@@ -13,7 +13,7 @@ mod vars;
 pub use crate::endpoint::check_endpoint_url;
 pub use env::{Explained, Provenance};
 pub use model::{
-    AssertionAlgorithm, BotAuthConfig, CertificateConfig, CertificateKeys, ConnectionConfig,
+    AssertionAlgorithm, BotAuthConfig, DEFAULT_CONNECTION_NAME, CertificateConfig, CertificateKeys, ConnectionConfig,
     ConnectionMapEntry, CredentialConfig, CustomSettings, Dialect, InboundConfig,
     KeyVaultCertificateConfig, KeyVaultKeys, ManagedIdentityId, parse_duration, validate_tenant_id,
 };

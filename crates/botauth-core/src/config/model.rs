@@ -575,7 +575,21 @@ impl BotAuthConfig {
                 )
             })
     }
+
+    /// The name of the connection the top-level settings describe: `connection_name`, or
+    /// [`DEFAULT_CONNECTION_NAME`] when it is unset or blank. The facade names its connections and
+    /// the Connector client its top-level connection by this one rule.
+    pub fn top_level_connection_name(&self) -> &str {
+        self.connection_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_CONNECTION_NAME)
+    }
 }
+
+/// The name of the top-level connection when the configuration gives none.
+pub const DEFAULT_CONNECTION_NAME: &str = "default";
 
 /// A named connection (Agents SDK `Connections:<Name>:Settings`) other than the top-level one.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -734,6 +748,20 @@ pub fn validate_tenant_id(tenant: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_top_level_connection_is_named_default_unless_named() {
+        let mut config = BotAuthConfig::new(Dialect::Native);
+        for (name, expected) in [
+            (None, "default"),
+            (Some(" "), "default"),
+            (Some(" ServiceConnection "), "ServiceConnection"),
+        ] {
+            config.connection_name = name.map(str::to_owned);
+            assert_eq!(config.top_level_connection_name(), expected, "{name:?}");
+        }
+        assert_eq!(DEFAULT_CONNECTION_NAME, "default");
+    }
 
     const CUSTOM: &str = r#"{"client_id":"app","credentials":[{"type":"custom","name":"vault",
         "settings":{"path":"/v/bot","password":"hunter2-custom-value"}}]}"#;

@@ -5,7 +5,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use botauth_e2e::{CapturedLogs, assert_absent, jwt_and_parts, sign_in_config};
+use botauth_e2e::{CapturedLogs, jwt_and_parts, sign_in_config};
 use botauth_sandbox::{DEMO_CLIENT_ID, Sandbox};
 use botauth_sso_bot::{MESSAGES_PATH, SsoBot};
 use serde_json::Value;
@@ -14,7 +14,7 @@ const CONNECTION: &str = "graph";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_user_token_code_state_link_or_sso_token_reaches_the_logs() {
-    let logs = CapturedLogs::install();
+    let logs = CapturedLogs::scenario().await;
     let sandbox = Sandbox::start().await.expect("log-leak run");
     sandbox.register_oauth_connection(CONNECTION);
     let config = sign_in_config(&sandbox);
@@ -132,12 +132,8 @@ async fn no_user_token_code_state_link_or_sso_token_reaches_the_logs() {
     assert!(sandbox.received_sign_in_states().len() >= 2);
     drop(sandbox);
 
-    let text = logs.text();
-    assert!(
-        text.contains("Token Service answered"),
-        "capture is empty or broken:\n{text}"
-    );
-    assert_absent(&text, &forbidden);
+    let text = logs.whole_capture();
+    logs.assert_clean(&["Token Service answered"], &forbidden);
     // Magic codes are six digits, which could appear by chance inside other numbers: they are
     // checked as whole words.
     for code in forbidden

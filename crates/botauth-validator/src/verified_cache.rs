@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::claims::BotClaims;
-use crate::keys::{Jwk, KeyCache};
+use crate::jwk::Jwk;
+use crate::keys::KeyCache;
 use crate::memo::{KeyCheck, Memos};
 use crate::profile::ProfileKind;
 
@@ -537,7 +538,7 @@ pub(crate) mod tests {
         let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
         let doc = serde_json::json!({"keys": [{"kty": "RSA", "kid": "k",
             "n": URL_SAFE_NO_PAD.encode(rsa.n().to_vec()), "e": URL_SAFE_NO_PAD.encode(rsa.e().to_vec())}]});
-        crate::keys::parse_jwks(&doc, "http://127.0.0.1/k")
+        crate::jwk::parse_jwks(&doc, "http://127.0.0.1/k")
             .unwrap()
             .remove("k")
             .unwrap()
