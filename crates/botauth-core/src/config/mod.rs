@@ -13,9 +13,10 @@ mod vars;
 pub use crate::endpoint::check_endpoint_url;
 pub use env::{Explained, Provenance};
 pub use model::{
-    AssertionAlgorithm, BotAuthConfig, DEFAULT_CONNECTION_NAME, CertificateConfig, CertificateKeys, ConnectionConfig,
-    ConnectionMapEntry, CredentialConfig, CustomSettings, Dialect, InboundConfig,
-    KeyVaultCertificateConfig, KeyVaultKeys, ManagedIdentityId, parse_duration, validate_tenant_id,
+    AssertionAlgorithm, BotAuthConfig, CertificateConfig, CertificateKeys, ConnectionConfig,
+    ConnectionMapEntry, CredentialConfig, CustomSettings, DEFAULT_CONNECTION_NAME, Dialect,
+    InboundConfig, KeyVaultCertificateConfig, KeyVaultKeys, ManagedIdentityId, parse_duration,
+    validate_tenant_id,
 };
 pub use sources::{BOTAUTH_CONFIG, ConfigLoader};
 pub use tables::supported_keys_markdown;
