@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -328,10 +328,8 @@ impl CertificateAssertion {
         {
             loaded.certificate.check_validity(clock_now)?;
         }
-        let now = clock_now
-            .duration_since(UNIX_EPOCH)
-            .map_err(|_| Error::credential("the system clock is before 1970"))?
-            .as_secs();
+        let now = u64::try_from(botauth_core::date::unix_seconds(clock_now))
+            .map_err(|_| Error::credential("the system clock is before 1970"))?;
         let claims = serde_json::json!({
             "aud": request.token_endpoint,
             "iss": request.client_id,
@@ -475,7 +473,7 @@ mod tests {
     #[test]
     fn rs256_header_and_claims_are_exactly_protocol_3() {
         let clock = Arc::new(ManualClock::new());
-        clock.set(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+        clock.set(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
         let a = pem_files().clock(clock.clone()).build().unwrap();
         let jws = a.sign(&request()).unwrap();
         let jws = jws.expose_secret();

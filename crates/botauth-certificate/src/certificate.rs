@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use botauth_core::{Secret, UtcDateTime};
+use botauth_core::Secret;
+use botauth_core::date::{self, rfc3339};
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{Id, PKey, Private};
@@ -454,25 +455,7 @@ fn format_name(name: &X509NameRef) -> String {
 fn asn1_to_system_time(t: &Asn1TimeRef) -> Option<SystemTime> {
     let epoch = Asn1Time::from_unix(0).ok()?;
     let diff = epoch.diff(t).ok()?;
-    let secs = i64::from(diff.days) * 86_400 + i64::from(diff.secs);
-    if secs >= 0 {
-        UNIX_EPOCH.checked_add(Duration::from_secs(secs.unsigned_abs()))
-    } else {
-        UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))
-    }
-}
-
-/// `2125-10-30T13:30:00Z`.
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    };
-    let t = UtcDateTime::from_unix(secs);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    )
+    date::from_unix_seconds(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
 }
 
 /// Where a certificate credential's key and certificate come from.
@@ -1090,19 +1073,6 @@ mod tests {
                 .unwrap_err()
                 .kind(),
             Kind::WrongPassword
-        );
-    }
-
-    #[test]
-    fn rfc3339_formats_utc() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(1_609_459_200)),
-            "2021-01-01T00:00:00Z"
-        );
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(4_102_444_799)),
-            "2099-12-31T23:59:59Z"
         );
     }
 

@@ -10,7 +10,7 @@ mod thumbprint;
 pub use assertion::{CertificateAssertion, CertificateAssertionBuilder};
 pub use botauth_core::config::AssertionAlgorithm;
 pub use certificate::{
-    CertificateSource, CertificateSummary, ClientCertificate, EXPIRY_WARNING, MIN_RSA_BITS, rfc3339,
+    CertificateSource, CertificateSummary, ClientCertificate, EXPIRY_WARNING, MIN_RSA_BITS,
 };
 pub use credential::{CertificateCredential, CertificateCredentialBuilder};
 pub use error::{CertificateError, CertificateErrorKind};

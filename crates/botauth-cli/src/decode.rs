@@ -7,9 +7,9 @@
 use std::ffi::OsString;
 use std::io::{IsTerminal as _, Read as _};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use botauth::certificate::rfc3339;
+use botauth::core::{UtcDateTime, date};
 use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
@@ -149,7 +149,7 @@ pub(crate) fn explain(token: &str, now: SystemTime) -> Decoded {
         signature_bytes,
         mut malformed,
     } = decode_unverified(token);
-    let now = unix(now);
+    let now = date::unix_seconds(now);
     let mut notes = Vec::new();
     let times = match &claims {
         Some(c) => Times {
@@ -183,13 +183,6 @@ pub(crate) fn explain(token: &str, now: SystemTime) -> Decoded {
     }
 }
 
-fn unix(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}
-
 /// 9999-12-31T23:59:59Z: RFC 3339 has four-digit years.
 pub(crate) const MAX_RFC3339: i64 = 253_402_300_799;
 
@@ -208,7 +201,7 @@ fn time(claims: &JsonObject, name: &str, now: i64, malformed: &mut Vec<String>) 
         .filter(|s| (0..=MAX_RFC3339).contains(s));
     Some(Time {
         unix: number.clone(),
-        utc: seconds.map(|s| rfc3339(UNIX_EPOCH + Duration::from_secs(s.unsigned_abs()))),
+        utc: seconds.map(|s| UtcDateTime::from_unix(s).to_string()),
         relative: seconds.map(|s| relative(name, s - now)),
     })
 }
@@ -334,6 +327,7 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
 
     const NOW: i64 = 1_750_000_000;
 

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use botauth::Secret;
-use botauth::certificate::{CertificateErrorKind, CertificateSummary, rfc3339};
+use botauth::certificate::{CertificateErrorKind, CertificateSummary};
+use botauth::core::date::rfc3339;
 use clap::Args;
 use serde::Serialize;
 

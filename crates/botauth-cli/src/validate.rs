@@ -3,9 +3,9 @@
 use std::ffi::OsString;
 use std::io::Read;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use botauth::certificate::rfc3339;
+use botauth::core::{UtcDateTime, date};
 use botauth::http::HttpOptions;
 use botauth::validator::{Algorithm, BotServiceProfile, Error, ErrorKind, Validator, dangerous};
 use clap::Args;
@@ -250,11 +250,8 @@ fn time_line(name: &str, claims: Option<&JsonObject>, now: SystemTime) -> String
     else {
         return format!("{name}: token has {} (skew {skew} s)", shown(claims, name));
     };
-    let now = match now.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(_) => 0,
-    };
-    let at = rfc3339(UNIX_EPOCH + Duration::from_secs(seconds.unsigned_abs()));
+    let now = date::unix_seconds(now).max(0);
+    let at = UtcDateTime::from_unix(seconds);
     let delta = seconds - now;
     let when = if delta > 0 {
         format!("in {}", span(delta.unsigned_abs()))
@@ -294,6 +291,7 @@ mod tests {
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::json;
+    use std::time::UNIX_EPOCH;
 
     fn token(header: Value, claims: Value) -> String {
         let b64 = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());

@@ -2,13 +2,13 @@
 //! with half a minute to spare before a printed "52 min" would become "51 min".
 
 use std::process::Output;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 mod common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use botauth::certificate::rfc3339;
+use botauth::core::UtcDateTime;
 use botauth_sandbox::{ChannelTokenClaims, Sandbox};
 use common::{NO_ENV, assert_json_style, run_blocking, run_with_stdin, text};
 
@@ -27,14 +27,11 @@ fn jwt(header: &str, claims: &str) -> String {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("a clock after 1970")
-        .as_secs()
+    u64::try_from(botauth::core::date::unix_seconds(SystemTime::now())).expect("a clock after 1970")
 }
 
 fn utc(unix: u64) -> String {
-    rfc3339(UNIX_EPOCH + Duration::from_secs(unix))
+    UtcDateTime::from_unix(i64::try_from(unix).expect("a time before year 9999")).to_string()
 }
 
 fn decode(token: &str) -> Output {

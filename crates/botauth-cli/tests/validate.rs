@@ -291,32 +291,12 @@ async fn assert_explained(args: Vec<String>, token: &str, kind: &str, line: &str
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("a clock after 1970")
-        .as_secs()
-        .try_into()
-        .expect("seconds that fit an i64")
+    botauth::core::date::unix_seconds(std::time::SystemTime::now())
 }
 
-/// `2026-12-02T10:00:00Z` for Unix seconds (days to civil date, H. Hinnant's algorithm).
+/// `2026-12-02T10:00:00Z` for Unix seconds.
 fn rfc3339(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    botauth::core::UtcDateTime::from_unix(secs).to_string()
 }
 
 #[test]

@@ -118,59 +118,6 @@ impl Clock for ManualClock {
     }
 }
 
-/// A Unix time as UTC calendar fields (proleptic Gregorian calendar), for the few places that
-/// print dates without a date-time crate: certificate expiry in RFC 3339, the sandbox's Entra
-/// timestamps.
-///
-/// ```
-/// use botauth_core::UtcDateTime;
-/// let t = UtcDateTime::from_unix(951_825_661);
-/// assert_eq!((t.year, t.month, t.day), (2000, 2, 29));
-/// assert_eq!((t.hour, t.minute, t.second), (12, 1, 1));
-/// assert_eq!(UtcDateTime::from_unix(-1).year, 1969);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct UtcDateTime {
-    /// The year (may be before 1970, or negative).
-    pub year: i64,
-    /// 1 to 12.
-    pub month: u8,
-    /// 1 to 31.
-    pub day: u8,
-    /// 0 to 23.
-    pub hour: u8,
-    /// 0 to 59.
-    pub minute: u8,
-    /// 0 to 59 (Unix time has no leap seconds).
-    pub second: u8,
-}
-
-impl UtcDateTime {
-    /// The calendar fields of `secs` seconds since the Unix epoch (negative: before it).
-    pub fn from_unix(secs: i64) -> Self {
-        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        // Howard Hinnant's civil_from_days: exact for every day count, no tables, no loops.
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        // Every value below is in range by construction (rem < 86 400, 1 <= month <= 12, …).
-        UtcDateTime {
-            year: yoe + era * 400 + i64::from(month <= 2),
-            month: month as u8,
-            day: day as u8,
-            hour: (rem / 3600) as u8,
-            minute: (rem % 3600 / 60) as u8,
-            second: (rem % 60) as u8,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,29 +150,6 @@ mod tests {
         let start = tokio::time::Instant::now();
         SystemClock.sleep(Duration::from_secs(5)).await;
         assert_eq!(start.elapsed(), Duration::from_secs(5));
-    }
-
-    #[test]
-    fn utc_date_time_at_the_edges() {
-        let fields = |t: UtcDateTime| (t.year, t.month, t.day, t.hour, t.minute, t.second);
-        assert_eq!(fields(UtcDateTime::from_unix(0)), (1970, 1, 1, 0, 0, 0));
-        assert_eq!(
-            fields(UtcDateTime::from_unix(-1)),
-            (1969, 12, 31, 23, 59, 59)
-        );
-        assert_eq!(
-            fields(UtcDateTime::from_unix(951_868_799)),
-            (2000, 2, 29, 23, 59, 59)
-        );
-        assert_eq!(
-            fields(UtcDateTime::from_unix(951_868_800)),
-            (2000, 3, 1, 0, 0, 0)
-        );
-        // 2100 is not a leap year.
-        assert_eq!(
-            fields(UtcDateTime::from_unix(4_107_542_400)),
-            (2100, 3, 1, 0, 0, 0)
-        );
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl Cloud {
     /// The Azure Key Vault resource of this cloud (`https://vault.azure.net` for the public one;
     /// a token for a vault is requested for `{resource}/.default`). `None` for a custom cloud,
     /// whose vaults may be in any of the three.
-    pub fn key_vault_resource(&self) -> Option<&'static str> {
+    pub(crate) fn key_vault_resource(&self) -> Option<&'static str> {
         match self {
             Cloud::Public => Some("https://vault.azure.net"),
             Cloud::UsGov => Some("https://vault.usgovcloudapi.net"),
@@ -143,7 +143,7 @@ impl Cloud {
     }
 
     /// All endpoints of this cloud.
-    pub fn endpoints(&self) -> CloudEndpoints {
+    pub(crate) fn endpoints(&self) -> CloudEndpoints {
         CloudEndpoints::new(
             self.authority_host(),
             self.bot_connector_scope(),

@@ -64,9 +64,7 @@ impl AccessToken {
 }
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
+    u64::try_from(crate::date::unix_seconds(t)).unwrap_or(0)
 }
 
 impl fmt::Debug for AccessToken {

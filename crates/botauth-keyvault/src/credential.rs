@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use botauth_core::config::{
-    AssertionAlgorithm, CredentialConfig, EnvVars, ManagedIdentityId, check_key_vault_url,
-};
+use botauth_core::config::{AssertionAlgorithm, CredentialConfig, EnvVars, ManagedIdentityId};
+use botauth_core::endpoint::check_key_vault_url;
 use botauth_core::{
     AccessToken, BotAuthConfig, Cloud, CredentialInfo, CredentialProvider, Result, TokenRequest,
 };

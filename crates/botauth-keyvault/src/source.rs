@@ -335,7 +335,7 @@ impl Inner {
                 Kind::Expired,
                 format!(
                     "{what} expired on {}: renew the certificate in the vault",
-                    botauth_certificate::rfc3339(exp)
+                    botauth_core::date::rfc3339(exp)
                 ),
             ));
         }
@@ -345,7 +345,7 @@ impl Inner {
                 format!(
                     "{what} is not valid before {} and no earlier version is usable: wait, or \
                      enable a version that is valid now",
-                    botauth_certificate::rfc3339(nbf)
+                    botauth_core::date::rfc3339(nbf)
                 ),
             ));
         }
@@ -392,7 +392,7 @@ impl Inner {
                         not_before,
                     } => tracing::info!(
                         certificate = %self.settings.name, version = %version,
-                        not_before = %botauth_certificate::rfc3339(*not_before), reason = why,
+                        not_before = %botauth_core::date::rfc3339(*not_before), reason = why,
                         "Key Vault has a newer certificate version that is not valid yet; signing with the current one until then"
                     ),
                 }

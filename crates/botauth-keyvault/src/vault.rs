@@ -54,12 +54,13 @@ pub(crate) struct Attributes {
 }
 
 fn at(secs: i64) -> SystemTime {
-    if secs >= 0 {
-        UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
-    } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-    }
+    // A date past year 9999 is "never" for a certificate; clamping keeps it representable on
+    // every platform instead of overflowing.
+    botauth_core::date::from_unix_seconds(secs.clamp(-MAX_SECS, MAX_SECS)).unwrap_or(UNIX_EPOCH)
 }
+
+/// 9999-12-31T23:59:59Z.
+const MAX_SECS: i64 = 253_402_300_799;
 
 impl From<RawAttributes> for Attributes {
     fn from(raw: RawAttributes) -> Self {

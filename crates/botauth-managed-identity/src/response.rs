@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use botauth_core::{AccessToken, Error, Result, Secret};
+use botauth_core::date;
+use botauth_core::{AccessToken, Error, Result, Secret, UtcDateTime};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -126,20 +127,20 @@ pub(crate) fn parse_date(text: &str) -> Option<SystemTime> {
         }
         hour = hour % 12 + if pm { 12 } else { 0 };
     }
-    let valid = (1..=12).contains(&month)
-        && (1..=days_in_month(year, month)).contains(&day)
-        && (1970..=9999).contains(&year)
-        && (0..24).contains(&hour)
-        && (0..60).contains(&minute)
-        && (0..61).contains(&second);
-    if !valid {
+    if !(1970..=9999).contains(&year) {
         return None;
     }
-    let unix =
-        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    u64::try_from(unix)
-        .ok()
-        .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+    let field = |v: i64| u8::try_from(v).ok();
+    let fields = UtcDateTime::new(
+        year,
+        field(month)?,
+        field(day)?,
+        field(hour)?,
+        field(minute)?,
+        field(second)?,
+    )?;
+    let unix = fields.to_unix() - offset;
+    date::from_unix_seconds(unix).filter(|_| unix >= 0)
 }
 
 /// `+HH:MM` / `-HH:MM` (or `+HHMM`) as seconds east of UTC.
@@ -159,26 +160,6 @@ fn parse_offset(text: &str) -> Option<i64> {
         return None;
     }
     Some(sign * (h * 3600 + m * 60))
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Howard Hinnant's days-from-civil (proleptic Gregorian calendar).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

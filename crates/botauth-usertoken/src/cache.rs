@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use crate::types::TokenResponse;
 
@@ -30,9 +30,7 @@ fn fresh(token: &TokenResponse, now: SystemTime) -> bool {
     let Some(at) = token.expires_at_unix() else {
         return false;
     };
-    let now = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = botauth_core::date::unix_seconds(now).max(0);
     at.saturating_sub(now) >= MIN_REMAINING.as_secs() as i64
 }
 
@@ -86,14 +84,11 @@ impl UserTokenCache {
 mod tests {
     use super::*;
     use botauth_core::Secret;
+    use std::time::UNIX_EPOCH;
 
     fn token(expires_unix: i64) -> TokenResponse {
-        let t = botauth_core::UtcDateTime::from_unix(expires_unix);
         let mut r = TokenResponse::new("graph", Secret::new("t"));
-        r.expiration = Some(format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            t.year, t.month, t.day, t.hour, t.minute, t.second
-        ));
+        r.expiration = Some(botauth_core::UtcDateTime::from_unix(expires_unix).to_string());
         r
     }
 

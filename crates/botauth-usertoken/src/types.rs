@@ -53,7 +53,10 @@ impl TokenResponse {
 
     /// `expiration` as seconds since the Unix epoch, when it is present and readable.
     pub fn expires_at_unix(&self) -> Option<i64> {
-        self.expiration.as_deref().and_then(parse_rfc3339)
+        self.expiration
+            .as_deref()
+            .and_then(botauth_core::date::parse_rfc3339)
+            .map(botauth_core::date::unix_seconds)
     }
 
     /// Parses a body as a token response: `None` when it has no usable `token` (the service's
@@ -144,64 +147,20 @@ impl SignInResource {
     }
 }
 
-/// Seconds since the Unix epoch of an RFC 3339 / ISO 8601 date-time (`2024-05-01T12:34:56Z`,
-/// fractional seconds and `±hh:mm` offsets allowed; a missing offset is read as UTC, as .NET's
-/// serializer writes it).
-pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (date, time) = s.split_once(['T', 't', ' '])?;
-    let mut d = date.split('-');
-    let year: i64 = d.next()?.parse().ok()?;
-    let month: i64 = d.next()?.parse().ok()?;
-    let day: i64 = d.next()?.parse().ok()?;
-    if d.next().is_some() || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    let (clock, offset) = if let Some(t) = time.strip_suffix(['Z', 'z']) {
-        (t, 0)
-    } else if let Some(i) = time.rfind(['+', '-']) {
-        let (t, off) = time.split_at(i);
-        let sign = if off.starts_with('-') { -1 } else { 1 };
-        let (h, m) = off[1..].split_once(':')?;
-        let h: i64 = h.parse().ok()?;
-        let m: i64 = m.parse().ok()?;
-        (t, sign * (h * 3600 + m * 60))
-    } else {
-        (time, 0)
-    };
-    let mut c = clock.split(':');
-    let hour: i64 = c.next()?.parse().ok()?;
-    let minute: i64 = c.next()?.parse().ok()?;
-    let second: i64 = c.next()?.split('.').next()?.parse().ok()?;
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    // Howard Hinnant's days_from_civil.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn rfc3339_forms() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2000-02-29T12:01:01.123Z"), Some(951_825_661));
-        assert_eq!(
-            parse_rfc3339("2000-02-29T13:01:01+01:00"),
-            Some(951_825_661)
-        );
-        assert_eq!(parse_rfc3339("2000-02-29T12:01:01"), Some(951_825_661));
-        assert_eq!(parse_rfc3339("yesterday"), None);
-        assert_eq!(parse_rfc3339("2000-13-01T00:00:00Z"), None);
+    fn expiration_as_unix_time() {
+        let mut r = TokenResponse::new("graph", Secret::new("t"));
+        assert_eq!(r.expires_at_unix(), None);
+        r.expiration = Some("2000-02-29T13:01:01+01:00".into());
+        assert_eq!(r.expires_at_unix(), Some(951_825_661));
+        r.expiration = Some("2000-02-29T12:01:01.123".into());
+        assert_eq!(r.expires_at_unix(), Some(951_825_661));
+        r.expiration = Some("yesterday".into());
+        assert_eq!(r.expires_at_unix(), None);
     }
 
     #[test]

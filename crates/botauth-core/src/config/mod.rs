@@ -1,5 +1,6 @@
 //! Configuration: one model ([`BotAuthConfig`]) and readers for each dialect of docs/protocol.md §7.
 
+mod dotenv;
 mod env;
 mod file;
 mod model;
@@ -8,6 +9,8 @@ mod tables;
 pub(crate) mod validate;
 mod vars;
 
+/// The endpoint rule under its earlier path; new code uses [`crate::endpoint::check_endpoint_url`].
+pub use crate::endpoint::check_endpoint_url;
 pub use env::{Explained, Provenance};
 pub use model::{
     AssertionAlgorithm, BotAuthConfig, CertificateConfig, CertificateKeys, ConnectionConfig,
@@ -17,5 +20,4 @@ pub use model::{
 };
 pub use sources::{BOTAUTH_CONFIG, ConfigLoader};
 pub use tables::supported_keys_markdown;
-pub use validate::{KeyVaultUrl, check_endpoint_url, check_key_vault_url};
 pub use vars::{EnvVars, Origin};

@@ -116,15 +116,15 @@ pub struct CertificateConfig {
 #[non_exhaustive]
 pub struct CertificateKeys {
     /// The key of `certificate_path`.
-    pub certificate_path: String,
+    pub(crate) certificate_path: String,
     /// The key of `key_path` (or `key_pem`).
-    pub key_path: String,
+    pub(crate) key_path: String,
     /// The key of `thumbprint`.
-    pub thumbprint: String,
+    pub(crate) thumbprint: String,
     /// The key of `password`.
-    pub password: String,
+    pub(crate) password: String,
     /// The key of `base64_pfx`.
-    pub base64_pfx: String,
+    pub(crate) base64_pfx: String,
 }
 
 impl PartialEq for CertificateKeys {
@@ -246,9 +246,9 @@ impl KeyVaultCertificateConfig {
 #[non_exhaustive]
 pub struct KeyVaultKeys {
     /// The key of `vault_url` (`AzureAd__ClientCredentials__0__KeyVaultUrl`).
-    pub vault_url: String,
+    pub(crate) vault_url: String,
     /// The key of `certificate_name`.
-    pub certificate_name: String,
+    pub(crate) certificate_name: String,
 }
 
 impl PartialEq for KeyVaultKeys {

@@ -74,7 +74,7 @@ impl EnvVars {
     }
 
     /// Sets `key` to `value`, remembering where it came from.
-    pub fn insert_from(
+    pub(crate) fn insert_from(
         &mut self,
         key: impl Into<String>,
         value: impl Into<String>,
@@ -86,7 +86,7 @@ impl EnvVars {
     /// Sets every key of `layer` over this environment: a later layer wins, per key, compared
     /// the way [`EnvVars::get_ci`] compares keys (ASP.NET's layering: `appsettings.json`, then
     /// `appsettings.{Environment}.json`, then environment variables).
-    pub fn overlay(&mut self, layer: EnvVars) {
+    pub(crate) fn overlay(&mut self, layer: EnvVars) {
         for (key, (value, origin)) in layer.vars {
             let wanted = normalize_key(&key);
             self.vars.retain(|k, _| normalize_key(k) != wanted);
@@ -96,7 +96,7 @@ impl EnvVars {
 
     /// Sets every key of `defaults` that this environment does not have (in any spelling): how a
     /// `.env` file is read, where variables already set win.
-    pub fn fill_from(&mut self, defaults: EnvVars) {
+    pub(crate) fn fill_from(&mut self, defaults: EnvVars) {
         for (key, (value, origin)) in defaults.vars {
             let wanted = normalize_key(&key);
             if !self.vars.keys().any(|k| normalize_key(k) == wanted) {
@@ -115,12 +115,12 @@ impl EnvVars {
     /// (`AzureAd:ClientId`, `AZUREAD__CLIENTID` and `azuread__clientid` are one key). Trimmed;
     /// `None` when absent or blank. When several spellings are set, an exact match wins, then the
     /// first in sorted key order.
-    pub fn get_ci(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get_ci(&self, key: &str) -> Option<&str> {
         self.entry_ci(key).map(|(_, v)| v)
     }
 
     /// Like [`EnvVars::get_ci`], with the key as it is spelled in this environment.
-    pub fn entry_ci(&self, key: &str) -> Option<(&str, &str)> {
+    pub(crate) fn entry_ci(&self, key: &str) -> Option<(&str, &str)> {
         if let Some((k, (v, _))) = self.vars.get_key_value(key) {
             if let Some(v) = non_blank(v) {
                 return Some((k, v));
@@ -135,7 +135,7 @@ impl EnvVars {
 
     /// Whether `key` (compared as in [`EnvVars::get_ci`], or exactly when `exact`) is present
     /// with a blank value: `MicrosoftAppId=` written on purpose.
-    pub fn is_blank(&self, key: &str, exact: bool) -> bool {
+    pub(crate) fn is_blank(&self, key: &str, exact: bool) -> bool {
         let wanted = normalize_key(key);
         self.vars.iter().any(|(k, (v, _))| {
             (if exact {
