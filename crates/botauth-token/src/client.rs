@@ -95,7 +95,7 @@ impl ClientCredentialsClientBuilder {
 
     /// Validates the settings and builds the client.
     pub fn build(self) -> Result<ClientCredentialsClient> {
-        let authority_host = botauth_core::config::check_endpoint_url(
+        let authority_host = botauth_core::endpoint::check_endpoint_url(
             "authority_host",
             self.settings.authority_host_or(&self.authority_host),
         )?;

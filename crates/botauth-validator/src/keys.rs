@@ -421,32 +421,10 @@ impl KeyCache {
                 status: 200,
                 message: "the OpenID metadata has no string `jwks_uri`".into(),
             })?;
-        let jwks_uri = check_jwks_uri(&self.metadata_url, jwks_uri)?;
+        let jwks_uri = botauth_core::endpoint::check_jwks_uri(&self.metadata_url, jwks_uri)?;
         let doc = get_json(client, options, &jwks_uri).await?;
         parse_jwks(&doc, &jwks_uri)
     }
-}
-
-/// The `jwks_uri` a metadata document names, if it may be fetched: the same https-or-loopback rule
-/// as every configured endpoint, so the metadata cannot send us to plain http elsewhere; and
-/// metadata fetched over https may only name an https `jwks_uri` (plain http on loopback is for a
-/// local authority whose metadata is itself local).
-fn check_jwks_uri(
-    metadata_url: &str,
-    jwks_uri: &str,
-) -> std::result::Result<String, botauth_core::Error> {
-    let checked = botauth_core::config::check_endpoint_url("jwks_uri", jwks_uri)?;
-    let https = |u: &str| {
-        u.get(..8)
-            .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
-    };
-    if https(metadata_url) && !https(&checked) {
-        return Err(botauth_core::Error::config(
-            "jwks_uri",
-            "metadata fetched over https names a plain-http key set; refusing to downgrade",
-        ));
-    }
-    Ok(checked)
 }
 
 async fn get_json(
@@ -480,27 +458,6 @@ async fn get_json(
 /// The HTTP client for key fetches: botauth's (timeouts, no redirects).
 pub(crate) fn client(options: &HttpOptions) -> Result<reqwest::Client> {
     build_client(options).map_err(|e| Error::config("http", e.to_string()))
-}
-
-#[cfg(test)]
-mod jwks_uri_tests {
-    use super::check_jwks_uri;
-
-    #[test]
-    fn https_metadata_cannot_downgrade_the_key_set_to_http() {
-        let public = "https://login.botframework.com/v1/.well-known/openidconfiguration";
-        assert_eq!(
-            check_jwks_uri(public, "https://login.botframework.com/v1/.well-known/keys").unwrap(),
-            "https://login.botframework.com/v1/.well-known/keys"
-        );
-        let e = check_jwks_uri(public, "http://127.0.0.1:8080/keys").unwrap_err();
-        assert!(e.is_config(), "{e:?}");
-        assert!(check_jwks_uri(public, "http://evil.example/keys").is_err());
-        // A local authority (the sandbox) may use loopback http throughout.
-        let local = "http://127.0.0.1:9000/botservice/v1/.well-known/openidconfiguration";
-        assert!(check_jwks_uri(local, "http://127.0.0.1:9000/botservice/v1/keys").is_ok());
-        assert!(check_jwks_uri(local, "http://evil.example/keys").is_err());
-    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,6 @@ mod tables;
 pub(crate) mod validate;
 mod vars;
 
-/// The endpoint rule under its earlier path; new code uses [`crate::endpoint::check_endpoint_url`].
-pub use crate::endpoint::check_endpoint_url;
 pub use env::{Explained, Provenance};
 pub use model::{
     AssertionAlgorithm, BotAuthConfig, CertificateConfig, CertificateKeys, ConnectionConfig,
