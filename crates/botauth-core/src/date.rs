@@ -25,7 +25,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch (negative before it), rounded towards the past.
 pub fn unix_seconds(t: SystemTime) -> i64 {
-    unix_millis(t).div_euclid(1000)
+    // The inbound validator reads the clock through this on every check: whole seconds straight
+    // from the duration, no 128-bit millisecond arithmetic.
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => {
+            let d = e.duration();
+            let whole = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            -whole.saturating_add(i64::from(d.subsec_nanos() != 0))
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch (negative before it), rounded towards the past.

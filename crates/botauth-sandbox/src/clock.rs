@@ -1,14 +1,12 @@
 //! Wall-clock helpers: JWT times are Unix seconds and Entra stamps errors with UTC date-times.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use botauth_core::UtcDateTime;
+use botauth_core::{UtcDateTime, date};
 
 /// Seconds since the Unix epoch.
 pub(crate) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    date::unix_seconds(SystemTime::now())
 }
 
 /// A duration as whole seconds, saturating.
@@ -26,23 +24,13 @@ pub(crate) fn entra_timestamp(unix: i64) -> String {
 }
 
 /// An RFC 3339 UTC timestamp with milliseconds, as Bot Service stamps activities:
-/// `2024-05-01T12:34:56.789Z`.
-pub(crate) fn rfc3339_millis(at: SystemTime) -> String {
-    let (secs, millis) = at.duration_since(UNIX_EPOCH).map_or((0, 0), |d| {
-        (
-            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            d.subsec_millis(),
-        )
-    });
-    let t = UtcDateTime::from_unix(secs);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    )
-}
+/// `2024-05-01T12:34:56.789Z` (core's formatter).
+pub(crate) use botauth_core::date::rfc3339_millis;
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
 
     #[test]

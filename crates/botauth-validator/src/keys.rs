@@ -96,8 +96,7 @@ enum Lock {
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    u64::try_from(botauth_core::date::unix_seconds(t)).unwrap_or(0)
 }
 
 fn age(now: SystemTime, then: SystemTime) -> Duration {

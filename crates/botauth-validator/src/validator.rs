@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
 use botauth_core::{BotAuthConfig, Clock};
@@ -197,12 +197,7 @@ struct Judged<'t> {
 /// the token limit: `Bearer ` and a little slack for senders that pad.
 const AUTHORIZATION_OVERHEAD: usize = 64;
 
-fn unix(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}
+use botauth_core::date::unix_seconds as unix;
 
 impl Validator {
     /// A builder for the bot whose Microsoft App ID is `app_id`.

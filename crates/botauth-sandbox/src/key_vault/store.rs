@@ -218,13 +218,11 @@ pub(crate) struct VaultState {
 }
 
 pub(super) fn unix(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .min(MAX_TIME)
+    botauth_core::date::unix_seconds(at).clamp(0, MAX_TIME)
 }
 
 pub(super) fn system_time(unix: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0))
+    botauth_core::date::from_unix_seconds(unix.max(0)).unwrap_or(UNIX_EPOCH)
 }
 
 /// Key Vault object names: 1 to 127 ASCII letters, digits and dashes.
