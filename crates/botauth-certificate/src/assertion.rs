@@ -16,8 +16,10 @@ use openssl::hash::MessageDigest;
 use openssl::rsa::Padding;
 use openssl::sign::{RsaPssSaltlen, Signer};
 
-use crate::certificate::{CertificateSource, ClientCertificate, Stamp};
+use crate::certificate::ClientCertificate;
 use crate::error::{CertificateError, CertificateErrorKind as Kind};
+use crate::source::CertificateSource;
+use crate::stamp::Stamp;
 use crate::thumbprint::Thumbprints;
 
 /// An assertion is valid for ten minutes (docs/protocol.md §3).

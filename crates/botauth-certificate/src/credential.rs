@@ -122,8 +122,8 @@ mod tests {
     use openssl::x509::X509;
 
     use super::*;
-    use crate::certificate::CertificateSource;
     use crate::fixtures::{PASSWORD, copy, path, read, sha1_hex};
+    use crate::source::CertificateSource;
     use botauth_core::Error;
 
     const TENANT: &str = "cert-tenant";

@@ -5,15 +5,17 @@ mod assertion;
 mod certificate;
 mod credential;
 mod error;
+mod pem;
+mod source;
+mod stamp;
 mod thumbprint;
 
 pub use assertion::{CertificateAssertion, CertificateAssertionBuilder};
 pub use botauth_core::config::AssertionAlgorithm;
-pub use certificate::{
-    CertificateSource, CertificateSummary, ClientCertificate, EXPIRY_WARNING, MIN_RSA_BITS,
-};
+pub use certificate::{CertificateSummary, ClientCertificate, EXPIRY_WARNING, MIN_RSA_BITS};
 pub use credential::{CertificateCredential, CertificateCredentialBuilder};
 pub use error::{CertificateError, CertificateErrorKind};
+pub use source::CertificateSource;
 pub use thumbprint::{Thumbprints, parse_sha1_hex};
 
 /// An error and its causes on one line, for logs.
