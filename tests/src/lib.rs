@@ -1,10 +1,8 @@
 //! Support for botauth's end-to-end tests.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use std::net::{Ipv4Addr, SocketAddr};
 
+use botauth::core::testkit::LogCapture;
 use botauth::{BotAuth, BotAuthConfig, CredentialBuilder};
 use botauth_echo_bot::{EchoBot, MESSAGES_PATH};
 use botauth_sandbox::{
@@ -68,28 +66,27 @@ pub fn sandbox_auth_with_secret(sandbox: &Sandbox, secret: &str) -> BotAuth {
     BotAuth::from_config(config).expect("sandbox credential")
 }
 
-/// Everything written by `tracing`, kept in memory.
-#[derive(Debug, Clone, Default)]
-pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+/// The test program's capture of everything `tracing` writes (core's `testkit::LogCapture`,
+/// installed for the whole process).
+#[derive(Debug, Clone)]
+pub struct CapturedLogs(LogCapture);
 
 impl CapturedLogs {
     /// The process-wide capture: on the first call, installs a subscriber at TRACE level (every
     /// crate, including reqwest and hyper) writing into one buffer; every later call in the same
     /// test program returns that buffer, so the scenarios of one program share it.
     pub fn install() -> Self {
-        static CAPTURE: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
-        CAPTURE
-            .get_or_init(|| {
-                let logs = CapturedLogs::default();
-                let writer = logs.clone();
-                tracing_subscriber::fmt()
-                    .with_max_level(tracing::Level::TRACE)
-                    .with_ansi(false)
-                    .with_writer(move || writer.clone())
-                    .init();
-                logs
-            })
-            .clone()
+        static CAPTURE: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+        CapturedLogs(
+            CAPTURE
+                .get_or_init(|| {
+                    let capture = LogCapture::new();
+                    tracing::subscriber::set_global_default(capture.subscriber())
+                        .expect("no other subscriber is installed in a log-leak test program");
+                    capture
+                })
+                .clone(),
+        )
     }
 
     /// Starts a log-leak scenario: waits until no other scenario of this program runs (so what
@@ -98,7 +95,7 @@ impl CapturedLogs {
         static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
         let turn = TURN.lock().await;
         let logs = CapturedLogs::install();
-        let start = logs.len();
+        let start = logs.0.len();
         Scenario {
             logs,
             start,
@@ -106,13 +103,9 @@ impl CapturedLogs {
         }
     }
 
-    fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
     /// The captured text so far.
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+        self.0.text()
     }
 }
 
@@ -127,8 +120,7 @@ pub struct Scenario {
 impl Scenario {
     /// What was logged since the scenario started.
     pub fn text(&self) -> String {
-        let buffer = self.logs.0.lock().unwrap_or_else(|p| p.into_inner());
-        String::from_utf8_lossy(&buffer[self.start.min(buffer.len())..]).into_owned()
+        self.logs.0.text_from(self.start)
     }
 
     /// Everything captured so far, by every scenario of the program.
@@ -152,20 +144,6 @@ impl Scenario {
             );
         }
         assert_absent(&self.whole_capture(), forbidden);
-    }
-}
-
-impl Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -414,7 +414,7 @@ mod tests {
 
     use super::*;
     use crate::fixtures::{PASSWORD, copy, path, read, sha1_hex};
-    use crate::logs::capture;
+    use botauth_core::testkit::LogCapture;
 
     const ENDPOINT: &str = "https://login.microsoftonline.com/tenant-x/oauth2/v2.0/token";
     const CLIENT: &str = "00000000-0000-0000-0000-00000000b07a";
@@ -600,12 +600,12 @@ mod tests {
             .unwrap();
         let clock = Arc::new(ManualClock::new());
         clock.set(not_after - Duration::from_secs(10 * 86_400));
-        let (built, logs) = capture(|| pem_files().clock(clock.clone()).build());
+        let (built, logs) = LogCapture::capture(|| pem_files().clock(clock.clone()).build());
         built.unwrap();
         assert!(logs.contains("WARN"), "{logs}");
         assert!(logs.contains("expires within 30 days"), "{logs}");
         clock.set(not_after - Duration::from_secs(31 * 86_400));
-        let (built, logs) = capture(|| pem_files().clock(clock.clone()).build());
+        let (built, logs) = LogCapture::capture(|| pem_files().clock(clock.clone()).build());
         built.unwrap();
         assert!(!logs.contains("expires within 30 days"), "{logs}");
         clock.set(not_after + Duration::from_secs(1));
@@ -648,7 +648,7 @@ mod tests {
 
         // Half a rotation: the new certificate with the old key does not load.
         copy("other2048.pem", &cert);
-        let (jws, logs) = capture(|| a.sign(&request()).unwrap());
+        let (jws, logs) = LogCapture::capture(|| a.sign(&request()).unwrap());
         assert_rs256_by(&jws, "rsa2048.pem");
         assert!(
             logs.contains("could not be reloaded; keeping the current one"),
@@ -656,12 +656,12 @@ mod tests {
         );
         assert!(logs.contains("key_mismatch"), "{logs}");
         // The broken state is not re-parsed (nor re-logged) on every request.
-        let (_, logs) = capture(|| a.sign(&request()).unwrap());
+        let (_, logs) = LogCapture::capture(|| a.sign(&request()).unwrap());
         assert!(!logs.contains("reloaded"), "{logs}");
 
         // The rotation completes: the next assertion uses the new certificate.
         copy("other2048.key", &key);
-        let (jws, logs) = capture(|| a.sign(&request()).unwrap());
+        let (jws, logs) = LogCapture::capture(|| a.sign(&request()).unwrap());
         assert_rs256_by(&jws, "other2048.pem");
         assert!(logs.contains("client certificate reloaded"), "{logs}");
         assert_eq!(a.thumbprints().sha1_hex(), sha1_hex("other2048.pem"));

@@ -62,34 +62,3 @@ pub(crate) mod fixtures {
             .collect()
     }
 }
-
-#[cfg(test)]
-pub(crate) mod logs {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
-    /// Runs `f` with a `tracing` subscriber capturing everything it logs.
-    pub(crate) fn capture<R>(f: impl FnOnce() -> R) -> (R, String) {
-        #[derive(Clone, Default)]
-        struct Buffer(Arc<Mutex<Vec<u8>>>);
-        impl Write for Buffer {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        let r = tracing::subscriber::with_default(subscriber, f);
-        let text = String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned();
-        (r, text)
-    }
-}

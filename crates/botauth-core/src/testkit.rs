@@ -397,6 +397,84 @@ impl<'a> ProviderCheck<'a> {
     }
 }
 
+/// Everything `tracing` writes, kept in memory: how botauth's tests check that no secret, token
+/// or assertion reaches a log line, and how yours can check a provider of your own.
+///
+/// ```
+/// use botauth_core::testkit::LogCapture;
+///
+/// let ((), text) = LogCapture::capture(|| tracing::info!(user = "alice", "signed in"));
+/// assert!(text.contains("signed in"));
+/// assert!(!text.contains("the-client-secret"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// An empty capture.
+    pub fn new() -> Self {
+        LogCapture::default()
+    }
+
+    /// A subscriber writing every event and span of every crate, at TRACE level and without
+    /// colours, into this capture. Install it for a scope (`tracing::subscriber::with_default`,
+    /// `set_default`) or for the process (`set_global_default`).
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish()
+    }
+
+    /// Runs `f` with a capture installed on this thread; returns its result and what it logged.
+    pub fn capture<R>(f: impl FnOnce() -> R) -> (R, String) {
+        let capture = LogCapture::new();
+        let r = tracing::subscriber::with_default(capture.subscriber(), f);
+        (r, capture.text())
+    }
+
+    /// What was captured so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+
+    /// What was captured after the first `from` bytes (a mark taken with [`len`](Self::len)).
+    pub fn text_from(&self, from: usize) -> String {
+        let bytes = self.bytes();
+        String::from_utf8_lossy(&bytes[from.min(bytes.len())..]).into_owned()
+    }
+
+    /// How many bytes were captured so far.
+    pub fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    /// Whether nothing was captured yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn bytes(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        // A writer that panicked mid-line leaves whole bytes behind: the buffer is still usable.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

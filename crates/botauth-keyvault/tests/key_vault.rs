@@ -2,8 +2,7 @@
 //! (PKCS#12 and PEM), every refusal the issue names, vault errors, the URL rule, scheduled and
 //! AADSTS-triggered rotation, rotation with a future `nbf`, outages, and no secret in logs.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use botauth_core::config::EnvVars;
@@ -450,33 +449,10 @@ async fn a_pinned_version_is_never_switched() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn no_key_token_or_secret_value_in_logs() {
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(
-            "botauth_keyvault=trace,botauth_token=trace,botauth_certificate=trace,\
-             botauth_managed_identity=trace,botauth_core=trace",
-        )
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = botauth_core::testkit::LogCapture::new();
+    let _guard = tracing::subscriber::set_default(capture.subscriber());
 
     let sandbox = started().await;
     let (c, _) = signing(&sandbox, None).await;
@@ -489,7 +465,7 @@ async fn no_key_token_or_secret_value_in_logs() {
     token(&c).await.unwrap();
     sandbox.inject(Route::KeyVault, Fault::status(500));
     let _ = c.check_rotation().await;
-    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(
         logs.contains("client certificate loaded from Key Vault"),
         "{logs}"
