@@ -24,6 +24,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch (negative before it), rounded towards the past.
+#[inline]
 pub fn unix_seconds(t: SystemTime) -> i64 {
     // The inbound validator reads the clock through this on every check: whole seconds straight
     // from the duration, no 128-bit millisecond arithmetic.
