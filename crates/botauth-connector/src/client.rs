@@ -229,13 +229,13 @@ impl ConnectorClientBuilder {
         let names: Vec<&str> = connections.iter().map(Connection::name).collect();
         self.map
             .check_connections(&names, self.dialect, Unknown::NotInClient)?;
-        self.settings
-            .refuse_authority_host("the Bot Connector client")?;
-        let options = self.settings.http_options_or(HttpOptions {
-            max_response_bytes: 64 * 1024,
-            ..HttpOptions::default()
-        });
-        let http = self.settings.client_or_build(&options)?;
+        let (options, http) = self.settings.http_for(
+            "the Bot Connector client",
+            HttpOptions {
+                max_response_bytes: 64 * 1024,
+                ..HttpOptions::default()
+            },
+        )?;
         Ok(ConnectorClient {
             inner: Arc::new(Inner {
                 connections,

@@ -168,6 +168,24 @@ impl ClientSettings {
         }
     }
 
+    /// What a client that requests no token of its own builds with (the Connector, the Token
+    /// Service client): refuses an authority host naming `client`, then returns the limits (the
+    /// ones set, or `defaults`) and the HTTP client (the one given, or one built for them).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming `authority_host` when one was set; as [`build_client`].
+    pub fn http_for(
+        &self,
+        client: &str,
+        defaults: HttpOptions,
+    ) -> Result<(HttpOptions, reqwest::Client)> {
+        self.refuse_authority_host(client)?;
+        let options = self.http_options_or(defaults);
+        let http = self.client_or_build(&options)?;
+        Ok((options, http))
+    }
+
     /// The HTTP client given, if any (then botauth builds none).
     pub fn given_http_client(&self) -> Option<&reqwest::Client> {
         self.client.as_ref()

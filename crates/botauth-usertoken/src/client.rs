@@ -138,13 +138,13 @@ impl UserTokenClientBuilder {
                 })
             })
             .unwrap_or_else(|| base.clone());
-        self.settings
-            .refuse_authority_host("the Token Service client")?;
-        let options = self.settings.http_options_or(HttpOptions {
-            max_response_bytes: 64 * 1024,
-            ..HttpOptions::default()
-        });
-        let http = self.settings.client_or_build(&options)?;
+        let (options, http) = self.settings.http_for(
+            "the Token Service client",
+            HttpOptions {
+                max_response_bytes: 64 * 1024,
+                ..HttpOptions::default()
+            },
+        )?;
         Ok(UserTokenClient {
             inner: Arc::new(Inner {
                 tokens: self.tokens,

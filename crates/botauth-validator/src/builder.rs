@@ -563,6 +563,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_authority_host_is_refused_not_ignored() {
+        let e = Validator::builder("app")
+            .settings(ClientSettings::new().authority_host("https://login.microsoftonline.com"))
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::Config { ref key, .. } if key == "authority_host"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .contains("the inbound validator does not request tokens"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn configuration_errors_name_the_setting() {
         let key = |b: ValidatorBuilder| match b.build().unwrap_err() {
             Error::Config { key, .. } => key,

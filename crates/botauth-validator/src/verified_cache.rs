@@ -424,6 +424,13 @@ impl VerifiedCache {
         !self.off() && self.doorkeeper.admit(slot)
     }
 
+    /// Whether two tokens share a place in the doorkeeper (then each pushes the other out).
+    #[cfg(test)]
+    pub(crate) fn share_a_doorkeeper_place(&self, a: &str, b: &str) -> bool {
+        let mask = self.doorkeeper.seen.len() - 1;
+        (self.slot(a).0 as usize) & mask == (self.slot(b).0 as usize) & mask
+    }
+
     pub(crate) fn insert(&self, slot: Slot, value: Arc<Verified>, now_unix: i64, skew: i64) {
         if self.off() {
             return;
