@@ -565,6 +565,7 @@ mod tests {
     #[test]
     fn an_authority_host_is_refused_not_ignored() {
         let e = Validator::builder("app")
+            .bot_service(BotServiceProfile::public())
             .settings(ClientSettings::new().authority_host("https://login.microsoftonline.com"))
             .build()
             .unwrap_err();
