@@ -169,30 +169,56 @@ struct Expected<'a> {
 /// (`aud`, `iss`, `serviceurl`, `kid`, `alg`, times), never the token or its signature, and they are
 /// escaped for the terminal: the token is attacker-controlled.
 fn explain(error: &Error, token: &str, expected: &Expected<'_>, now: SystemTime) -> String {
-    if let Error::TooLarge { .. } = error {
+    explain_rejection(
+        Rejection {
+            kind: error.kind(),
+            claim: error.claim(),
+            message: &error.to_string(),
+        },
+        token,
+        expected,
+        now,
+    )
+}
+
+/// What [`explain`] reads of the validator's error: its kind, the claim it names, its message.
+struct Rejection<'a> {
+    kind: ErrorKind,
+    claim: Option<&'static str>,
+    message: &'a str,
+}
+
+fn explain_rejection(
+    error: Rejection<'_>,
+    token: &str,
+    expected: &Expected<'_>,
+    now: SystemTime,
+) -> String {
+    let message = error.message;
+    if error.kind == ErrorKind::TooLarge {
         // Over the limit: not worth decoding, and the limit is the whole explanation.
-        return format!("token: {error}");
+        return format!("token: {message}");
     }
     let decoded = decode_unverified(token);
     let header = |name: &str| shown(decoded.header.as_ref(), name);
     let claim = |name: &str| shown(decoded.claims.as_ref(), name);
-    match error {
-        Error::Audience => format!(
+    match (error.kind, error.claim) {
+        (ErrorKind::Audience, _) => format!(
             "aud: expected {}, token has {}",
             expected.app_id,
             claim("aud")
         ),
-        Error::Issuer => format!(
+        (ErrorKind::Issuer, _) => format!(
             "iss: expected {}, token has {}",
             expected.issuer,
             claim("iss")
         ),
-        Error::ServiceUrl => format!(
+        (ErrorKind::ServiceUrl, _) => format!(
             "serviceurl: expected {}, token has {}",
             expected.service_url.unwrap_or("(unchecked)"),
             claim("serviceurl")
         ),
-        Error::Algorithm => {
+        (ErrorKind::Algorithm, _) => {
             let allowed: Vec<&str> = Algorithm::DEFAULT.iter().map(|a| a.name()).collect();
             format!(
                 "alg: {} allowed, token has {}",
@@ -200,24 +226,24 @@ fn explain(error: &Error, token: &str, expected: &Expected<'_>, now: SystemTime)
                 header("alg")
             )
         }
-        Error::UnknownKeyId => format!(
+        (ErrorKind::UnknownKeyId, _) => format!(
             "kid: {} is not in the JWKS of {}",
             header("kid"),
             expected.metadata_url
         ),
-        Error::Endorsement => format!(
+        (ErrorKind::Endorsement, _) => format!(
             "endorsements: key {} in the JWKS of {} does not endorse channel {}",
             header("kid"),
             expected.metadata_url,
             expected.channel_id.unwrap_or("(unchecked)")
         ),
-        Error::Expired => time_line("exp", decoded.claims.as_ref(), now),
-        Error::NotYetValid => time_line("nbf", decoded.claims.as_ref(), now),
-        Error::MissingClaim { claim: name } => format!("{name}: required, token has none"),
-        Error::ClaimType { claim: name } => {
-            format!("{name}: {error}; token has {}", claim(name))
+        (ErrorKind::Expired, _) => time_line("exp", decoded.claims.as_ref(), now),
+        (ErrorKind::NotYetValid, _) => time_line("nbf", decoded.claims.as_ref(), now),
+        (ErrorKind::MissingClaim, Some(name)) => format!("{name}: required, token has none"),
+        (ErrorKind::ClaimType, Some(name)) => {
+            format!("{name}: {message}; token has {}", claim(name))
         }
-        other => format!("{}: {other}", rule(other.kind())),
+        (kind, _) => format!("{}: {message}", rule(kind)),
     }
 }
 
@@ -298,6 +324,18 @@ mod tests {
         format!("{}.{}.c2ln", b64(header), b64(claims))
     }
 
+    fn rejection(
+        kind: ErrorKind,
+        claim: Option<&'static str>,
+        message: &'static str,
+    ) -> Rejection<'static> {
+        Rejection {
+            kind,
+            claim,
+            message,
+        }
+    }
+
     fn expected() -> Expected<'static> {
         Expected {
             app_id: "bot",
@@ -315,54 +353,61 @@ mod tests {
         let cases = [
             (
                 json!({"aud": "other"}),
-                Error::Audience,
+                rejection(ErrorKind::Audience, None, "-"),
                 "aud: expected bot, token has other",
             ),
             (
                 json!({}),
-                Error::Audience,
+                rejection(ErrorKind::Audience, None, "-"),
                 "aud: expected bot, token has none",
             ),
             (
                 json!({"aud": ["a", "b"]}),
-                Error::Audience,
+                rejection(ErrorKind::Audience, None, "-"),
                 r#"aud: expected bot, token has ["a","b"]"#,
             ),
             (
                 json!({"aud": "x\u{1b}[2Jy\u{202e}"}),
-                Error::Audience,
+                rejection(ErrorKind::Audience, None, "-"),
                 r#"aud: expected bot, token has "x\u001b[2Jy\u202e""#,
             ),
             (
                 json!({"exp": 1_800_000_000 - 750}),
-                Error::Expired,
+                rejection(ErrorKind::Expired, None, "-"),
                 "exp: 2027-01-15T07:47:30Z, 12 min ago (skew 300 s)",
             ),
             (
                 json!({"nbf": 1_800_000_000 + 3_700}),
-                Error::NotYetValid,
+                rejection(ErrorKind::NotYetValid, None, "-"),
                 "nbf: 2027-01-15T09:01:40Z, in 1 h 1 min (skew 300 s)",
             ),
             (
                 json!({}),
-                Error::BadSignature,
+                rejection(
+                    ErrorKind::BadSignature,
+                    None,
+                    "the token's signature does not verify with the issuer's key",
+                ),
                 "signature: the token's signature does not verify with the issuer's key",
             ),
             (
                 json!({}),
-                Error::MissingClaim {
-                    claim: "serviceurl",
-                },
+                rejection(ErrorKind::MissingClaim, Some("serviceurl"), "-"),
                 "serviceurl: required, token has none",
             ),
         ];
         for (claims, error, line) in cases {
             let t = token(json!({"alg": "RS256"}), claims);
-            assert_eq!(explain(&error, &t, &expected(), now), line);
+            assert_eq!(explain_rejection(error, &t, &expected(), now), line);
         }
         let long = "a".repeat(300);
         let t = token(json!({"alg": "RS256"}), json!({"aud": long}));
-        let line = explain(&Error::Audience, &t, &expected(), now);
+        let line = explain_rejection(
+            rejection(ErrorKind::Audience, None, "-"),
+            &t,
+            &expected(),
+            now,
+        );
         assert!(
             line.ends_with(&format!("{}… (300 bytes)", "a".repeat(200))),
             "{line}"

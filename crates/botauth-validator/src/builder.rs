@@ -561,6 +561,7 @@ fn authority_of_metadata(key: &str, url: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn an_authority_host_is_refused_not_ignored() {
@@ -570,7 +571,7 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(
-            matches!(e, Error::Config { ref key, .. } if key == "authority_host"),
+            e.kind() == ErrorKind::Config && e.config_key() == Some("authority_host"),
             "{e:?}"
         );
         assert!(
@@ -582,9 +583,10 @@ mod tests {
 
     #[test]
     fn configuration_errors_name_the_setting() {
-        let key = |b: ValidatorBuilder| match b.build().unwrap_err() {
-            Error::Config { key, .. } => key,
-            other => panic!("{other:?}"),
+        let key = |b: ValidatorBuilder| {
+            let e = b.build().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{e:?}");
+            e.config_key().map(str::to_owned).unwrap()
         };
         assert_eq!(
             key(Validator::builder(" ").bot_service(BotServiceProfile::public())),

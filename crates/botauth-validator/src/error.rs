@@ -61,7 +61,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The snake-case name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ErrorKind::MissingToken => "missing_token",
             ErrorKind::BadScheme => "bad_scheme",
@@ -96,12 +96,19 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// The error of every validation. No variant holds the token or any value taken from it: the
-/// token is attacker-controlled and may be a live credential. (The one reason botauth does not
-/// write is a [`ClaimsCheck`](crate::ClaimsCheck)'s, which says what the bot's own check chose.)
-#[derive(Debug, Clone, thiserror::Error)]
+/// The error of every validation: match on its [`kind`](Error::kind). No error holds the token or
+/// any value taken from it: the token is attacker-controlled and may be a live credential. (The
+/// one reason botauth does not write is a [`ClaimsCheck`](crate::ClaimsCheck)'s, which says what
+/// the bot's own check chose.)
+#[derive(Clone, thiserror::Error)]
+#[error(transparent)]
 #[non_exhaustive]
-pub enum Error {
+pub struct Error(Repr);
+
+/// What an [`Error`] holds, one variant per [`ErrorKind`] (private: the kind and the accessors
+/// are the stable surface, so a detail can be added without breaking anyone).
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum Repr {
     /// No `Authorization` header.
     #[error(
         "the request has no Authorization header: Bot Service sends `Authorization: Bearer <JWT>`"
@@ -222,64 +229,109 @@ pub enum Error {
     },
 }
 
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl From<Repr> for Error {
+    fn from(repr: Repr) -> Self {
+        Error(repr)
+    }
+}
+
 impl Error {
     /// The kind of error.
     pub fn kind(&self) -> ErrorKind {
-        match self {
-            Error::MissingToken => ErrorKind::MissingToken,
-            Error::BadScheme => ErrorKind::BadScheme,
-            Error::TooLarge { .. } => ErrorKind::TooLarge,
-            Error::Malformed { .. } => ErrorKind::Malformed,
-            Error::Algorithm => ErrorKind::Algorithm,
-            Error::CriticalHeader => ErrorKind::CriticalHeader,
-            Error::MissingKeyId => ErrorKind::MissingKeyId,
-            Error::UnknownKeyId => ErrorKind::UnknownKeyId,
-            Error::UnusableKey { .. } => ErrorKind::UnusableKey,
-            Error::BadSignature => ErrorKind::BadSignature,
-            Error::Issuer => ErrorKind::Issuer,
-            Error::Audience => ErrorKind::Audience,
-            Error::MissingClaim { .. } => ErrorKind::MissingClaim,
-            Error::ClaimType { .. } => ErrorKind::ClaimType,
-            Error::Expired => ErrorKind::Expired,
-            Error::NotYetValid => ErrorKind::NotYetValid,
-            Error::ServiceUrl => ErrorKind::ServiceUrl,
-            Error::Endorsement => ErrorKind::Endorsement,
-            Error::Tenant => ErrorKind::Tenant,
-            Error::Caller => ErrorKind::Caller,
-            Error::ClaimsCheck { .. } => ErrorKind::ClaimsCheck,
-            Error::KeysUnavailable { .. } => ErrorKind::KeysUnavailable,
-            Error::Config { .. } => ErrorKind::Config,
+        match &self.0 {
+            Repr::MissingToken => ErrorKind::MissingToken,
+            Repr::BadScheme => ErrorKind::BadScheme,
+            Repr::TooLarge { .. } => ErrorKind::TooLarge,
+            Repr::Malformed { .. } => ErrorKind::Malformed,
+            Repr::Algorithm => ErrorKind::Algorithm,
+            Repr::CriticalHeader => ErrorKind::CriticalHeader,
+            Repr::MissingKeyId => ErrorKind::MissingKeyId,
+            Repr::UnknownKeyId => ErrorKind::UnknownKeyId,
+            Repr::UnusableKey { .. } => ErrorKind::UnusableKey,
+            Repr::BadSignature => ErrorKind::BadSignature,
+            Repr::Issuer => ErrorKind::Issuer,
+            Repr::Audience => ErrorKind::Audience,
+            Repr::MissingClaim { .. } => ErrorKind::MissingClaim,
+            Repr::ClaimType { .. } => ErrorKind::ClaimType,
+            Repr::Expired => ErrorKind::Expired,
+            Repr::NotYetValid => ErrorKind::NotYetValid,
+            Repr::ServiceUrl => ErrorKind::ServiceUrl,
+            Repr::Endorsement => ErrorKind::Endorsement,
+            Repr::Tenant => ErrorKind::Tenant,
+            Repr::Caller => ErrorKind::Caller,
+            Repr::ClaimsCheck { .. } => ErrorKind::ClaimsCheck,
+            Repr::KeysUnavailable { .. } => ErrorKind::KeysUnavailable,
+            Repr::Config { .. } => ErrorKind::Config,
         }
     }
 
     /// True when the token itself was judged and found bad (an HTTP 401), as opposed to keys
     /// being unavailable (503) or a configuration error.
     pub fn is_rejection(&self) -> bool {
-        !matches!(self, Error::KeysUnavailable { .. } | Error::Config { .. })
+        !matches!(self.0, Repr::KeysUnavailable { .. } | Repr::Config { .. })
     }
 
     /// True when trying again later may succeed (only when the keys could not be obtained).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::KeysUnavailable { .. })
+        matches!(self.0, Repr::KeysUnavailable { .. })
     }
 
-    pub(crate) fn config(key: &str, message: impl Into<String>) -> Self {
-        Error::Config {
-            key: key.to_owned(),
-            message: message.into(),
+    /// The claim at fault, for [`ErrorKind::MissingClaim`] and [`ErrorKind::ClaimType`]: a
+    /// claim's name (`exp`, `aud`, ...), never its value.
+    pub fn claim(&self) -> Option<&'static str> {
+        match self.0 {
+            Repr::MissingClaim { claim } | Repr::ClaimType { claim } => Some(claim),
+            _ => None,
         }
     }
 
+    /// The reason the bot's own [`ClaimsCheck`](crate::ClaimsCheck) gave, for
+    /// [`ErrorKind::ClaimsCheck`].
+    pub fn reason(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::ClaimsCheck { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The setting at fault, for [`ErrorKind::Config`] (`client_id`, `inbound.allowed_callers`,
+    /// ...); `Display` says what is wrong with it.
+    pub fn config_key(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Config { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn config(key: &str, message: impl Into<String>) -> Self {
+        Error(Repr::Config {
+            key: key.to_owned(),
+            message: message.into(),
+        })
+    }
+
     pub(crate) fn malformed(problem: &'static str) -> Self {
-        Error::Malformed { problem }
+        Error(Repr::Malformed { problem })
+    }
+
+    /// The details, for the crate's own tests.
+    #[cfg(test)]
+    pub(crate) fn repr(&self) -> &Repr {
+        &self.0
     }
 }
 
 impl From<ClaimsRejection> for Error {
     fn from(rejection: ClaimsRejection) -> Self {
-        Error::ClaimsCheck {
+        Error(Repr::ClaimsCheck {
             reason: rejection.into_reason(),
-        }
+        })
     }
 }
 
@@ -292,24 +344,24 @@ mod tests {
 
     #[test]
     fn kinds_classify() {
-        let unavailable = Error::KeysUnavailable {
+        let unavailable = Error::from(Repr::KeysUnavailable {
             endpoint: "https://login.botframework.com/v1/.well-known/keys".into(),
             source: botauth_core::Error::Timeout {
                 endpoint: "x".into(),
                 after: std::time::Duration::from_secs(1),
             },
-        };
+        });
         assert!(unavailable.is_retryable());
         assert!(!unavailable.is_rejection());
         assert_eq!(unavailable.kind().to_string(), "keys_unavailable");
-        assert!(Error::Expired.is_rejection());
-        assert!(!Error::Expired.is_retryable());
+        assert!(Error::from(Repr::Expired).is_rejection());
+        assert!(!Error::from(Repr::Expired).is_retryable());
         assert_eq!(
-            Error::ClaimType { claim: "exp" }.kind(),
+            Error::from(Repr::ClaimType { claim: "exp" }).kind(),
             ErrorKind::ClaimType
         );
         assert_eq!(
-            Error::ClaimType { claim: "exp" }.to_string(),
+            Error::from(Repr::ClaimType { claim: "exp" }).to_string(),
             "claim `exp` has the wrong type or format"
         );
         let custom = Error::from(ClaimsRejection::new("not the Contoso tenant"));

@@ -14,7 +14,7 @@ use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::{Padding, Rsa};
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::jwt::Algorithm;
 
 /// The smallest RSA modulus accepted (docs/protocol.md §6: smaller RSA keys are never used).
@@ -85,14 +85,14 @@ impl Jwk {
         let key = self
             .key
             .as_ref()
-            .map_err(|&problem| Error::UnusableKey { problem })?;
+            .map_err(|&problem| Repr::UnusableKey { problem })?;
         if self.alg.is_some_and(|a| a != alg) {
-            return Err(Error::UnusableKey {
+            return Err(Error::from(Repr::UnusableKey {
                 problem: "the key's `alg` differs from the token's",
-            });
+            }));
         }
         let pool = &self.verifiers[alg.index()];
-        let mut ctx = pool.take(key, alg).ok_or(Error::BadSignature)?;
+        let mut ctx = pool.take(key, alg).ok_or(Repr::BadSignature)?;
         // The signing input is hashed with OpenSSL's low-level SHA-2 functions: the generic
         // digest path would look the method up (under a lock) and allocate a context per call.
         let ok = match alg {
@@ -105,7 +105,7 @@ impl Jwk {
             Ok(())
         } else {
             // Dropped, not returned: a context that failed starts afresh next time.
-            Err(Error::BadSignature)
+            Err(Error::from(Repr::BadSignature))
         }
     }
 

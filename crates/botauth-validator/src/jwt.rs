@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::json::{CLAIM_MEMBERS, Claim, HEADER_MEMBERS, Members, members};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -261,10 +261,10 @@ pub(crate) fn parse<'t, 'b>(
     buf: &'b mut PayloadBuf,
 ) -> Result<Parsed<'t, 'b>> {
     if token.len() > limits.max_token_bytes {
-        return Err(Error::TooLarge {
+        return Err(Error::from(Repr::TooLarge {
             part: "token",
             limit: limits.max_token_bytes,
-        });
+        }));
     }
     let Some((first, second)) = two_dots(token.as_bytes()) else {
         return Err(Error::malformed(
@@ -279,10 +279,10 @@ pub(crate) fn parse<'t, 'b>(
     );
     // base64 turns 4 characters into 3 bytes.
     if header_segment.len() / 4 * 3 > limits.max_header_bytes {
-        return Err(Error::TooLarge {
+        return Err(Error::from(Repr::TooLarge {
             part: "token header",
             limit: limits.max_header_bytes,
-        });
+        }));
     }
     let known = known.filter(|k| *k.segment == *header_segment);
     let (alg, kid) = match known {
@@ -341,16 +341,16 @@ fn header_rules(segment: &str, allowed: &[Algorithm]) -> Result<(Algorithm, Arc<
     let header_text = decode_text(segment, "the header is not base64url", HEADER_NOT_JSON)?;
     let mut header = members(&header_text, &HEADER_MEMBERS, HEADER_NOT_JSON)?;
     if header.get("crit").is_some() {
-        return Err(Error::CriticalHeader);
+        return Err(Error::from(Repr::CriticalHeader));
     }
     let alg = match header.get("alg") {
         Some(Claim::Str(name)) => Algorithm::from_name(name).filter(|a| allowed.contains(a)),
         _ => None,
     }
-    .ok_or(Error::Algorithm)?;
+    .ok_or(Repr::Algorithm)?;
     let kid = match header.take("kid") {
         Some(Claim::Str(kid)) if !kid.is_empty() => Arc::from(&*kid),
-        _ => return Err(Error::MissingKeyId),
+        _ => return Err(Error::from(Repr::MissingKeyId)),
     };
     Ok((alg, kid))
 }
@@ -375,14 +375,14 @@ pub(crate) fn bearer(header: &str) -> Result<&str> {
         .as_bytes()
         .iter()
         .position(blank)
-        .ok_or(Error::BadScheme)?;
+        .ok_or(Repr::BadScheme)?;
     if !header[..gap].eq_ignore_ascii_case("bearer") {
-        return Err(Error::BadScheme);
+        return Err(Error::from(Repr::BadScheme));
     }
     let rest = &header[gap..];
     let token = &rest[rest.bytes().take_while(|b| blank(b)).count()..];
     if token.is_empty() || has_blank_or_comma(token.as_bytes()) {
-        return Err(Error::BadScheme);
+        return Err(Error::from(Repr::BadScheme));
     }
     Ok(token)
 }
@@ -745,8 +745,8 @@ mod tests {
         .unwrap_err();
         assert!(
             matches!(
-                e,
-                Error::TooLarge {
+                e.repr(),
+                Repr::TooLarge {
                     part: "token header",
                     limit: 1024
                 }

@@ -12,7 +12,7 @@ use botauth_http::{HttpOptions, build_client, display_endpoint, read_body, trans
 use serde_json::Value;
 use tracing::Instrument as _;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::jwk::{Jwk, parse_jwks};
 
 /// Timing of the key cache. Every value is configurable on the
@@ -216,7 +216,7 @@ impl KeyCache {
     pub(crate) async fn key(self: &Arc<Self>, kid: &str) -> Result<(Arc<Jwk>, u64)> {
         if self.is_fixed() {
             // A fixed set is never stale and never fetched.
-            return self.cached(kid).ok_or(Error::UnknownKeyId);
+            return self.cached(kid).ok_or(Error::from(Repr::UnknownKeyId));
         }
         let now = self.clock.now();
         if let Some(hit) = self.fresh(kid, now) {
@@ -261,7 +261,7 @@ impl KeyCache {
         // us hammer the key endpoint.
         let now = self.clock.now();
         if last_attempt.is_some_and(|t| age(now, t) < self.timing.unknown_kid_cooldown) {
-            return Err(Error::UnknownKeyId);
+            return Err(Error::from(Repr::UnknownKeyId));
         }
         let cooldown = self.timing.unknown_kid_cooldown;
         self.fetch_if(Lock::Wait, move |s, now| {
@@ -276,7 +276,7 @@ impl KeyCache {
                 if s.last_failed {
                     self.unavailable(s.last_error.clone())
                 } else {
-                    Error::UnknownKeyId
+                    Error::from(Repr::UnknownKeyId)
                 }
             })),
         }
@@ -354,10 +354,10 @@ impl KeyCache {
             retry_after: None,
             source: None,
         });
-        Error::KeysUnavailable {
+        Error::from(Repr::KeysUnavailable {
             endpoint: display_endpoint(&self.metadata_url),
             source,
-        }
+        })
     }
 
     /// Fetches and, on success, replaces the key set; on failure keeps the old one (a failed or

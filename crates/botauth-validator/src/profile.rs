@@ -310,7 +310,8 @@ impl SkillProfile {
     }
 }
 
-/// Which profile accepted a token.
+/// Which profile accepted a token (`Display` prints `bot_service`, `entra`, `emulator` or
+/// `skill`, as serialized).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -328,13 +329,19 @@ pub enum ProfileKind {
 impl ProfileKind {
     /// `bot_service`, `entra`, `emulator` or `skill` (as serialized; the `profile` field of the
     /// `botauth.validate` span).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ProfileKind::BotService => "bot_service",
             ProfileKind::Entra => "entra",
             ProfileKind::Emulator => "emulator",
             ProfileKind::Skill => "skill",
         }
+    }
+}
+
+impl std::fmt::Display for ProfileKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

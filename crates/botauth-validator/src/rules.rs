@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Number, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::json::{Claim, Members};
 
 /// A claim as the rules see it.
@@ -67,11 +67,11 @@ pub(crate) fn numeric_date(claims: &impl Claims, claim: &'static str) -> Result<
                     // Floor: a fractional exp expires at the start of its second.
                     #[allow(clippy::cast_possible_truncation)]
                     Some(f) if f.is_finite() && f.abs() < 1e15 => Ok(Some(f.floor() as i64)),
-                    _ => Err(Error::ClaimType { claim }),
+                    _ => Err(Error::from(Repr::ClaimType { claim })),
                 }
             }
         }
-        Some(_) => Err(Error::ClaimType { claim }),
+        Some(_) => Err(Error::from(Repr::ClaimType { claim })),
     }
 }
 
@@ -79,10 +79,10 @@ pub(crate) fn numeric_date(claims: &impl Claims, claim: &'static str) -> Result<
 /// Valid while `nbf - skew <= now < exp + skew`.
 pub(crate) fn check_time(now: i64, nbf: Option<i64>, exp: i64, skew: i64) -> Result<()> {
     if now >= exp.saturating_add(skew) {
-        return Err(Error::Expired);
+        return Err(Error::from(Repr::Expired));
     }
     if nbf.is_some_and(|nbf| now < nbf.saturating_sub(skew)) {
-        return Err(Error::NotYetValid);
+        return Err(Error::from(Repr::NotYetValid));
     }
     Ok(())
 }
@@ -95,32 +95,32 @@ pub(crate) fn string_claim<'a>(
     match claims.claim(claim) {
         None => Ok(None),
         Some(ClaimRef::Str(s)) => Ok(Some(s)),
-        Some(_) => Err(Error::ClaimType { claim }),
+        Some(_) => Err(Error::from(Repr::ClaimType { claim })),
     }
 }
 
 pub(crate) fn required_string<'a>(claims: &'a impl Claims, claim: &'static str) -> Result<&'a str> {
-    string_claim(claims, claim)?.ok_or(Error::MissingClaim { claim })
+    string_claim(claims, claim)?.ok_or(Error::from(Repr::MissingClaim { claim }))
 }
 
 /// `aud`: a string, or an array of exactly one string, equal to one of `accepted` (docs/protocol.md §6
 /// rule 4). Returns the audience that matched.
 pub(crate) fn audience<'a>(claims: &impl Claims, accepted: &'a [Arc<str>]) -> Result<&'a Arc<str>> {
     let aud = match claims.claim("aud") {
-        None => return Err(Error::MissingClaim { claim: "aud" }),
+        None => return Err(Error::from(Repr::MissingClaim { claim: "aud" })),
         Some(ClaimRef::Str(s)) => s,
         Some(ClaimRef::Array { len, first }) => match (len, first) {
             (1, Some(s)) => s,
-            (0 | 1, _) => return Err(Error::ClaimType { claim: "aud" }),
+            (0 | 1, _) => return Err(Error::from(Repr::ClaimType { claim: "aud" })),
             // Several audiences: the token was meant for more than this bot.
-            _ => return Err(Error::Audience),
+            _ => return Err(Error::from(Repr::Audience)),
         },
-        Some(_) => return Err(Error::ClaimType { claim: "aud" }),
+        Some(_) => return Err(Error::from(Repr::ClaimType { claim: "aud" })),
     };
     accepted
         .iter()
         .find(|a| ***a == *aud)
-        .ok_or(Error::Audience)
+        .ok_or(Error::from(Repr::Audience))
 }
 
 /// `serviceurl` equals the activity's `serviceUrl`, ignoring ASCII case and one trailing `/`
@@ -141,13 +141,13 @@ pub(crate) fn check_endorsements(
     strict: bool,
 ) -> Result<()> {
     match (endorsements, channel) {
-        (None, _) if strict => Err(Error::Endorsement),
+        (None, _) if strict => Err(Error::from(Repr::Endorsement)),
         (None, _) | (Some(_), None) => Ok(()),
         (Some(list), Some(channel)) => {
             if !channel.is_empty() && list.iter().any(|e| e == channel) {
                 Ok(())
             } else {
-                Err(Error::Endorsement)
+                Err(Error::from(Repr::Endorsement))
             }
         }
     }

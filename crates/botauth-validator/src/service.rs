@@ -12,7 +12,7 @@ use tower_service::Service;
 use tracing::Instrument as _;
 
 use crate::activity::VerifiedActivity;
-use crate::error::Error;
+use crate::error::{Error, Repr};
 use crate::future::ResponseFuture;
 use crate::validator::{ActivityInfo, Validator};
 use crate::verified_cache::VerifiedToken;
@@ -124,16 +124,16 @@ fn authorization<'h>(
     headers: &'h http::HeaderMap,
 ) -> Result<&'h str, Error> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
-    let value = values.next().ok_or(Error::MissingToken)?;
+    let value = values.next().ok_or(Repr::MissingToken)?;
     if values.next().is_some() {
-        return Err(Error::BadScheme);
+        return Err(Error::from(Repr::BadScheme));
     }
     let limit = validator.max_authorization_bytes();
     if value.len() > limit {
-        return Err(Error::TooLarge {
+        return Err(Error::from(Repr::TooLarge {
             part: "Authorization header",
             limit,
-        });
+        }));
     }
     visible_ascii(value)
         .ok_or_else(|| Error::malformed("the Authorization header is not visible ASCII"))

@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 use crate::builder::ValidatorBuilder;
 use crate::check::ClaimsChecks;
 use crate::claims::{BotClaims, Parts};
-use crate::error::{Error, Result};
+use crate::error::{Error, Repr, Result};
 use crate::jwk::Jwk;
 use crate::jwt::{self, Algorithm, Limits, PayloadBuf};
 use crate::keys::KeyCache;
@@ -216,11 +216,6 @@ impl Validator {
         self.inner.verified.memo_entries()
     }
 
-    /// The bot's app id.
-    pub fn app_id(&self) -> &str {
-        &self.inner.app_id
-    }
-
     /// How many metadata + JWKS fetches this validator has started (all profiles).
     pub fn key_fetches(&self) -> u64 {
         self.inner.caches.iter().map(|c| c.fetch_count()).sum()
@@ -239,11 +234,6 @@ impl Validator {
             cache.ensure().await?;
         }
         Ok(())
-    }
-
-    /// The largest token accepted, in bytes ([`ValidatorBuilder::max_token_bytes`]).
-    pub fn max_token_bytes(&self) -> usize {
-        self.inner.limits.max_token_bytes
     }
 
     /// The largest `Authorization` header value accepted: the token limit plus room for the
@@ -334,13 +324,13 @@ impl Validator {
 
     /// The token of an `Authorization` header: its size, then `Bearer <one token>`.
     fn bearer<'h>(&self, authorization: Option<&'h str>) -> Result<&'h str> {
-        let header = authorization.ok_or(Error::MissingToken)?;
+        let header = authorization.ok_or(Repr::MissingToken)?;
         let limit = self.max_authorization_bytes();
         if header.len() > limit {
-            return Err(Error::TooLarge {
+            return Err(Error::from(Repr::TooLarge {
                 part: "Authorization header",
                 limit,
-            });
+            }));
         }
         jwt::bearer(header)
     }
@@ -358,10 +348,10 @@ impl Validator {
         // would add its own state to the future every request builds.
         let inner = &*self.inner;
         if token.len() > inner.limits.max_token_bytes {
-            return self.counted(Err(Error::TooLarge {
+            return self.counted(Err(Error::from(Repr::TooLarge {
                 part: "token",
                 limit: inner.limits.max_token_bytes,
-            }));
+            })));
         }
         let cache = &inner.verified;
         // One clock reading for the whole check.
@@ -515,7 +505,7 @@ impl Validator {
     ) -> Result<()> {
         if let (Some(claim), Some(activity)) = (service_url, activity.service_url) {
             if !rules::same_service_url(claim, activity) {
-                return Err(Error::ServiceUrl);
+                return Err(Error::from(Repr::ServiceUrl));
             }
         }
         rules::check_endorsements(
@@ -568,14 +558,13 @@ impl Validator {
         let claims = &parsed.claims()?;
         let signature = parsed.signature()?;
         let iss = rules::required_string(claims, "iss")?;
-        let (issuer, target) = inner.issuers.get_key_value(iss).ok_or(Error::Issuer)?;
+        let (issuer, target) = inner.issuers.get_key_value(iss).ok_or(Repr::Issuer)?;
         let accepted = match target {
             IssuerRules::BotService { .. } => &inner.channel_audiences,
             IssuerRules::Entra { .. } => &inner.entra_audiences,
         };
         let audience = Arc::clone(rules::audience(claims, accepted)?);
-        let exp =
-            rules::numeric_date(claims, "exp")?.ok_or(Error::MissingClaim { claim: "exp" })?;
+        let exp = rules::numeric_date(claims, "exp")?.ok_or(Repr::MissingClaim { claim: "exp" })?;
         let nbf = rules::numeric_date(claims, "nbf")?;
         rules::check_time(now, nbf, exp, inner.skew)?;
         let service_url = rules::string_claim(claims, "serviceurl")?;
@@ -586,9 +575,9 @@ impl Validator {
         let (keys, profile, caller_id, app_id, tenant_id) = match target {
             IssuerRules::BotService { keys, caller_id } => {
                 if service_url.is_none() {
-                    return Err(Error::MissingClaim {
+                    return Err(Error::from(Repr::MissingClaim {
                         claim: "serviceurl",
-                    });
+                    }));
                 }
                 let app_id = appid.or(azp).map(str::to_owned);
                 (
@@ -689,20 +678,20 @@ impl Validator {
         let token_v2 = match ver {
             "1.0" => false,
             "2.0" => true,
-            _ => return Err(Error::ClaimType { claim: "ver" }),
+            _ => return Err(Error::from(Repr::ClaimType { claim: "ver" })),
         };
         // A v1 issuer issues v1 tokens; a mismatch means the token was not made by Entra.
         if token_v2 != v2 {
-            return Err(Error::ClaimType { claim: "ver" });
+            return Err(Error::from(Repr::ClaimType { claim: "ver" }));
         }
         let tid = rules::required_string(claims, "tid")?;
         if !tid.eq_ignore_ascii_case(tenant) {
-            return Err(Error::Tenant);
+            return Err(Error::from(Repr::Tenant));
         }
         let caller = if v2 {
-            azp.ok_or(Error::MissingClaim { claim: "azp" })?
+            azp.ok_or(Repr::MissingClaim { claim: "azp" })?
         } else {
-            appid.ok_or(Error::MissingClaim { claim: "appid" })?
+            appid.ok_or(Repr::MissingClaim { claim: "appid" })?
         };
         if let Some(callers) = &rules.entra {
             if callers.as_ref().is_none_or(|c| c.allows(caller)) {
@@ -715,7 +704,7 @@ impl Validator {
         if rules.skills.as_ref().is_some_and(|c| c.allows(caller)) {
             return Ok((ProfileKind::Skill, caller));
         }
-        Err(Error::Caller)
+        Err(Error::from(Repr::Caller))
     }
 }
 

@@ -162,14 +162,18 @@ async fn a_metadata_url_of_the_wrong_shape_is_a_configuration_error() {
             ),
         ],
     );
-    match ValidatorBuilder::from_config(&config).unwrap_err() {
-        botauth_validator::Error::Config { key, message } => {
-            assert_eq!(key, "inbound.entra_metadata_url");
-            assert!(
-                message.contains("/v2.0/.well-known/openid-configuration"),
-                "{message}"
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    let error = ValidatorBuilder::from_config(&config).unwrap_err();
+    assert_eq!(
+        error.kind(),
+        botauth_validator::ErrorKind::Config,
+        "{error:?}"
+    );
+    assert_eq!(error.config_key(), Some("inbound.entra_metadata_url"));
+    // Display is "validator configuration `<key>`: <message>".
+    assert!(
+        error
+            .to_string()
+            .contains("/v2.0/.well-known/openid-configuration"),
+        "{error}"
+    );
 }

@@ -730,12 +730,9 @@ async fn skills_from_the_configuration_file() {
     // Off by default, and on without callers is a configuration error naming the key.
     let off = Validator::from_config(&file("allowed_callers = [\"parent-bot\"]")).unwrap();
     assert_eq!(kind(&off, &token("parent-bot")).await, ErrorKind::Issuer);
-    match Validator::from_config(&file("skills = true")).unwrap_err() {
-        botauth_validator::Error::Config { key, .. } => {
-            assert_eq!(key, "inbound.allowed_callers")
-        }
-        other => panic!("{other:?}"),
-    }
+    let error = Validator::from_config(&file("skills = true")).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Config, "{error:?}");
+    assert_eq!(error.config_key(), Some("inbound.allowed_callers"));
 }
 
 #[tokio::test]
@@ -829,8 +826,7 @@ async fn built_from_the_configuration_model() {
         "{debug}"
     );
     config.client_id = None;
-    match Validator::from_config(&config).unwrap_err() {
-        botauth_validator::Error::Config { key, .. } => assert_eq!(key, "client_id"),
-        other => panic!("{other:?}"),
-    }
+    let error = Validator::from_config(&config).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Config, "{error:?}");
+    assert_eq!(error.config_key(), Some("client_id"));
 }
