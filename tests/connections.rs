@@ -254,10 +254,6 @@ async fn no_matching_rule_is_a_typed_error_and_nothing_is_sent() {
     let client = bot.connector().unwrap();
     let err = send(&client, &a, None, "x").await.unwrap_err();
     assert_eq!(err.kind(), ConnectorErrorKind::NoConnection);
-    assert!(
-        matches!(&err, ConnectorError::NoConnection { service_url, audience: None } if *service_url == a),
-        "{err:?}"
-    );
     assert_eq!(
         err.to_string(),
         format!(
@@ -268,10 +264,7 @@ async fn no_matching_rule_is_a_typed_error_and_nothing_is_sent() {
     );
     assert!(!err.is_retryable());
     let err = send(&client, &a, Some(APP_B), "x").await.unwrap_err();
-    assert!(
-        matches!(&err, ConnectorError::NoConnection { audience: Some(aud), .. } if aud == APP_B),
-        "{err:?}"
-    );
+    assert_eq!(err.kind(), ConnectorErrorKind::NoConnection, "{err:?}");
     assert!(
         err.to_string()
             .contains(&format!("and the inbound audience {APP_B}:")),

@@ -16,7 +16,7 @@ use serde_json::Value;
 use tracing::Instrument as _;
 
 use crate::connections::{Connection, ConnectionMap, DEFAULT_CONNECTION_NAME, Unknown};
-use crate::error::{ConnectorError, ConnectorErrorBody};
+use crate::error::{ConnectorError, ConnectorErrorBody, Repr};
 use crate::target::{Audience, ResourceResponse, Target, address_reply};
 
 /// Sends activities to the Bot Connector (docs/protocol.md §1): `POST {serviceUrl}v3/conversations/…`
@@ -24,21 +24,21 @@ use crate::target::{Audience, ResourceResponse, Target, address_reply};
 ///
 /// - The token goes only to a service URL the allow-list accepts (docs/protocol.md §6, outbound guard):
 ///   the Bot Service hosts plus configured ones, `https` except loopback. A refused URL is a
-///   [`ConnectorError::ServiceUrl`] and nothing is sent — no token is even requested.
+///   [`ConnectorErrorKind::ServiceUrl`] and nothing is sent — no token is even requested.
 /// - A 401 forces one token refresh and one retry (docs/protocol.md §5, `force_refresh`): the Connector
 ///   can refuse a token that looked valid, e.g. right after a credential rotation. At most one
 ///   forced refresh per scope per [`refresh_cooldown`](ConnectorClientBuilder::refresh_cooldown).
 /// - 429 and 503 are retried after `Retry-After` (never sooner than 1 s, 2 s, 4 s …), up to
 ///   [`max_retries`](ConnectorClientBuilder::max_retries); a `Retry-After` longer than
 ///   [`max_retry_wait`](ConnectorClientBuilder::max_retry_wait) is returned at once as
-///   [`ConnectorError::Throttled`] for the caller to schedule. Other failures — including other
+///   [`ConnectorErrorKind::Throttled`] for the caller to schedule. Other failures — including other
 ///   5xx, where the activity may already have been delivered — are not retried, so a reply is never
 ///   posted twice by botauth.
 /// - No redirects are followed, bodies are bounded, and the `Authorization` header is marked
 ///   sensitive; neither the token nor the activity is logged.
 /// - With several identities (Agents SDK connections), each call goes through the connection the
 ///   [`ConnectionMap`] picks for its service URL and inbound audience, with that connection's
-///   token and scopes; a call no rule covers is a [`ConnectorError::NoConnection`] and nothing is
+///   token and scopes; a call no rule covers is a [`ConnectorErrorKind::NoConnection`] and nothing is
 ///   sent. Without a map every call uses the top-level connection. The allow-list is checked
 ///   first, whatever the map says.
 ///
@@ -361,8 +361,8 @@ impl ConnectorClient {
     ///
     /// # Errors
     ///
-    /// [`ConnectorError::ServiceUrl`] when the allow-list refuses `service_url`;
-    /// [`ConnectorError::NoConnection`] when no rule matches.
+    /// [`ConnectorErrorKind::ServiceUrl`] when the allow-list refuses `service_url`;
+    /// [`ConnectorErrorKind::NoConnection`] when no rule matches.
     pub fn connection_for(
         &self,
         service_url: &str,
@@ -383,9 +383,12 @@ impl ConnectorClient {
         }
         map.resolve(service_url, inbound_audience)
             .and_then(|name| self.connection(name))
-            .ok_or_else(|| ConnectorError::NoConnection {
-                service_url: service_url.to_owned(),
-                audience: inbound_audience.map(str::to_owned),
+            .ok_or_else(|| {
+                Repr::NoConnection {
+                    service_url: service_url.to_owned(),
+                    audience: inbound_audience.map(str::to_owned),
+                }
+                .into()
             })
     }
 
@@ -393,12 +396,12 @@ impl ConnectorClient {
     ///
     /// # Errors
     ///
-    /// [`ConnectorError::ServiceUrl`].
+    /// [`ConnectorErrorKind::ServiceUrl`].
     pub fn check_service_url(&self, service_url: &str) -> Result<ServiceUrl, ConnectorError> {
         self.inner
             .allow
             .check(service_url)
-            .map_err(ConnectorError::ServiceUrl)
+            .map_err(|e| Repr::ServiceUrl(e).into())
     }
 
     /// The token request of the top-level connection for `audience`: the cloud's Bot Connector
@@ -407,7 +410,7 @@ impl ConnectorClient {
     ///
     /// # Errors
     ///
-    /// [`ConnectorError::InvalidArgument`] for an empty skill app id or one with whitespace.
+    /// [`ConnectorErrorKind::InvalidArgument`] for an empty skill app id or one with whitespace.
     pub fn token_request(&self, audience: &Audience) -> Result<TokenRequest, ConnectorError> {
         match audience {
             Audience::BotConnector => {
@@ -491,7 +494,7 @@ impl ConnectorClient {
     ///
     /// # Errors
     ///
-    /// See [`send`](Self::send); [`ConnectorError::InvalidArgument`] for a skill token without an
+    /// See [`send`](Self::send); [`ConnectorErrorKind::InvalidArgument`] for a skill token without an
     /// app id.
     #[cfg(feature = "validator")]
     pub async fn reply_to_verified(
@@ -522,13 +525,14 @@ impl ConnectorClient {
     ///
     /// # Errors
     ///
-    /// - [`ConnectorError::ServiceUrl`] / [`InvalidArgument`](ConnectorError::InvalidArgument) /
-    ///   [`NoConnection`](ConnectorError::NoConnection): refused before anything is sent;
-    /// - [`ConnectorError::Token`]: no token could be had;
-    /// - [`ConnectorError::Rejected`]: 401 after one forced refresh, or 403;
-    /// - [`ConnectorError::Throttled`]: 429/503 after the allowed retries;
-    /// - [`ConnectorError::Status`]: any other failure status, with the Connector's error body;
-    /// - [`ConnectorError::Unavailable`]: transport failure, timeout, oversized answer.
+    /// - [`ConnectorErrorKind::ServiceUrl`] / [`InvalidArgument`](ConnectorErrorKind::InvalidArgument) /
+    ///   [`NoConnection`](ConnectorErrorKind::NoConnection): refused before anything is sent;
+    /// - [`ConnectorErrorKind::Token`]: no token could be had;
+    /// - [`ConnectorErrorKind::Unauthorized`] / [`Forbidden`](ConnectorErrorKind::Forbidden): 401
+    ///   after one forced refresh, or 403;
+    /// - [`ConnectorErrorKind::Throttled`]: 429/503 after the allowed retries;
+    /// - [`ConnectorErrorKind::Status`]: any other failure status, with the Connector's error body;
+    /// - [`ConnectorErrorKind::Unavailable`]: transport failure, timeout, oversized answer.
     ///
     /// Each call is a `botauth.connector.send` span (INFO) with the service URL's host, the
     /// connection, the HTTP attempts, the last status and the outcome; each attempt counts in
@@ -566,10 +570,10 @@ impl ConnectorClient {
         span.record("server.address", base.host());
         let url = format!("{}{}", base.as_str(), target.path()?);
         if !activity.is_object() {
-            return Err(ConnectorError::InvalidArgument {
+            return Err(ConnectorError::from(Repr::InvalidArgument {
                 what: "activity",
                 message: "must be a JSON object".into(),
-            });
+            }));
         }
         let body = activity.to_string().into_bytes();
         let connection = self.route(&target.service_url, target.inbound_audience.as_deref())?;
@@ -577,7 +581,7 @@ impl ConnectorClient {
         let request = Self::request_for(connection, &base, &target.audience)?;
         let tokens = connection.tokens();
         let scope = request.scopes.join(" ");
-        let token_error = |source| ConnectorError::Token {
+        let token_error = |source| Repr::Token {
             scope: scope.clone(),
             source,
         };
@@ -615,12 +619,12 @@ impl ConnectorClient {
                     // A Connector that refuses every token must not turn each reply into a
                     // token request: at most one forced refresh per scope per cooldown.
                     if !self.may_force_refresh(connection, &request) {
-                        return Err(ConnectorError::Rejected {
+                        return Err(ConnectorError::from(Repr::Rejected {
                             status,
                             host: base.host().to_owned(),
                             scope,
                             body: error_body,
-                        });
+                        }));
                     }
                     tracing::info!(
                         host = base.host(),
@@ -629,12 +633,12 @@ impl ConnectorClient {
                     token = tokens.force_refresh(&request).await.map_err(token_error)?;
                 }
                 401 | 403 => {
-                    return Err(ConnectorError::Rejected {
+                    return Err(ConnectorError::from(Repr::Rejected {
                         status,
                         host: base.host().to_owned(),
                         scope,
                         body: error_body,
-                    });
+                    }));
                 }
                 429 | 503 => {
                     let asked = retry_after(&headers, inner.clock.now());
@@ -642,13 +646,13 @@ impl ConnectorClient {
                     // otherwise make the retries spin.
                     let wait = asked.map_or(backoff(retries), |a| a.max(backoff(retries)));
                     if retries >= inner.max_retries || wait > inner.max_retry_wait {
-                        return Err(ConnectorError::Throttled {
+                        return Err(ConnectorError::from(Repr::Throttled {
                             status,
                             host: base.host().to_owned(),
                             retries,
                             retry_after: asked,
                             body: error_body,
-                        });
+                        }));
                     }
                     retries += 1;
                     tracing::info!(
@@ -662,11 +666,11 @@ impl ConnectorClient {
                     token = tokens.get_token(&request).await.map_err(token_error)?;
                 }
                 _ => {
-                    return Err(ConnectorError::Status {
+                    return Err(ConnectorError::from(Repr::Status {
                         status,
                         host: base.host().to_owned(),
                         body: error_body,
-                    });
+                    }));
                 }
             }
         }
@@ -709,7 +713,7 @@ impl ConnectorClient {
         body: &[u8],
     ) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), ConnectorError> {
         let inner = &self.inner;
-        let unavailable = |source| ConnectorError::Unavailable {
+        let unavailable = |source| Repr::Unavailable {
             host: base.host().to_owned(),
             source,
         };
@@ -781,10 +785,10 @@ fn record_attempt(host: &str, status: Option<u16>, took: Duration) {
 fn skill_request(app_id: &str) -> Result<TokenRequest, ConnectorError> {
     let app_id = app_id.trim_end_matches('/');
     if app_id.is_empty() || app_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ConnectorError::InvalidArgument {
+        return Err(ConnectorError::from(Repr::InvalidArgument {
             what: "skill app id",
             message: "must be the calling bot's app id (no spaces)".into(),
-        });
+        }));
     }
     Ok(TokenRequest::new(format!("{app_id}/.default")))
 }

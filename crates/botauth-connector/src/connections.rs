@@ -5,7 +5,7 @@
 //! replies as someone else) must send each reply with the token of the identity the conversation
 //! belongs to. Sending it with the wrong one is at best a 401 from the Connector and at worst a
 //! message posted under another bot's name; so a call that no rule covers fails with
-//! [`ConnectorError::NoConnection`](crate::ConnectorError::NoConnection) instead of falling back
+//! [`ConnectorErrorKind::NoConnection`](crate::ConnectorErrorKind::NoConnection) instead of falling back
 //! to some identity. An empty map is the exception: every call uses the top-level connection, as a
 //! bot with one identity always has.
 

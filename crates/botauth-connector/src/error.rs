@@ -14,15 +14,27 @@ const MAX_KEPT_BODY: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct ConnectorErrorBody {
-    /// `error.code`, e.g. `BadArgument`, `ConversationNotFound`, `Unauthorized`.
-    pub code: Option<String>,
-    /// `error.message`.
-    pub message: Option<String>,
-    /// The body as text (bounded), for bodies that are not in the Connector's shape.
-    pub raw: String,
+    code: Option<String>,
+    message: Option<String>,
+    raw: String,
 }
 
 impl ConnectorErrorBody {
+    /// `error.code`, e.g. `BadArgument`, `ConversationNotFound`, `Unauthorized`.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// `error.message`.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    /// The body as text (bounded), for bodies that are not in the Connector's shape.
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
     pub(crate) fn parse(bytes: &[u8]) -> Self {
         let text = String::from_utf8_lossy(bytes);
         let field = |v: &Value, name: &str| {
@@ -81,10 +93,30 @@ pub enum ConnectorErrorKind {
     NoConnection,
 }
 
-/// An error of a [`ConnectorClient`](crate::ConnectorClient) call. It never holds a token.
-#[derive(Debug, Clone, thiserror::Error)]
+/// An error of a [`ConnectorClient`](crate::ConnectorClient) call: branch on its
+/// [`kind`](ConnectorError::kind). It never holds a token. For
+/// [`ConnectorErrorKind::ServiceUrl`] its [`source`](std::error::Error::source) is the
+/// [`ServiceUrlError`] that says why the URL was refused.
+#[derive(Clone, thiserror::Error)]
+#[error(transparent)]
 #[non_exhaustive]
-pub enum ConnectorError {
+pub struct ConnectorError(Repr);
+
+impl fmt::Debug for ConnectorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl From<Repr> for ConnectorError {
+    fn from(repr: Repr) -> Self {
+        ConnectorError(repr)
+    }
+}
+
+/// What a [`ConnectorError`] holds (private: the kind and the accessors are the stable surface).
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum Repr {
     /// The service URL was refused by the allow-list; nothing was sent.
     #[error(
         "refusing to send the bot's token: the service URL is not allowed (add the host to \
@@ -218,44 +250,44 @@ fn status_hint(status: u16) -> &'static str {
 impl ConnectorError {
     /// The coarse kind of this error.
     pub fn kind(&self) -> ConnectorErrorKind {
-        match self {
-            ConnectorError::ServiceUrl(_) => ConnectorErrorKind::ServiceUrl,
-            ConnectorError::InvalidArgument { .. } => ConnectorErrorKind::InvalidArgument,
-            ConnectorError::Token { .. } => ConnectorErrorKind::Token,
-            ConnectorError::Rejected { status: 401, .. } => ConnectorErrorKind::Unauthorized,
-            ConnectorError::Rejected { .. } => ConnectorErrorKind::Forbidden,
-            ConnectorError::Throttled { .. } => ConnectorErrorKind::Throttled,
-            ConnectorError::Status { .. } => ConnectorErrorKind::Status,
-            ConnectorError::Unavailable { .. } => ConnectorErrorKind::Unavailable,
-            ConnectorError::NoConnection { .. } => ConnectorErrorKind::NoConnection,
+        match &self.0 {
+            Repr::ServiceUrl(_) => ConnectorErrorKind::ServiceUrl,
+            Repr::InvalidArgument { .. } => ConnectorErrorKind::InvalidArgument,
+            Repr::Token { .. } => ConnectorErrorKind::Token,
+            Repr::Rejected { status: 401, .. } => ConnectorErrorKind::Unauthorized,
+            Repr::Rejected { .. } => ConnectorErrorKind::Forbidden,
+            Repr::Throttled { .. } => ConnectorErrorKind::Throttled,
+            Repr::Status { .. } => ConnectorErrorKind::Status,
+            Repr::Unavailable { .. } => ConnectorErrorKind::Unavailable,
+            Repr::NoConnection { .. } => ConnectorErrorKind::NoConnection,
         }
     }
 
     /// The Connector's HTTP status, when it answered.
     pub fn status(&self) -> Option<u16> {
-        match self {
-            ConnectorError::Rejected { status, .. }
-            | ConnectorError::Throttled { status, .. }
-            | ConnectorError::Status { status, .. } => Some(*status),
+        match &self.0 {
+            Repr::Rejected { status, .. }
+            | Repr::Throttled { status, .. }
+            | Repr::Status { status, .. } => Some(*status),
             _ => None,
         }
     }
 
     /// The Connector's error body, when it answered with an error.
     pub fn body(&self) -> Option<&ConnectorErrorBody> {
-        match self {
-            ConnectorError::Rejected { body, .. }
-            | ConnectorError::Throttled { body, .. }
-            | ConnectorError::Status { body, .. } => Some(body),
+        match &self.0 {
+            Repr::Rejected { body, .. }
+            | Repr::Throttled { body, .. }
+            | Repr::Status { body, .. } => Some(body),
             _ => None,
         }
     }
 
     /// How long the Connector asked to wait, if it said.
     pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            ConnectorError::Throttled { retry_after, .. } => *retry_after,
-            ConnectorError::Token { source, .. } => source.retry_after(),
+        match &self.0 {
+            Repr::Throttled { retry_after, .. } => *retry_after,
+            Repr::Token { source, .. } => source.retry_after(),
             _ => None,
         }
     }
@@ -263,10 +295,10 @@ impl ConnectorError {
     /// Whether sending the same activity later may succeed without changing anything. A 5xx other
     /// than 503 is not: the Connector may have delivered the activity already.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            ConnectorError::Throttled { .. } => true,
-            ConnectorError::Token { source, .. } => source.is_retryable(),
-            ConnectorError::Unavailable { source, .. } => source.is_retryable(),
+        match &self.0 {
+            Repr::Throttled { .. } => true,
+            Repr::Token { source, .. } => source.is_retryable(),
+            Repr::Unavailable { source, .. } => source.is_retryable(),
             _ => false,
         }
     }
@@ -297,34 +329,36 @@ mod tests {
     #[test]
     fn kinds_and_predicates() {
         let body = ConnectorErrorBody::default();
-        let rejected = |status| ConnectorError::Rejected {
-            status,
-            host: "h".into(),
-            scope: "s".into(),
-            body: body.clone(),
+        let rejected = |status| {
+            ConnectorError::from(Repr::Rejected {
+                status,
+                host: "h".into(),
+                scope: "s".into(),
+                body: body.clone(),
+            })
         };
         assert_eq!(rejected(401).kind(), ConnectorErrorKind::Unauthorized);
         assert_eq!(rejected(403).kind(), ConnectorErrorKind::Forbidden);
         assert!(rejected(401).to_string().contains("forced refresh"));
         assert_eq!(rejected(403).status(), Some(403));
-        let throttled = ConnectorError::Throttled {
+        let throttled = ConnectorError::from(Repr::Throttled {
             status: 429,
             host: "h".into(),
             retries: 3,
             retry_after: Some(Duration::from_secs(7)),
             body: body.clone(),
-        };
+        });
         assert!(throttled.is_retryable());
         assert_eq!(throttled.retry_after(), Some(Duration::from_secs(7)));
         assert!(
             throttled.to_string().contains("retry after 7s"),
             "{throttled}"
         );
-        let status = ConnectorError::Status {
+        let status = ConnectorError::from(Repr::Status {
             status: 500,
             host: "h".into(),
             body,
-        };
+        });
         assert!(!status.is_retryable());
         assert!(status.to_string().contains("not retried"), "{status}");
     }

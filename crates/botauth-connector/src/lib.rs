@@ -19,16 +19,19 @@ pub use target::{Audience, ResourceResponse, Target, address_reply, reply_activi
 ///
 /// # Errors
 ///
-/// [`ConnectorError::InvalidArgument`] for a skill token without an app id.
+/// [`ConnectorErrorKind::InvalidArgument`] for a skill token without an app id.
 #[cfg(feature = "validator")]
 pub fn audience_for(claims: &botauth_validator::BotClaims) -> Result<Audience, ConnectorError> {
     match claims.profile() {
         botauth_validator::ProfileKind::Skill => claims
             .app_id()
             .map(|id| Audience::Skill(id.to_owned()))
-            .ok_or(ConnectorError::InvalidArgument {
-                what: "skill app id",
-                message: "the skill token names no calling app (appid/azp)".into(),
+            .ok_or_else(|| {
+                error::Repr::InvalidArgument {
+                    what: "skill app id",
+                    message: "the skill token names no calling app (appid/azp)".into(),
+                }
+                .into()
             }),
         _ => Ok(Audience::BotConnector),
     }

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::error::ConnectorError;
+use crate::error::{ConnectorError, Repr};
 
 /// Whose audience the outbound token has.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -64,7 +64,7 @@ impl Target {
     ///
     /// # Errors
     ///
-    /// [`ConnectorError::InvalidArgument`] when `serviceUrl` or `conversation.id` is missing.
+    /// [`ConnectorErrorKind::InvalidArgument`] when `serviceUrl` or `conversation.id` is missing.
     pub fn reply_to_activity(incoming: &Value) -> Result<Self, ConnectorError> {
         let service_url = str_at(incoming, "/serviceUrl")
             .ok_or_else(|| invalid("activity", "the incoming activity has no `serviceUrl`"))?;
@@ -140,10 +140,10 @@ fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
 }
 
 fn invalid(what: &'static str, message: impl Into<String>) -> ConnectorError {
-    ConnectorError::InvalidArgument {
+    ConnectorError::from(Repr::InvalidArgument {
         what,
         message: message.into(),
-    }
+    })
 }
 
 /// Ids longer than this are refused (real ones are a few hundred bytes).
