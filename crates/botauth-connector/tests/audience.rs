@@ -5,11 +5,13 @@
 use botauth_connector::{Audience, audience_for};
 use botauth_core::BotAuthConfig;
 use botauth_sandbox::{ChannelTokenClaims, Sandbox};
-use botauth_validator::{ActivityInfo, BOT_FRAMEWORK_TENANTS, Validator};
+use botauth_validator::{ActivityInfo, Validator};
 use serde_json::json;
 
 const APP: &str = "00000000-0000-0000-0000-00000000b07a";
 const TEAMS: &str = "https://smba.trafficmanager.net/teams/";
+/// The Bot Framework tenant whose tokens skills present (docs/protocol.md §6).
+const BOT_FRAMEWORK_TENANT: &str = "d6d49420-f39b-4df7-a1dc-d59a935871db";
 
 #[tokio::test]
 async fn skill_callers_get_their_own_audience_channels_the_connector() {
@@ -29,7 +31,7 @@ async fn skill_callers_get_their_own_audience_channels_the_connector() {
     let claims = validator.validate(&channel, teams).await.unwrap();
     assert_eq!(audience_for(&claims).unwrap(), Audience::BotConnector);
 
-    let bf = BOT_FRAMEWORK_TENANTS[0];
+    let bf = BOT_FRAMEWORK_TENANT;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

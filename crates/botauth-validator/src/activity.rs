@@ -33,17 +33,9 @@ impl VerifiedActivity {
         &self.activity
     }
 
-    /// The activity's `serviceUrl` (equal to the token's `serviceurl` for channel tokens).
-    pub fn service_url(&self) -> Option<&str> {
-        self.activity.get("serviceUrl").and_then(Value::as_str)
-    }
-
-    /// The activity's `channelId`.
-    pub fn channel_id(&self) -> Option<&str> {
-        self.activity.get("channelId").and_then(Value::as_str)
-    }
-
-    /// The activity's `type` (`message`, `invoke`, …).
+    /// The activity's `type` (`message`, `invoke`, …), what a handler dispatches on. Every other
+    /// member is in [`activity`](Self::activity) (`serviceUrl` and `channelId` were checked
+    /// against the token).
     pub fn activity_type(&self) -> Option<&str> {
         self.activity.get("type").and_then(Value::as_str)
     }

@@ -633,8 +633,8 @@ mod tests {
         );
         let ok = Validator::builder("app")
             .bot_service(BotServiceProfile::public())
-            .bot_service(BotServiceProfile::us_gov())
-            .bot_service(BotServiceProfile::china())
+            .bot_service(BotServiceProfile::for_cloud(&botauth_core::Cloud::UsGov))
+            .bot_service(BotServiceProfile::for_cloud(&botauth_core::Cloud::China))
             .entra(EntraProfile::new("T1"))
             .emulator(EmulatorProfile::new().tenant("t1"))
             .skills(SkillProfile::new(AllowedCallers::Any))

@@ -206,11 +206,6 @@ impl BotClaims {
     pub fn claims(&self) -> &Map<String, Value> {
         self.0.claims.get()
     }
-
-    /// One claim, as sent.
-    pub fn claim(&self, name: &str) -> Option<&Value> {
-        self.0.claims.get().get(name)
-    }
 }
 
 #[cfg(test)]
@@ -246,7 +241,7 @@ mod tests {
         assert!(claims.is_of(&token));
         assert!(!claims.is_of(&token[..token.len() - 1]));
         assert_eq!(claims.token_len(), token.len());
-        assert_eq!(claims.claim("jti"), Some(&json!("j1")));
+        assert_eq!(claims.claims().get("jti"), Some(&json!("j1")));
         assert_eq!(claims.claims().len(), 3);
         for shown in [
             format!("{claims:?}"),

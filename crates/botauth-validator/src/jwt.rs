@@ -38,7 +38,7 @@ impl Algorithm {
     }
 
     /// The algorithm with this exact JOSE name.
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         match name {
             "RS256" => Some(Algorithm::Rs256),
             "RS384" => Some(Algorithm::Rs384),

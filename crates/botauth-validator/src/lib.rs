@@ -34,8 +34,7 @@ pub use future::ResponseFuture;
 pub use jwt::Algorithm;
 pub use layer::{BotAuthLayer, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES};
 pub use profile::{
-    AllowedCallers, BOT_FRAMEWORK_TENANTS, BotServiceProfile, EmulatorProfile, EntraProfile,
-    ProfileKind, SkillProfile,
+    AllowedCallers, BotServiceProfile, EmulatorProfile, EntraProfile, ProfileKind, SkillProfile,
 };
 pub use service::BotAuthService;
 pub use validator::{ActivityInfo, Validator};

@@ -10,7 +10,7 @@ pub(crate) const PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
 pub(crate) const PUBLIC_V1_ISSUER_HOST: &str = "https://sts.windows.net";
 
 /// The tenants whose tokens the Bot Framework Emulator and skills present (docs/protocol.md §6).
-pub const BOT_FRAMEWORK_TENANTS: [&str; 2] = [
+pub(crate) const BOT_FRAMEWORK_TENANTS: [&str; 2] = [
     "d6d49420-f39b-4df7-a1dc-d59a935871db",
     "f8cdef31-a31e-4b4a-93e4-5f571e91255a",
 ];
@@ -30,19 +30,10 @@ impl BotServiceProfile {
         Self::for_cloud(&Cloud::Public)
     }
 
-    /// Azure US Government: issuer `https://api.botframework.us`, caller id
-    /// `urn:botframework:azureusgov`.
-    pub fn us_gov() -> Self {
-        Self::for_cloud(&Cloud::UsGov)
-    }
-
-    /// Azure China: issuer `https://api.botframework.azure.cn` (no Bot Framework caller id URN
-    /// exists for it).
-    pub fn china() -> Self {
-        Self::for_cloud(&Cloud::China)
-    }
-
-    /// The Bot Service endpoints of `cloud` (custom clouds bring their own).
+    /// The Bot Service endpoints of `cloud` (custom clouds bring their own): for
+    /// [`Cloud::UsGov`] issuer `https://api.botframework.us` and caller id
+    /// `urn:botframework:azureusgov`; for [`Cloud::China`] issuer
+    /// `https://api.botframework.azure.cn` (no Bot Framework caller id URN exists for it).
     pub fn for_cloud(cloud: &Cloud) -> Self {
         let caller_id = match cloud {
             Cloud::Public => Some("urn:botframework:azure"),
@@ -358,10 +349,10 @@ mod tests {
             "https://login.botframework.com/v1/.well-known/openidconfiguration"
         );
         assert_eq!(p.caller_id.as_deref(), Some("urn:botframework:azure"));
-        let g = BotServiceProfile::us_gov();
+        let g = BotServiceProfile::for_cloud(&Cloud::UsGov);
         assert_eq!(g.issuer(), "https://api.botframework.us");
         assert_eq!(g.caller_id.as_deref(), Some("urn:botframework:azureusgov"));
-        let c = BotServiceProfile::china();
+        let c = BotServiceProfile::for_cloud(&Cloud::China);
         assert_eq!(c.issuer(), "https://api.botframework.azure.cn");
         assert_eq!(
             c.metadata_url(),

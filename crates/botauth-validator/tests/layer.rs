@@ -45,8 +45,8 @@ async fn bot(env: &Env, max_body: usize) -> Bot {
                         assert_eq!(&raw, verified.activity());
                         axum::Json(json!({
                             "profile": claims.profile(),
-                            "serviceUrl": verified.service_url(),
-                            "channelId": verified.channel_id(),
+                            "serviceUrl": verified.activity()["serviceUrl"].as_str(),
+                            "channelId": verified.activity()["channelId"].as_str(),
                             "type": verified.activity_type(),
                         }))
                     }

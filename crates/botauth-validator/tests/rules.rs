@@ -33,7 +33,7 @@ async fn a_valid_channel_token_yields_typed_claims() {
     assert_eq!(claims.app_id(), Some("channel-app"));
     assert_eq!(claims.tenant_id(), None);
     assert_eq!(claims.expires_at(), env.now() + 3600);
-    assert_eq!(claims.claim("appid"), Some(&json!("channel-app")));
+    assert_eq!(claims.claims().get("appid"), Some(&json!("channel-app")));
     let json = serde_json::to_value(&claims).unwrap();
     assert_eq!(json["profile"], "bot_service");
     assert_eq!(json["claims"]["serviceurl"], TEAMS);
@@ -599,7 +599,7 @@ async fn entra_single_tenant_tokens() {
 async fn emulator_and_skills_are_off_by_default_and_follow_their_rules() {
     let env = Env::start().await;
     let url = env.sandbox.url();
-    let bf = botauth_validator::BOT_FRAMEWORK_TENANTS[0];
+    let bf = BOT_FRAMEWORK_TENANT;
     let v2 = format!("{url}/{bf}/v2.0");
     let v1 = format!("{url}/sts/{bf}/");
     let h = entra_header(&env);
@@ -705,7 +705,7 @@ async fn emulator_and_skills_are_off_by_default_and_follow_their_rules() {
 async fn skills_from_the_configuration_file() {
     let env = Env::start().await;
     let url = env.sandbox.url();
-    let bf = botauth_validator::BOT_FRAMEWORK_TENANTS[0];
+    let bf = BOT_FRAMEWORK_TENANT;
     let h = entra_header(&env);
     let token = |caller: &str| {
         let mut c = entra_claims(&env, format!("{url}/{bf}/v2.0"), "2.0", caller);

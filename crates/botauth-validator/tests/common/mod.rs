@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 pub const APP: &str = "9e1f3c2a-0000-4000-8000-00000000b07a";
 pub const TEAMS: &str = "https://smba.trafficmanager.net/teams/";
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+/// The first Bot Framework tenant, whose tokens the emulator and skills present
+/// (docs/protocol.md §6).
+pub const BOT_FRAMEWORK_TENANT: &str = "d6d49420-f39b-4df7-a1dc-d59a935871db";
 
 pub struct Env {
     pub sandbox: Sandbox,
