@@ -302,15 +302,6 @@ impl ConnectorClient {
         tokens: TokenManager,
     ) -> Result<ConnectorClientBuilder> {
         let map = ConnectionMap::from_config(config)?;
-        Ok(Self::builder_from_parts(config, tokens, map))
-    }
-
-    /// [`builder_from_config`](Self::builder_from_config) with a map compiled already.
-    pub fn builder_from_parts(
-        config: &BotAuthConfig,
-        tokens: TokenManager,
-        map: ConnectionMap,
-    ) -> ConnectorClientBuilder {
         let mut builder = Self::builder(tokens)
             .cloud(config.cloud.clone())
             .connection_name(config.top_level_connection_name())
@@ -324,12 +315,7 @@ impl ConnectorClient {
         for entry in &config.allowed_service_urls {
             builder = builder.allow_service_url(entry);
         }
-        builder
-    }
-
-    /// The top-level connection's token manager.
-    pub fn tokens(&self) -> &TokenManager {
-        self.top().tokens()
+        Ok(builder)
     }
 
     fn top(&self) -> &Connection {
@@ -337,22 +323,12 @@ impl ConnectorClient {
         &self.inner.connections[0]
     }
 
-    /// The connections of this client, the top-level one first.
-    pub fn connections(&self) -> &[Connection] {
-        &self.inner.connections
-    }
-
     /// The connection named `name` (compared without regard to case).
-    pub fn connection(&self, name: &str) -> Option<&Connection> {
+    fn connection(&self, name: &str) -> Option<&Connection> {
         self.inner
             .connections
             .iter()
             .find(|c| c.name().eq_ignore_ascii_case(name))
-    }
-
-    /// The connections map the client routes by.
-    pub fn connections_map(&self) -> &ConnectionMap {
-        &self.inner.map
     }
 
     /// The connection a call to `service_url` for an inbound token of audience
@@ -433,45 +409,9 @@ impl ConnectorClient {
         }
     }
 
-    /// Replies to activity `activity_id` of a conversation.
-    ///
-    /// # Errors
-    ///
-    /// See [`send`](Self::send).
-    pub async fn reply_to_activity(
-        &self,
-        service_url: &str,
-        conversation_id: &str,
-        activity_id: &str,
-        activity: &Value,
-    ) -> Result<ResourceResponse, ConnectorError> {
-        self.send(
-            &Target::reply_to(service_url, conversation_id, activity_id),
-            activity,
-        )
-        .await
-    }
-
-    /// Sends a new activity to a conversation.
-    ///
-    /// # Errors
-    ///
-    /// See [`send`](Self::send).
-    pub async fn send_to_conversation(
-        &self,
-        service_url: &str,
-        conversation_id: &str,
-        activity: &Value,
-    ) -> Result<ResourceResponse, ConnectorError> {
-        self.send(
-            &Target::conversation(service_url, conversation_id),
-            activity,
-        )
-        .await
-    }
-
-    /// Replies to an incoming activity: `reply` is addressed from it
-    /// ([`address_reply`](crate::address_reply)) and sent to its `serviceUrl`, conversation and id,
+    /// Replies to an incoming activity: `reply` is addressed from it as
+    /// [`reply_activity`](crate::reply_activity) addresses (the fields `reply` has already are
+    /// kept) and sent to its `serviceUrl`, conversation and id,
     /// with a Bot Connector token. Use [`reply_to_verified`](Self::reply_to_verified) (feature
     /// `validator`) to reply to skills with the right audience too.
     ///

@@ -87,13 +87,8 @@ impl Connection {
     }
 
     /// Its cloud.
-    pub fn cloud(&self) -> &Cloud {
+    pub(crate) fn cloud(&self) -> &Cloud {
         &self.cloud
-    }
-
-    /// Its configured scopes (empty: the cloud's Bot Connector scope).
-    pub fn scopes(&self) -> &[String] {
-        &self.scopes
     }
 
     /// The token request of a Connector call to `service_url` through this connection: its scopes
@@ -295,7 +290,7 @@ impl ConnectionMap {
     }
 
     /// The number of rules.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.rules.len()
     }
 
@@ -328,11 +323,6 @@ impl ConnectionMap {
             .iter()
             .find(|r| r.service_url.is_none() && r.audience.is_none())
             .map(|r| r.connection.as_str())
-    }
-
-    /// The connection names the rules refer to, in rule order (repeats included).
-    pub fn connections(&self) -> impl Iterator<Item = &str> {
-        self.rules.iter().map(|r| r.connection.as_str())
     }
 }
 

@@ -12,7 +12,7 @@ pub use botauth_core::service_url::{
 pub use client::{ConnectorClient, ConnectorClientBuilder};
 pub use connections::{Connection, ConnectionMap, DEFAULT_CONNECTION_NAME};
 pub use error::{ConnectorError, ConnectorErrorBody, ConnectorErrorKind};
-pub use target::{Audience, ResourceResponse, Target, address_reply, reply_activity};
+pub use target::{Audience, ResourceResponse, Target, reply_activity};
 
 /// The audience a reply to a caller verified by the validator needs: the calling bot's app id for
 /// a skill call (its `appid`/`azp` claim), the Bot Connector for everything else.

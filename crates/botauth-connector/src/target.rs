@@ -93,31 +93,6 @@ impl Target {
         self
     }
 
-    /// The inbound audience `ConnectionsMap` rules are compared with, if any.
-    pub fn inbound_token_audience(&self) -> Option<&str> {
-        self.inbound_audience.as_deref()
-    }
-
-    /// Whose audience the token will have.
-    pub fn token_audience(&self) -> &Audience {
-        &self.audience
-    }
-
-    /// The service URL as given.
-    pub fn service_url(&self) -> &str {
-        &self.service_url
-    }
-
-    /// The conversation id.
-    pub fn conversation_id(&self) -> &str {
-        &self.conversation_id
-    }
-
-    /// The activity replied to, if this is a reply.
-    pub fn reply_to_id(&self) -> Option<&str> {
-        self.reply_to_id.as_deref()
-    }
-
     /// The path below the service URL, ids percent-encoded as `encodeURIComponent` does (Teams
     /// conversation ids carry `:`, `@`, `;` and `=`).
     pub(crate) fn path(&self) -> Result<String, ConnectorError> {
@@ -212,7 +187,7 @@ pub fn reply_activity(incoming: &Value, text: &str) -> Value {
 
 /// Fills the addressing fields of `reply` from `incoming` (see [`reply_activity`]); fields the
 /// reply already has are kept. A `reply` that is not a JSON object is returned unchanged.
-pub fn address_reply(incoming: &Value, mut reply: Value) -> Value {
+pub(crate) fn address_reply(incoming: &Value, mut reply: Value) -> Value {
     let Some(out) = reply.as_object_mut() else {
         return reply;
     };
@@ -289,7 +264,11 @@ mod tests {
         });
         let t = Target::reply_to_activity(&incoming).unwrap();
         assert_eq!(
-            (t.service_url(), t.conversation_id(), t.reply_to_id()),
+            (
+                t.service_url.as_str(),
+                t.conversation_id.as_str(),
+                t.reply_to_id.as_deref()
+            ),
             (
                 "https://smba.trafficmanager.net/teams/",
                 "a:conv",
@@ -298,10 +277,7 @@ mod tests {
         );
         let mut no_id = incoming.clone();
         no_id.as_object_mut().unwrap().remove("id");
-        assert_eq!(
-            Target::reply_to_activity(&no_id).unwrap().reply_to_id(),
-            None
-        );
+        assert_eq!(Target::reply_to_activity(&no_id).unwrap().reply_to_id, None);
         for missing in ["serviceUrl", "conversation"] {
             let mut v = incoming.clone();
             v.as_object_mut().unwrap().remove(missing);

@@ -75,9 +75,8 @@ async fn replies_and_sends_with_a_token_the_connector_accepts() {
     let sent = client.reply(&incoming, reply.clone()).await.unwrap();
     assert!(sent.id.is_some());
     let sent = client
-        .send_to_conversation(
-            &sandbox.connector_url(),
-            "a:1Xyz;messageid=42",
+        .send(
+            &Target::conversation(&sandbox.connector_url(), "a:1Xyz;messageid=42"),
             &json!({"type": "message", "text": "proactive"}),
         )
         .await
@@ -167,7 +166,7 @@ async fn hostile_service_urls_get_no_token() {
         ("http://127.0.0.1:1/", ServiceUrlErrorKind::NotAllowed),
     ] {
         let err = client
-            .send_to_conversation(url, "a:1", &activity)
+            .send(&Target::conversation(url, "a:1"), &activity)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ConnectorErrorKind::ServiceUrl, "{url}: {err:?}");
@@ -427,7 +426,10 @@ async fn unreachable_and_bad_arguments() {
         .build()
         .unwrap();
     let err = client2
-        .send_to_conversation(&url, "a:1", &json!({"type": "message"}))
+        .send(
+            &Target::conversation(&url, "a:1"),
+            &json!({"type": "message"}),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ConnectorErrorKind::Unavailable);
@@ -435,7 +437,10 @@ async fn unreachable_and_bad_arguments() {
 
     for (conversation, activity) in [("", json!({})), ("..", json!({})), ("a:1", json!("text"))] {
         let err = client
-            .send_to_conversation(&sandbox.connector_url(), conversation, &activity)
+            .send(
+                &Target::conversation(&sandbox.connector_url(), conversation),
+                &activity,
+            )
             .await
             .unwrap_err();
         assert_eq!(
@@ -467,7 +472,7 @@ async fn skill_replies_use_the_callers_app_id_as_audience() {
         .audience(Audience::Skill(parent.into()));
     assert_eq!(
         client
-            .token_request(target.token_audience())
+            .token_request(&Audience::Skill(parent.into()))
             .unwrap()
             .scopes,
         [format!("{parent}/.default")]
@@ -527,7 +532,7 @@ async fn request_shape() {
     let activity = json!({"type": "message", "text": "é ✓"});
     // An empty 201 body is a success without an id.
     let sent = client
-        .reply_to_activity(&url, "a:1", "9", &activity)
+        .send(&Target::reply_to(&url, "a:1", "9"), &activity)
         .await
         .unwrap();
     assert_eq!(sent.id, None);

@@ -355,7 +355,7 @@ impl BotAuth {
     /// (feature `connector`): the first rule whose `ServiceUrl` matches and whose `Audience`, if
     /// any, equals `inbound_audience` (the inbound token's `aud`, else `appid`; `None` for a
     /// proactive message). `None` when no rule matches: the Connector client then refuses the
-    /// call with `ConnectorError::NoConnection`. With an empty map, the top-level connection.
+    /// call with a `ConnectorError` of kind `NoConnection`. With an empty map, the top-level connection.
     ///
     /// The name is the connection's as configured, whatever case the rule wrote it in. This does
     /// not check the service URL against the allow-list; the Connector client does, before
@@ -442,11 +442,10 @@ impl BotAuth {
     /// A configuration error for an unusable `allowed_service_urls` entry.
     #[cfg(feature = "connector")]
     pub fn connector(&self) -> Result<botauth_connector::ConnectorClient> {
-        let mut builder = botauth_connector::ConnectorClient::builder_from_parts(
+        let mut builder = botauth_connector::ConnectorClient::builder_from_config(
             &self.config,
             self.tokens.clone(),
-            self.map.clone(),
-        );
+        )?;
         for c in &self.connections {
             builder = builder.connection(
                 botauth_connector::Connection::new(&c.name, c.tokens.clone())
