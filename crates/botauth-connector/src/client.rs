@@ -6,16 +6,14 @@ use std::time::Duration;
 
 use botauth_core::service_url::{ServiceUrl, ServiceUrlAllowList};
 use botauth_core::telemetry;
-use botauth_core::{
-    AccessToken, BotAuthConfig, Clock, Cloud, Dialect, Error, Result, TokenRequest,
-};
+use botauth_core::{AccessToken, BotAuthConfig, Clock, Dialect, Error, Result, TokenRequest};
 use botauth_http::{ClientSettings, HttpOptions, read_body, retry_after, transport_error};
 use botauth_token::TokenManager;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
 use tracing::Instrument as _;
 
-use crate::connections::{Connection, ConnectionMap, DEFAULT_CONNECTION_NAME, Unknown};
+use crate::connections::{Connection, ConnectionMap, Unknown};
 use crate::error::{ConnectorError, ConnectorErrorBody, Repr};
 use crate::target::{Audience, ResourceResponse, Target, address_reply};
 
@@ -88,10 +86,7 @@ impl fmt::Debug for ConnectorClient {
 /// Builds a [`ConnectorClient`].
 #[must_use]
 pub struct ConnectorClientBuilder {
-    tokens: TokenManager,
-    cloud: Cloud,
-    name: String,
-    scopes: Vec<String>,
+    top: Connection,
     connections: Vec<Connection>,
     map: ConnectionMap,
     dialect: Dialect,
@@ -106,9 +101,7 @@ pub struct ConnectorClientBuilder {
 impl fmt::Debug for ConnectorClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnectorClientBuilder")
-            .field("cloud", &self.cloud)
-            .field("name", &self.name)
-            .field("scopes", &self.scopes)
+            .field("top", &self.top)
             .field("connections", &self.connections)
             .field("map", &self.map)
             .field("extra", &self.extra)
@@ -120,26 +113,6 @@ impl fmt::Debug for ConnectorClientBuilder {
 }
 
 impl ConnectorClientBuilder {
-    /// The cloud whose Bot Connector scope replies use (default: public).
-    pub fn cloud(mut self, cloud: Cloud) -> Self {
-        self.cloud = cloud;
-        self
-    }
-
-    /// The name of the top-level connection, the one built around the builder's token manager
-    /// (default [`DEFAULT_CONNECTION_NAME`]): [`ConnectionMap`] rules refer to it by this name.
-    pub fn connection_name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-
-    /// The scopes of the top-level connection's calls (Agents `Scopes`; `{instance}` stands for
-    /// the target's `scheme://host`). Empty, the default: the cloud's Bot Connector scope.
-    pub fn scopes(mut self, scopes: Vec<String>) -> Self {
-        self.scopes = scopes;
-        self
-    }
-
     /// Adds a named connection that [`ConnectionMap`] rules may send calls through.
     pub fn connection(mut self, connection: Connection) -> Self {
         self.connections.push(connection);
@@ -153,15 +126,10 @@ impl ConnectorClientBuilder {
         self
     }
 
-    /// Replaces the allow-list (default: the Bot Service hosts of docs/protocol.md §6).
+    /// The allow-list (default: the Bot Service hosts of docs/protocol.md §6). Add hosts,
+    /// wildcard hosts or URLs to those with [`ServiceUrlAllowList::with_defaults_and`].
     pub fn allow_list(mut self, allow: ServiceUrlAllowList) -> Self {
         self.allow = allow;
-        self
-    }
-
-    /// Adds a host, wildcard host or URL to the allow-list (checked by [`build`](Self::build)).
-    pub fn allow_service_url(mut self, entry: impl Into<String>) -> Self {
-        self.extra.push(entry.into());
         self
     }
 
@@ -206,10 +174,7 @@ impl ConnectorClientBuilder {
     pub fn build(mut self) -> Result<ConnectorClient> {
         self.allow
             .allow_entries("allowed_service_urls", &self.extra)?;
-        let top = Connection::new(self.name, self.tokens)
-            .with_cloud(self.cloud)
-            .with_scopes(self.scopes);
-        let mut connections = vec![top];
+        let mut connections = vec![self.top];
         for connection in self.connections {
             if connections
                 .iter()
@@ -254,13 +219,13 @@ impl ConnectorClientBuilder {
 }
 
 impl ConnectorClient {
-    /// A builder around `tokens`: public cloud, Bot Service allow-list, default retries.
-    pub fn builder(tokens: TokenManager) -> ConnectorClientBuilder {
+    /// A builder around the top-level connection: a [`TokenManager`] (named
+    /// [`DEFAULT_CONNECTION_NAME`](crate::DEFAULT_CONNECTION_NAME), public cloud, the Bot
+    /// Connector scope), or a [`Connection`] with its own name, cloud and scopes
+    /// ([`ConnectionMap`] rules refer to it by its name). Bot Service allow-list, default retries.
+    pub fn builder(top: impl Into<Connection>) -> ConnectorClientBuilder {
         ConnectorClientBuilder {
-            tokens,
-            cloud: Cloud::Public,
-            name: DEFAULT_CONNECTION_NAME.to_owned(),
-            scopes: Vec::new(),
+            top: top.into(),
             connections: Vec::new(),
             map: ConnectionMap::default(),
             dialect: Dialect::AgentsSdk,
@@ -302,19 +267,19 @@ impl ConnectorClient {
         tokens: TokenManager,
     ) -> Result<ConnectorClientBuilder> {
         let map = ConnectionMap::from_config(config)?;
-        let mut builder = Self::builder(tokens)
-            .cloud(config.cloud.clone())
-            .connection_name(config.top_level_connection_name())
-            .scopes(config.scopes.clone())
-            .connections_map(map);
+        let top = Connection::new(config.top_level_connection_name(), tokens)
+            .with_cloud(config.cloud.clone())
+            .with_scopes(config.scopes.clone());
+        let mut builder = Self::builder(top).connections_map(map);
         builder.dialect = config.dialect;
         if let Some(timeout) = config.http_timeout {
             // `BOTAUTH_HTTP_TIMEOUT` / `http_timeout`: the Connector's other limits stay.
             builder = builder.settings(ClientSettings::new().timeout(timeout));
         }
-        for entry in &config.allowed_service_urls {
-            builder = builder.allow_service_url(entry);
-        }
+        // Checked by `build`, whose error names the configuration key.
+        builder
+            .extra
+            .extend(config.allowed_service_urls.iter().cloned());
         Ok(builder)
     }
 
@@ -378,22 +343,6 @@ impl ConnectorClient {
             .allow
             .check(service_url)
             .map_err(|e| Repr::ServiceUrl(e).into())
-    }
-
-    /// The token request of the top-level connection for `audience`: the cloud's Bot Connector
-    /// scope, or `{app id}/.default`. (Calls through a connection with scopes use
-    /// [`Connection::token_request`].)
-    ///
-    /// # Errors
-    ///
-    /// [`ConnectorErrorKind::InvalidArgument`] for an empty skill app id or one with whitespace.
-    pub fn token_request(&self, audience: &Audience) -> Result<TokenRequest, ConnectorError> {
-        match audience {
-            Audience::BotConnector => {
-                Ok(TokenRequest::new(self.top().cloud().bot_connector_scope()))
-            }
-            Audience::Skill(app_id) => skill_request(app_id),
-        }
     }
 
     /// The token request of a call to `base` through `connection`: a skill reply's audience is
@@ -741,6 +690,21 @@ fn backoff(retries: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_skill_reply_is_for_the_calling_bot() {
+        let parent = "99999999-8888-7777-6666-555555555555";
+        assert_eq!(
+            skill_request(parent).unwrap().scopes,
+            [format!("{parent}/.default")]
+        );
+        for bad in ["", "a b", "x\n"] {
+            assert_eq!(
+                skill_request(bad).unwrap_err().kind(),
+                crate::ConnectorErrorKind::InvalidArgument
+            );
+        }
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {

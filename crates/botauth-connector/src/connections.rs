@@ -49,6 +49,14 @@ impl fmt::Debug for Connection {
     }
 }
 
+/// The top-level connection of a client built around one token manager: named
+/// [`DEFAULT_CONNECTION_NAME`], public cloud, no scopes of its own.
+impl From<TokenManager> for Connection {
+    fn from(tokens: TokenManager) -> Self {
+        Connection::new(DEFAULT_CONNECTION_NAME, tokens)
+    }
+}
+
 impl Connection {
     /// A connection named `name` whose tokens come from `tokens`: public cloud, no scopes of its
     /// own (the cloud's Bot Connector scope).

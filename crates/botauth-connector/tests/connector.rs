@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use botauth_connector::{
-    Audience, ConnectorClient, ConnectorError, ConnectorErrorKind, ServiceUrlError,
-    ServiceUrlErrorKind, Target, reply_activity,
+    Audience, Connection, ConnectorClient, ConnectorError, ConnectorErrorKind, ServiceUrlAllowList,
+    ServiceUrlError, ServiceUrlErrorKind, Target, reply_activity,
 };
 use botauth_core::{BotAuthConfig, Clock, ErrorKind, ManualClock};
 use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Fault, Route, Sandbox};
@@ -41,12 +41,13 @@ async fn setup() -> (Sandbox, ConnectorClient, Arc<ManualClock>) {
     let sandbox = Sandbox::start().await.unwrap();
     let config = config(&sandbox, &[]);
     let clock = Arc::new(ManualClock::new());
-    let client = ConnectorClient::builder(tokens(&config))
-        .cloud(config.cloud.clone())
-        .allow_service_url(sandbox.connector_url())
-        .settings(botauth_http::ClientSettings::new().clock(Arc::clone(&clock) as Arc<dyn Clock>))
-        .build()
-        .unwrap();
+    let client = ConnectorClient::builder(
+        Connection::from(tokens(&config)).with_cloud(config.cloud.clone()),
+    )
+    .allow_list(ServiceUrlAllowList::with_defaults_and([sandbox.connector_url()]).unwrap())
+    .settings(botauth_http::ClientSettings::new().clock(Arc::clone(&clock) as Arc<dyn Clock>))
+    .build()
+    .unwrap();
     (sandbox, client, clock)
 }
 
@@ -422,7 +423,7 @@ async fn unreachable_and_bad_arguments() {
     let url = format!("http://127.0.0.1:{closed}/");
     let sandbox_config = config(&sandbox, &[]);
     let client2 = ConnectorClient::builder(tokens(&sandbox_config))
-        .allow_service_url(url.clone())
+        .allow_list(ServiceUrlAllowList::with_defaults_and([url.clone()]).unwrap())
         .build()
         .unwrap();
     let err = client2
@@ -470,13 +471,6 @@ async fn skill_replies_use_the_callers_app_id_as_audience() {
     let target = Target::reply_to_activity(&incoming(&sandbox))
         .unwrap()
         .audience(Audience::Skill(parent.into()));
-    assert_eq!(
-        client
-            .token_request(&Audience::Skill(parent.into()))
-            .unwrap()
-            .scopes,
-        [format!("{parent}/.default")]
-    );
     client
         .send(&target, &json!({"type": "message"}))
         .await
@@ -486,15 +480,23 @@ async fn skill_replies_use_the_callers_app_id_as_audience() {
     assert_eq!(posts[0].audience, parent);
     assert_eq!(posts[0].app_id, DEMO_CLIENT_ID);
     assert_eq!(posts[0].reply_to_id.as_deref(), Some("1700000000000"));
+    // A skill app id that cannot be an audience is refused before any token is asked for.
+    let token_requests = sandbox.count(Route::Token);
     for bad in ["", "a b", "x\n"] {
+        let target = Target::reply_to_activity(&incoming(&sandbox))
+            .unwrap()
+            .audience(Audience::Skill(bad.into()));
         assert_eq!(
             client
-                .token_request(&Audience::Skill(bad.into()))
+                .send(&target, &json!({"type": "message"}))
+                .await
                 .unwrap_err()
                 .kind(),
             ConnectorErrorKind::InvalidArgument
         );
     }
+    assert_eq!(sandbox.count(Route::Token), token_requests);
+    assert_eq!(sandbox.connector_posts().len(), 1);
 }
 
 /// A Connector that checks the exact request: method, content type, sensitive bearer header,
@@ -526,7 +528,7 @@ async fn request_shape() {
     let sandbox = Sandbox::start().await.unwrap();
     let config = config(&sandbox, &[]);
     let client = ConnectorClient::builder(tokens(&config))
-        .allow_service_url(url.clone())
+        .allow_list(ServiceUrlAllowList::with_defaults_and([url.clone()]).unwrap())
         .build()
         .unwrap();
     let activity = json!({"type": "message", "text": "é ✓"});
@@ -553,11 +555,12 @@ async fn request_shape() {
 async fn a_token_failure_keeps_its_hint_in_the_report() {
     let sandbox = Sandbox::start().await.unwrap();
     let config = config(&sandbox, &[("CLIENT_SECRET", "wrong~secret~value")]);
-    let client = ConnectorClient::builder(tokens(&config))
-        .cloud(config.cloud.clone())
-        .allow_service_url(sandbox.connector_url())
-        .build()
-        .unwrap();
+    let client = ConnectorClient::builder(
+        Connection::from(tokens(&config)).with_cloud(config.cloud.clone()),
+    )
+    .allow_list(ServiceUrlAllowList::with_defaults_and([sandbox.connector_url()]).unwrap())
+    .build()
+    .unwrap();
     let error = reply_err(&client, &sandbox).await;
     assert_eq!(error.kind(), ConnectorErrorKind::Token);
     let top = error.to_string();
