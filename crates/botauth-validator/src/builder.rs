@@ -11,7 +11,7 @@ use botauth_core::{BotAuthConfig, Cloud};
 use botauth_http::{ClientSettings, HttpOptions};
 use serde_json::Value;
 
-use crate::check::{ClaimsCheck, ClaimsChecks, ClaimsRejection};
+use crate::check::{ClaimsChecks, ClaimsRejection};
 use crate::claims::BotClaims;
 use crate::error::{Error, Result};
 use crate::jwk::parse_jwks;
@@ -302,19 +302,17 @@ impl ValidatorBuilder {
     /// [`ErrorKind::ClaimsCheck`](crate::ErrorKind::ClaimsCheck): the layer answers its fixed 401
     /// (the handler does not run) and logs the reason. Several checks run in the order added;
     /// the first refusal wins. See the crate documentation for a one-tenant example.
+    ///
+    /// The check is a closure or a function; a check with state of its own (a type with a
+    /// `check` method, a shared list) is captured by a `move` closure. It runs inside the
+    /// request, so it should be quick and must not block; it runs for every request, so it must
+    /// not assume it has seen the token before.
     #[must_use]
-    pub fn claims_check<F>(self, check: F) -> Self
+    pub fn claims_check<F>(mut self, check: F) -> Self
     where
         F: Fn(&BotClaims, &ActivityInfo<'_>) -> Result<(), ClaimsRejection> + Send + Sync + 'static,
     {
-        self.claims_checker(Arc::new(check))
-    }
-
-    /// Adds a claims check given as a [`ClaimsCheck`] trait object (see
-    /// [`claims_check`](Self::claims_check) for closures).
-    #[must_use]
-    pub fn claims_checker(mut self, check: Arc<dyn ClaimsCheck>) -> Self {
-        self.checks.push(check);
+        self.checks.push(Arc::new(check));
         self
     }
 

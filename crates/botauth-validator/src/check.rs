@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::claims::BotClaims;
 use crate::validator::ActivityInfo;
 
-/// Why a [`ClaimsCheck`] refused a request. The reason is logged (through `tracing`, with the
+/// Why a [claims check](crate::ValidatorBuilder::claims_check) refused a request. The reason is logged (through `tracing`, with the
 /// rejection's kind [`ErrorKind::ClaimsCheck`](crate::ErrorKind::ClaimsCheck)); the caller only
 /// sees the layer's fixed 401.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +30,6 @@ impl ClaimsRejection {
         }
     }
 
-    /// The reason given.
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-
     pub(crate) fn into_reason(self) -> Cow<'static, str> {
         self.reason
     }
@@ -50,14 +45,9 @@ impl std::error::Error for ClaimsRejection {}
 
 /// A check of the bot's own, run by the [`Validator`](crate::Validator) after every built-in
 /// rule has passed, on the full path and on a verified-token cache hit alike (see
-/// [`ValidatorBuilder::claims_check`](crate::ValidatorBuilder::claims_check)).
-///
-/// Any `Fn(&BotClaims, &ActivityInfo<'_>) -> Result<(), ClaimsRejection> + Send + Sync` is a
-/// check; implement the trait for a type when the check has state worth naming.
-///
-/// A check runs inside the request, so it should be quick and must not block; it runs for every
-/// request, so it must not assume it has seen the token before.
-pub trait ClaimsCheck: Send + Sync {
+/// [`ValidatorBuilder::claims_check`](crate::ValidatorBuilder::claims_check)): any
+/// `Fn(&BotClaims, &ActivityInfo<'_>) -> Result<(), ClaimsRejection> + Send + Sync`.
+pub(crate) trait ClaimsCheck: Send + Sync {
     /// `Ok(())` admits the request; `Err` refuses it with a reason for the log.
     fn check(&self, claims: &BotClaims, activity: &ActivityInfo<'_>)
     -> Result<(), ClaimsRejection>;

@@ -335,8 +335,8 @@ impl From<ClaimsRejection> for Error {
     }
 }
 
-/// The result type of this crate.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+/// The result type of this crate's internals.
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {

@@ -25,9 +25,9 @@ mod verified_cache;
 
 pub use activity::VerifiedActivity;
 pub use builder::ValidatorBuilder;
-pub use check::{ClaimsCheck, ClaimsRejection};
+pub use check::ClaimsRejection;
 pub use claims::BotClaims;
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind};
 #[cfg(feature = "axum")]
 pub use extract::MissingBotAuthLayer;
 pub use future::ResponseFuture;

@@ -14,8 +14,7 @@ use axum::Router;
 use axum::routing::post;
 use botauth_sandbox::{DEMO_TENANT_ID, Route};
 use botauth_validator::{
-    ActivityInfo, BotAuthLayer, BotClaims, ClaimsCheck, ClaimsRejection, ErrorKind, Validator,
-    VerifiedActivity,
+    ActivityInfo, BotAuthLayer, BotClaims, ClaimsRejection, ErrorKind, Validator, VerifiedActivity,
 };
 use common::*;
 use serde_json::{Value, json};
@@ -232,11 +231,11 @@ async fn the_rejection_is_typed_and_carries_the_reason() {
     );
 }
 
-/// A named check type, through the trait object.
+/// A named check type, captured by a closure.
 #[derive(Debug)]
 struct AllowedChannels(&'static [&'static str]);
 
-impl ClaimsCheck for AllowedChannels {
+impl AllowedChannels {
     fn check(&self, _: &BotClaims, activity: &ActivityInfo<'_>) -> Result<(), ClaimsRejection> {
         match activity.channel_id() {
             Some(channel) if self.0.contains(&channel) => Ok(()),
@@ -252,7 +251,10 @@ async fn several_checks_run_in_order_and_the_first_refusal_wins() {
     let second = Arc::clone(&order);
     let v = env
         .builder()
-        .claims_checker(Arc::new(AllowedChannels(&["msteams"])))
+        .claims_check({
+            let allowed = AllowedChannels(&["msteams"]);
+            move |claims: &BotClaims, activity: &ActivityInfo<'_>| allowed.check(claims, activity)
+        })
         .claims_check(move |_: &BotClaims, _: &ActivityInfo<'_>| {
             second.fetch_add(1, Ordering::SeqCst);
             Err(ClaimsRejection::new("second"))
