@@ -5,7 +5,7 @@ use std::io::Read;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use botauth::core::{UtcDateTime, date};
+use botauth::core::{Cloud, UtcDateTime, date};
 use botauth::http::HttpOptions;
 use botauth::validator::{Algorithm, BotServiceProfile, Error, ErrorKind, Validator, dangerous};
 use clap::Args;
@@ -50,14 +50,25 @@ pub(crate) struct ValidateArgs {
 /// Exit codes: 0 valid, 1 rejected (a token that is not even UTF-8 included: `rejected: malformed`),
 /// 2 usage or configuration error, 3 keys unavailable.
 pub(crate) async fn run(args: ValidateArgs) -> ExitCode {
-    let profile = match (&args.metadata_url, &args.issuer) {
-        (Some(url), Some(issuer)) => BotServiceProfile::custom(url, issuer),
-        _ => BotServiceProfile::public(),
+    let (profile, issuer, metadata_url) = match (&args.metadata_url, &args.issuer) {
+        (Some(url), Some(issuer)) => (
+            BotServiceProfile::custom(url, issuer),
+            issuer.clone(),
+            url.clone(),
+        ),
+        _ => {
+            let cloud = Cloud::Public;
+            (
+                BotServiceProfile::public(),
+                cloud.bot_service_issuer().to_owned(),
+                cloud.bot_service_metadata_url().to_owned(),
+            )
+        }
     };
     let expected = Expected {
         app_id: &args.app_id,
-        issuer: profile.issuer().to_owned(),
-        metadata_url: profile.metadata_url().to_owned(),
+        issuer,
+        metadata_url,
         service_url: args.service_url.as_deref(),
         channel_id: args.channel_id.as_deref(),
     };

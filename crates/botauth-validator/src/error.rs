@@ -51,7 +51,7 @@ pub enum ErrorKind {
     Tenant,
     /// The caller (`appid`/`azp`) is not allowed.
     Caller,
-    /// The bot's own [`ClaimsCheck`](crate::ClaimsCheck) refused the request.
+    /// The bot's own [claims check](crate::ValidatorBuilder::claims_check) refused the request.
     ClaimsCheck,
     /// The signing keys could not be obtained (never fetched, or stale beyond the bound).
     KeysUnavailable,
@@ -98,8 +98,8 @@ impl fmt::Display for ErrorKind {
 
 /// The error of every validation: match on its [`kind`](Error::kind). No error holds the token or
 /// any value taken from it: the token is attacker-controlled and may be a live credential. (The
-/// one reason botauth does not write is a [`ClaimsCheck`](crate::ClaimsCheck)'s, which says what
-/// the bot's own check chose.)
+/// one reason botauth does not write is a [claims check](crate::ValidatorBuilder::claims_check)'s,
+/// which says what the bot's own check chose.)
 #[derive(Clone, thiserror::Error)]
 #[error(transparent)]
 #[non_exhaustive]
@@ -291,7 +291,7 @@ impl Error {
         }
     }
 
-    /// The reason the bot's own [`ClaimsCheck`](crate::ClaimsCheck) gave, for
+    /// The reason the bot's own [claims check](crate::ValidatorBuilder::claims_check) gave, for
     /// [`ErrorKind::ClaimsCheck`].
     pub fn reason(&self) -> Option<&str> {
         match &self.0 {

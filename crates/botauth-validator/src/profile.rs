@@ -63,16 +63,6 @@ impl BotServiceProfile {
         self.caller_id = Some(urn.into());
         self
     }
-
-    /// The exact issuer accepted.
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
-    /// The OpenID metadata URL.
-    pub fn metadata_url(&self) -> &str {
-        &self.metadata_url
-    }
 }
 
 /// Where Entra-issued tokens come from: the authority host (v2 issuers and metadata) and the v1
@@ -343,19 +333,19 @@ mod tests {
     #[test]
     fn clouds() {
         let p = BotServiceProfile::public();
-        assert_eq!(p.issuer(), "https://api.botframework.com");
+        assert_eq!(p.issuer, "https://api.botframework.com");
         assert_eq!(
-            p.metadata_url(),
+            p.metadata_url,
             "https://login.botframework.com/v1/.well-known/openidconfiguration"
         );
         assert_eq!(p.caller_id.as_deref(), Some("urn:botframework:azure"));
         let g = BotServiceProfile::for_cloud(&Cloud::UsGov);
-        assert_eq!(g.issuer(), "https://api.botframework.us");
+        assert_eq!(g.issuer, "https://api.botframework.us");
         assert_eq!(g.caller_id.as_deref(), Some("urn:botframework:azureusgov"));
         let c = BotServiceProfile::for_cloud(&Cloud::China);
-        assert_eq!(c.issuer(), "https://api.botframework.azure.cn");
+        assert_eq!(c.issuer, "https://api.botframework.azure.cn");
         assert_eq!(
-            c.metadata_url(),
+            c.metadata_url,
             "https://login.botframework.azure.cn/v1/.well-known/openidconfiguration"
         );
         assert_eq!(c.caller_id, None);
