@@ -42,7 +42,7 @@ pub fn channel_tokens(sandbox: &Sandbox, n: usize) -> Vec<String> {
 /// A validator for the sandbox's Bot Service keys, fetched over HTTP.
 pub fn validator(sandbox: &Sandbox, verified_cache: usize) -> Validator {
     Validator::builder(APP)
-        .bot_service(BotServiceProfile::custom(
+        .profile(BotServiceProfile::custom(
             sandbox.bot_service_metadata_url(),
             sandbox.bot_service_issuer(),
         ))

@@ -17,7 +17,7 @@ async fn no_inbound_token_reaches_the_logs() {
     let logs = CapturedLogs::scenario().await;
     let sandbox = Sandbox::start().await.unwrap();
     let validator = Validator::builder(APP)
-        .bot_service(BotServiceProfile::custom(
+        .profile(BotServiceProfile::custom(
             sandbox.bot_service_metadata_url(),
             sandbox.bot_service_issuer(),
         ))
@@ -64,7 +64,7 @@ async fn no_inbound_token_reaches_the_logs() {
     }
     // Keys unavailable, on a fresh validator.
     let cold = Validator::builder(APP)
-        .bot_service(BotServiceProfile::custom(
+        .profile(BotServiceProfile::custom(
             sandbox.bot_service_metadata_url(),
             sandbox.bot_service_issuer(),
         ))

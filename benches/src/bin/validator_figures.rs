@@ -341,7 +341,7 @@ fn main() {
             for flooded in [false, true] {
                 let clock = Arc::new(ManualClock::new());
                 let v = Validator::builder(APP)
-                    .bot_service(BotServiceProfile::custom(
+                    .profile(BotServiceProfile::custom(
                         sandbox.bot_service_metadata_url(),
                         sandbox.bot_service_issuer(),
                     ))

@@ -84,7 +84,7 @@ pub(crate) async fn run(args: ValidateArgs) -> ExitCode {
         Err(_) => KEYS_TIMEOUT,
     };
     let validator = match Validator::builder(&args.app_id)
-        .bot_service(profile)
+        .profile(profile)
         .algorithms(Algorithm::DEFAULT)
         .clock_skew(SKEW)
         .settings(

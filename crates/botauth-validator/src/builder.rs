@@ -18,8 +18,8 @@ use crate::jwk::parse_jwks;
 use crate::jwt::{Algorithm, Limits};
 use crate::keys::{KeyCache, KeyTiming};
 use crate::profile::{
-    AllowedCallers, BotServiceProfile, EmulatorProfile, EntraHosts, EntraProfile, SkillProfile,
-    bot_framework_tenants,
+    AllowedCallers, AnyProfile, BotServiceProfile, EmulatorProfile, EntraHosts, EntraProfile,
+    SkillProfile, TrustProfile, bot_framework_tenants,
 };
 use crate::telemetry;
 use crate::validator::{ActivityInfo, EntraRules, Inner, IssuerRules, Validator};
@@ -92,7 +92,7 @@ impl ValidatorBuilder {
             if let Some(issuer) = &inbound.issuer {
                 profile.issuer.clone_from(issuer);
             }
-            builder = builder.bot_service(profile);
+            builder = builder.profile(profile);
         }
         let authority = config.cloud.authority_host();
         let entra_authority = match &inbound.entra_metadata_url {
@@ -115,7 +115,7 @@ impl ValidatorBuilder {
                     inbound.allowed_callers.iter().cloned(),
                 ));
             }
-            builder = builder.entra(entra);
+            builder = builder.profile(entra);
         }
         if inbound.emulator {
             let emulator_authority = match &inbound.emulator_metadata_url {
@@ -128,7 +128,7 @@ impl ValidatorBuilder {
             if let Some(tenant) = &config.tenant_id {
                 emulator = emulator.tenant(tenant);
             }
-            builder = builder.emulator(emulator);
+            builder = builder.profile(emulator);
         }
         if inbound.skills {
             if inbound.allowed_callers.is_empty() {
@@ -145,7 +145,7 @@ impl ValidatorBuilder {
             if let Some(tenant) = &config.tenant_id {
                 skills = skills.tenant(tenant);
             }
-            builder = builder.skills(skills);
+            builder = builder.profile(skills);
         }
         for audience in &inbound.extra_audiences {
             builder = builder.audience(audience);
@@ -174,31 +174,19 @@ impl ValidatorBuilder {
         Ok(builder.strict_endorsements(inbound.strict_endorsements))
     }
 
-    /// Accepts Bot Service channel tokens of this cloud (may be called for several clouds).
+    /// Accepts the tokens of a trust profile: Bot Service channel tokens of a cloud
+    /// ([`BotServiceProfile`]; one per cloud, they add up), Entra ID tokens of the profile's
+    /// tenants ([`EntraProfile`]), Bot Framework Emulator tokens ([`EmulatorProfile`]) or skill
+    /// calls from the profile's allowed callers ([`SkillProfile`]). No profile is on by default;
+    /// an Entra, emulator or skill profile replaces the one of its kind given before.
     #[must_use]
-    pub fn bot_service(mut self, profile: BotServiceProfile) -> Self {
-        self.bot_service.push(profile);
-        self
-    }
-
-    /// Accepts Entra ID tokens of the profile's tenants.
-    #[must_use]
-    pub fn entra(mut self, profile: EntraProfile) -> Self {
-        self.entra = Some(profile);
-        self
-    }
-
-    /// Accepts Bot Framework Emulator tokens (off by default).
-    #[must_use]
-    pub fn emulator(mut self, profile: EmulatorProfile) -> Self {
-        self.emulator = Some(profile);
-        self
-    }
-
-    /// Accepts skill calls from the profile's allowed callers (off by default).
-    #[must_use]
-    pub fn skills(mut self, profile: SkillProfile) -> Self {
-        self.skills = Some(profile);
+    pub fn profile(mut self, profile: impl Into<TrustProfile>) -> Self {
+        match profile.into().0 {
+            AnyProfile::BotService(profile) => self.bot_service.push(profile),
+            AnyProfile::Entra(profile) => self.entra = Some(profile),
+            AnyProfile::Emulator(profile) => self.emulator = Some(profile),
+            AnyProfile::Skill(profile) => self.skills = Some(profile),
+        }
         self
     }
 
@@ -564,7 +552,7 @@ mod tests {
     #[test]
     fn an_authority_host_is_refused_not_ignored() {
         let e = Validator::builder("app")
-            .bot_service(BotServiceProfile::public())
+            .profile(BotServiceProfile::public())
             .settings(ClientSettings::new().authority_host("https://login.microsoftonline.com"))
             .build()
             .unwrap_err();
@@ -587,19 +575,19 @@ mod tests {
             e.config_key().map(str::to_owned).unwrap()
         };
         assert_eq!(
-            key(Validator::builder(" ").bot_service(BotServiceProfile::public())),
+            key(Validator::builder(" ").profile(BotServiceProfile::public())),
             "app_id"
         );
         assert_eq!(key(Validator::builder("app")), "profiles");
         assert_eq!(
             key(Validator::builder("app")
-                .bot_service(BotServiceProfile::public())
+                .profile(BotServiceProfile::public())
                 .algorithms([])),
             "algorithms"
         );
         assert_eq!(
             key(
-                Validator::builder("app").skills(SkillProfile::new(AllowedCallers::from_list(
+                Validator::builder("app").profile(SkillProfile::new(AllowedCallers::from_list(
                     Vec::<String>::new()
                 )))
             ),
@@ -607,35 +595,35 @@ mod tests {
         );
         assert_eq!(
             key(Validator::builder("app")
-                .bot_service(BotServiceProfile::custom("http://example.com/m", "iss"))),
+                .profile(BotServiceProfile::custom("http://example.com/m", "iss"))),
             "metadata_url"
         );
         assert_eq!(
             key(Validator::builder("app")
-                .bot_service(BotServiceProfile::public())
-                .bot_service(BotServiceProfile::custom(
+                .profile(BotServiceProfile::public())
+                .profile(BotServiceProfile::custom(
                     "https://example.com/m",
                     "https://api.botframework.com"
                 ))),
             "issuer"
         );
         assert_eq!(
-            key(Validator::builder("app").entra(EntraProfile::new("common"))),
+            key(Validator::builder("app").profile(EntraProfile::new("common"))),
             "entra.tenant"
         );
         assert_eq!(
             key(Validator::builder("app")
-                .bot_service(BotServiceProfile::public())
+                .profile(BotServiceProfile::public())
                 .fixed_jwks("https://example.com/other", serde_json::json!({"keys": []}))),
             "fixed_jwks"
         );
         let ok = Validator::builder("app")
-            .bot_service(BotServiceProfile::public())
-            .bot_service(BotServiceProfile::for_cloud(&botauth_core::Cloud::UsGov))
-            .bot_service(BotServiceProfile::for_cloud(&botauth_core::Cloud::China))
-            .entra(EntraProfile::new("T1"))
-            .emulator(EmulatorProfile::new().tenant("t1"))
-            .skills(SkillProfile::new(AllowedCallers::Any))
+            .profile(BotServiceProfile::public())
+            .profile(BotServiceProfile::for_cloud(&botauth_core::Cloud::UsGov))
+            .profile(BotServiceProfile::for_cloud(&botauth_core::Cloud::China))
+            .profile(EntraProfile::new("T1"))
+            .profile(EmulatorProfile::new().tenant("t1"))
+            .profile(SkillProfile::new(AllowedCallers::Any))
             .build()
             .unwrap();
         // Three Bot Service clouds, tenant t1, and `common` for the emulator/skill tenants.

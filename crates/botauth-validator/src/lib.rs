@@ -35,6 +35,7 @@ pub use jwt::Algorithm;
 pub use layer::{BotAuthLayer, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES};
 pub use profile::{
     AllowedCallers, BotServiceProfile, EmulatorProfile, EntraProfile, ProfileKind, SkillProfile,
+    TrustProfile,
 };
 pub use service::BotAuthService;
 pub use validator::{ActivityInfo, Validator};

@@ -442,7 +442,7 @@ mod tests {
 
         fn validator(&self, cache: usize) -> Validator {
             Validator::builder(APP)
-                .bot_service(BotServiceProfile::custom(
+                .profile(BotServiceProfile::custom(
                     self.sandbox.bot_service_metadata_url(),
                     self.sandbox.bot_service_issuer(),
                 ))

@@ -291,6 +291,44 @@ impl SkillProfile {
     }
 }
 
+/// One trust profile, for [`ValidatorBuilder::profile`](crate::ValidatorBuilder::profile): a
+/// [`BotServiceProfile`], [`EntraProfile`], [`EmulatorProfile`] or [`SkillProfile`] (each converts
+/// with `From`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustProfile(pub(crate) AnyProfile);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AnyProfile {
+    BotService(BotServiceProfile),
+    Entra(EntraProfile),
+    Emulator(EmulatorProfile),
+    Skill(SkillProfile),
+}
+
+impl From<BotServiceProfile> for TrustProfile {
+    fn from(profile: BotServiceProfile) -> Self {
+        TrustProfile(AnyProfile::BotService(profile))
+    }
+}
+
+impl From<EntraProfile> for TrustProfile {
+    fn from(profile: EntraProfile) -> Self {
+        TrustProfile(AnyProfile::Entra(profile))
+    }
+}
+
+impl From<EmulatorProfile> for TrustProfile {
+    fn from(profile: EmulatorProfile) -> Self {
+        TrustProfile(AnyProfile::Emulator(profile))
+    }
+}
+
+impl From<SkillProfile> for TrustProfile {
+    fn from(profile: SkillProfile) -> Self {
+        TrustProfile(AnyProfile::Skill(profile))
+    }
+}
+
 /// Which profile accepted a token (`Display` prints `bot_service`, `entra`, `emulator` or
 /// `skill`, as serialized).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

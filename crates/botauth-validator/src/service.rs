@@ -304,7 +304,7 @@ mod tests {
     fn the_layer_future_stays_under_a_kibibyte() {
         use http_body_util::Full;
         let validator = Validator::builder("app")
-            .bot_service(crate::BotServiceProfile::public())
+            .profile(crate::BotServiceProfile::public())
             .build()
             .unwrap();
         let inner = tower::service_fn(|_: Request<Full<Bytes>>| async {

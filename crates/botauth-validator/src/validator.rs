@@ -722,7 +722,7 @@ mod tests {
     #[test]
     fn the_verify_futures_stay_small() {
         let v = Validator::builder("app")
-            .bot_service(BotServiceProfile::public())
+            .profile(BotServiceProfile::public())
             .build()
             .unwrap();
         let verify = v.verify_token("x");
@@ -750,7 +750,7 @@ mod tests {
     async fn bot_service() -> (botauth_sandbox::Sandbox, Validator) {
         let sandbox = botauth_sandbox::Sandbox::start().await.unwrap();
         let v = Validator::builder(APP)
-            .bot_service(BotServiceProfile::custom(
+            .profile(BotServiceProfile::custom(
                 sandbox.bot_service_metadata_url(),
                 sandbox.bot_service_issuer(),
             ))

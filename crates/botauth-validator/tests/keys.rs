@@ -233,7 +233,7 @@ async fn jwks_uri_must_be_https_or_loopback() {
     );
     tokio::spawn(async move { axum::serve(server, app).await });
     let v = botauth_validator::Validator::builder(APP)
-        .bot_service(botauth_validator::BotServiceProfile::custom(
+        .profile(botauth_validator::BotServiceProfile::custom(
             format!("http://{addr}/meta"),
             env.sandbox.bot_service_issuer(),
         ))

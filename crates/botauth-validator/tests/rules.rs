@@ -474,7 +474,7 @@ async fn entra_single_tenant_tokens() {
     let v1 = format!("{url}/sts/{TENANT}/");
     let builder = || {
         Validator::builder(APP)
-            .entra(
+            .profile(
                 EntraProfile::new(TENANT.to_uppercase())
                     .authority_host(&url)
                     .v1_issuer_host(format!("{url}/sts")),
@@ -567,7 +567,7 @@ async fn entra_single_tenant_tokens() {
     }
 
     let restricted = builder()
-        .entra(
+        .profile(
             EntraProfile::new(TENANT)
                 .authority_host(&url)
                 .v1_issuer_host(format!("{url}/sts"))
@@ -617,7 +617,7 @@ async fn emulator_and_skills_are_off_by_default_and_follow_their_rules() {
     );
 
     let emulator = Validator::builder(APP)
-        .emulator(
+        .profile(
             EmulatorProfile::new()
                 .authority_host(&url)
                 .v1_issuer_host(format!("{url}/sts")),
@@ -657,7 +657,7 @@ async fn emulator_and_skills_are_off_by_default_and_follow_their_rules() {
     );
 
     let skills = Validator::builder(APP)
-        .skills(
+        .profile(
             SkillProfile::new(AllowedCallers::from_list(["skill-caller"]))
                 .authority_host(&url)
                 .v1_issuer_host(format!("{url}/sts")),
@@ -684,7 +684,7 @@ async fn emulator_and_skills_are_off_by_default_and_follow_their_rules() {
         ErrorKind::Caller
     );
     let any = Validator::builder(APP)
-        .skills(
+        .profile(
             SkillProfile::new(AllowedCallers::from_list(["*"]))
                 .authority_host(&url)
                 .v1_issuer_host(format!("{url}/sts")),
@@ -741,7 +741,7 @@ async fn no_process_global_issuer_list() {
     let env = Env::start().await;
     let url = env.sandbox.url();
     let entra = Validator::builder(APP)
-        .entra(EntraProfile::new(TENANT).authority_host(&url))
+        .profile(EntraProfile::new(TENANT).authority_host(&url))
         .settings(botauth_http::ClientSettings::new().clock(env.clock.clone()))
         .build()
         .unwrap();
@@ -754,7 +754,7 @@ async fn no_process_global_issuer_list() {
     let channel_only = env.validator();
     assert_eq!(kind(&channel_only, &token).await, ErrorKind::Issuer);
     let other_bot = Validator::builder("other-bot")
-        .entra(EntraProfile::new(TENANT).authority_host(&url))
+        .profile(EntraProfile::new(TENANT).authority_host(&url))
         .settings(botauth_http::ClientSettings::new().clock(env.clock.clone()))
         .build()
         .unwrap();

@@ -36,7 +36,7 @@ impl Env {
     /// A validator for Bot Service channel tokens from this sandbox.
     pub fn builder(&self) -> ValidatorBuilder {
         Validator::builder(APP)
-            .bot_service(
+            .profile(
                 BotServiceProfile::custom(
                     self.sandbox.bot_service_metadata_url(),
                     self.sandbox.bot_service_issuer(),

@@ -51,7 +51,7 @@ impl Harness {
         let clock = Arc::new(ManualClock::new());
         clock.set(UNIX_EPOCH + Duration::from_secs(NOW));
         let validator = Validator::builder(APP)
-            .bot_service(BotServiceProfile::public())
+            .profile(BotServiceProfile::public())
             .fixed_jwks(METADATA, json!({ "keys": [jwk] }))
             .settings(botauth_http::ClientSettings::new().clock(clock))
             .build()

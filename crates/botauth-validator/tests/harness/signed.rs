@@ -357,7 +357,7 @@ impl SignedHarness {
         let open =
             json!({"kty": "RSA", "use": "sig", "kid": OPEN_KID, "n": key["n"], "e": key["e"]});
         Validator::builder(APP)
-            .bot_service(BotServiceProfile::public())
+            .profile(BotServiceProfile::public())
             .fixed_jwks(METADATA, json!({ "keys": [endorsed, open] }))
             .settings(botauth_http::ClientSettings::new().clock(Arc::<ManualClock>::clone(clock)))
             .strict_endorsements(strict)
