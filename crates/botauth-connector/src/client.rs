@@ -22,21 +22,21 @@ use crate::target::{Audience, ResourceResponse, Target, address_reply};
 ///
 /// - The token goes only to a service URL the allow-list accepts (docs/protocol.md §6, outbound guard):
 ///   the Bot Service hosts plus configured ones, `https` except loopback. A refused URL is a
-///   [`ConnectorErrorKind::ServiceUrl`] and nothing is sent — no token is even requested.
+///   [`ConnectorErrorKind::ServiceUrl`](crate::ConnectorErrorKind::ServiceUrl) and nothing is sent — no token is even requested.
 /// - A 401 forces one token refresh and one retry (docs/protocol.md §5, `force_refresh`): the Connector
 ///   can refuse a token that looked valid, e.g. right after a credential rotation. At most one
 ///   forced refresh per scope per [`refresh_cooldown`](ConnectorClientBuilder::refresh_cooldown).
 /// - 429 and 503 are retried after `Retry-After` (never sooner than 1 s, 2 s, 4 s …), up to
 ///   [`max_retries`](ConnectorClientBuilder::max_retries); a `Retry-After` longer than
 ///   [`max_retry_wait`](ConnectorClientBuilder::max_retry_wait) is returned at once as
-///   [`ConnectorErrorKind::Throttled`] for the caller to schedule. Other failures — including other
+///   [`ConnectorErrorKind::Throttled`](crate::ConnectorErrorKind::Throttled) for the caller to schedule. Other failures — including other
 ///   5xx, where the activity may already have been delivered — are not retried, so a reply is never
 ///   posted twice by botauth.
 /// - No redirects are followed, bodies are bounded, and the `Authorization` header is marked
 ///   sensitive; neither the token nor the activity is logged.
 /// - With several identities (Agents SDK connections), each call goes through the connection the
 ///   [`ConnectionMap`] picks for its service URL and inbound audience, with that connection's
-///   token and scopes; a call no rule covers is a [`ConnectorErrorKind::NoConnection`] and nothing is
+///   token and scopes; a call no rule covers is a [`ConnectorErrorKind::NoConnection`](crate::ConnectorErrorKind::NoConnection) and nothing is
 ///   sent. Without a map every call uses the top-level connection. The allow-list is checked
 ///   first, whatever the map says.
 ///
@@ -302,8 +302,8 @@ impl ConnectorClient {
     ///
     /// # Errors
     ///
-    /// [`ConnectorErrorKind::ServiceUrl`] when the allow-list refuses `service_url`;
-    /// [`ConnectorErrorKind::NoConnection`] when no rule matches.
+    /// [`ConnectorErrorKind::ServiceUrl`](crate::ConnectorErrorKind::ServiceUrl) when the allow-list refuses `service_url`;
+    /// [`ConnectorErrorKind::NoConnection`](crate::ConnectorErrorKind::NoConnection) when no rule matches.
     pub fn connection_for(
         &self,
         service_url: &str,
@@ -337,7 +337,7 @@ impl ConnectorClient {
     ///
     /// # Errors
     ///
-    /// [`ConnectorErrorKind::ServiceUrl`].
+    /// [`ConnectorErrorKind::ServiceUrl`](crate::ConnectorErrorKind::ServiceUrl).
     pub fn check_service_url(&self, service_url: &str) -> Result<ServiceUrl, ConnectorError> {
         self.inner
             .allow
@@ -383,7 +383,7 @@ impl ConnectorClient {
     ///
     /// # Errors
     ///
-    /// See [`send`](Self::send); [`ConnectorErrorKind::InvalidArgument`] for a skill token without an
+    /// See [`send`](Self::send); [`ConnectorErrorKind::InvalidArgument`](crate::ConnectorErrorKind::InvalidArgument) for a skill token without an
     /// app id.
     #[cfg(feature = "validator")]
     pub async fn reply_to_verified(
@@ -414,14 +414,14 @@ impl ConnectorClient {
     ///
     /// # Errors
     ///
-    /// - [`ConnectorErrorKind::ServiceUrl`] / [`InvalidArgument`](ConnectorErrorKind::InvalidArgument) /
-    ///   [`NoConnection`](ConnectorErrorKind::NoConnection): refused before anything is sent;
-    /// - [`ConnectorErrorKind::Token`]: no token could be had;
-    /// - [`ConnectorErrorKind::Unauthorized`] / [`Forbidden`](ConnectorErrorKind::Forbidden): 401
+    /// - [`ConnectorErrorKind::ServiceUrl`](crate::ConnectorErrorKind::ServiceUrl) / [`InvalidArgument`](crate::ConnectorErrorKind::InvalidArgument) /
+    ///   [`NoConnection`](crate::ConnectorErrorKind::NoConnection): refused before anything is sent;
+    /// - [`ConnectorErrorKind::Token`](crate::ConnectorErrorKind::Token): no token could be had;
+    /// - [`ConnectorErrorKind::Unauthorized`](crate::ConnectorErrorKind::Unauthorized) / [`Forbidden`](crate::ConnectorErrorKind::Forbidden): 401
     ///   after one forced refresh, or 403;
-    /// - [`ConnectorErrorKind::Throttled`]: 429/503 after the allowed retries;
-    /// - [`ConnectorErrorKind::Status`]: any other failure status, with the Connector's error body;
-    /// - [`ConnectorErrorKind::Unavailable`]: transport failure, timeout, oversized answer.
+    /// - [`ConnectorErrorKind::Throttled`](crate::ConnectorErrorKind::Throttled): 429/503 after the allowed retries;
+    /// - [`ConnectorErrorKind::Status`](crate::ConnectorErrorKind::Status): any other failure status, with the Connector's error body;
+    /// - [`ConnectorErrorKind::Unavailable`](crate::ConnectorErrorKind::Unavailable): transport failure, timeout, oversized answer.
     ///
     /// Each call is a `botauth.connector.send` span (INFO) with the service URL's host, the
     /// connection, the HTTP attempts, the last status and the outcome; each attempt counts in

@@ -64,7 +64,7 @@ impl Target {
     ///
     /// # Errors
     ///
-    /// [`ConnectorErrorKind::InvalidArgument`] when `serviceUrl` or `conversation.id` is missing.
+    /// [`ConnectorErrorKind::InvalidArgument`](crate::ConnectorErrorKind::InvalidArgument) when `serviceUrl` or `conversation.id` is missing.
     pub fn reply_to_activity(incoming: &Value) -> Result<Self, ConnectorError> {
         let service_url = str_at(incoming, "/serviceUrl")
             .ok_or_else(|| invalid("activity", "the incoming activity has no `serviceUrl`"))?;
