@@ -100,7 +100,9 @@ pub enum ConnectorErrorKind {
 #[derive(Clone, thiserror::Error)]
 #[error(transparent)]
 #[non_exhaustive]
-pub struct ConnectorError(Repr);
+// Boxed: a failed send is rare and already paid a round trip, and a pointer keeps every
+// `Result<_, ConnectorError>` small.
+pub struct ConnectorError(Box<Repr>);
 
 impl fmt::Debug for ConnectorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -110,7 +112,7 @@ impl fmt::Debug for ConnectorError {
 
 impl From<Repr> for ConnectorError {
     fn from(repr: Repr) -> Self {
-        ConnectorError(repr)
+        ConnectorError(Box::new(repr))
     }
 }
 
@@ -250,7 +252,7 @@ fn status_hint(status: u16) -> &'static str {
 impl ConnectorError {
     /// The coarse kind of this error.
     pub fn kind(&self) -> ConnectorErrorKind {
-        match &self.0 {
+        match &*self.0 {
             Repr::ServiceUrl(_) => ConnectorErrorKind::ServiceUrl,
             Repr::InvalidArgument { .. } => ConnectorErrorKind::InvalidArgument,
             Repr::Token { .. } => ConnectorErrorKind::Token,
@@ -265,7 +267,7 @@ impl ConnectorError {
 
     /// The Connector's HTTP status, when it answered.
     pub fn status(&self) -> Option<u16> {
-        match &self.0 {
+        match &*self.0 {
             Repr::Rejected { status, .. }
             | Repr::Throttled { status, .. }
             | Repr::Status { status, .. } => Some(*status),
@@ -275,7 +277,7 @@ impl ConnectorError {
 
     /// The Connector's error body, when it answered with an error.
     pub fn body(&self) -> Option<&ConnectorErrorBody> {
-        match &self.0 {
+        match &*self.0 {
             Repr::Rejected { body, .. }
             | Repr::Throttled { body, .. }
             | Repr::Status { body, .. } => Some(body),
@@ -285,7 +287,7 @@ impl ConnectorError {
 
     /// How long the Connector asked to wait, if it said.
     pub fn retry_after(&self) -> Option<Duration> {
-        match &self.0 {
+        match &*self.0 {
             Repr::Throttled { retry_after, .. } => *retry_after,
             Repr::Token { source, .. } => source.retry_after(),
             _ => None,
@@ -295,7 +297,7 @@ impl ConnectorError {
     /// Whether sending the same activity later may succeed without changing anything. A 5xx other
     /// than 503 is not: the Connector may have delivered the activity already.
     pub fn is_retryable(&self) -> bool {
-        match &self.0 {
+        match &*self.0 {
             Repr::Throttled { .. } => true,
             Repr::Token { source, .. } => source.is_retryable(),
             Repr::Unavailable { source, .. } => source.is_retryable(),

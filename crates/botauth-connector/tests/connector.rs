@@ -77,7 +77,7 @@ async fn replies_and_sends_with_a_token_the_connector_accepts() {
     assert!(sent.id.is_some());
     let sent = client
         .send(
-            &Target::conversation(&sandbox.connector_url(), "a:1Xyz;messageid=42"),
+            &Target::conversation(sandbox.connector_url(), "a:1Xyz;messageid=42"),
             &json!({"type": "message", "text": "proactive"}),
         )
         .await
@@ -439,7 +439,7 @@ async fn unreachable_and_bad_arguments() {
     for (conversation, activity) in [("", json!({})), ("..", json!({})), ("a:1", json!("text"))] {
         let err = client
             .send(
-                &Target::conversation(&sandbox.connector_url(), conversation),
+                &Target::conversation(sandbox.connector_url(), conversation),
                 &activity,
             )
             .await
