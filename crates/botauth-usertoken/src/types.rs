@@ -40,8 +40,8 @@ impl fmt::Debug for TokenResponse {
 }
 
 impl TokenResponse {
-    /// A token response (for tests and `tokens/response` events built by hand).
-    pub fn new(connection_name: impl Into<String>, token: Secret) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(connection_name: impl Into<String>, token: Secret) -> Self {
         TokenResponse {
             channel_id: None,
             connection_name: connection_name.into(),
