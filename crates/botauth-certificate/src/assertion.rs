@@ -223,7 +223,7 @@ impl CertificateAssertion {
     }
 
     /// A builder from a certificate entry of the configuration (any dialect).
-    pub fn from_config(config: &CertificateConfig) -> Result<CertificateAssertionBuilder> {
+    pub(crate) fn from_config(config: &CertificateConfig) -> Result<CertificateAssertionBuilder> {
         let source = match (
             &config.base64_pfx,
             &config.certificate_path,

@@ -64,7 +64,10 @@ impl ClientCertificate {
 
     /// Loads a PFX / PKCS#12 file's bytes, with or without a password. Modern (AES, PBKDF2) and
     /// legacy Windows (3DES, SHA-1 MAC) files are both read.
-    pub(crate) fn from_pkcs12(der: &[u8], password: Option<&Secret>) -> Result<Self, CertificateError> {
+    pub(crate) fn from_pkcs12(
+        der: &[u8],
+        password: Option<&Secret>,
+    ) -> Result<Self, CertificateError> {
         let pkcs12 = Pkcs12::from_der(der).map_err(|e| {
             CertificateError::new(
                 Kind::Malformed,

@@ -197,7 +197,10 @@ mod tests {
         let info = c.describe();
         assert_eq!(info.kind, "certificate");
         assert_eq!(info.client_id.as_deref(), Some(APP));
-        assert_eq!(c.client.token_endpoint(None), sandbox.token_endpoint(TENANT));
+        assert_eq!(
+            c.client.token_endpoint(None),
+            sandbox.token_endpoint(TENANT)
+        );
         assert_eq!(c.thumbprints().sha1_hex(), sha1_hex("rsa2048.pem"));
         let debug = format!("{c:?}");
         assert!(debug.contains("[redacted RSA-2048]"), "{debug}");

@@ -101,7 +101,7 @@ struct Inner {
 /// logged, the current one kept, and the check retried after 30 s, 1 min, 2 min, … (at most the
 /// interval, at least what a 429 `Retry-After` asks).
 #[derive(Clone)]
-pub struct KeyVaultCertificateSource {
+pub(crate) struct KeyVaultCertificateSource {
     inner: Arc<Inner>,
 }
 
@@ -141,27 +141,22 @@ impl KeyVaultCertificateSource {
 
     /// Loads the certificate now if it is not loaded yet (it is otherwise loaded by the first
     /// token request). Returns the version in use.
-    pub async fn load(&self) -> std::result::Result<String, KeyVaultError> {
+    pub(crate) async fn load(&self) -> std::result::Result<String, KeyVaultError> {
         Ok(self.inner.current().await?.version.clone())
     }
 
     /// Asks the vault for a newer version now (the scheduled check does the same).
-    pub async fn check_now(&self) -> std::result::Result<RotationOutcome, KeyVaultError> {
+    pub(crate) async fn check_now(&self) -> std::result::Result<RotationOutcome, KeyVaultError> {
         self.inner.check("requested").await
     }
 
     /// The version in use and its SHA-1 thumbprint, once loaded.
-    pub fn current(&self) -> Option<(String, String)> {
+    pub(crate) fn current(&self) -> Option<(String, String)> {
         let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
         state
             .current
             .as_ref()
             .map(|c| (c.version.clone(), c.thumbprint.clone()))
-    }
-
-    /// The vault's base URL.
-    pub fn vault_url(&self) -> &str {
-        &self.inner.vault.base
     }
 }
 
