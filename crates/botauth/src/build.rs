@@ -138,11 +138,11 @@ impl CredentialBuilder {
             CredentialConfig::ManagedIdentity { .. }
             | CredentialConfig::FederatedManagedIdentity { .. }
             | CredentialConfig::WorkloadIdentity { .. } => {
-                let mut identities = botauth_managed_identity::IdentityCredentials::new();
-                if let Some(env) = &self.env {
-                    identities = identities.env(env.clone());
-                }
-                identities.from_entry(config, entry)
+                botauth_managed_identity::ManagedIdentityCredential::from_entry(
+                    config,
+                    entry,
+                    self.env.clone(),
+                )
             }
             CredentialConfig::Custom { name, settings } => match self.custom.get(name) {
                 Some(factory) => factory(config, settings),
