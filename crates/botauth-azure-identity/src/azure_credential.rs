@@ -100,11 +100,6 @@ impl AzureCredential {
         options.half_life_threshold = Duration::MAX;
         options
     }
-
-    /// The wrapped Azure credential.
-    pub fn credential(&self) -> &Arc<dyn TokenCredential> {
-        &self.credential
-    }
 }
 
 impl fmt::Debug for AzureCredential {
