@@ -268,7 +268,7 @@ impl CertificateAssertion {
     }
 
     /// The thumbprints of the certificate in use.
-    pub fn thumbprints(&self) -> Thumbprints {
+    pub(crate) fn thumbprints(&self) -> Thumbprints {
         *self.current().certificate.thumbprints()
     }
 

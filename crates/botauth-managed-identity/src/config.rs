@@ -9,9 +9,10 @@ use botauth_core::{
 use botauth_http::ClientSettings;
 use botauth_token::{ClientAuth, ClientCredentialsClient};
 
+use crate::credential::default_http_options;
 use crate::{
     ManagedIdentityAssertion, ManagedIdentityCredential, ManagedIdentityCredentialBuilder,
-    WorkloadIdentityAssertion, default_http_options,
+    WorkloadIdentityAssertion,
 };
 
 impl ManagedIdentityCredential {

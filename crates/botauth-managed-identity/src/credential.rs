@@ -69,7 +69,7 @@ impl fmt::Debug for ManagedIdentityCredentialBuilder {
 /// The default limits for managed identity endpoints: they live on the host, so a connection that
 /// is not accepted within a second means there is no endpoint (not on Azure) and waiting longer
 /// only delays the error.
-pub fn default_http_options() -> HttpOptions {
+pub(crate) fn default_http_options() -> HttpOptions {
     HttpOptions {
         connect_timeout: Duration::from_secs(1),
         timeout: Duration::from_secs(10),
@@ -97,7 +97,8 @@ impl ManagedIdentityCredentialBuilder {
     }
 
     /// The shared settings ([`ClientSettings`]): timeouts and the response size limit (default:
-    /// [`default_http_options`]), and the clock for expiry times, `Retry-After` dates and the waits
+    /// 1 s to connect, 10 s overall, 64 KiB: the endpoint lives on the host, so a connection not
+    /// accepted within a second means there is none), and the clock for expiry times, `Retry-After` dates and the waits
     /// between retries. An HTTP client given here is used as it is (the one botauth builds never
     /// goes through a proxy); an authority host is refused by [`build`](Self::build): managed
     /// identity endpoints are found on the host, not at Entra.

@@ -21,7 +21,6 @@ pub use assertion::ManagedIdentityAssertion;
 pub use botauth_core::config::ManagedIdentityId;
 pub use credential::{
     EndpointRejection, ManagedIdentityCredential, ManagedIdentityCredentialBuilder,
-    default_http_options,
 };
 pub use retry::RetryOptions;
 pub use source::ManagedIdentitySource;

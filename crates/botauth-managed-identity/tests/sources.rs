@@ -508,10 +508,7 @@ async fn slow_answers_time_out_and_are_retried() {
         .settings(
             botauth_http::ClientSettings::new()
                 .clock(clock.clone())
-                .http_options(botauth_http::HttpOptions {
-                    timeout: Duration::from_secs(2),
-                    ..botauth_managed_identity::default_http_options()
-                }),
+                .timeout(Duration::from_secs(2)),
         )
         .build()
         .unwrap();
@@ -530,12 +527,7 @@ async fn slow_answers_time_out_and_are_retried() {
             r.imds_backoff = vec![Duration::from_secs(1)];
             r
         })
-        .settings(
-            botauth_http::ClientSettings::new().http_options(botauth_http::HttpOptions {
-                timeout: Duration::from_secs(1),
-                ..botauth_managed_identity::default_http_options()
-            }),
-        )
+        .settings(botauth_http::ClientSettings::new().timeout(Duration::from_secs(1)))
         .build()
         .unwrap();
     let e = c.get_token(&bot()).await.unwrap_err();
