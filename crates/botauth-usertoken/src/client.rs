@@ -201,6 +201,11 @@ impl UserTokenClient {
         builder.build()
     }
 
+    /// The clock of retry waits and cache expiry, which the sign-in flow's timeout follows too.
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.inner.clock)
+    }
+
     /// The Token Service base URL (no trailing slash).
     pub fn base_url(&self) -> &str {
         &self.inner.base

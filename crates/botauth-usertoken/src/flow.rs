@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use botauth_core::{Clock, Secret, SystemClock};
+use botauth_core::{Clock, Secret};
 use botauth_validator::VerifiedActivity;
 use serde_json::{Value, json};
 
@@ -145,7 +145,6 @@ pub struct SignInFlowBuilder {
     timeout: Duration,
     dedup_ttl: Duration,
     store: Arc<dyn ExchangeStore>,
-    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for SignInFlowBuilder {
@@ -195,14 +194,9 @@ impl SignInFlowBuilder {
         self
     }
 
-    /// The clock of the flow timeout.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
     /// Builds the flow.
     pub fn build(self) -> SignInFlow {
+        let clock = self.client.clock();
         SignInFlow {
             inner: Arc::new(FlowInner {
                 client: self.client,
@@ -212,8 +206,8 @@ impl SignInFlowBuilder {
                 sso: self.sso,
                 timeout: self.timeout,
                 dedup_ttl: self.dedup_ttl,
+                clock,
                 store: self.store,
-                clock: self.clock,
                 pending: Mutex::default(),
             }),
         }
@@ -236,7 +230,8 @@ fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
 }
 
 impl SignInFlow {
-    /// A flow for `connection` with the defaults.
+    /// A flow for `connection` with the defaults. The flow timeout follows the client's clock
+    /// (its [`ClientSettings`](botauth_http::ClientSettings)).
     pub fn builder(client: UserTokenClient, connection: impl Into<String>) -> SignInFlowBuilder {
         SignInFlowBuilder {
             client,
@@ -247,7 +242,6 @@ impl SignInFlow {
             timeout: DEFAULT_FLOW_TIMEOUT,
             dedup_ttl: DEFAULT_FLOW_TIMEOUT,
             store: Arc::new(MemoryExchangeStore::default()),
-            clock: Arc::new(SystemClock),
         }
     }
 

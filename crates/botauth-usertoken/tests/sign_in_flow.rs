@@ -2,19 +2,15 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use botauth_core::Clock;
 use botauth_sandbox::DEMO_CLIENT_ID;
 use botauth_usertoken::{Begin, InvokeResponse, SignInFlow, SignInOutcome};
 use common::{CONNECTION, Harness};
 use serde_json::{Value, json};
 
 fn flow(h: &Harness) -> SignInFlow {
-    SignInFlow::builder(h.client_with_clock(), CONNECTION)
-        .clock(Arc::clone(&h.clock) as Arc<dyn Clock>)
-        .build()
+    SignInFlow::builder(h.client_with_clock(), CONNECTION).build()
 }
 
 fn status(response: &Option<InvokeResponse>) -> u16 {
