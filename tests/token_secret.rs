@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use botauth::core::{EntraError, ManualClock};
 use botauth::http::HttpOptions;
 use botauth::secret::ClientSecretCredential;
+use botauth::token::ManagerOptions;
 use botauth::{
     CredentialProvider, Error, ErrorKind, Secret, TokenManager, TokenRequest, TokenSource,
 };
@@ -46,7 +47,10 @@ fn credential_for(
 
 fn manager(sandbox: &Sandbox) -> TokenManager {
     TokenManager::builder(Arc::new(credential(sandbox, DEMO_CLIENT_SECRET)))
-        .max_jitter(Duration::ZERO)
+        .options(ManagerOptions {
+            max_jitter: Duration::ZERO,
+            ..ManagerOptions::default()
+        })
         .build()
 }
 
@@ -432,7 +436,10 @@ fn clocked(sandbox: &Sandbox) -> (TokenManager, Arc<ManualClock>) {
     );
     let m = TokenManager::builder(Arc::new(c))
         .clock(clock.clone())
-        .max_jitter(Duration::ZERO)
+        .options(ManagerOptions {
+            max_jitter: Duration::ZERO,
+            ..ManagerOptions::default()
+        })
         .build();
     (m, clock)
 }

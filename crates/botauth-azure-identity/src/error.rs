@@ -206,7 +206,7 @@ fn retry_after(raw: &RawResponse) -> Option<Duration> {
     );
     // The Azure SDK's credentials read the system clock for expiry, so a date here is measured
     // against the same clock.
-    botauth_http::retry_after(&headers, SystemTime::now())
+    botauth_http::internal::retry_after(&headers, SystemTime::now())
 }
 
 /// How errors name the credential's endpoint when the Azure SDK does not say: its authority

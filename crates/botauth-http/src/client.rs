@@ -12,7 +12,7 @@ pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Builds the HTTP client botauth uses for identity endpoints and the Bot Connector: timeouts from
 /// `options`, no redirects (a redirect would carry a secret or an assertion to another host), and
-/// the environment's proxy for `https` requests only (see [`https_proxy_from`]).
+/// the environment's proxy for `https` requests only (`HTTPS_PROXY` / `ALL_PROXY` minus `NO_PROXY`; plain `http` is never proxied).
 ///
 /// # Errors
 ///
@@ -58,7 +58,7 @@ pub fn build_client_with_env(
 /// proxy such a request would hand it the bearer token, the client secret or the assertion in
 /// clear text. A proxied `https` request is tunnelled (`CONNECT`) and TLS still authenticates the
 /// real host.
-pub fn https_proxy_from(env: &dyn Fn(&str) -> Option<String>) -> Option<Proxy> {
+pub(crate) fn https_proxy_from(env: &dyn Fn(&str) -> Option<String>) -> Option<Proxy> {
     let value = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
         .iter()
         .find_map(|key| env(key).filter(|v| !v.trim().is_empty()))?;

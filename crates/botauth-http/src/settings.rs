@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use botauth_core::{BotAuthConfig, Clock, Cloud, Error, Result, SystemClock};
 
-use crate::{HttpOptions, build_client};
+use crate::HttpOptions;
+use crate::client::build_client;
 
 /// The settings shared by every botauth client that makes HTTP requests — the clock, the HTTP
 /// limits, the HTTP client and the Entra authority host — given to any builder with its
@@ -28,7 +29,7 @@ use crate::{HttpOptions, build_client};
 ///     .cloud(&Cloud::UsGov)
 ///     .clock(Arc::new(ManualClock::new()))
 ///     .http_options(HttpOptions { timeout: Duration::from_secs(10), ..HttpOptions::default() });
-/// assert_eq!(settings.authority_host_or("https://unused"), "https://login.microsoftonline.us");
+/// assert!(format!("{settings:?}").contains("https://login.microsoftonline.us"));
 /// ```
 #[derive(Clone, Default)]
 #[must_use]
@@ -106,9 +107,51 @@ impl ClientSettings {
     pub fn cloud(self, cloud: &Cloud) -> Self {
         self.authority_host(cloud.authority_host())
     }
+}
 
+/// How a builder reads the [`ClientSettings`] it was given: the settings made, each over the
+/// builder's own default. Not part of botauth's public API (see [`crate::internal`]).
+pub trait ResolveSettings {
     /// These settings with every setting made in `later` laid over them.
-    pub fn merge(self, later: ClientSettings) -> Self {
+    fn merge(self, later: ClientSettings) -> ClientSettings;
+    /// The clock set, or the system clock.
+    fn clock_or_system(&self) -> Arc<dyn Clock>;
+    /// The HTTP limits set, or `default`, with the timeout laid over them.
+    fn http_options_or(&self, default: HttpOptions) -> HttpOptions;
+    /// The HTTP client set, or one built by [`build_client`] with `options`.
+    ///
+    /// # Errors
+    ///
+    /// As [`build_client`].
+    fn client_or_build(&self, options: &HttpOptions) -> Result<reqwest::Client>;
+    /// The authority host set, or `default`.
+    fn authority_host_or<'a>(&'a self, default: &'a str) -> &'a str;
+    /// Refuses an authority host for a client that does not talk to Entra (`client` names it in
+    /// the error), so that a setting cannot be silently ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming `authority_host` when one was set.
+    fn refuse_authority_host(&self, client: &str) -> Result<()>;
+    /// What a client that requests no token of its own builds with (the Connector, the Token
+    /// Service client): refuses an authority host naming `client`, then returns the limits (the
+    /// ones set, or `defaults`) and the HTTP client (the one given, or one built for them).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming `authority_host` when one was set; as [`build_client`].
+    fn http_for(
+        &self,
+        client: &str,
+        defaults: HttpOptions,
+    ) -> Result<(HttpOptions, reqwest::Client)>;
+    /// The HTTP client given, if any (then botauth builds none).
+    fn given_http_client(&self) -> Option<&reqwest::Client>;
+}
+
+impl ResolveSettings for ClientSettings {
+    /// These settings with every setting made in `later` laid over them.
+    fn merge(self, later: ClientSettings) -> ClientSettings {
         ClientSettings {
             clock: later.clock.or(self.clock),
             http: later.http.or(self.http),
@@ -119,12 +162,12 @@ impl ClientSettings {
     }
 
     /// The clock set, or the system clock.
-    pub fn clock_or_system(&self) -> Arc<dyn Clock> {
+    fn clock_or_system(&self) -> Arc<dyn Clock> {
         self.clock.clone().unwrap_or_else(|| Arc::new(SystemClock))
     }
 
     /// The HTTP limits set, or `default`, with the [`timeout`](Self::timeout) laid over them.
-    pub fn http_options_or(&self, default: HttpOptions) -> HttpOptions {
+    fn http_options_or(&self, default: HttpOptions) -> HttpOptions {
         let mut options = self.http.unwrap_or(default);
         if let Some(timeout) = self.timeout {
             options.timeout = timeout;
@@ -137,7 +180,7 @@ impl ClientSettings {
     /// # Errors
     ///
     /// As [`build_client`].
-    pub fn client_or_build(&self, options: &HttpOptions) -> Result<reqwest::Client> {
+    fn client_or_build(&self, options: &HttpOptions) -> Result<reqwest::Client> {
         match &self.client {
             Some(client) => Ok(client.clone()),
             None => build_client(options),
@@ -145,7 +188,7 @@ impl ClientSettings {
     }
 
     /// The authority host set, or `default`.
-    pub fn authority_host_or<'a>(&'a self, default: &'a str) -> &'a str {
+    fn authority_host_or<'a>(&'a self, default: &'a str) -> &'a str {
         self.authority_host.as_deref().unwrap_or(default)
     }
 
@@ -155,7 +198,7 @@ impl ClientSettings {
     /// # Errors
     ///
     /// [`Error::Config`] naming `authority_host` when one was set.
-    pub fn refuse_authority_host(&self, client: &str) -> Result<()> {
+    fn refuse_authority_host(&self, client: &str) -> Result<()> {
         match self.authority_host {
             Some(_) => Err(Error::config(
                 "authority_host",
@@ -175,7 +218,7 @@ impl ClientSettings {
     /// # Errors
     ///
     /// [`Error::Config`] naming `authority_host` when one was set; as [`build_client`].
-    pub fn http_for(
+    fn http_for(
         &self,
         client: &str,
         defaults: HttpOptions,
@@ -187,7 +230,7 @@ impl ClientSettings {
     }
 
     /// The HTTP client given, if any (then botauth builds none).
-    pub fn given_http_client(&self) -> Option<&reqwest::Client> {
+    fn given_http_client(&self) -> Option<&reqwest::Client> {
         self.client.as_ref()
     }
 }

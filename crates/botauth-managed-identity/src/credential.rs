@@ -11,6 +11,7 @@ use botauth_core::{
     AccessToken, BotAuthConfig, Clock, CredentialConfig, CredentialInfo, CredentialProvider, Error,
     Result, TokenRequest,
 };
+use botauth_http::internal::ResolveSettings;
 use botauth_http::{ClientSettings, HttpOptions};
 use serde::Deserialize;
 

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use async_trait::async_trait;
-use botauth_core::telemetry;
+use botauth_core::internal::telemetry;
 use botauth_core::{
     AccessToken, Clock, CredentialInfo, CredentialProvider, Error, Result, SystemClock,
     TokenRequest,
@@ -14,7 +14,7 @@ use botauth_core::{
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
-use botauth_http as http;
+use botauth_http::internal as http;
 
 mod options;
 mod slot;
@@ -92,24 +92,6 @@ impl TokenManagerBuilder {
     /// Replaces all options.
     pub fn options(mut self, options: ManagerOptions) -> Self {
         self.options = options;
-        self
-    }
-
-    /// Sets the jitter bound (zero makes refresh times exact, for tests).
-    pub fn max_jitter(mut self, d: Duration) -> Self {
-        self.options.max_jitter = d;
-        self
-    }
-
-    /// Sets the expiry margin.
-    pub fn expiry_margin(mut self, d: Duration) -> Self {
-        self.options.expiry_margin = d;
-        self
-    }
-
-    /// Sets the negative-cache duration.
-    pub fn negative_ttl(mut self, d: Duration) -> Self {
-        self.options.negative_ttl = d;
         self
     }
 

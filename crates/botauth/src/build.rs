@@ -162,11 +162,6 @@ fn missing_feature(entry: &CredentialConfig) -> Error {
     Error::feature_missing(entry.type_name(), entry.feature().unwrap_or("custom"))
 }
 
-/// Builds the first credential of `config` that loads, with the compiled-in credential types.
-pub fn build_credential(config: &BotAuthConfig) -> Result<Arc<dyn CredentialProvider>> {
-    CredentialBuilder::new().build(config)
-}
-
 /// Everything a bot needs for outbound calls, built from configuration: the credential behind a
 /// [`TokenManager`], and the Bot Connector scope of the configured cloud.
 ///
@@ -469,6 +464,11 @@ mod tests {
         c.tenant_id = Some("11111111-2222-3333-4444-555555555555".into());
         c.credentials = credentials;
         c
+    }
+
+    /// The first credential of `config` that loads, with the compiled-in credential types.
+    fn build_credential(config: &BotAuthConfig) -> Result<Arc<dyn CredentialProvider>> {
+        CredentialBuilder::new().build(config)
     }
 
     fn managed_identity() -> CredentialConfig {

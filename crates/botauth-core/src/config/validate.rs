@@ -1,4 +1,4 @@
-//! Checks shared by every reader. The URL rule of docs/protocol.md §2 lives in [`crate::endpoint`].
+//! Checks shared by every reader. The URL rule of docs/protocol.md §2 lives in [`crate::internal::endpoint`].
 //!
 //! Each reader checks its own keys as it reads them; [`validate`] then checks the finished model once,
 //! naming the keys of the dialect it came from, so the native file format and the environment

@@ -92,7 +92,10 @@ impl CredentialProvider for Fake {
 fn manager(fake: &Arc<Fake>) -> TokenManager {
     TokenManager::builder(fake.clone())
         .clock(Arc::new(fake.clock))
-        .max_jitter(Duration::ZERO)
+        .options(ManagerOptions {
+            max_jitter: Duration::ZERO,
+            ..ManagerOptions::default()
+        })
         .build()
 }
 
