@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Rejected);
         let entra = e.as_entra().expect("an Entra error");
         assert_eq!(entra.code(), Some(7000215));
-        assert_eq!(entra.status, 401);
+        assert_eq!(entra.status(), 401);
         assert!(e.to_string().contains("the client secret is wrong"), "{e}");
         assert!(!e.is_retryable());
     }

@@ -497,7 +497,7 @@ impl Inner {
             Err(e) => {
                 span.record("outcome", "error");
                 span.record("error", tracing::field::display(e.kind()));
-                if let Some(code) = e.as_entra().and_then(|entra| entra.error_codes.first()) {
+                if let Some(code) = e.as_entra().and_then(|entra| entra.error_codes().first()) {
                     span.record(
                         "aadsts",
                         tracing::field::display(format_args!("AADSTS{code}")),
@@ -623,7 +623,7 @@ impl Inner {
             Error::RetryAfterPending {
                 endpoint, status, ..
             } => (endpoint.clone(), *status),
-            Error::Entra(e) => (fallback(), Some(e.status)),
+            Error::Entra(e) => (fallback(), Some(e.status())),
             _ => (fallback(), None),
         }
     }
