@@ -19,20 +19,21 @@ pub enum Cloud {
     Custom(Box<CloudEndpoints>),
 }
 
-/// The endpoints that make up a cloud.
+/// The endpoints that make up a cloud: give them to [`Cloud::Custom`] and read them through the
+/// [`Cloud`] (e.g. [`Cloud::authority_host`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
 pub struct CloudEndpoints {
     /// Entra authority host, e.g. `https://login.microsoftonline.com` (no trailing slash).
-    pub authority_host: String,
+    authority_host: String,
     /// The scope for Bot Connector tokens, e.g. `https://api.botframework.com/.default`.
-    pub bot_connector_scope: String,
+    bot_connector_scope: String,
     /// The Bot Service OpenID metadata URL (inbound).
-    pub bot_service_metadata_url: String,
+    bot_service_metadata_url: String,
     /// The issuer of Bot Service channel tokens (inbound).
-    pub bot_service_issuer: String,
+    bot_service_issuer: String,
     /// The audience of managed-identity tokens used as federated credentials.
-    pub federation_audience: String,
+    federation_audience: String,
 }
 
 impl CloudEndpoints {

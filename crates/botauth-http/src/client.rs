@@ -5,11 +5,6 @@ use reqwest::{NoProxy, Proxy};
 
 use crate::HttpOptions;
 
-/// The `x-client-SKU` botauth sends.
-pub const CLIENT_SKU: &str = "botauth.rust";
-/// The `x-client-Ver` botauth sends.
-pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
-
 /// Builds the HTTP client botauth uses for identity endpoints and the Bot Connector: timeouts from
 /// `options`, no redirects (a redirect would carry a secret or an assertion to another host), and
 /// the environment's proxy for `https` requests only (`HTTPS_PROXY` / `ALL_PROXY` minus `NO_PROXY`; plain `http` is never proxied).
@@ -27,7 +22,7 @@ pub fn build_client(options: &HttpOptions) -> Result<reqwest::Client> {
 /// # Errors
 ///
 /// As [`build_client`].
-pub fn build_client_with_env(
+pub(crate) fn build_client_with_env(
     options: &HttpOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<reqwest::Client> {

@@ -1,10 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-mod bearer;
 mod client;
 mod options;
-mod response;
 mod settings;
 
 #[doc(hidden)]

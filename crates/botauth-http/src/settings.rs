@@ -8,6 +8,7 @@ use botauth_core::{BotAuthConfig, Clock, Cloud, Error, Result, SystemClock};
 
 use crate::HttpOptions;
 use crate::client::build_client;
+use crate::internal::ResolveSettings;
 
 /// The settings shared by every botauth client that makes HTTP requests — the clock, the HTTP
 /// limits, the HTTP client and the Entra authority host — given to any builder with its
@@ -107,46 +108,6 @@ impl ClientSettings {
     pub fn cloud(self, cloud: &Cloud) -> Self {
         self.authority_host(cloud.authority_host())
     }
-}
-
-/// How a builder reads the [`ClientSettings`] it was given: the settings made, each over the
-/// builder's own default. Not part of botauth's public API (see [`crate::internal`]).
-pub trait ResolveSettings {
-    /// These settings with every setting made in `later` laid over them.
-    fn merge(self, later: ClientSettings) -> ClientSettings;
-    /// The clock set, or the system clock.
-    fn clock_or_system(&self) -> Arc<dyn Clock>;
-    /// The HTTP limits set, or `default`, with the timeout laid over them.
-    fn http_options_or(&self, default: HttpOptions) -> HttpOptions;
-    /// The HTTP client set, or one built by [`build_client`] with `options`.
-    ///
-    /// # Errors
-    ///
-    /// As [`build_client`].
-    fn client_or_build(&self, options: &HttpOptions) -> Result<reqwest::Client>;
-    /// The authority host set, or `default`.
-    fn authority_host_or<'a>(&'a self, default: &'a str) -> &'a str;
-    /// Refuses an authority host for a client that does not talk to Entra (`client` names it in
-    /// the error), so that a setting cannot be silently ignored.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] naming `authority_host` when one was set.
-    fn refuse_authority_host(&self, client: &str) -> Result<()>;
-    /// What a client that requests no token of its own builds with (the Connector, the Token
-    /// Service client): refuses an authority host naming `client`, then returns the limits (the
-    /// ones set, or `defaults`) and the HTTP client (the one given, or one built for them).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] naming `authority_host` when one was set; as [`build_client`].
-    fn http_for(
-        &self,
-        client: &str,
-        defaults: HttpOptions,
-    ) -> Result<(HttpOptions, reqwest::Client)>;
-    /// The HTTP client given, if any (then botauth builds none).
-    fn given_http_client(&self) -> Option<&reqwest::Client>;
 }
 
 impl ResolveSettings for ClientSettings {

@@ -159,7 +159,20 @@ impl CredentialBuilder {
 }
 
 fn missing_feature(entry: &CredentialConfig) -> Error {
-    Error::feature_missing(entry.type_name(), entry.feature().unwrap_or("custom"))
+    Error::feature_missing(entry.type_name(), feature_of(entry))
+}
+
+/// The feature of this crate that provides a credential type.
+fn feature_of(entry: &CredentialConfig) -> &'static str {
+    match entry {
+        CredentialConfig::ClientSecret { .. } => "secret",
+        CredentialConfig::Certificate(_) => "certificate",
+        CredentialConfig::KeyVaultCertificate(_) => "key-vault",
+        CredentialConfig::ManagedIdentity { .. }
+        | CredentialConfig::FederatedManagedIdentity { .. }
+        | CredentialConfig::WorkloadIdentity { .. } => "managed-identity",
+        _ => "custom",
+    }
 }
 
 /// Everything a bot needs for outbound calls, built from configuration: the credential behind a

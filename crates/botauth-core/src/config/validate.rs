@@ -82,11 +82,11 @@ pub(crate) fn validate(config: &BotAuthConfig, keys: &KeyNames) -> Result<()> {
     }
 
     if keys.native {
-        if let Cloud::Custom(endpoints) = &config.cloud {
-            check_endpoint_url("cloud.authority_host", &endpoints.authority_host)?;
+        if let Cloud::Custom(_) = &config.cloud {
+            check_endpoint_url("cloud.authority_host", config.cloud.authority_host())?;
             check_endpoint_url(
                 "cloud.bot_service_metadata_url",
-                &endpoints.bot_service_metadata_url,
+                config.cloud.bot_service_metadata_url(),
             )?;
         }
         if let Some(url) = &config.inbound.metadata_url {
