@@ -261,7 +261,10 @@ mod tests {
     }
 
     fn info() -> CredentialInfo {
-        CredentialInfo::new("azure_client_secret").authority_host("https://login.example")
+        CredentialInfo {
+            authority_host: Some("https://login.example".into()),
+            ..CredentialInfo::new("azure_client_secret")
+        }
     }
 
     #[test]

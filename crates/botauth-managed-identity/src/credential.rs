@@ -501,13 +501,15 @@ impl CredentialProvider for ManagedIdentityCredential {
 
     fn describe(&self) -> CredentialInfo {
         // The source's own retry schedule (docs/protocol.md §4) is the only one.
-        let info = CredentialInfo::new("managed_identity")
-            .authority_host(self.endpoint.url.origin().ascii_serialization())
-            .retries_internally();
-        // The client id is known only when the identity is selected by it.
-        match &self.id {
-            ManagedIdentityId::ClientId(c) => info.client_id(c),
-            _ => info,
+        CredentialInfo {
+            // The client id is known only when the identity is selected by it.
+            client_id: match &self.id {
+                ManagedIdentityId::ClientId(c) => Some(c.clone()),
+                _ => None,
+            },
+            authority_host: Some(self.endpoint.url.origin().ascii_serialization()),
+            retries_internally: true,
+            ..CredentialInfo::new("managed_identity")
         }
     }
 }
@@ -552,7 +554,11 @@ mod tests {
             "scope"
         );
         assert_eq!(
-            key(resource(&TokenRequest::new("a").tenant("t")).unwrap_err()),
+            key(resource(&TokenRequest {
+                tenant_id: Some("t".into()),
+                ..TokenRequest::new("a")
+            })
+            .unwrap_err()),
             "tenant_id"
         );
     }

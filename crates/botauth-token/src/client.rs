@@ -410,9 +410,11 @@ impl CredentialProvider for ClientCredentialsClient {
     }
 
     fn describe(&self) -> CredentialInfo {
-        CredentialInfo::new(self.kind)
-            .client_id(&self.client_id)
-            .tenant_id(&self.tenant_id)
-            .authority_host(&self.authority_host)
+        CredentialInfo {
+            client_id: Some(self.client_id.clone()),
+            tenant_id: Some(self.tenant_id.clone()),
+            authority_host: Some(self.authority_host.clone()),
+            ..CredentialInfo::new(self.kind)
+        }
     }
 }

@@ -439,11 +439,8 @@ impl Inner {
         let inner = Arc::clone(self);
         let slot = Arc::clone(slot);
         // The slot's key, not the caller's spelling of it, is what gets requested.
-        let request = TokenRequest::with_scopes(slot.scopes.clone());
-        let request = match &slot.tenant {
-            Some(t) => request.tenant(t.clone()),
-            None => request,
-        };
+        let mut request = TokenRequest::with_scopes(slot.scopes.clone());
+        request.tenant_id.clone_from(&slot.tenant);
         // A refresh: how long the old token had left (`botauth.token.refresh.lead_time`).
         if let Some(lead) = lead {
             self.lead_time.record_duration(lead);
