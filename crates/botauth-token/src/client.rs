@@ -171,16 +171,6 @@ impl ClientCredentialsClient {
         }
     }
 
-    /// The client id.
-    pub fn client_id(&self) -> &str {
-        &self.client_id
-    }
-
-    /// The default tenant.
-    pub fn tenant_id(&self) -> &str {
-        &self.tenant_id
-    }
-
     /// The token endpoint for `tenant` (default: the client's tenant).
     pub fn token_endpoint(&self, tenant: Option<&str>) -> String {
         format!(

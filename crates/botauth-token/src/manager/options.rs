@@ -84,7 +84,7 @@ pub enum TokenSource {
 impl TokenSource {
     /// `cache`, `cache_refreshing` or `fetched`: the `source` field of the `botauth.token.get`
     /// span.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TokenSource::Cache => "cache",
             TokenSource::CacheRefreshing => "cache_refreshing",
