@@ -330,7 +330,7 @@ impl CertificateAssertion {
         {
             loaded.certificate.check_validity(clock_now)?;
         }
-        let now = u64::try_from(botauth_core::date::unix_seconds(clock_now))
+        let now = u64::try_from(botauth_core::internal::date::unix_seconds(clock_now))
             .map_err(|_| Error::credential("the system clock is before 1970"))?;
         let claims = serde_json::json!({
             "aud": request.token_endpoint,

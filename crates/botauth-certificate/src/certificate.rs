@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use botauth_core::Secret;
-use botauth_core::date::{self, rfc3339};
+use botauth_core::internal::date::{self, rfc3339};
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{Id, PKey, Private};

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use botauth_core::config::{AssertionAlgorithm, CredentialConfig, EnvVars, ManagedIdentityId};
-use botauth_core::endpoint::check_key_vault_url;
+use botauth_core::internal::endpoint::check_key_vault_url;
 use botauth_core::{
     AccessToken, BotAuthConfig, Cloud, CredentialInfo, CredentialProvider, Result, TokenRequest,
 };
+use botauth_http::internal::ResolveSettings;
 use botauth_http::{ClientSettings, HttpOptions};
 use botauth_managed_identity::ManagedIdentityCredential;
 use botauth_token::{ClientAuth, ClientCredentialsClient, TokenManager};

@@ -287,7 +287,7 @@ impl Inner {
                         "the secret of {what} has content type `{}`: botauth reads \
                          application/x-pkcs12 and application/x-pem-file (a certificate \
                          imported or created in Key Vault has one of them)",
-                        botauth_http::clean_text(other, 80)
+                        botauth_http::internal::clean_text(other, 80)
                     ),
                 ));
             }
@@ -330,7 +330,7 @@ impl Inner {
                 Kind::Expired,
                 format!(
                     "{what} expired on {}: renew the certificate in the vault",
-                    botauth_core::date::rfc3339(exp)
+                    botauth_core::internal::date::rfc3339(exp)
                 ),
             ));
         }
@@ -340,7 +340,7 @@ impl Inner {
                 format!(
                     "{what} is not valid before {} and no earlier version is usable: wait, or \
                      enable a version that is valid now",
-                    botauth_core::date::rfc3339(nbf)
+                    botauth_core::internal::date::rfc3339(nbf)
                 ),
             ));
         }
@@ -387,7 +387,7 @@ impl Inner {
                         not_before,
                     } => tracing::info!(
                         certificate = %self.settings.name, version = %version,
-                        not_before = %botauth_core::date::rfc3339(*not_before), reason = why,
+                        not_before = %botauth_core::internal::date::rfc3339(*not_before), reason = why,
                         "Key Vault has a newer certificate version that is not valid yet; signing with the current one until then"
                     ),
                 }

@@ -7,6 +7,7 @@ use botauth_core::{
     BotAuthConfig, ClientAssertionSource, CredentialConfig, CredentialProvider, Error, Result,
 };
 use botauth_http::ClientSettings;
+use botauth_http::internal::ResolveSettings;
 use botauth_token::{ClientAuth, ClientCredentialsClient};
 
 use crate::credential::default_http_options;

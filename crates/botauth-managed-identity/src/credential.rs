@@ -10,6 +10,7 @@ use botauth_core::config::{EnvVars, ManagedIdentityId};
 use botauth_core::{
     AccessToken, Clock, CredentialInfo, CredentialProvider, Error, Result, TokenRequest,
 };
+use botauth_http::internal::ResolveSettings;
 use botauth_http::{ClientSettings, HttpOptions};
 use serde::Deserialize;
 
@@ -487,13 +488,15 @@ impl CredentialProvider for ManagedIdentityCredential {
 
     fn describe(&self) -> CredentialInfo {
         // The source's own retry schedule (docs/protocol.md §4) is the only one.
-        let info = CredentialInfo::new("managed_identity")
-            .authority_host(self.endpoint.url.origin().ascii_serialization())
-            .retries_internally();
-        // The client id is known only when the identity is selected by it.
-        match &self.id {
-            ManagedIdentityId::ClientId(c) => info.client_id(c),
-            _ => info,
+        CredentialInfo {
+            // The client id is known only when the identity is selected by it.
+            client_id: match &self.id {
+                ManagedIdentityId::ClientId(c) => Some(c.clone()),
+                _ => None,
+            },
+            authority_host: Some(self.endpoint.url.origin().ascii_serialization()),
+            retries_internally: true,
+            ..CredentialInfo::new("managed_identity")
         }
     }
 }
@@ -538,7 +541,11 @@ mod tests {
             "scope"
         );
         assert_eq!(
-            key(resource(&TokenRequest::new("a").tenant("t")).unwrap_err()),
+            key(resource(&TokenRequest {
+                tenant_id: Some("t".into()),
+                ..TokenRequest::new("a")
+            })
+            .unwrap_err()),
             "tenant_id"
         );
     }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use botauth_core::{AccessToken, BotAuthConfig, Clock, Cloud, Error, Secret, TokenRequest};
-use botauth_http::{ClientSettings, HttpOptions, read_body, retry_after, transport_error};
+use botauth_http::internal::{ResolveSettings, read_body, retry_after, transport_error};
+use botauth_http::{ClientSettings, HttpOptions};
 use botauth_token::TokenManager;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use reqwest::{Method, Url};

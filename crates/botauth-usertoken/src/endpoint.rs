@@ -30,7 +30,7 @@ pub(crate) fn default_token_service_url(cloud: &Cloud) -> &'static str {
 /// A configuration error naming `token_service_url` for an unusable override.
 pub(crate) fn token_service_url(cloud: &Cloud, override_url: Option<&str>) -> Result<String> {
     match override_url.map(str::trim).filter(|u| !u.is_empty()) {
-        Some(url) => botauth_core::endpoint::check_endpoint_url("token_service_url", url),
+        Some(url) => botauth_core::internal::endpoint::check_endpoint_url("token_service_url", url),
         None => Ok(default_token_service_url(cloud).to_owned()),
     }
 }

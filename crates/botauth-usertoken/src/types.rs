@@ -55,8 +55,8 @@ impl TokenResponse {
     pub fn expires_at_unix(&self) -> Option<i64> {
         self.expiration
             .as_deref()
-            .and_then(botauth_core::date::parse_rfc3339)
-            .map(botauth_core::date::unix_seconds)
+            .and_then(botauth_core::internal::date::parse_rfc3339)
+            .map(botauth_core::internal::date::unix_seconds)
     }
 
     /// Parses a body as a token response: `None` when it has no usable `token` (the service's
