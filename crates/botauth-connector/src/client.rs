@@ -4,10 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use botauth_core::internal::telemetry;
 use botauth_core::service_url::{ServiceUrl, ServiceUrlAllowList};
-use botauth_core::telemetry;
 use botauth_core::{AccessToken, BotAuthConfig, Clock, Dialect, Error, Result, TokenRequest};
-use botauth_http::{ClientSettings, HttpOptions, read_body, retry_after, transport_error};
+use botauth_http::internal::{ResolveSettings, read_body, retry_after, transport_error};
+use botauth_http::{ClientSettings, HttpOptions};
 use botauth_token::TokenManager;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
@@ -127,7 +128,7 @@ impl ConnectorClientBuilder {
     }
 
     /// The allow-list (default: the Bot Service hosts of docs/protocol.md §6). Add hosts,
-    /// wildcard hosts or URLs to those with [`ServiceUrlAllowList::with_defaults_and`].
+    /// wildcard hosts or URLs to those with [`ServiceUrlAllowList::allow`].
     pub fn allow_list(mut self, allow: ServiceUrlAllowList) -> Self {
         self.allow = allow;
         self

@@ -37,6 +37,13 @@ fn tokens(config: &BotAuthConfig) -> TokenManager {
     ))
 }
 
+/// The Bot Service hosts plus `url`.
+fn allow(url: &str) -> ServiceUrlAllowList {
+    let mut list = ServiceUrlAllowList::with_defaults();
+    list.allow(url).unwrap();
+    list
+}
+
 async fn setup() -> (Sandbox, ConnectorClient, Arc<ManualClock>) {
     let sandbox = Sandbox::start().await.unwrap();
     let config = config(&sandbox, &[]);
@@ -44,7 +51,7 @@ async fn setup() -> (Sandbox, ConnectorClient, Arc<ManualClock>) {
     let client = ConnectorClient::builder(
         Connection::from(tokens(&config)).with_cloud(config.cloud.clone()),
     )
-    .allow_list(ServiceUrlAllowList::with_defaults_and([sandbox.connector_url()]).unwrap())
+    .allow_list(allow(&sandbox.connector_url()))
     .settings(botauth_http::ClientSettings::new().clock(Arc::clone(&clock) as Arc<dyn Clock>))
     .build()
     .unwrap();
@@ -423,7 +430,7 @@ async fn unreachable_and_bad_arguments() {
     let url = format!("http://127.0.0.1:{closed}/");
     let sandbox_config = config(&sandbox, &[]);
     let client2 = ConnectorClient::builder(tokens(&sandbox_config))
-        .allow_list(ServiceUrlAllowList::with_defaults_and([url.clone()]).unwrap())
+        .allow_list(allow(&url))
         .build()
         .unwrap();
     let err = client2
@@ -528,7 +535,7 @@ async fn request_shape() {
     let sandbox = Sandbox::start().await.unwrap();
     let config = config(&sandbox, &[]);
     let client = ConnectorClient::builder(tokens(&config))
-        .allow_list(ServiceUrlAllowList::with_defaults_and([url.clone()]).unwrap())
+        .allow_list(allow(&url))
         .build()
         .unwrap();
     let activity = json!({"type": "message", "text": "é ✓"});
@@ -558,7 +565,7 @@ async fn a_token_failure_keeps_its_hint_in_the_report() {
     let client = ConnectorClient::builder(
         Connection::from(tokens(&config)).with_cloud(config.cloud.clone()),
     )
-    .allow_list(ServiceUrlAllowList::with_defaults_and([sandbox.connector_url()]).unwrap())
+    .allow_list(allow(&sandbox.connector_url()))
     .build()
     .unwrap();
     let error = reply_err(&client, &sandbox).await;
