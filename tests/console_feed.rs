@@ -376,7 +376,7 @@ async fn the_feed_shows_the_sign_in_flow_and_never_its_secrets() {
         .unwrap();
     let answer: Value = serde_json::from_str(&answer).unwrap();
     let bearer = answer["access_token"].as_str().unwrap().to_owned();
-    let base = sandbox.token_service_url();
+    let base = sandbox.url();
     let user = format!(
         "userId={}&connectionName={CONNECTION}&channelId=msteams",
         form_encoded(DEMO_USER_ID)

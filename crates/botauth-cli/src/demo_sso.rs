@@ -98,7 +98,7 @@ pub(crate) async fn demo() -> Result<(), DemoError> {
         ("BOTAUTH_METADATA_URL", sandbox.bot_service_metadata_url()),
         ("BOTAUTH_ALLOWED_SERVICE_URLS", sandbox.connector_url()),
     ])?;
-    config.token_service_url = Some(sandbox.token_service_url());
+    config.token_service_url = Some(sandbox.url());
     let bot = SsoBot::from_config(config, CONNECTION, None).map_err(DemoError::Check)?;
     let addr = bot
         .spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))

@@ -202,10 +202,7 @@ async fn start(args: &SandboxArgs) -> Result<(Sandbox, Vec<RegisteredCertificate
         ),
         None => None,
     };
-    let mut builder = Sandbox::builder()
-        .port(args.port)
-        .with_demo_app(false)
-        .app(app);
+    let mut builder = Sandbox::builder().port(args.port).with_demo_app(false);
     if args.tls {
         let dir = match &args.state_dir {
             Some(dir) => dir.clone(),
@@ -223,6 +220,7 @@ async fn start(args: &SandboxArgs) -> Result<(Sandbox, Vec<RegisteredCertificate
             format!("cannot start the sandbox on 127.0.0.1:{}: {e}", args.port),
         )
     })?;
+    sandbox.register_app(app);
     if let Some(registrations) = &registrations {
         sandbox.register(registrations);
     }
@@ -326,11 +324,7 @@ fn environment_text(
              sign-on from two Teams clients, and /consent on|off makes the exchange need consent.\n",
             args.oauth_connection.join(", ")
         ));
-        export(
-            &mut text,
-            "BOTAUTH_TOKEN_SERVICE_URL",
-            &sandbox.token_service_url(),
-        );
+        export(&mut text, "BOTAUTH_TOKEN_SERVICE_URL", &sandbox.url());
     }
     if let Some(bot) = &args.bot {
         text.push_str(&format!(

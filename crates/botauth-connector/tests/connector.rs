@@ -463,11 +463,8 @@ async fn unreachable_and_bad_arguments() {
 #[tokio::test]
 async fn skill_replies_use_the_callers_app_id_as_audience() {
     let parent = "99999999-8888-7777-6666-555555555555";
-    let sandbox = Sandbox::builder()
-        .accept_resource(parent)
-        .start()
-        .await
-        .unwrap();
+    let sandbox = Sandbox::start().await.unwrap();
+    sandbox.accept_resource(parent);
     let config = config(&sandbox, &[]);
     let client = ConnectorClient::from_config(&config, tokens(&config)).unwrap();
     let target = Target::reply_to_activity(&incoming(&sandbox))

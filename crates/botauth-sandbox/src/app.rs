@@ -42,16 +42,6 @@ impl AppRegistration {
         }
     }
 
-    /// The client (application) id.
-    pub fn client_id(&self) -> &str {
-        &self.client_id
-    }
-
-    /// The tenant the app is registered in.
-    pub fn tenant_id(&self) -> &str {
-        &self.tenant_id
-    }
-
     /// Adds an accepted client secret.
     #[must_use]
     pub fn with_secret(mut self, secret: impl Into<String>) -> Self {

@@ -296,11 +296,8 @@ mod tests {
 
     #[tokio::test]
     async fn accepts_managed_identity_and_accepted_resource_tokens() {
-        let sandbox = Sandbox::builder()
-            .accept_resource(PARENT_BOT)
-            .start()
-            .await
-            .unwrap();
+        let sandbox = Sandbox::start().await.unwrap();
+        sandbox.accept_resource(PARENT_BOT);
         let url = activities_url(&sandbox, "/act-9");
         let activity = json!({"type": "message", "text": "from a managed identity"});
         let cases = [

@@ -168,16 +168,9 @@ impl Registrations {
     }
 
     /// The app registrations, in file order.
-    pub fn apps(&self) -> &[AppRegistration] {
+    #[cfg(test)]
+    fn apps(&self) -> &[AppRegistration] {
         &self.apps
-    }
-
-    /// The managed identities (user-assigned ones, then the system-assigned one).
-    pub fn managed_identities(&self) -> Vec<&ManagedIdentity> {
-        self.user_assigned
-            .iter()
-            .chain(self.system_assigned.as_ref())
-            .collect()
     }
 }
 
@@ -272,7 +265,8 @@ mod tests {
     #[test]
     fn certificates_are_read_as_pem_or_der_and_refused_otherwise() {
         let dir = tempfile::tempdir().unwrap();
-        let generated = crate::GeneratedCertificate::generate("registration test").unwrap();
+        let generated =
+            crate::certificate::GeneratedCertificate::generate("registration test").unwrap();
         // A combined PEM: the key first, then the certificate.
         let mut combined = generated.private_key_pem().to_vec();
         combined.extend_from_slice(generated.certificate_pem());

@@ -112,7 +112,7 @@ impl Sandbox {
     }
 
     /// Accepts `<resource>/.default` as a scope, besides the three Bot Connector resources and
-    /// the Key Vault ([`KEY_VAULT_RESOURCE`](crate::KEY_VAULT_RESOURCE)), and tokens for
+    /// the Key Vault (`https://vault.azure.net`), and tokens for
     /// `resource` at the Bot Connector (e.g. another bot's app id, for skill replies).
     pub fn accept_resource(&self, resource: impl Into<String>) {
         self.shared.lock().accept_resource(resource.into());
