@@ -553,11 +553,11 @@ async fn sign_in_command(sandbox: &Sandbox, bot: &str, app_id: &str, line: &str)
         }
         "/sso" => {
             let card = sandbox
-                .connector_activities()
+                .connector_posts()
                 .into_iter()
                 .rev()
-                .find_map(|a| {
-                    let attachment = &a["attachments"][0];
+                .find_map(|post| {
+                    let attachment = &post.activity["attachments"][0];
                     (attachment["contentType"] == "application/vnd.microsoft.card.oauth")
                         .then(|| attachment["content"].clone())
                 });

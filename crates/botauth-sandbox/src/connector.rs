@@ -223,7 +223,11 @@ mod tests {
             assert!(uuid::Uuid::parse_str(reply.json()["id"].as_str().unwrap()).is_ok());
         }
         assert_eq!(
-            sandbox.connector_activities(),
+            sandbox
+                .connector_posts()
+                .into_iter()
+                .map(|post| post.activity)
+                .collect::<Vec<_>>(),
             vec![activity.clone(), activity.clone()]
         );
         assert_eq!(
@@ -408,7 +412,7 @@ mod tests {
         let reply = post_json(&url, "[1]", Some(&token)).await;
         assert_eq!(reply.status, 400);
         assert!(sandbox.connector_posts().is_empty());
-        assert!(sandbox.connector_activities().is_empty());
+        assert!(sandbox.connector_posts().is_empty());
     }
 
     #[tokio::test]

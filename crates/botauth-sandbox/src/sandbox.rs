@@ -269,13 +269,6 @@ impl Sandbox {
         format!("{}/", self.shared.url)
     }
 
-    /// The activity bodies the Bot Connector accepted, in order (the `activity` of each of
-    /// [`Sandbox::connector_posts`]).
-    pub fn connector_activities(&self) -> Vec<serde_json::Value> {
-        let inner = self.shared.lock();
-        inner.posts.iter().map(|p| p.activity.clone()).collect()
-    }
-
     /// Everything the Bot Connector accepted, in order: where it was posted and by whom.
     pub fn connector_posts(&self) -> Vec<ConnectorPost> {
         self.shared.lock().posts.clone()

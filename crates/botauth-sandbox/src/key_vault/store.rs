@@ -104,7 +104,8 @@ impl KeyVaultCertificateOptions {
 
     /// Whether the version is enabled.
     #[must_use]
-    pub fn enabled(mut self, enabled: bool) -> Self {
+    #[cfg(test)]
+    pub(crate) fn enabled(mut self, enabled: bool) -> Self {
         self.enabled = enabled;
         self
     }
@@ -125,7 +126,8 @@ impl KeyVaultCertificateOptions {
 
     /// The certificate's subject, e.g. `CN=bot.contoso.com, O=Contoso`.
     #[must_use]
-    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = Some(subject.into());
         self
     }
