@@ -383,7 +383,13 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
         "every caller should get the same token",
     )?;
     if args.credential == CredentialKind::KeyVault {
-        key_vault_rotation(&sandbox, &auth, &request, &requests).await?;
+        // The certificate the bot reads: the one its configuration names.
+        let name = env
+            .iter()
+            .find(|(k, _)| k.ends_with("__KeyVaultCertificateName"))
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| DemoError::Check("the configuration names no certificate".into()))?;
+        key_vault_rotation(&sandbox, name, &auth, &request, &requests).await?;
     }
     drop(environment);
     sandbox.shutdown().await;
@@ -397,11 +403,11 @@ const ROTATION_CHECK: Duration = Duration::from_secs(2);
 /// without a restart; first on its schedule, then after Entra refuses the old certificate.
 async fn key_vault_rotation(
     sandbox: &Sandbox,
+    name: &str,
     auth: &botauth::BotAuth,
     request: &botauth::TokenRequest,
     requests: &dyn Fn() -> usize,
 ) -> Result<(), DemoError> {
-    let name = botauth_sandbox::DEMO_KEY_VAULT_CERTIFICATE;
     let der = |v: &botauth_sandbox::KeyVaultVersion| v.certificate_der.clone();
     let first = sandbox
         .key_vault_versions(name)

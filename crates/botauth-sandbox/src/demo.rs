@@ -42,7 +42,7 @@ pub enum DemoCredential {
     /// AKS workload identity: a projected service-account token file the demo app trusts
     /// (`AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, `AZURE_FEDERATED_TOKEN_FILE`).
     WorkloadIdentity,
-    /// A certificate in the sandbox's Key Vault ([`DEMO_KEY_VAULT_CERTIFICATE`]), registered on
+    /// A certificate in the sandbox's Key Vault (`botauth-demo-bot`), registered on
     /// the demo app and read with the user-assigned managed identity (Microsoft.Identity.Web
     /// dialect: `SourceType=KeyVault`, `KeyVaultUrl`, `KeyVaultCertificateName`,
     /// `ManagedIdentityClientId`).
@@ -50,7 +50,7 @@ pub enum DemoCredential {
 }
 
 /// The name of [`DemoCredential::KeyVault`]'s certificate in the sandbox's Key Vault.
-pub const DEMO_KEY_VAULT_CERTIFICATE: &str = "botauth-demo-bot";
+pub(crate) const DEMO_KEY_VAULT_CERTIFICATE: &str = "botauth-demo-bot";
 
 impl DemoCredential {
     /// Every kind, in the order above.
@@ -132,7 +132,7 @@ impl DemoEnvironment {
     }
 
     /// The private directory holding the certificate or the projected token file, if any.
-    pub fn directory(&self) -> Option<&Path> {
+    fn directory(&self) -> Option<&Path> {
         self.dir.as_ref().map(|d| d.0.as_path())
     }
 }

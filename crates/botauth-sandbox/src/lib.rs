@@ -39,7 +39,7 @@ pub use builder::SandboxBuilder;
 pub use channel::{DEMO_CONVERSATION_ID, DEMO_USER_ID};
 pub use console::{ChatTarget, Console};
 pub use delivery::Delivery;
-pub use demo::{DEMO_KEY_VAULT_CERTIFICATE, DemoCredential, DemoEnvironment};
+pub use demo::{DemoCredential, DemoEnvironment};
 pub use faults::Fault;
 pub use key_vault::store::{KeyVaultCertificateOptions, KeyVaultContentType, KeyVaultVersion};
 pub use log::{ConnectorPost, RequestRecord, Route};

@@ -8,9 +8,11 @@ use serde::Deserialize;
 
 use crate::{AppRegistration, FederatedCredential, ManagedIdentity, Sandbox};
 
-/// What a registration file declares.
+/// What a registration file declares; [`Sandbox::register`] applies it.
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let dir = tempfile::tempdir()?;
 /// let file = dir.path().join("sandbox.toml");
 /// std::fs::write(&file, r#"
@@ -27,9 +29,10 @@ use crate::{AppRegistration, FederatedCredential, ManagedIdentity, Sandbox};
 ///     object_id = "6b1c7e6e-0000-4000-8000-00000000c001"
 /// "#)?;
 /// let registrations = botauth_sandbox::Registrations::from_file(&file)?;
-/// assert_eq!(registrations.apps()[0].tenant_id(), "contoso.example");
-/// assert_eq!(registrations.managed_identities().len(), 1);
-/// # Ok::<(), std::io::Error>(())
+/// let sandbox = botauth_sandbox::Sandbox::start().await?;
+/// sandbox.register(&registrations);
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Debug, Default)]
 pub struct Registrations {
