@@ -354,7 +354,7 @@ async fn the_certificate_credential_passes_the_conformance_suite() {
     let url = sb.url();
     vars.push(("BOTAUTH_AUTHORITY_HOST", url));
     let config = BotAuthConfig::from_vars(vars).unwrap();
-    let provider = botauth::build_credential(&config).unwrap();
+    let provider = botauth::CredentialBuilder::new().build(&config).unwrap();
     let key = std::fs::read_to_string(fixture("rsa2048.key")).unwrap();
     let key_line = key.lines().nth(1).unwrap();
     check_provider(
@@ -372,7 +372,9 @@ async fn the_certificate_credential_passes_the_conformance_suite() {
         ("CertificatePath", fixture("other2048.pem")),
     ]);
     vars.push(("BOTAUTH_AUTHORITY_HOST", sb.url()));
-    let unregistered = botauth::build_credential(&BotAuthConfig::from_vars(vars).unwrap()).unwrap();
+    let unregistered = botauth::CredentialBuilder::new()
+        .build(&BotAuthConfig::from_vars(vars).unwrap())
+        .unwrap();
     let other_key = std::fs::read_to_string(fixture("other2048.key")).unwrap();
     botauth::core::testkit::ProviderCheck::new()
         .secrets(&[PASSWORD, key_line, other_key.lines().nth(1).unwrap()])

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use botauth::core::{EntraError, ManualClock};
 use botauth::http::HttpOptions;
 use botauth::secret::ClientSecretCredential;
+use botauth::token::ManagerOptions;
 use botauth::{
     CredentialProvider, Error, ErrorKind, Secret, TokenManager, TokenRequest, TokenSource,
 };
@@ -46,7 +47,10 @@ fn credential_for(
 
 fn manager(sandbox: &Sandbox) -> TokenManager {
     TokenManager::builder(Arc::new(credential(sandbox, DEMO_CLIENT_SECRET)))
-        .max_jitter(Duration::ZERO)
+        .options(ManagerOptions {
+            max_jitter: Duration::ZERO,
+            ..ManagerOptions::default()
+        })
         .build()
 }
 
@@ -118,12 +122,15 @@ async fn wrong_secret_is_aadsts7000215_with_its_hint() {
     assert!(!e.is_retryable());
     let x = entra(&e);
     assert_eq!(
-        (x.status, x.error.as_str(), x.code()),
+        (x.status(), x.error(), x.code()),
         (401, "invalid_client", Some(7000215))
     );
-    assert!(x.trace_id.is_some());
+    assert!(x.trace_id().is_some());
     // Entra echoes our client-request-id as its correlation id: the two logs can be joined.
-    assert_eq!(x.correlation_id, sandbox.requests()[0].client_request_id);
+    assert_eq!(
+        x.correlation_id(),
+        sandbox.requests()[0].client_request_id.as_deref()
+    );
     let text = e.to_string();
     assert!(text.contains("AADSTS7000215"), "{text}");
     assert!(text.contains("not its Secret ID"), "{text}");
@@ -143,7 +150,7 @@ async fn unknown_app_is_aadsts700016() {
     let e = c.get_token(&scope()).await.unwrap_err();
     let x = entra(&e);
     assert_eq!(
-        (x.status, x.error.as_str(), x.code()),
+        (x.status(), x.error(), x.code()),
         (400, "unauthorized_client", Some(700016))
     );
     assert!(
@@ -177,7 +184,7 @@ async fn bad_scope_is_aadsts1002012() {
         let e = c.get_token(&TokenRequest::new(bad)).await.unwrap_err();
         let x = entra(&e);
         assert_eq!(
-            (x.status, x.error.as_str(), x.code()),
+            (x.status(), x.error(), x.code()),
             (400, "invalid_scope", Some(1002012)),
             "{bad}"
         );
@@ -432,7 +439,10 @@ fn clocked(sandbox: &Sandbox) -> (TokenManager, Arc<ManualClock>) {
     );
     let m = TokenManager::builder(Arc::new(c))
         .clock(clock.clone())
-        .max_jitter(Duration::ZERO)
+        .options(ManagerOptions {
+            max_jitter: Duration::ZERO,
+            ..ManagerOptions::default()
+        })
         .build();
     (m, clock)
 }

@@ -60,7 +60,10 @@ impl AzureCredential {
     pub fn new(credential: Arc<dyn TokenCredential>) -> Self {
         Self::with_info(
             credential,
-            CredentialInfo::new(DEFAULT_KIND).retries_internally(),
+            CredentialInfo {
+                retries_internally: true,
+                ..CredentialInfo::new(DEFAULT_KIND)
+            },
         )
     }
 
@@ -99,11 +102,6 @@ impl AzureCredential {
             .saturating_sub(options.max_jitter);
         options.half_life_threshold = Duration::MAX;
         options
-    }
-
-    /// The wrapped Azure credential.
-    pub fn credential(&self) -> &Arc<dyn TokenCredential> {
-        &self.credential
     }
 }
 
@@ -196,7 +194,10 @@ mod tests {
         );
 
         let e = provider
-            .get_token(&TokenRequest::new("https://api.botframework.com/.default").tenant("other"))
+            .get_token(&TokenRequest {
+                tenant_id: Some("other".into()),
+                ..TokenRequest::new("https://api.botframework.com/.default")
+            })
             .await
             .expect_err("another tenant");
         assert_eq!(e.kind(), ErrorKind::Config);
@@ -299,7 +300,10 @@ mod tests {
         assert!(info.retries_internally);
         let provider = AzureCredential::with_info(
             Arc::new(Recording::default()),
-            CredentialInfo::new("azure_cli").tenant_id("t"),
+            CredentialInfo {
+                tenant_id: Some("t".into()),
+                ..CredentialInfo::new("azure_cli")
+            },
         );
         assert!(!provider.describe().retries_internally);
         let debug = format!("{provider:?}");

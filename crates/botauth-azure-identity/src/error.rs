@@ -206,7 +206,7 @@ fn retry_after(raw: &RawResponse) -> Option<Duration> {
     );
     // The Azure SDK's credentials read the system clock for expiry, so a date here is measured
     // against the same clock.
-    botauth_http::retry_after(&headers, SystemTime::now())
+    botauth_http::internal::retry_after(&headers, SystemTime::now())
 }
 
 /// How errors name the credential's endpoint when the Azure SDK does not say: its authority
@@ -261,7 +261,10 @@ mod tests {
     }
 
     fn info() -> CredentialInfo {
-        CredentialInfo::new("azure_client_secret").authority_host("https://login.example")
+        CredentialInfo {
+            authority_host: Some("https://login.example".into()),
+            ..CredentialInfo::new("azure_client_secret")
+        }
     }
 
     #[test]
@@ -271,7 +274,7 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Rejected);
         let entra = e.as_entra().expect("an Entra error");
         assert_eq!(entra.code(), Some(7000215));
-        assert_eq!(entra.status, 401);
+        assert_eq!(entra.status(), 401);
         assert!(e.to_string().contains("the client secret is wrong"), "{e}");
         assert!(!e.is_retryable());
     }

@@ -48,11 +48,6 @@ impl BotTokenCredential {
     pub fn new(tokens: TokenManager) -> Arc<Self> {
         Arc::new(BotTokenCredential { tokens })
     }
-
-    /// The token manager behind this credential.
-    pub fn tokens(&self) -> &TokenManager {
-        &self.tokens
-    }
 }
 
 impl fmt::Debug for BotTokenCredential {

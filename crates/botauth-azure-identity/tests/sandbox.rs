@@ -78,11 +78,13 @@ fn azure_client_secret(
     .expect("credential");
     AzureCredential::with_info(
         azure,
-        CredentialInfo::new("azure_client_secret")
-            .client_id(DEMO_CLIENT_ID)
-            .tenant_id(DEMO_TENANT_ID)
-            .authority_host(sandbox.url())
-            .retries_internally(),
+        CredentialInfo {
+            client_id: Some(DEMO_CLIENT_ID.into()),
+            tenant_id: Some(DEMO_TENANT_ID.into()),
+            authority_host: Some(sandbox.url()),
+            retries_internally: true,
+            ..CredentialInfo::new("azure_client_secret")
+        },
     )
 }
 
@@ -476,9 +478,11 @@ async fn managed_identity_child(vault: &str, ca_pem: &[u8]) {
         .expect("the App Service source, from IDENTITY_ENDPOINT and IDENTITY_HEADER");
         AzureCredential::with_info(
             azure,
-            CredentialInfo::new("azure_managed_identity")
-                .client_id(client_id)
-                .retries_internally(),
+            CredentialInfo {
+                client_id: Some(client_id.into()),
+                retries_internally: true,
+                ..CredentialInfo::new("azure_managed_identity")
+            },
         )
     };
     let tokens = TokenManager::builder(Arc::new(managed_identity(DEMO_MI_CLIENT_ID)))

@@ -223,7 +223,7 @@ impl CertificateAssertion {
     }
 
     /// A builder from a certificate entry of the configuration (any dialect).
-    pub fn from_config(config: &CertificateConfig) -> Result<CertificateAssertionBuilder> {
+    pub(crate) fn from_config(config: &CertificateConfig) -> Result<CertificateAssertionBuilder> {
         let source = match (
             &config.base64_pfx,
             &config.certificate_path,
@@ -268,7 +268,7 @@ impl CertificateAssertion {
     }
 
     /// The thumbprints of the certificate in use.
-    pub fn thumbprints(&self) -> Thumbprints {
+    pub(crate) fn thumbprints(&self) -> Thumbprints {
         *self.current().certificate.thumbprints()
     }
 
@@ -330,7 +330,7 @@ impl CertificateAssertion {
         {
             loaded.certificate.check_validity(clock_now)?;
         }
-        let now = u64::try_from(botauth_core::date::unix_seconds(clock_now))
+        let now = u64::try_from(botauth_core::internal::date::unix_seconds(clock_now))
             .map_err(|_| Error::credential("the system clock is before 1970"))?;
         let claims = serde_json::json!({
             "aud": request.token_endpoint,

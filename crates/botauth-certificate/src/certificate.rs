@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use botauth_core::Secret;
-use botauth_core::date::{self, rfc3339};
+use botauth_core::internal::date::{self, rfc3339};
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{Id, PKey, Private};
@@ -20,14 +20,14 @@ use crate::pem::{is_pem, pem_certificates, pem_private_key, pkcs12_leaf, read_fi
 use crate::thumbprint::{Thumbprints, parse_sha1_hex};
 
 /// Entra ID accepts RSA keys of at least this size (docs/protocol.md §3).
-pub const MIN_RSA_BITS: u32 = 2048;
+pub(crate) const MIN_RSA_BITS: u32 = 2048;
 
 /// A certificate that expires within this window is loaded with a warning.
-pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86_400);
+pub(crate) const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86_400);
 
 /// A validated signing identity: an RSA private key of at least 2048 bits and, unless it was
 /// loaded in thumbprint-only mode, the certificate it belongs to (and any chain behind it).
-pub struct ClientCertificate {
+pub(crate) struct ClientCertificate {
     key: PKey<Private>,
     /// Leaf first; empty in thumbprint-only mode.
     chain: Vec<X509>,
@@ -52,7 +52,7 @@ impl ClientCertificate {
     /// Loads a PEM certificate (optionally followed by its chain) and its PEM private key
     /// (PKCS#8, PKCS#1, or encrypted PKCS#8 / traditional with `password`). With `key = None` the
     /// key is read from `certificate` (one PEM file holding both).
-    pub fn from_pem(
+    pub(crate) fn from_pem(
         certificate: &[u8],
         key: Option<&[u8]>,
         password: Option<&Secret>,
@@ -64,7 +64,10 @@ impl ClientCertificate {
 
     /// Loads a PFX / PKCS#12 file's bytes, with or without a password. Modern (AES, PBKDF2) and
     /// legacy Windows (3DES, SHA-1 MAC) files are both read.
-    pub fn from_pkcs12(der: &[u8], password: Option<&Secret>) -> Result<Self, CertificateError> {
+    pub(crate) fn from_pkcs12(
+        der: &[u8],
+        password: Option<&Secret>,
+    ) -> Result<Self, CertificateError> {
         let pkcs12 = Pkcs12::from_der(der).map_err(|e| {
             CertificateError::new(
                 Kind::Malformed,
@@ -121,7 +124,7 @@ impl ClientCertificate {
     }
 
     /// Loads a base64-encoded PFX (Microsoft.Identity.Web `Base64EncodedValue`).
-    pub fn from_base64_pkcs12(
+    pub(crate) fn from_base64_pkcs12(
         base64: &Secret,
         password: Option<&Secret>,
     ) -> Result<Self, CertificateError> {
@@ -145,7 +148,7 @@ impl ClientCertificate {
     /// Bot Framework's thumbprint-only mode: a PEM private key plus the SHA-1 thumbprint of its
     /// registered certificate, given by the user. Without the certificate botauth cannot check
     /// that they belong together, cannot send `x5c` or `x5t#S256`, and cannot warn about expiry.
-    pub fn from_key_and_thumbprint(
+    pub(crate) fn from_key_and_thumbprint(
         key: &[u8],
         thumbprint: &str,
         password: Option<&Secret>,
@@ -194,32 +197,27 @@ impl ClientCertificate {
     }
 
     /// The thumbprints of the leaf certificate (or the user-supplied SHA-1 in thumbprint-only mode).
-    pub fn thumbprints(&self) -> &Thumbprints {
+    pub(crate) fn thumbprints(&self) -> &Thumbprints {
         &self.thumbprints
     }
 
     /// The certificate chain as DER, leaf first (empty in thumbprint-only mode).
-    pub fn chain_der(&self) -> Vec<Vec<u8>> {
+    pub(crate) fn chain_der(&self) -> Vec<Vec<u8>> {
         self.chain.iter().filter_map(|c| c.to_der().ok()).collect()
     }
 
     /// The end of the leaf certificate's validity, when the certificate is known.
-    pub fn not_after(&self) -> Option<SystemTime> {
+    pub(crate) fn not_after(&self) -> Option<SystemTime> {
         self.not_after
     }
 
     /// The leaf certificate's subject (`CN=…, O=…`), when the certificate is known.
-    pub fn subject(&self) -> Option<&str> {
+    pub(crate) fn subject(&self) -> Option<&str> {
         self.subject.as_deref()
     }
 
-    /// The RSA key size in bits.
-    pub fn key_bits(&self) -> u32 {
-        self.key.bits()
-    }
-
     /// Whether the certificate itself is known (false in thumbprint-only mode).
-    pub fn has_certificate(&self) -> bool {
+    pub(crate) fn has_certificate(&self) -> bool {
         !self.chain.is_empty()
     }
 
@@ -229,7 +227,7 @@ impl ClientCertificate {
 
     /// Checks a configured SHA-1 thumbprint (any case, spaces and colons allowed) against the
     /// computed one.
-    pub fn check_thumbprint(&self, expected: &str) -> Result<(), CertificateError> {
+    pub(crate) fn check_thumbprint(&self, expected: &str) -> Result<(), CertificateError> {
         let expected = parse_sha1_hex(expected)?;
         if &expected != self.thumbprints.sha1() {
             return Err(CertificateError::new(
@@ -246,7 +244,7 @@ impl ClientCertificate {
 
     /// Refuses a certificate whose validity ended before `now`, and logs a warning when it ends
     /// within 30 days. `now` comes from an injected clock, so tests do not depend on the date.
-    pub fn check_validity(&self, now: SystemTime) -> Result<(), CertificateError> {
+    pub(crate) fn check_validity(&self, now: SystemTime) -> Result<(), CertificateError> {
         let Some(not_after) = self.not_after else {
             return Ok(());
         };

@@ -87,19 +87,9 @@ impl CertificateCredential {
             .build()
     }
 
-    /// The token endpoint this credential posts to (the assertions' `aud`).
-    pub fn token_endpoint(&self) -> String {
-        self.client.token_endpoint(None)
-    }
-
     /// The thumbprints of the certificate in use (it changes when the files are rotated).
     pub fn thumbprints(&self) -> Thumbprints {
         self.assertion.thumbprints()
-    }
-
-    /// The assertion source.
-    pub fn assertion(&self) -> &CertificateAssertion {
-        &self.assertion
     }
 }
 
@@ -207,7 +197,10 @@ mod tests {
         let info = c.describe();
         assert_eq!(info.kind, "certificate");
         assert_eq!(info.client_id.as_deref(), Some(APP));
-        assert_eq!(c.token_endpoint(), sandbox.token_endpoint(TENANT));
+        assert_eq!(
+            c.client.token_endpoint(None),
+            sandbox.token_endpoint(TENANT)
+        );
         assert_eq!(c.thumbprints().sha1_hex(), sha1_hex("rsa2048.pem"));
         let debug = format!("{c:?}");
         assert!(debug.contains("[redacted RSA-2048]"), "{debug}");

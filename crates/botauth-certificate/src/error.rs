@@ -69,6 +69,7 @@ impl fmt::Display for CertificateErrorKind {
 /// or a password.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
+#[non_exhaustive]
 pub struct CertificateError {
     kind: CertificateErrorKind,
     message: String,
@@ -146,7 +147,7 @@ impl CertificateError {
     /// the configuration key the user wrote (`CertificateThumbprint`, `…__CertPemFile`,
     /// `AzureAd__ClientCredentials__0__CertificatePassword`) rather than botauth's own field.
     /// Thumbprint problems are configuration errors; the others keep this error as their source.
-    pub fn for_config(self, config: &CertificateConfig) -> Error {
+    pub(crate) fn for_config(self, config: &CertificateConfig) -> Error {
         let keys = &config.keys;
         let mentions = |path: &Option<std::path::PathBuf>| {
             path.as_ref()

@@ -12,11 +12,11 @@ mod thumbprint;
 
 pub use assertion::{CertificateAssertion, CertificateAssertionBuilder};
 pub use botauth_core::config::AssertionAlgorithm;
-pub use certificate::{CertificateSummary, ClientCertificate, EXPIRY_WARNING, MIN_RSA_BITS};
+pub use certificate::CertificateSummary;
 pub use credential::{CertificateCredential, CertificateCredentialBuilder};
 pub use error::{CertificateError, CertificateErrorKind};
 pub use source::CertificateSource;
-pub use thumbprint::{Thumbprints, parse_sha1_hex};
+pub use thumbprint::Thumbprints;
 
 /// An error and its causes on one line, for logs.
 fn error_chain(e: &dyn std::error::Error) -> String {

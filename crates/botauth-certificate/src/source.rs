@@ -120,7 +120,7 @@ impl CertificateSource {
     }
 
     /// Whether the source is files on disk (and so can change: rotation).
-    pub fn is_files(&self) -> bool {
+    pub(crate) fn is_files(&self) -> bool {
         matches!(self.0, Inner::Files { .. })
     }
 
@@ -137,7 +137,7 @@ impl CertificateSource {
 
     /// Loads and validates: key and certificate, the configured thumbprint, and the validity
     /// period against `now`.
-    pub fn load(
+    pub(crate) fn load(
         &self,
         password: Option<&Secret>,
         thumbprint: Option<&str>,
@@ -276,7 +276,7 @@ mod tests {
         for (i, c) in loaded.into_iter().enumerate() {
             let c = c.unwrap_or_else(|e| panic!("input {i}: {e}"));
             assert_eq!(c.thumbprints().sha1_hex(), want, "input {i}");
-            assert_eq!(c.key_bits(), 2048);
+            assert_eq!(c.key().bits(), 2048);
             assert_eq!(c.chain_der().len(), 1);
             assert_eq!(
                 c.subject(),
@@ -294,7 +294,7 @@ mod tests {
                 None,
             )
             .unwrap();
-            assert_eq!(c.key_bits(), bits);
+            assert_eq!(c.key().bits(), bits);
         }
     }
 

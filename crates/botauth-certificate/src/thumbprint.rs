@@ -17,7 +17,7 @@ pub struct Thumbprints {
 
 impl Thumbprints {
     /// The thumbprints of the certificate whose DER encoding is `der`.
-    pub fn of_der(der: &[u8]) -> Self {
+    pub(crate) fn of_der(der: &[u8]) -> Self {
         Thumbprints {
             sha1: sha1(der),
             sha256: Some(sha256(der)),
@@ -34,7 +34,7 @@ impl Thumbprints {
     }
 
     /// The raw SHA-1 digest.
-    pub fn sha1(&self) -> &[u8; 20] {
+    pub(crate) fn sha1(&self) -> &[u8; 20] {
         &self.sha1
     }
 
@@ -67,7 +67,7 @@ impl fmt::Debug for Thumbprints {
 /// Parses a user-supplied SHA-1 thumbprint: 40 hex characters, any case, spaces and colons
 /// ignored (docs/protocol.md §3). The error never echoes the value: a value in the wrong key can be a
 /// secret.
-pub fn parse_sha1_hex(text: &str) -> Result<[u8; 20], CertificateError> {
+pub(crate) fn parse_sha1_hex(text: &str) -> Result<[u8; 20], CertificateError> {
     // Copying from the Windows certificate dialog adds an invisible U+200E mark at the front.
     let digits: Vec<u8> = text
         .bytes()

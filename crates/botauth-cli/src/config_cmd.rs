@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use botauth::core::config::{
     BotAuthConfig, ConfigLoader, CredentialConfig, Explained, ManagedIdentityId,
-    supported_keys_markdown,
 };
+use botauth::core::internal::supported_keys_markdown;
 use clap::Args;
 use serde::Serialize;
 use serde_json::{Value, json};

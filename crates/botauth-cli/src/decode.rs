@@ -9,7 +9,7 @@ use std::io::{IsTerminal as _, Read as _};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use botauth::core::{UtcDateTime, date};
+use botauth::core::internal::date::{self, UtcDateTime};
 use clap::Args;
 use serde::Serialize;
 use serde_json::Value;

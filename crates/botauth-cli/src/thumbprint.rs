@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use botauth::Secret;
 use botauth::certificate::{CertificateErrorKind, CertificateSummary};
-use botauth::core::date::rfc3339;
+use botauth::core::internal::date::rfc3339;
 use clap::Args;
 use serde::Serialize;
 

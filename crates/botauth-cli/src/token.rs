@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use botauth::{
-    AccessToken, BotAuth, BotAuthConfig, ConnectorError, CredentialInfo, TokenManager,
-    TokenRequest, build_credential,
+    AccessToken, BotAuth, BotAuthConfig, ConnectorError, CredentialBuilder, CredentialInfo,
+    TokenManager, TokenRequest,
 };
 use clap::Args;
 
@@ -109,7 +109,9 @@ async fn acquire(args: TokenArgs) -> Result<Acquired, Failure> {
     let scope = args
         .scope
         .unwrap_or_else(|| config.cloud.bot_connector_scope().to_owned());
-    let provider = build_credential(&config).map_err(Failure::SetUp)?;
+    let provider = CredentialBuilder::new()
+        .build(&config)
+        .map_err(Failure::SetUp)?;
     let info = provider.describe();
     let tokens = TokenManager::new(provider);
     let timeout = config.http_timeout.unwrap_or(waiting::DEFAULT_HTTP_TIMEOUT);

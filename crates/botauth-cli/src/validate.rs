@@ -5,7 +5,7 @@ use std::io::Read;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use botauth::core::{UtcDateTime, date};
+use botauth::core::internal::date::{self, UtcDateTime};
 use botauth::http::HttpOptions;
 use botauth::validator::{Algorithm, BotServiceProfile, Error, ErrorKind, Validator, dangerous};
 use clap::Args;
@@ -63,13 +63,15 @@ pub(crate) async fn run(args: ValidateArgs) -> ExitCode {
     };
     // The validator's own default, unless BOTAUTH_HTTP_TIMEOUT says otherwise.
     let timeout = match std::env::var("BOTAUTH_HTTP_TIMEOUT") {
-        Ok(value) => match botauth::core::config::parse_duration("BOTAUTH_HTTP_TIMEOUT", &value) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("botauth: error: {e}");
-                return ExitCode::from(2);
+        Ok(value) => {
+            match botauth::core::internal::parse_duration("BOTAUTH_HTTP_TIMEOUT", &value) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("botauth: error: {e}");
+                    return ExitCode::from(2);
+                }
             }
-        },
+        }
         Err(_) => KEYS_TIMEOUT,
     };
     let validator = match Validator::builder(&args.app_id)

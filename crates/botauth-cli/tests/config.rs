@@ -116,7 +116,7 @@ fn config_keys_is_the_readme_list() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         text(&out.stdout),
-        botauth::core::config::supported_keys_markdown()
+        botauth::core::internal::supported_keys_markdown()
     );
 }
 

@@ -8,7 +8,7 @@ mod common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use botauth::core::UtcDateTime;
+use botauth::core::internal::date::UtcDateTime;
 use botauth_sandbox::{ChannelTokenClaims, Sandbox};
 use common::{NO_ENV, assert_json_style, run_blocking, run_with_stdin, text};
 
@@ -27,7 +27,10 @@ fn jwt(header: &str, claims: &str) -> String {
 }
 
 fn now() -> u64 {
-    u64::try_from(botauth::core::date::unix_seconds(SystemTime::now())).expect("a clock after 1970")
+    u64::try_from(botauth::core::internal::date::unix_seconds(
+        SystemTime::now(),
+    ))
+    .expect("a clock after 1970")
 }
 
 fn utc(unix: u64) -> String {

@@ -291,12 +291,12 @@ async fn assert_explained(args: Vec<String>, token: &str, kind: &str, line: &str
 }
 
 fn now() -> i64 {
-    botauth::core::date::unix_seconds(std::time::SystemTime::now())
+    botauth::core::internal::date::unix_seconds(std::time::SystemTime::now())
 }
 
 /// `2026-12-02T10:00:00Z` for Unix seconds.
 fn rfc3339(secs: i64) -> String {
-    botauth::core::UtcDateTime::from_unix(secs).to_string()
+    botauth::core::internal::date::UtcDateTime::from_unix(secs).to_string()
 }
 
 #[test]

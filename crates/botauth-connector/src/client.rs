@@ -4,12 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use botauth_core::internal::telemetry;
 use botauth_core::service_url::{ServiceUrl, ServiceUrlAllowList};
-use botauth_core::telemetry;
 use botauth_core::{
     AccessToken, BotAuthConfig, Clock, Cloud, Dialect, Error, Result, TokenRequest,
 };
-use botauth_http::{ClientSettings, HttpOptions, read_body, retry_after, transport_error};
+use botauth_http::internal::{ResolveSettings, read_body, retry_after, transport_error};
+use botauth_http::{ClientSettings, HttpOptions};
 use botauth_token::TokenManager;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;

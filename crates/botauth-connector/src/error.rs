@@ -53,7 +53,7 @@ impl fmt::Display for ConnectorErrorBody {
 
 /// Bounded, with control characters replaced so that a hostile body cannot forge log lines.
 fn clean(text: &str) -> String {
-    botauth_http::clean_text(text, MAX_KEPT_BODY)
+    botauth_http::internal::clean_text(text, MAX_KEPT_BODY)
 }
 
 /// What went wrong, coarsely: branch on this rather than on messages.

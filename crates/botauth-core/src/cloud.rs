@@ -19,20 +19,21 @@ pub enum Cloud {
     Custom(Box<CloudEndpoints>),
 }
 
-/// The endpoints that make up a cloud.
+/// The endpoints that make up a cloud: give them to [`Cloud::Custom`] and read them through the
+/// [`Cloud`] (e.g. [`Cloud::authority_host`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
 pub struct CloudEndpoints {
     /// Entra authority host, e.g. `https://login.microsoftonline.com` (no trailing slash).
-    pub authority_host: String,
+    authority_host: String,
     /// The scope for Bot Connector tokens, e.g. `https://api.botframework.com/.default`.
-    pub bot_connector_scope: String,
+    bot_connector_scope: String,
     /// The Bot Service OpenID metadata URL (inbound).
-    pub bot_service_metadata_url: String,
+    bot_service_metadata_url: String,
     /// The issuer of Bot Service channel tokens (inbound).
-    pub bot_service_issuer: String,
+    bot_service_issuer: String,
     /// The audience of managed-identity tokens used as federated credentials.
-    pub federation_audience: String,
+    federation_audience: String,
 }
 
 impl CloudEndpoints {
@@ -152,10 +153,19 @@ impl Cloud {
             self.federation_audience(),
         )
     }
+}
 
-    /// Parses a cloud name: `public` (also `AzurePublicCloud`, `global`), `usgov` (`AzureUSGovernment`,
-    /// `gov`), `china` (`AzureChinaCloud`), or a Bot Framework `ChannelService` URL.
-    pub fn from_name(name: &str) -> Result<Cloud> {
+/// Parses a cloud name: `public` (also `AzurePublicCloud`, `global`), `usgov` (`AzureUSGovernment`,
+/// `gov`), `china` (`AzureChinaCloud`), or a Bot Framework `ChannelService` URL.
+///
+/// ```
+/// use botauth_core::Cloud;
+/// assert_eq!("AzureUSGovernment".parse::<Cloud>().unwrap(), Cloud::UsGov);
+/// ```
+impl std::str::FromStr for Cloud {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Cloud> {
         let n = name.trim().trim_end_matches('/').to_ascii_lowercase();
         match n.as_str() {
             "" | "public" | "azurepublic" | "azurepubliccloud" | "global" | "azurecloud" => {
@@ -188,7 +198,7 @@ impl<'de> Deserialize<'de> for Cloud {
             Custom(CloudEndpoints),
         }
         match Repr::deserialize(deserializer)? {
-            Repr::Name(n) => Cloud::from_name(&n).map_err(serde::de::Error::custom),
+            Repr::Name(n) => n.parse::<Cloud>().map_err(serde::de::Error::custom),
             Repr::Custom(c) => Ok(Cloud::Custom(Box::new(c))),
         }
     }
@@ -224,14 +234,14 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(Cloud::from_name("AzureUSGovernment").unwrap(), Cloud::UsGov);
+        assert_eq!("AzureUSGovernment".parse::<Cloud>().unwrap(), Cloud::UsGov);
         assert_eq!(
-            Cloud::from_name("https://botframework.azure.us/").unwrap(),
+            "https://botframework.azure.us/".parse::<Cloud>().unwrap(),
             Cloud::UsGov
         );
-        assert_eq!(Cloud::from_name("China").unwrap(), Cloud::China);
-        assert_eq!(Cloud::from_name("public").unwrap(), Cloud::Public);
-        let err = Cloud::from_name("mars").unwrap_err();
+        assert_eq!("China".parse::<Cloud>().unwrap(), Cloud::China);
+        assert_eq!("public".parse::<Cloud>().unwrap(), Cloud::Public);
+        let err = "mars".parse::<Cloud>().unwrap_err();
         assert!(matches!(err, Error::Config { ref key, .. } if key == "cloud"));
     }
 

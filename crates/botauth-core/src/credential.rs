@@ -52,9 +52,19 @@ impl<T: CredentialProvider + ?Sized> CredentialProvider for Arc<T> {
     }
 }
 
-/// A description of a credential, safe to log and print.
+/// A description of a credential, safe to log and print: public fields over
+/// [`new`](Self::new).
+///
+/// ```
+/// use botauth_core::CredentialInfo;
+///
+/// let info = CredentialInfo {
+///     client_id: Some("00000000-0000-0000-0000-00000000b07a".into()),
+///     ..CredentialInfo::new("sidecar")
+/// };
+/// assert_eq!(info.to_string(), "sidecar client_id=00000000-0000-0000-0000-00000000b07a");
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
 pub struct CredentialInfo {
     /// The credential kind, e.g. `client_secret`, `certificate`, `managed_identity`.
     pub kind: String,
@@ -77,31 +87,6 @@ impl CredentialInfo {
             kind: kind.into(),
             ..Default::default()
         }
-    }
-
-    /// Sets the client id.
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.client_id = Some(client_id.into());
-        self
-    }
-
-    /// Sets the tenant.
-    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.tenant_id = Some(tenant_id.into());
-        self
-    }
-
-    /// Sets the authority host.
-    pub fn authority_host(mut self, authority_host: impl Into<String>) -> Self {
-        self.authority_host = Some(authority_host.into());
-        self
-    }
-
-    /// Marks the credential as retrying transient failures itself (see
-    /// [`retries_internally`](Self::retries_internally)).
-    pub fn retries_internally(mut self) -> Self {
-        self.retries_internally = true;
-        self
     }
 }
 

@@ -13,19 +13,19 @@ use serde::Deserialize;
 #[non_exhaustive]
 pub struct EntraError {
     /// HTTP status of the answer.
-    pub status: u16,
+    status: u16,
     /// The OAuth2 `error` value, e.g. `invalid_client`.
-    pub error: String,
+    error: String,
     /// The first line of `error_description` (the `AADSTSnnn: …` sentence, without the trace block).
-    pub description: String,
+    description: String,
     /// The numeric `AADSTS` codes, most specific first.
-    pub error_codes: Vec<u32>,
+    error_codes: Vec<u32>,
     /// Entra's `trace_id`: quote it to Microsoft support.
-    pub trace_id: Option<String>,
+    trace_id: Option<String>,
     /// Entra's `correlation_id` (botauth sends its own `client-request-id`, which Entra echoes here).
-    pub correlation_id: Option<String>,
+    correlation_id: Option<String>,
     /// How long the server asked us to wait (`Retry-After`).
-    pub retry_after: Option<Duration>,
+    retry_after: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -156,6 +156,41 @@ impl EntraError {
             correlation_id: wire.correlation_id,
             retry_after,
         })
+    }
+
+    /// HTTP status of the answer.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The OAuth2 `error` value, e.g. `invalid_client`.
+    pub fn error(&self) -> &str {
+        &self.error
+    }
+
+    /// The first line of `error_description` (the `AADSTSnnn: …` sentence, without the trace block).
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The numeric `AADSTS` codes, most specific first.
+    pub fn error_codes(&self) -> &[u32] {
+        &self.error_codes
+    }
+
+    /// Entra's `trace_id`: quote it to Microsoft support.
+    pub fn trace_id(&self) -> Option<&str> {
+        self.trace_id.as_deref()
+    }
+
+    /// Entra's `correlation_id` (botauth sends its own `client-request-id`, which Entra echoes here).
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.correlation_id.as_deref()
+    }
+
+    /// How long the server asked us to wait (`Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
     }
 
     /// The most specific `AADSTS` code, if any.

@@ -300,7 +300,7 @@ impl Error {
                 *retry_after
             }
             Error::RetryAfterPending { remaining, .. } => Some(*remaining),
-            Error::Entra(e) => e.retry_after,
+            Error::Entra(e) => e.retry_after(),
             _ => None,
         }
     }

@@ -127,26 +127,25 @@ impl Default for ProviderCheck<'_> {
     }
 }
 
+/// The cancellation points used unless [`ProviderCheck::cancel_after`] says otherwise: right after
+/// the first poll, and a little later, when an HTTP request is usually in flight.
+const DEFAULT_CANCEL_AFTER: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_millis(1),
+    Duration::from_millis(10),
+];
+
+/// How long one `get_token` may take unless [`ProviderCheck::call_timeout`] says otherwise.
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl<'a> ProviderCheck<'a> {
-    /// The cancellation points used unless [`cancel_after`](Self::cancel_after) says otherwise:
-    /// right after the first poll, and a little later, when an HTTP request is usually in flight.
-    pub const DEFAULT_CANCEL_AFTER: [Duration; 3] = [
-        Duration::ZERO,
-        Duration::from_millis(1),
-        Duration::from_millis(10),
-    ];
-
-    /// How long one `get_token` may take unless [`call_timeout`](Self::call_timeout) says
-    /// otherwise.
-    pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
     /// The suite with no secrets, no failing provider and the default cancellation points.
     pub fn new() -> Self {
         ProviderCheck {
             secrets: Vec::new(),
             failing: Vec::new(),
-            cancel_after: Self::DEFAULT_CANCEL_AFTER.to_vec(),
-            call_timeout: Self::DEFAULT_CALL_TIMEOUT,
+            cancel_after: DEFAULT_CANCEL_AFTER.to_vec(),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
         }
     }
 
@@ -169,16 +168,15 @@ impl<'a> ProviderCheck<'a> {
         self
     }
 
-    /// The delays after which a pending `get_token` is dropped (default
-    /// [`DEFAULT_CANCEL_AFTER`](Self::DEFAULT_CANCEL_AFTER)). At each, a call started alongside
+    /// The delays after which a pending `get_token` is dropped (default: right after the first
+    /// poll, after 1 ms and after 10 ms, when an HTTP request is usually in flight). At each, a call started alongside
     /// the dropped one and a call started after it must both succeed. Empty skips the check.
     pub fn cancel_after(mut self, delays: impl IntoIterator<Item = Duration>) -> Self {
         self.cancel_after = delays.into_iter().collect();
         self
     }
 
-    /// How long one `get_token` may take before the suite reports it as hanging (default
-    /// [`DEFAULT_CALL_TIMEOUT`](Self::DEFAULT_CALL_TIMEOUT)).
+    /// How long one `get_token` may take before the suite reports it as hanging (default 30 s).
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
         self

@@ -32,12 +32,6 @@ impl AccessToken {
         }
     }
 
-    /// Sets `refresh_on`.
-    pub fn with_refresh_on(mut self, refresh_on: Option<SystemTime>) -> Self {
-        self.refresh_on = refresh_on;
-        self
-    }
-
     /// Time left until expiry, measured at `now`; zero when already expired.
     pub fn remaining(&self, now: SystemTime) -> Duration {
         self.expires_on.duration_since(now).unwrap_or_default()
@@ -78,9 +72,20 @@ impl fmt::Debug for AccessToken {
     }
 }
 
-/// What a caller asks a credential for.
+/// What a caller asks a credential for: public fields over [`new`](Self::new) or
+/// [`with_scopes`](Self::with_scopes).
+///
+/// ```
+/// use botauth_core::TokenRequest;
+///
+/// // A token of another tenant (rarely needed: by default, the credential's own).
+/// let request = TokenRequest {
+///     tenant_id: Some("contoso.onmicrosoft.com".into()),
+///     ..TokenRequest::new("https://graph.microsoft.com/.default")
+/// };
+/// # let _ = request;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
 pub struct TokenRequest {
     /// Scopes, e.g. `["https://api.botframework.com/.default"]`.
     pub scopes: Vec<String>,
@@ -107,12 +112,6 @@ impl TokenRequest {
             scopes: scopes.into_iter().map(Into::into).collect(),
             tenant_id: None,
         }
-    }
-
-    /// Targets another tenant.
-    pub fn tenant(mut self, tenant_id: impl Into<String>) -> Self {
-        self.tenant_id = Some(tenant_id.into());
-        self
     }
 
     /// Scopes sorted and de-duplicated: the form used in cache keys and requests (docs/protocol.md §5).

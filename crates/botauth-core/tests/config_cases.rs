@@ -209,7 +209,7 @@ fn the_readme_lists_every_key_of_the_tables() {
         .expect("README.md has no <!-- keys:begin --> … <!-- keys:end --> block");
     assert_eq!(
         block,
-        botauth_core::config::supported_keys_markdown(),
+        botauth_core::internal::supported_keys_markdown(),
         "README.md's key list is out of date: replace the block with `cargo run -p botauth-cli -- config --keys`"
     );
 }

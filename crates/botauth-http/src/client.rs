@@ -5,14 +5,9 @@ use reqwest::{NoProxy, Proxy};
 
 use crate::HttpOptions;
 
-/// The `x-client-SKU` botauth sends.
-pub const CLIENT_SKU: &str = "botauth.rust";
-/// The `x-client-Ver` botauth sends.
-pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
-
 /// Builds the HTTP client botauth uses for identity endpoints and the Bot Connector: timeouts from
 /// `options`, no redirects (a redirect would carry a secret or an assertion to another host), and
-/// the environment's proxy for `https` requests only (see [`https_proxy_from`]).
+/// the environment's proxy for `https` requests only (`HTTPS_PROXY` / `ALL_PROXY` minus `NO_PROXY`; plain `http` is never proxied).
 ///
 /// # Errors
 ///
@@ -27,7 +22,7 @@ pub fn build_client(options: &HttpOptions) -> Result<reqwest::Client> {
 /// # Errors
 ///
 /// As [`build_client`].
-pub fn build_client_with_env(
+pub(crate) fn build_client_with_env(
     options: &HttpOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<reqwest::Client> {
@@ -58,7 +53,7 @@ pub fn build_client_with_env(
 /// proxy such a request would hand it the bearer token, the client secret or the assertion in
 /// clear text. A proxied `https` request is tunnelled (`CONNECT`) and TLS still authenticates the
 /// real host.
-pub fn https_proxy_from(env: &dyn Fn(&str) -> Option<String>) -> Option<Proxy> {
+pub(crate) fn https_proxy_from(env: &dyn Fn(&str) -> Option<String>) -> Option<Proxy> {
     let value = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
         .iter()
         .find_map(|key| env(key).filter(|v| !v.trim().is_empty()))?;

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use botauth_core::{BotAuthConfig, Clock, Cloud, Error, Result, SystemClock};
 
-use crate::{HttpOptions, build_client};
+use crate::HttpOptions;
+use crate::client::build_client;
+use crate::internal::ResolveSettings;
 
 /// The settings shared by every botauth client that makes HTTP requests — the clock, the HTTP
 /// limits, the HTTP client and the Entra authority host — given to any builder with its
@@ -28,7 +30,7 @@ use crate::{HttpOptions, build_client};
 ///     .cloud(&Cloud::UsGov)
 ///     .clock(Arc::new(ManualClock::new()))
 ///     .http_options(HttpOptions { timeout: Duration::from_secs(10), ..HttpOptions::default() });
-/// assert_eq!(settings.authority_host_or("https://unused"), "https://login.microsoftonline.us");
+/// assert!(format!("{settings:?}").contains("https://login.microsoftonline.us"));
 /// ```
 #[derive(Clone, Default)]
 #[must_use]
@@ -106,9 +108,11 @@ impl ClientSettings {
     pub fn cloud(self, cloud: &Cloud) -> Self {
         self.authority_host(cloud.authority_host())
     }
+}
 
+impl ResolveSettings for ClientSettings {
     /// These settings with every setting made in `later` laid over them.
-    pub fn merge(self, later: ClientSettings) -> Self {
+    fn merge(self, later: ClientSettings) -> ClientSettings {
         ClientSettings {
             clock: later.clock.or(self.clock),
             http: later.http.or(self.http),
@@ -119,12 +123,12 @@ impl ClientSettings {
     }
 
     /// The clock set, or the system clock.
-    pub fn clock_or_system(&self) -> Arc<dyn Clock> {
+    fn clock_or_system(&self) -> Arc<dyn Clock> {
         self.clock.clone().unwrap_or_else(|| Arc::new(SystemClock))
     }
 
     /// The HTTP limits set, or `default`, with the [`timeout`](Self::timeout) laid over them.
-    pub fn http_options_or(&self, default: HttpOptions) -> HttpOptions {
+    fn http_options_or(&self, default: HttpOptions) -> HttpOptions {
         let mut options = self.http.unwrap_or(default);
         if let Some(timeout) = self.timeout {
             options.timeout = timeout;
@@ -137,7 +141,7 @@ impl ClientSettings {
     /// # Errors
     ///
     /// As [`build_client`].
-    pub fn client_or_build(&self, options: &HttpOptions) -> Result<reqwest::Client> {
+    fn client_or_build(&self, options: &HttpOptions) -> Result<reqwest::Client> {
         match &self.client {
             Some(client) => Ok(client.clone()),
             None => build_client(options),
@@ -145,7 +149,7 @@ impl ClientSettings {
     }
 
     /// The authority host set, or `default`.
-    pub fn authority_host_or<'a>(&'a self, default: &'a str) -> &'a str {
+    fn authority_host_or<'a>(&'a self, default: &'a str) -> &'a str {
         self.authority_host.as_deref().unwrap_or(default)
     }
 
@@ -155,7 +159,7 @@ impl ClientSettings {
     /// # Errors
     ///
     /// [`Error::Config`] naming `authority_host` when one was set.
-    pub fn refuse_authority_host(&self, client: &str) -> Result<()> {
+    fn refuse_authority_host(&self, client: &str) -> Result<()> {
         match self.authority_host {
             Some(_) => Err(Error::config(
                 "authority_host",
@@ -175,7 +179,7 @@ impl ClientSettings {
     /// # Errors
     ///
     /// [`Error::Config`] naming `authority_host` when one was set; as [`build_client`].
-    pub fn http_for(
+    fn http_for(
         &self,
         client: &str,
         defaults: HttpOptions,
@@ -187,7 +191,7 @@ impl ClientSettings {
     }
 
     /// The HTTP client given, if any (then botauth builds none).
-    pub fn given_http_client(&self) -> Option<&reqwest::Client> {
+    fn given_http_client(&self) -> Option<&reqwest::Client> {
         self.client.as_ref()
     }
 }

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use botauth_core::config::{AssertionAlgorithm, CredentialConfig, EnvVars, ManagedIdentityId};
-use botauth_core::endpoint::check_key_vault_url;
+use botauth_core::internal::endpoint::check_key_vault_url;
 use botauth_core::{
     AccessToken, BotAuthConfig, Cloud, CredentialInfo, CredentialProvider, Result, TokenRequest,
 };
+use botauth_http::internal::ResolveSettings;
 use botauth_http::{ClientSettings, HttpOptions};
 use botauth_managed_identity::ManagedIdentityCredential;
 use botauth_token::{ClientAuth, ClientCredentialsClient, TokenManager};
@@ -19,13 +20,19 @@ use crate::source::{KeyVaultCertificateSource, RotationOutcome, Settings};
 use crate::vault::Vault;
 
 /// How often the vault is checked for a newer version unless configured otherwise.
-pub const DEFAULT_ROTATION_CHECK: Duration = Duration::from_secs(3600);
+pub(crate) const DEFAULT_ROTATION_CHECK: Duration = Duration::from_secs(3600);
 
 /// A certificate credential whose certificate lives in Azure Key Vault (docs/protocol.md §11).
 ///
 /// Token requests go to Entra ID as for [`botauth_certificate::CertificateCredential`]; the
-/// assertion is signed by [`KeyVaultCertificateSource`], which reads the certificate from the
-/// vault on first use and follows its rotation.
+/// assertion is signed with the certificate read from the vault on first use (the newest enabled
+/// version valid now, or the pinned one). Unless a version is pinned, the vault is then asked for
+/// a newer version every check interval (jittered by ±10 %), in the background, one check at a
+/// time, and at once when Entra rejects an assertion with a code a new certificate may cure
+/// (AADSTS700027, 700024, 7000214, 1000502, 7000274, 7000277). A newer version is used only once
+/// its validity has started. A vault that cannot be reached never costs the working certificate:
+/// the failure is logged, the current one kept, and the check retried after 30 s, 1 min, 2 min, …
+/// (at most the interval, at least what a 429 `Retry-After` asks).
 #[derive(Debug)]
 pub struct KeyVaultCertificateCredential {
     client: ClientCredentialsClient,
@@ -114,7 +121,7 @@ impl KeyVaultCertificateCredentialBuilder {
 
     /// Checks the vault URL against the cloud and builds the credential. Nothing is fetched yet:
     /// the certificate is loaded by the first token request (or by
-    /// [`KeyVaultCertificateSource::load`]).
+    /// [`KeyVaultCertificateCredential::load`]).
     pub fn build(self) -> Result<KeyVaultCertificateCredential> {
         let clock = self.settings.clock_or_system();
         let http_options = self.settings.http_options_or(HttpOptions::default());
@@ -235,11 +242,6 @@ impl KeyVaultCertificateCredential {
         builder.build()
     }
 
-    /// The assertion source: load now, check for rotation now, the version in use.
-    pub fn source(&self) -> &KeyVaultCertificateSource {
-        &self.source
-    }
-
     /// Loads the certificate from the vault now (instead of at the first token request).
     pub async fn load(&self) -> std::result::Result<String, KeyVaultError> {
         self.source.load().await
@@ -250,9 +252,9 @@ impl KeyVaultCertificateCredential {
         self.source.check_now().await
     }
 
-    /// The token endpoint this credential posts to (the assertions' `aud`).
-    pub fn token_endpoint(&self) -> String {
-        self.client.token_endpoint(None)
+    /// The certificate version in use and its SHA-1 thumbprint (upper-case hex), once loaded.
+    pub fn current(&self) -> Option<(String, String)> {
+        self.source.current()
     }
 }
 
@@ -326,11 +328,6 @@ impl KeyVaultWithFallback {
             })
             .await?;
         Ok(*decided)
-    }
-
-    /// The Key Vault credential.
-    pub fn key_vault(&self) -> &KeyVaultCertificateCredential {
-        &self.vault
     }
 }
 

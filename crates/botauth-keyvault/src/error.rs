@@ -69,6 +69,7 @@ type Source = Arc<dyn std::error::Error + Send + Sync>;
 /// status and `Retry-After` when the vault answered, and the cause. It never holds a token, a
 /// private key or a secret's value.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct KeyVaultError {
     kind: KeyVaultErrorKind,
     message: String,

@@ -7,11 +7,7 @@ mod source;
 mod vault;
 
 pub use credential::{
-    DEFAULT_ROTATION_CHECK, KeyVaultCertificateCredential, KeyVaultCertificateCredentialBuilder,
-    KeyVaultWithFallback,
+    KeyVaultCertificateCredential, KeyVaultCertificateCredentialBuilder, KeyVaultWithFallback,
 };
 pub use error::{KeyVaultError, KeyVaultErrorKind};
-pub use source::{KeyVaultCertificateSource, RotationOutcome};
-
-/// The REST API version botauth sends (`api-version`).
-pub const API_VERSION: &str = vault::API_VERSION;
+pub use source::RotationOutcome;

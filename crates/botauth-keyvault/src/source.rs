@@ -101,7 +101,7 @@ struct Inner {
 /// logged, the current one kept, and the check retried after 30 s, 1 min, 2 min, … (at most the
 /// interval, at least what a 429 `Retry-After` asks).
 #[derive(Clone)]
-pub struct KeyVaultCertificateSource {
+pub(crate) struct KeyVaultCertificateSource {
     inner: Arc<Inner>,
 }
 
@@ -141,27 +141,22 @@ impl KeyVaultCertificateSource {
 
     /// Loads the certificate now if it is not loaded yet (it is otherwise loaded by the first
     /// token request). Returns the version in use.
-    pub async fn load(&self) -> std::result::Result<String, KeyVaultError> {
+    pub(crate) async fn load(&self) -> std::result::Result<String, KeyVaultError> {
         Ok(self.inner.current().await?.version.clone())
     }
 
     /// Asks the vault for a newer version now (the scheduled check does the same).
-    pub async fn check_now(&self) -> std::result::Result<RotationOutcome, KeyVaultError> {
+    pub(crate) async fn check_now(&self) -> std::result::Result<RotationOutcome, KeyVaultError> {
         self.inner.check("requested").await
     }
 
     /// The version in use and its SHA-1 thumbprint, once loaded.
-    pub fn current(&self) -> Option<(String, String)> {
+    pub(crate) fn current(&self) -> Option<(String, String)> {
         let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
         state
             .current
             .as_ref()
             .map(|c| (c.version.clone(), c.thumbprint.clone()))
-    }
-
-    /// The vault's base URL.
-    pub fn vault_url(&self) -> &str {
-        &self.inner.vault.base
     }
 }
 
@@ -292,7 +287,7 @@ impl Inner {
                         "the secret of {what} has content type `{}`: botauth reads \
                          application/x-pkcs12 and application/x-pem-file (a certificate \
                          imported or created in Key Vault has one of them)",
-                        botauth_http::clean_text(other, 80)
+                        botauth_http::internal::clean_text(other, 80)
                     ),
                 ));
             }
@@ -335,7 +330,7 @@ impl Inner {
                 Kind::Expired,
                 format!(
                     "{what} expired on {}: renew the certificate in the vault",
-                    botauth_core::date::rfc3339(exp)
+                    botauth_core::internal::date::rfc3339(exp)
                 ),
             ));
         }
@@ -345,7 +340,7 @@ impl Inner {
                 format!(
                     "{what} is not valid before {} and no earlier version is usable: wait, or \
                      enable a version that is valid now",
-                    botauth_core::date::rfc3339(nbf)
+                    botauth_core::internal::date::rfc3339(nbf)
                 ),
             ));
         }
@@ -392,7 +387,7 @@ impl Inner {
                         not_before,
                     } => tracing::info!(
                         certificate = %self.settings.name, version = %version,
-                        not_before = %botauth_core::date::rfc3339(*not_before), reason = why,
+                        not_before = %botauth_core::internal::date::rfc3339(*not_before), reason = why,
                         "Key Vault has a newer certificate version that is not valid yet; signing with the current one until then"
                     ),
                 }

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use botauth_core::{Clock, Secret, TokenRequest};
-use botauth_http::{HttpOptions, clean_text, read_body, retry_after, transport_error};
+use botauth_http::HttpOptions;
+use botauth_http::internal::{clean_text, read_body, retry_after, transport_error};
 use botauth_token::TokenManager;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use serde::Deserialize;
@@ -56,7 +57,8 @@ pub(crate) struct Attributes {
 fn at(secs: i64) -> SystemTime {
     // A date past year 9999 is "never" for a certificate; clamping keeps it representable on
     // every platform instead of overflowing.
-    botauth_core::date::from_unix_seconds(secs.clamp(-MAX_SECS, MAX_SECS)).unwrap_or(UNIX_EPOCH)
+    botauth_core::internal::date::from_unix_seconds(secs.clamp(-MAX_SECS, MAX_SECS))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 /// 9999-12-31T23:59:59Z.
@@ -369,7 +371,7 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// The URL without its query, for messages.
 fn shown(url: &str) -> String {
-    botauth_http::display_endpoint(url)
+    botauth_http::internal::display_endpoint(url)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(url: &str, body: &[u8]) -> Result<T, KeyVaultError> {

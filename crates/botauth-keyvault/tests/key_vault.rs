@@ -125,7 +125,7 @@ async fn pkcs12_and_pem_certificates_sign_token_requests() {
             .unwrap();
         assert_eq!(claims["appid"], APP);
         assert_eq!(
-            c.source().current(),
+            c.current(),
             Some((v.version.clone(), v.sha1_thumbprint.clone())),
             "{}",
             v.name
@@ -233,7 +233,7 @@ async fn a_rotation_with_a_future_start_at_startup_uses_the_previous_version() {
     register(&sandbox, &[&v1]);
     let c = builder(&sandbox, NAME).build().unwrap();
     token(&c).await.unwrap();
-    assert_eq!(c.source().current().map(|(v, _)| v), Some(v1.version));
+    assert_eq!(c.current().map(|(v, _)| v), Some(v1.version));
 }
 
 #[tokio::test]
@@ -326,7 +326,7 @@ async fn a_vault_outside_the_clouds_suffix_never_gets_a_token() {
 /// Polls until the background check switched the version (bounded).
 async fn wait_for_version(c: &KeyVaultCertificateCredential, version: &str) {
     for _ in 0..200 {
-        if c.source().current().is_some_and(|(v, _)| v == version) {
+        if c.current().is_some_and(|(v, _)| v == version) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -375,14 +375,14 @@ async fn a_version_that_is_not_valid_yet_waits_for_its_start() {
     }
     token(&c).await.unwrap();
     assert_eq!(
-        c.source().current().map(|(v, _)| v),
+        c.current().map(|(v, _)| v),
         Some(v1.version.clone()),
         "v1 signs until v2 starts"
     );
     tokio::time::sleep(Duration::from_millis(2600)).await;
     assert!(sandbox.set_app_certificates(APP, vec![v2.certificate_der.clone()]));
     token(&c).await.unwrap();
-    assert_eq!(c.source().current().map(|(v, _)| v), Some(v2.version));
+    assert_eq!(c.current().map(|(v, _)| v), Some(v2.version));
 }
 
 #[tokio::test]
@@ -399,7 +399,7 @@ async fn aadsts700027_reloads_from_the_vault_and_retries_once() {
         before + 2,
         "700027, reload, one retry"
     );
-    assert_eq!(c.source().current().map(|(v, _)| v), Some(v2.version));
+    assert_eq!(c.current().map(|(v, _)| v), Some(v2.version));
 }
 
 #[tokio::test]
@@ -416,10 +416,7 @@ async fn a_vault_outage_during_rotation_keeps_the_working_certificate() {
     );
     let e = c.check_rotation().await.unwrap_err();
     assert_eq!(e.kind(), KeyVaultErrorKind::Unavailable, "{e}");
-    assert_eq!(
-        c.source().current().map(|(v, _)| v),
-        Some(v1.version.clone())
-    );
+    assert_eq!(c.current().map(|(v, _)| v), Some(v1.version.clone()));
     token(&c).await.unwrap();
     sandbox.clear_faults();
     match c.check_rotation().await.unwrap() {

@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use botauth_core::{
-    AssertionRequest, ClientAssertionSource, Clock, Cloud, EntraError, Result, Secret, SystemClock,
-    TokenRequest,
+    AssertionRequest, ClientAssertionSource, Cloud, EntraError, Result, Secret, TokenRequest,
 };
 use botauth_token::TokenManager;
 
@@ -37,22 +36,10 @@ impl fmt::Debug for ManagedIdentityAssertion {
 }
 
 impl ManagedIdentityAssertion {
-    /// Assertions for `audience` from `credential`.
+    /// Assertions for `audience` from `credential`, cached on the credential's clock (its
+    /// [`ClientSettings`](botauth_http::ClientSettings)).
     pub fn new(credential: ManagedIdentityCredential, audience: impl Into<String>) -> Self {
-        Self::with_clock(credential, audience, Arc::new(SystemClock))
-    }
-
-    /// Assertions for `cloud`'s federation audience.
-    pub fn for_cloud(credential: ManagedIdentityCredential, cloud: &Cloud) -> Self {
-        Self::new(credential, cloud.federation_audience())
-    }
-
-    /// Like [`new`](Self::new), with the cache's clock (tests).
-    pub fn with_clock(
-        credential: ManagedIdentityCredential,
-        audience: impl Into<String>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+        let clock = credential.clock.clone();
         let audience = audience.into();
         // No retries added by the manager: the credential says it runs docs/protocol.md §4's retry
         // schedule itself (`CredentialInfo::retries_internally`).
@@ -65,6 +52,11 @@ impl ManagedIdentityAssertion {
             request: TokenRequest::new(scope),
             audience,
         }
+    }
+
+    /// Assertions for `cloud`'s federation audience.
+    pub fn for_cloud(credential: ManagedIdentityCredential, cloud: &Cloud) -> Self {
+        Self::new(credential, cloud.federation_audience())
     }
 
     /// The audience of the assertions.

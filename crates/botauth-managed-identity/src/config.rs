@@ -1,7 +1,5 @@
 //! From a configuration entry to a credential: the three identity-based credential types.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use botauth_core::config::EnvVars;
@@ -9,100 +7,54 @@ use botauth_core::{
     BotAuthConfig, ClientAssertionSource, CredentialConfig, CredentialProvider, Error, Result,
 };
 use botauth_http::ClientSettings;
+use botauth_http::internal::ResolveSettings;
 use botauth_token::{ClientAuth, ClientCredentialsClient};
 
+use crate::credential::default_http_options;
 use crate::{
     ManagedIdentityAssertion, ManagedIdentityCredential, ManagedIdentityCredentialBuilder,
-    RetryOptions, WorkloadIdentityAssertion, default_http_options,
+    WorkloadIdentityAssertion,
 };
 
-/// Builds the `managed_identity`, `federated_managed_identity` and `workload_identity` entries of a
-/// [`BotAuthConfig`]. The environment used to detect the managed identity endpoint, the clock and
-/// the limits can be injected (tests, or a host that passes its environment explicitly).
-#[derive(Clone, Default)]
-pub struct IdentityCredentials {
-    env: Option<EnvVars>,
-    settings: ClientSettings,
-    retry: RetryOptions,
-    arc_key_directory: Option<PathBuf>,
-}
-
-impl fmt::Debug for IdentityCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdentityCredentials")
-            .field("env", &self.env)
-            .field("settings", &self.settings)
-            .field("retry", &self.retry)
-            .finish_non_exhaustive()
-    }
-}
-
-impl IdentityCredentials {
-    /// Detection from the process environment, the system clock, default limits.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Detects the managed identity endpoint from these variables.
-    pub fn env(mut self, env: EnvVars) -> Self {
-        self.env = Some(env);
-        self
-    }
-
-    /// The shared settings ([`ClientSettings`]): the clock for expiry and retry waits, and the
-    /// limits of the exchanges with the managed identity endpoint and with Entra (default:
-    /// [`default_http_options`](crate::default_http_options)). The authority host is the
-    /// configuration's cloud's, so one set here is refused when an entry is built.
-    pub fn settings(mut self, settings: ClientSettings) -> Self {
-        self.settings = self.settings.merge(settings);
-        self
-    }
-
-    /// Retry schedules of the managed identity endpoint.
-    pub fn retry_options(mut self, retry: RetryOptions) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// Where Arc key files must be.
-    pub fn arc_key_directory(mut self, directory: impl AsRef<Path>) -> Self {
-        self.arc_key_directory = Some(directory.as_ref().to_owned());
-        self
-    }
-
-    fn managed_identity(&self) -> ManagedIdentityCredentialBuilder {
-        let mut b = ManagedIdentityCredential::builder()
-            .settings(self.settings.clone())
-            .retry_options(self.retry.clone());
-        if let Some(env) = &self.env {
-            b = b.env(env.clone());
-        }
-        if let Some(dir) = &self.arc_key_directory {
-            b = b.arc_key_directory(dir);
-        }
-        b
-    }
-
+impl ManagedIdentityCredential {
     /// The credential a `managed_identity`, `federated_managed_identity` or `workload_identity`
-    /// entry of `config` describes: the one way configuration becomes these credentials.
+    /// entry of `config` describes, with `config`'s client id, tenant, cloud and HTTP timeout;
+    /// the managed identity endpoint is detected from `env` (default: the process environment).
+    /// The one way configuration becomes these credentials (the federated kinds are the app's
+    /// client-credentials client with the identity's assertion, hence the trait object).
     ///
     /// # Errors
     ///
     /// A configuration error when `entry` is of another type; the identity endpoint's detection
     /// errors; for the federated kinds, the client id or tenant missing.
     pub fn from_entry(
-        &self,
         config: &BotAuthConfig,
         entry: &CredentialConfig,
+        env: Option<EnvVars>,
     ) -> Result<Arc<dyn CredentialProvider>> {
+        let mut settings = ClientSettings::new();
         // A configured HTTP timeout (`BOTAUTH_HTTP_TIMEOUT`, `http_timeout`) applies to every
         // request of the entry: the identity endpoint's and Entra's.
         if let Some(timeout) = config.http_timeout {
-            let mut this = self.clone();
-            this.settings = this.settings.merge(ClientSettings::new().timeout(timeout));
-            return this.build_entry(config, entry);
+            settings = settings.timeout(timeout);
         }
-        self.build_entry(config, entry)
+        EntryBuilder { env, settings }.build_entry(config, entry)
+    }
+}
+
+/// What building an entry shares between the managed identity and the app's client.
+struct EntryBuilder {
+    env: Option<EnvVars>,
+    settings: ClientSettings,
+}
+
+impl EntryBuilder {
+    fn managed_identity(&self) -> ManagedIdentityCredentialBuilder {
+        let mut b = ManagedIdentityCredential::builder().settings(self.settings.clone());
+        if let Some(env) = &self.env {
+            b = b.env(env.clone());
+        }
+        b
     }
 
     fn build_entry(
@@ -116,11 +68,7 @@ impl IdentityCredentials {
             }
             CredentialConfig::FederatedManagedIdentity { id } => {
                 let mi = self.managed_identity().id(id.clone()).build()?;
-                let assertion = ManagedIdentityAssertion::with_clock(
-                    mi,
-                    config.cloud.federation_audience(),
-                    self.settings.clock_or_system(),
-                );
+                let assertion = ManagedIdentityAssertion::for_cloud(mi, &config.cloud);
                 self.client(config, Arc::new(assertion))?
             }
             CredentialConfig::WorkloadIdentity { token_file } => {

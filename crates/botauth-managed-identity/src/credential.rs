@@ -8,9 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use botauth_core::config::{EnvVars, ManagedIdentityId};
 use botauth_core::{
-    AccessToken, BotAuthConfig, Clock, CredentialConfig, CredentialInfo, CredentialProvider, Error,
-    Result, TokenRequest,
+    AccessToken, Clock, CredentialInfo, CredentialProvider, Error, Result, TokenRequest,
 };
+use botauth_http::internal::ResolveSettings;
 use botauth_http::{ClientSettings, HttpOptions};
 use serde::Deserialize;
 
@@ -30,7 +30,7 @@ pub struct ManagedIdentityCredential {
     http: reqwest::Client,
     options: HttpOptions,
     retry: RetryOptions,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     arc_key_directory: PathBuf,
 }
 
@@ -70,7 +70,7 @@ impl fmt::Debug for ManagedIdentityCredentialBuilder {
 /// The default limits for managed identity endpoints: they live on the host, so a connection that
 /// is not accepted within a second means there is no endpoint (not on Azure) and waiting longer
 /// only delays the error.
-pub fn default_http_options() -> HttpOptions {
+pub(crate) fn default_http_options() -> HttpOptions {
     HttpOptions {
         connect_timeout: Duration::from_secs(1),
         timeout: Duration::from_secs(10),
@@ -98,7 +98,8 @@ impl ManagedIdentityCredentialBuilder {
     }
 
     /// The shared settings ([`ClientSettings`]): timeouts and the response size limit (default:
-    /// [`default_http_options`]), and the clock for expiry times, `Retry-After` dates and the waits
+    /// 1 s to connect, 10 s overall, 64 KiB: the endpoint lives on the host, so a connection not
+    /// accepted within a second means there is none), and the clock for expiry times, `Retry-After` dates and the waits
     /// between retries. An HTTP client given here is used as it is (the one botauth builds never
     /// goes through a proxy); an authority host is refused by [`build`](Self::build): managed
     /// identity endpoints are found on the host, not at Entra.
@@ -171,14 +172,10 @@ fn check_id(id: &ManagedIdentityId) -> Result<()> {
 #[error("{endpoint} answered HTTP {status}{}{}", error.as_deref().map(|e| format!(": {e}")).unwrap_or_default(), description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
 #[non_exhaustive]
 pub struct EndpointRejection {
-    /// Which endpoint answered.
-    pub endpoint: ManagedIdentitySource,
-    /// The HTTP status.
-    pub status: u16,
-    /// Its `error` field, when the body had one.
-    pub error: Option<String>,
-    /// Its `error_description` (or `message`), when the body had one.
-    pub description: Option<String>,
+    endpoint: ManagedIdentitySource,
+    status: u16,
+    error: Option<String>,
+    description: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -192,6 +189,26 @@ struct ErrorWire {
 }
 
 impl EndpointRejection {
+    /// Which endpoint answered.
+    pub fn endpoint(&self) -> ManagedIdentitySource {
+        self.endpoint
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Its `error` field, when the body had one.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Its `error_description` (or `message`), when the body had one.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
     fn parse(source: ManagedIdentitySource, status: u16, body: &[u8]) -> Self {
         let wire: Option<ErrorWire> = serde_json::from_slice(body).ok();
         let (error, description) = match wire {
@@ -240,38 +257,9 @@ impl ManagedIdentityCredential {
         }
     }
 
-    /// The system-assigned identity of this host.
-    pub fn system() -> Result<Self> {
-        Self::builder().build()
-    }
-
-    /// A user-assigned identity.
-    pub fn user_assigned(id: ManagedIdentityId) -> Result<Self> {
-        Self::builder().id(id).build()
-    }
-
-    /// The credential of the first `managed_identity` entry of `config` (the identity *is* the
-    /// bot), with the endpoint detected from the process environment.
-    pub fn from_config(config: &BotAuthConfig) -> Result<Self> {
-        let id = config
-            .credentials
-            .iter()
-            .find_map(|c| match c {
-                CredentialConfig::ManagedIdentity { id } => Some(id.clone()),
-                _ => None,
-            })
-            .ok_or_else(|| Error::config("credentials", "no managed identity is configured"))?;
-        Self::builder().id(id).build()
-    }
-
     /// The detected source.
     pub fn source(&self) -> ManagedIdentitySource {
         self.endpoint.source
-    }
-
-    /// The selected identity.
-    pub fn id(&self) -> &ManagedIdentityId {
-        &self.id
     }
 
     /// The endpoint URL (without query).
@@ -280,7 +268,7 @@ impl ManagedIdentityCredential {
     }
 
     /// A token for the single resource of `request`.
-    pub async fn request_token(&self, request: &TokenRequest) -> Result<AccessToken> {
+    async fn request_token(&self, request: &TokenRequest) -> Result<AccessToken> {
         let resource = resource(request)?;
         let source = self.endpoint.source;
         let mut schedule = Schedule::new(&self.retry, source, self.clock.now());
@@ -500,13 +488,15 @@ impl CredentialProvider for ManagedIdentityCredential {
 
     fn describe(&self) -> CredentialInfo {
         // The source's own retry schedule (docs/protocol.md §4) is the only one.
-        let info = CredentialInfo::new("managed_identity")
-            .authority_host(self.endpoint.url.origin().ascii_serialization())
-            .retries_internally();
-        // The client id is known only when the identity is selected by it.
-        match &self.id {
-            ManagedIdentityId::ClientId(c) => info.client_id(c),
-            _ => info,
+        CredentialInfo {
+            // The client id is known only when the identity is selected by it.
+            client_id: match &self.id {
+                ManagedIdentityId::ClientId(c) => Some(c.clone()),
+                _ => None,
+            },
+            authority_host: Some(self.endpoint.url.origin().ascii_serialization()),
+            retries_internally: true,
+            ..CredentialInfo::new("managed_identity")
         }
     }
 }
@@ -551,7 +541,11 @@ mod tests {
             "scope"
         );
         assert_eq!(
-            key(resource(&TokenRequest::new("a").tenant("t")).unwrap_err()),
+            key(resource(&TokenRequest {
+                tenant_id: Some("t".into()),
+                ..TokenRequest::new("a")
+            })
+            .unwrap_err()),
             "tenant_id"
         );
     }

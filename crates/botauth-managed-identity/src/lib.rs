@@ -19,10 +19,8 @@ mod workload;
 
 pub use assertion::ManagedIdentityAssertion;
 pub use botauth_core::config::ManagedIdentityId;
-pub use config::IdentityCredentials;
 pub use credential::{
     EndpointRejection, ManagedIdentityCredential, ManagedIdentityCredentialBuilder,
-    default_http_options,
 };
 pub use retry::RetryOptions;
 pub use source::ManagedIdentitySource;

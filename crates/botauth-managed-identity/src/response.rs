@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use botauth_core::date;
-use botauth_core::{AccessToken, Error, Result, Secret, UtcDateTime};
+use botauth_core::internal::date::{self, UtcDateTime};
+use botauth_core::{AccessToken, Error, Result, Secret};
 use serde::Deserialize;
 use serde_json::Value;
 

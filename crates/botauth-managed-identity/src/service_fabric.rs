@@ -167,7 +167,7 @@ async fn exchange(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let retry_after = botauth_http::retry_after(response.headers(), now);
+    let retry_after = botauth_http::internal::retry_after(response.headers(), now);
     let www_authenticate = header("www-authenticate");
     let limit = options.max_response_bytes;
     let body = Limited::new(response.into_body(), limit)

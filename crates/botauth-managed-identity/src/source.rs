@@ -27,8 +27,8 @@ pub enum ManagedIdentitySource {
 }
 
 impl ManagedIdentitySource {
-    /// A short name for messages and descriptions (`imds`, `app_service`, …).
-    pub fn name(self) -> &'static str {
+    /// A short name for messages and descriptions (`imds`, `app_service`, …): the `Display`.
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ManagedIdentitySource::Imds => "imds",
             ManagedIdentitySource::AppService => "app_service",

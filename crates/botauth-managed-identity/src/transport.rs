@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use botauth_core::{Error, ErrorSource, Result, Secret};
-use botauth_http::{self as token_http, HttpOptions};
+use botauth_http::HttpOptions;
+use botauth_http::internal as token_http;
 use url::Url;
 
 /// The HTTP method of a managed identity request.
@@ -85,7 +86,7 @@ pub(crate) enum SendError {
 /// redirects) with **no proxy** whatever the environment says — these endpoints are on the host
 /// itself and a proxy would see the identity secret.
 pub(crate) fn build_client(options: &HttpOptions) -> Result<reqwest::Client> {
-    botauth_http::build_client_with_env(options, &|_| None)
+    botauth_http::internal::build_client_with_env(options, &|_| None)
 }
 
 /// Sends `request` with reqwest.

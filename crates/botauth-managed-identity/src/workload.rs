@@ -2,7 +2,7 @@
 //! (or any file holding a federated assertion), re-read when it changes.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -59,11 +59,6 @@ impl WorkloadIdentityAssertion {
             path: path.into(),
             cached: Mutex::new(None),
         }
-    }
-
-    /// The token file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, Option<(Stamp, Secret)>> {

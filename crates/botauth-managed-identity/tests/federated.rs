@@ -14,7 +14,9 @@ use botauth_core::{
     AssertionRequest, BotAuthConfig, ClientAssertionSource, Cloud, CredentialConfig,
     CredentialProvider, Dialect, EntraError, Error, TokenRequest,
 };
-use botauth_managed_identity::{IdentityCredentials, ManagedIdentityAssertion, ManagedIdentityId};
+use botauth_managed_identity::{
+    ManagedIdentityAssertion, ManagedIdentityCredential, ManagedIdentityId,
+};
 use botauth_sandbox::{
     AppRegistration, DEMO_MI_CLIENT_ID, DEMO_MI_OBJECT_ID, FederatedCredential, Route, Sandbox,
 };
@@ -44,10 +46,12 @@ fn federated(sandbox: &Sandbox) -> Arc<dyn CredentialProvider> {
     let entry = CredentialConfig::FederatedManagedIdentity {
         id: ManagedIdentityId::ClientId(DEMO_MI_CLIENT_ID.into()),
     };
-    IdentityCredentials::new()
-        .env(imds_env(sandbox))
-        .from_entry(&config(sandbox, Cloud::Public, entry.clone()), &entry)
-        .unwrap()
+    ManagedIdentityCredential::from_entry(
+        &config(sandbox, Cloud::Public, entry.clone()),
+        &entry,
+        Some(imds_env(sandbox)),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -91,10 +95,12 @@ async fn outcome(sandbox: &Sandbox, cloud: Cloud) -> Result<(), Error> {
     let entry = CredentialConfig::FederatedManagedIdentity {
         id: ManagedIdentityId::ClientId(DEMO_MI_CLIENT_ID.into()),
     };
-    let provider = IdentityCredentials::new()
-        .env(imds_env(sandbox))
-        .from_entry(&config(sandbox, cloud, entry.clone()), &entry)
-        .unwrap();
+    let provider = ManagedIdentityCredential::from_entry(
+        &config(sandbox, cloud, entry.clone()),
+        &entry,
+        Some(imds_env(sandbox)),
+    )
+    .unwrap();
     provider
         .get_token(&TokenRequest::new(BOT_SCOPE))
         .await
@@ -201,7 +207,7 @@ async fn the_assertion_is_refetched_shortly_before_it_expires() {
     sandbox.set_token_lifetime(Duration::from_secs(3600));
     let clock = TestClock::new();
     let mi = credential(imds_env(&sandbox), ManagedIdentityId::System, clock.clone());
-    let assertion = ManagedIdentityAssertion::with_clock(mi, EXCHANGE, clock.clone());
+    let assertion = ManagedIdentityAssertion::new(mi, EXCHANGE);
     let request = AssertionRequest::new("https://login/t/oauth2/v2.0/token", APP);
     let first = assertion.assertion(&request).await.unwrap();
     // 50 minutes later the token is not even due for refresh-ahead: cached.
@@ -236,9 +242,12 @@ async fn workload_identity_reads_the_token_file_as_the_assertion() {
     let entry = CredentialConfig::WorkloadIdentity {
         token_file: file.clone(),
     };
-    let provider = IdentityCredentials::new()
-        .from_entry(&config(&sandbox, Cloud::Public, entry.clone()), &entry)
-        .unwrap();
+    let provider = ManagedIdentityCredential::from_entry(
+        &config(&sandbox, Cloud::Public, entry.clone()),
+        &entry,
+        None,
+    )
+    .unwrap();
     assert_eq!(provider.describe().kind, "workload_identity");
     let token = provider
         .get_token(&TokenRequest::new(BOT_SCOPE))
@@ -333,10 +342,12 @@ async fn managed_identity_passes_the_conformance_suite() {
     let entry = CredentialConfig::ManagedIdentity {
         id: ManagedIdentityId::ClientId(DEMO_MI_CLIENT_ID.into()),
     };
-    let provider = IdentityCredentials::new()
-        .env(app_service_env(&sandbox))
-        .from_entry(&config(&sandbox, Cloud::Public, entry.clone()), &entry)
-        .unwrap();
+    let provider = ManagedIdentityCredential::from_entry(
+        &config(&sandbox, Cloud::Public, entry.clone()),
+        &entry,
+        Some(app_service_env(&sandbox)),
+    )
+    .unwrap();
     assert_eq!(provider.describe().kind, "managed_identity");
     check_provider(
         &*provider,

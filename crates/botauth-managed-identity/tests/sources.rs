@@ -8,7 +8,7 @@ mod common;
 use std::error::Error as _;
 use std::time::Duration;
 
-use botauth_core::{Error, ErrorKind, TokenRequest};
+use botauth_core::{CredentialProvider as _, Error, ErrorKind, TokenRequest};
 use botauth_managed_identity::{
     EndpointRejection, ManagedIdentityId, ManagedIdentitySource, RetryOptions,
 };
@@ -48,11 +48,11 @@ async fn imds_system_and_user_assigned() {
         TestClock::new(),
     );
     assert_eq!(c.source(), ManagedIdentitySource::Imds);
-    let token = c.request_token(&bot()).await.unwrap();
+    let token = c.get_token(&bot()).await.unwrap();
     assert_eq!(subject(&sandbox, &token), DEMO_SYSTEM_MI_OBJECT_ID);
     for id in user_ids() {
         let c = credential(imds_env(&sandbox), id, TestClock::new());
-        let token = c.request_token(&bot()).await.unwrap();
+        let token = c.get_token(&bot()).await.unwrap();
         assert_eq!(subject(&sandbox, &token), DEMO_MI_OBJECT_ID);
     }
     assert_eq!(sandbox.count(Route::Imds), 4);
@@ -87,7 +87,7 @@ async fn app_service_azure_ml_cloud_shell_service_fabric_and_arc() {
     for (env, source, route) in cases {
         let c = credential(env.clone(), ManagedIdentityId::System, TestClock::new());
         assert_eq!(c.source(), source);
-        let token = c.request_token(&bot()).await.unwrap();
+        let token = c.get_token(&bot()).await.unwrap();
         assert_eq!(
             subject(&sandbox, &token),
             DEMO_SYSTEM_MI_OBJECT_ID,
@@ -100,7 +100,7 @@ async fn app_service_azure_ml_cloud_shell_service_fabric_and_arc() {
                 ManagedIdentityId::ClientId(DEMO_MI_CLIENT_ID.into()),
                 TestClock::new(),
             );
-            let token = c.request_token(&bot()).await.unwrap();
+            let token = c.get_token(&bot()).await.unwrap();
             assert_eq!(subject(&sandbox, &token), DEMO_MI_OBJECT_ID, "{source}");
         }
     }
@@ -108,7 +108,7 @@ async fn app_service_azure_ml_cloud_shell_service_fabric_and_arc() {
     for id in user_ids() {
         let c = credential(app_service_env(&sandbox), id, TestClock::new());
         assert_eq!(
-            subject(&sandbox, &c.request_token(&bot()).await.unwrap()),
+            subject(&sandbox, &c.get_token(&bot()).await.unwrap()),
             DEMO_MI_OBJECT_ID
         );
     }
@@ -118,7 +118,7 @@ async fn app_service_azure_ml_cloud_shell_service_fabric_and_arc() {
         TestClock::new(),
     );
     assert_eq!(
-        subject(&sandbox, &c.request_token(&bot()).await.unwrap()),
+        subject(&sandbox, &c.get_token(&bot()).await.unwrap()),
         DEMO_MI_OBJECT_ID
     );
 }
@@ -139,17 +139,14 @@ async fn arc_answers_a_challenge_with_the_key_file() {
     };
     let c = build(dir.path());
     assert_eq!(c.source(), ManagedIdentitySource::AzureArc);
-    let token = c.request_token(&bot()).await.unwrap();
+    let token = c.get_token(&bot()).await.unwrap();
     assert_eq!(subject(&sandbox, &token), DEMO_SYSTEM_MI_OBJECT_ID);
     let statuses: Vec<u16> = sandbox.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [401, 200]);
 
     // The challenge names a file outside the directory this credential trusts.
     let elsewhere = tempfile::tempdir().unwrap();
-    let e = build(elsewhere.path())
-        .request_token(&bot())
-        .await
-        .unwrap_err();
+    let e = build(elsewhere.path()).get_token(&bot()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Credential);
     assert!(
         e.to_string()
@@ -159,10 +156,10 @@ async fn arc_answers_a_challenge_with_the_key_file() {
 
     // A key file over 4096 bytes is not read.
     sandbox.set_arc_key_len(4097);
-    let e = c.request_token(&bot()).await.unwrap_err();
+    let e = c.get_token(&bot()).await.unwrap_err();
     assert!(e.to_string().contains("larger than 4096 bytes"), "{e}");
     sandbox.set_arc_key_len(4096);
-    assert!(c.request_token(&bot()).await.is_ok());
+    assert!(c.get_token(&bot()).await.is_ok());
 }
 
 #[tokio::test]
@@ -174,7 +171,7 @@ async fn service_fabric_pins_the_server_certificate() {
         ManagedIdentityId::System,
         TestClock::new(),
     );
-    let e = c.request_token(&bot()).await.unwrap_err();
+    let e = c.get_token(&bot()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Credential);
     assert!(
         e.to_string().contains("not IDENTITY_SERVER_THUMBPRINT"),
@@ -196,7 +193,7 @@ async fn service_fabric_pins_the_server_certificate() {
         ManagedIdentityId::System,
         TestClock::new(),
     );
-    assert!(c.request_token(&bot()).await.is_ok());
+    assert!(c.get_token(&bot()).await.is_ok());
     assert_eq!(sandbox.count(Route::ServiceFabric), 1);
 }
 
@@ -215,7 +212,7 @@ async fn identity_not_found_says_what_to_do() {
         ManagedIdentityId::ClientId("99999999-0000-0000-0000-000000000000".into()),
         clock.clone(),
     );
-    let e = c.request_token(&bot()).await.unwrap_err();
+    let e = c.get_token(&bot()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Credential);
     assert!(!e.is_retryable());
     assert_eq!(
@@ -226,7 +223,7 @@ async fn identity_not_found_says_what_to_do() {
     );
     let r = rejection(&e);
     assert_eq!(
-        (r.status, r.description.as_deref()),
+        (r.status(), r.description()),
         (400, Some("Identity not found"))
     );
     // 400 is never retried.
@@ -239,7 +236,7 @@ async fn identity_not_found_says_what_to_do() {
         ManagedIdentityId::System,
         TestClock::new(),
     );
-    let e = c.request_token(&bot()).await.unwrap_err();
+    let e = c.get_token(&bot()).await.unwrap_err();
     assert!(
         e.to_string().starts_with(
             "the instance metadata service (IMDS) has no system-assigned identity: enable the system-assigned identity"
@@ -254,7 +251,7 @@ async fn wrong_secrets_are_refused_with_401() {
     let mut bad = app_service_env(&sandbox);
     bad.insert("IDENTITY_HEADER", "stale-header");
     let e = credential(bad, ManagedIdentityId::System, TestClock::new())
-        .request_token(&bot())
+        .get_token(&bot())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Credential);
@@ -262,26 +259,26 @@ async fn wrong_secrets_are_refused_with_401() {
         e.to_string().contains("IDENTITY_HEADER is not accepted"),
         "{e}"
     );
-    assert_eq!(rejection(&e).status, 401);
+    assert_eq!(rejection(&e).status(), 401);
     assert!(!e.to_string().contains("stale-header"));
 
     let mut bad = azure_ml_env(&sandbox);
     bad.insert("MSI_SECRET", "nope");
     let e = credential(bad, ManagedIdentityId::System, TestClock::new())
-        .request_token(&bot())
+        .get_token(&bot())
         .await
         .unwrap_err();
-    assert_eq!(rejection(&e).status, 401);
+    assert_eq!(rejection(&e).status(), 401);
 
     let mut bad = service_fabric_env(&sandbox, sandbox.service_fabric_thumbprint());
     bad.insert("IDENTITY_HEADER", "nope");
     let e = credential(bad, ManagedIdentityId::System, TestClock::new())
-        .request_token(&bot())
+        .get_token(&bot())
         .await
         .unwrap_err();
     let r = rejection(&e);
-    assert_eq!(r.status, 401);
-    assert_eq!(r.error.as_deref(), Some("SecretHeaderNotFound"));
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.error(), Some("SecretHeaderNotFound"));
 }
 
 #[tokio::test]
@@ -300,7 +297,7 @@ async fn unreachable_imds_fails_fast_and_says_so() {
         clock.clone(),
     );
     let started = std::time::Instant::now();
-    let e = c.request_token(&bot()).await.unwrap_err();
+    let e = c.get_token(&bot()).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(e.kind(), ErrorKind::Credential);
     assert!(
@@ -324,7 +321,7 @@ async fn more_than_one_resource_is_a_config_error() {
         TestClock::new(),
     );
     let e = c
-        .request_token(&TokenRequest::with_scopes([
+        .get_token(&TokenRequest::with_scopes([
             "https://api.botframework.com/.default",
             "https://graph.microsoft.com/.default",
         ]))
@@ -344,7 +341,7 @@ async fn run(
     let sandbox_clock = clock.clone();
     sandbox.set_clock(move || botauth_core::Clock::now(&*sandbox_clock));
     let c = credential(env, ManagedIdentityId::System, clock.clone());
-    let result = c.request_token(&bot()).await;
+    let result = c.get_token(&bot()).await;
     (result, clock.attempt_times())
 }
 
@@ -511,14 +508,11 @@ async fn slow_answers_time_out_and_are_retried() {
         .settings(
             botauth_http::ClientSettings::new()
                 .clock(clock.clone())
-                .http_options(botauth_http::HttpOptions {
-                    timeout: Duration::from_secs(2),
-                    ..botauth_managed_identity::default_http_options()
-                }),
+                .timeout(Duration::from_secs(2)),
         )
         .build()
         .unwrap();
-    let token = c.request_token(&bot()).await;
+    let token = c.get_token(&bot()).await;
     assert!(token.is_ok(), "{token:?}");
     assert_eq!(clock.attempt_times(), [0, 1]);
 
@@ -533,15 +527,10 @@ async fn slow_answers_time_out_and_are_retried() {
             r.imds_backoff = vec![Duration::from_secs(1)];
             r
         })
-        .settings(
-            botauth_http::ClientSettings::new().http_options(botauth_http::HttpOptions {
-                timeout: Duration::from_secs(1),
-                ..botauth_managed_identity::default_http_options()
-            }),
-        )
+        .settings(botauth_http::ClientSettings::new().timeout(Duration::from_secs(1)))
         .build()
         .unwrap();
-    let e = c.request_token(&bot()).await.unwrap_err();
+    let e = c.get_token(&bot()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout);
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use botauth_core::{UtcDateTime, date};
+use botauth_core::internal::date::{self, UtcDateTime};
 
 /// Seconds since the Unix epoch.
 pub(crate) fn unix_now() -> i64 {
@@ -25,7 +25,7 @@ pub(crate) fn entra_timestamp(unix: i64) -> String {
 
 /// An RFC 3339 UTC timestamp with milliseconds, as Bot Service stamps activities:
 /// `2024-05-01T12:34:56.789Z` (core's formatter).
-pub(crate) use botauth_core::date::rfc3339_millis;
+pub(crate) use botauth_core::internal::date::rfc3339_millis;
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use botauth_core::config::validate_tenant_id;
+use botauth_core::internal::validate_tenant_id;
 use botauth_core::{
     AccessToken, AssertionRequest, ClientAssertionSource, Clock, CredentialInfo,
     CredentialProvider, EntraError, Error, Result, Secret, TokenRequest,
@@ -16,7 +16,8 @@ use botauth_core::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use botauth_http::{self as http, ClientSettings, HttpOptions};
+use botauth_http::internal::{self as http, ResolveSettings};
+use botauth_http::{ClientSettings, HttpOptions};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -95,7 +96,7 @@ impl ClientCredentialsClientBuilder {
 
     /// Validates the settings and builds the client.
     pub fn build(self) -> Result<ClientCredentialsClient> {
-        let authority_host = botauth_core::endpoint::check_endpoint_url(
+        let authority_host = botauth_core::internal::endpoint::check_endpoint_url(
             "authority_host",
             self.settings.authority_host_or(&self.authority_host),
         )?;
@@ -168,16 +169,6 @@ impl ClientCredentialsClient {
             settings: ClientSettings::default(),
             kind: None,
         }
-    }
-
-    /// The client id.
-    pub fn client_id(&self) -> &str {
-        &self.client_id
-    }
-
-    /// The default tenant.
-    pub fn tenant_id(&self) -> &str {
-        &self.tenant_id
     }
 
     /// The token endpoint for `tenant` (default: the client's tenant).
@@ -409,9 +400,11 @@ impl CredentialProvider for ClientCredentialsClient {
     }
 
     fn describe(&self) -> CredentialInfo {
-        CredentialInfo::new(self.kind)
-            .client_id(&self.client_id)
-            .tenant_id(&self.tenant_id)
-            .authority_host(&self.authority_host)
+        CredentialInfo {
+            client_id: Some(self.client_id.clone()),
+            tenant_id: Some(self.tenant_id.clone()),
+            authority_host: Some(self.authority_host.clone()),
+            ..CredentialInfo::new(self.kind)
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use async_trait::async_trait;
-use botauth_core::telemetry;
+use botauth_core::internal::telemetry;
 use botauth_core::{
     AccessToken, Clock, CredentialInfo, CredentialProvider, Error, Result, SystemClock,
     TokenRequest,
@@ -14,7 +14,7 @@ use botauth_core::{
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
-use botauth_http as http;
+use botauth_http::internal as http;
 
 mod options;
 mod slot;
@@ -92,24 +92,6 @@ impl TokenManagerBuilder {
     /// Replaces all options.
     pub fn options(mut self, options: ManagerOptions) -> Self {
         self.options = options;
-        self
-    }
-
-    /// Sets the jitter bound (zero makes refresh times exact, for tests).
-    pub fn max_jitter(mut self, d: Duration) -> Self {
-        self.options.max_jitter = d;
-        self
-    }
-
-    /// Sets the expiry margin.
-    pub fn expiry_margin(mut self, d: Duration) -> Self {
-        self.options.expiry_margin = d;
-        self
-    }
-
-    /// Sets the negative-cache duration.
-    pub fn negative_ttl(mut self, d: Duration) -> Self {
-        self.options.negative_ttl = d;
         self
     }
 
@@ -457,11 +439,8 @@ impl Inner {
         let inner = Arc::clone(self);
         let slot = Arc::clone(slot);
         // The slot's key, not the caller's spelling of it, is what gets requested.
-        let request = TokenRequest::with_scopes(slot.scopes.clone());
-        let request = match &slot.tenant {
-            Some(t) => request.tenant(t.clone()),
-            None => request,
-        };
+        let mut request = TokenRequest::with_scopes(slot.scopes.clone());
+        request.tenant_id.clone_from(&slot.tenant);
         // A refresh: how long the old token had left (`botauth.token.refresh.lead_time`).
         if let Some(lead) = lead {
             self.lead_time.record_duration(lead);
@@ -515,7 +494,7 @@ impl Inner {
             Err(e) => {
                 span.record("outcome", "error");
                 span.record("error", tracing::field::display(e.kind()));
-                if let Some(code) = e.as_entra().and_then(|entra| entra.error_codes.first()) {
+                if let Some(code) = e.as_entra().and_then(|entra| entra.error_codes().first()) {
                     span.record(
                         "aadsts",
                         tracing::field::display(format_args!("AADSTS{code}")),
@@ -641,7 +620,7 @@ impl Inner {
             Error::RetryAfterPending {
                 endpoint, status, ..
             } => (endpoint.clone(), *status),
-            Error::Entra(e) => (fallback(), Some(e.status)),
+            Error::Entra(e) => (fallback(), Some(e.status())),
             _ => (fallback(), None),
         }
     }

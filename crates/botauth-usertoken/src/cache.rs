@@ -30,7 +30,7 @@ fn fresh(token: &TokenResponse, now: SystemTime) -> bool {
     let Some(at) = token.expires_at_unix() else {
         return false;
     };
-    let now = botauth_core::date::unix_seconds(now).max(0);
+    let now = botauth_core::internal::date::unix_seconds(now).max(0);
     at.saturating_sub(now) >= MIN_REMAINING.as_secs() as i64
 }
 
@@ -88,7 +88,8 @@ mod tests {
 
     fn token(expires_unix: i64) -> TokenResponse {
         let mut r = TokenResponse::new("graph", Secret::new("t"));
-        r.expiration = Some(botauth_core::UtcDateTime::from_unix(expires_unix).to_string());
+        r.expiration =
+            Some(botauth_core::internal::date::UtcDateTime::from_unix(expires_unix).to_string());
         r
     }
 

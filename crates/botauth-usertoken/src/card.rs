@@ -5,15 +5,15 @@ use serde_json::{Value, json};
 use crate::types::SignInResource;
 
 /// The content type of an OAuth card.
-pub const OAUTH_CARD_CONTENT_TYPE: &str = "application/vnd.microsoft.card.oauth";
+pub(crate) const OAUTH_CARD_CONTENT_TYPE: &str = "application/vnd.microsoft.card.oauth";
 /// The content type of a sign-in card.
-pub const SIGNIN_CARD_CONTENT_TYPE: &str = "application/vnd.microsoft.card.signin";
+pub(crate) const SIGNIN_CARD_CONTENT_TYPE: &str = "application/vnd.microsoft.card.signin";
 
 /// Channels that render a sign-in card but no OAuth card (the SDKs' `channelSupportsOAuthCard`).
 const NO_OAUTH_CARD: [&str; 3] = ["cortana", "skype", "skypeforbusiness"];
 
 /// Whether `channel_id` renders OAuth cards.
-pub fn supports_oauth_card(channel_id: &str) -> bool {
+fn supports_oauth_card(channel_id: &str) -> bool {
     !NO_OAUTH_CARD.contains(&channel_id.to_ascii_lowercase().as_str())
 }
 
@@ -26,7 +26,7 @@ pub fn supports_oauth_card(channel_id: &str) -> bool {
 /// - Other channels get a sign-in card (`application/vnd.microsoft.card.signin`) with the link.
 ///
 /// The attachment holds the sign-in link: send it, never log it.
-pub fn sign_in_attachment(
+pub(crate) fn sign_in_attachment(
     channel_id: &str,
     connection_name: &str,
     resource: &SignInResource,

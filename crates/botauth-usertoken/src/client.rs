@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use botauth_core::{AccessToken, BotAuthConfig, Clock, Cloud, Error, Secret, TokenRequest};
-use botauth_http::{ClientSettings, HttpOptions, read_body, retry_after, transport_error};
+use botauth_http::internal::{ResolveSettings, read_body, retry_after, transport_error};
+use botauth_http::{ClientSettings, HttpOptions};
 use botauth_token::TokenManager;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use reqwest::{Method, Url};
@@ -15,7 +16,7 @@ use serde_json::Value;
 use crate::cache::UserTokenCache;
 use crate::context::SignInContext;
 use crate::endpoint::token_service_url;
-use crate::error::{ServiceErrorBody, UserTokenError};
+use crate::error::{Repr, ServiceErrorBody, UserTokenError};
 use crate::types::{SignInResource, TokenResponse, TokenStatus};
 
 /// The `User-Agent` of Token Service calls.
@@ -94,6 +95,11 @@ impl UserTokenClientBuilder {
 
     /// Overrides the Token Service base URL (a regional service, the sandbox). `https`, or
     /// `http` on a loopback host.
+    ///
+    /// A bot registered with data residency in a region must use its region's service
+    /// (`https://europe.token.botframework.com`, `https://unitedstates.token.botframework.com`,
+    /// `https://india.token.botframework.com`) and its OAuth redirect URL
+    /// `<service>/.auth/web/redirect`; the global service answers such a bot with 500s.
     pub fn token_service_url(mut self, url: impl Into<String>) -> Self {
         self.base = Some(url.into());
         self
@@ -194,6 +200,11 @@ impl UserTokenClient {
             builder = builder.token_service_url(url.clone());
         }
         builder.build()
+    }
+
+    /// The clock of retry waits and cache expiry, which the sign-in flow's timeout follows too.
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.inner.clock)
     }
 
     /// The Token Service base URL (no trailing slash).
@@ -377,8 +388,10 @@ impl UserTokenClient {
     ///
     /// # Errors
     ///
-    /// [`UserTokenError::ConsentRequired`] for HTTP 400 (Teams must show the consent prompt),
-    /// [`UserTokenError::ConnectionMisconfigured`] for HTTP 500, and the others of
+    /// Kind [`ConsentRequired`](crate::UserTokenErrorKind::ConsentRequired) for HTTP 400 (Teams
+    /// must show the consent prompt),
+    /// [`ConnectionMisconfigured`](crate::UserTokenErrorKind::ConnectionMisconfigured) for HTTP
+    /// 500, and the others of
     /// [`UserTokenError`].
     pub async fn exchange_token(
         &self,
@@ -417,16 +430,16 @@ impl UserTokenClient {
             400 if error_body().is_connection_not_found() => {
                 Err(self.fail(op, 400, &answer.body, Some(connection)))
             }
-            400 => Err(UserTokenError::ConsentRequired {
+            400 => Err(UserTokenError::from(Repr::ConsentRequired {
                 host: self.inner.host.clone(),
                 connection: connection.to_owned(),
                 body: error_body(),
-            }),
-            500 => Err(UserTokenError::ConnectionMisconfigured {
+            })),
+            500 => Err(UserTokenError::from(Repr::ConnectionMisconfigured {
                 host: self.inner.host.clone(),
                 connection: connection.to_owned(),
                 body: error_body(),
-            }),
+            })),
             status => Err(self.fail(op, status, &answer.body, Some(connection))),
         }
     }
@@ -523,11 +536,11 @@ impl UserTokenClient {
     }
 
     fn invalid_response(&self, operation: &'static str, expected: &'static str) -> UserTokenError {
-        UserTokenError::InvalidResponse {
+        UserTokenError::from(Repr::InvalidResponse {
             operation,
             host: self.inner.host.clone(),
             expected,
-        }
+        })
     }
 
     /// The error for a status the operation does not answer itself.
@@ -542,18 +555,18 @@ impl UserTokenClient {
         let host = self.inner.host.clone();
         match connection {
             Some(connection) if body.is_connection_not_found() => {
-                UserTokenError::ConnectionNotFound {
+                UserTokenError::from(Repr::ConnectionNotFound {
                     host,
                     connection: connection.to_owned(),
                     body,
-                }
+                })
             }
-            _ => UserTokenError::Status {
+            _ => UserTokenError::from(Repr::Status {
                 operation,
                 status,
                 host,
                 body,
-            },
+            }),
         }
     }
 
@@ -573,9 +586,11 @@ impl UserTokenClient {
             .map_err(|_| UserTokenError::invalid("token service URL", "is not a URL"))?;
         url.query_pairs_mut().extend_pairs(query);
         let scope = inner.request.scopes.join(" ");
-        let token_error = |source| UserTokenError::Token {
-            scope: scope.clone(),
-            source,
+        let token_error = |source| {
+            UserTokenError::from(Repr::Token {
+                scope: scope.clone(),
+                source,
+            })
         };
         let mut token = inner
             .tokens
@@ -607,24 +622,24 @@ impl UserTokenClient {
                         .map_err(token_error)?;
                 }
                 401 | 403 => {
-                    return Err(UserTokenError::Rejected {
+                    return Err(UserTokenError::from(Repr::Rejected {
                         status,
                         host: inner.host.clone(),
                         scope,
                         body: error_body(),
-                    });
+                    }));
                 }
                 429 | 503 => {
                     let asked = retry_after(&headers, inner.clock.now());
                     let wait = asked.map_or(backoff(retries), |a| a.max(backoff(retries)));
                     if retries >= inner.max_retries || wait > inner.max_retry_wait {
-                        return Err(UserTokenError::Throttled {
+                        return Err(UserTokenError::from(Repr::Throttled {
                             status,
                             host: inner.host.clone(),
                             retries,
                             retry_after: asked,
                             body: error_body(),
-                        });
+                        }));
                     }
                     retries += 1;
                     inner.clock.sleep(wait).await;
@@ -653,9 +668,11 @@ impl UserTokenClient {
         accept: &'static str,
     ) -> Result<(u16, HeaderMap, Vec<u8>), UserTokenError> {
         let inner = &self.inner;
-        let unavailable = |source| UserTokenError::Unavailable {
-            host: inner.host.clone(),
-            source,
+        let unavailable = |source| {
+            UserTokenError::from(Repr::Unavailable {
+                host: inner.host.clone(),
+                source,
+            })
         };
         let header = token.authorization_header();
         let mut authorization = HeaderValue::from_str(header.expose_secret()).map_err(|_| {

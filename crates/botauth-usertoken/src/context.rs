@@ -59,7 +59,8 @@ impl SignInContext {
     ///
     /// # Errors
     ///
-    /// [`UserTokenError::InvalidArgument`] when the activity lacks one of them.
+    /// A [`UserTokenError`] of kind
+    /// [`InvalidArgument`](crate::UserTokenErrorKind::InvalidArgument) when the activity lacks one of them.
     pub fn from_verified(verified: &VerifiedActivity) -> Result<Self, UserTokenError> {
         let activity = verified.activity();
         let user_id = id_at(activity, "/from/id", "user id")?.to_owned();

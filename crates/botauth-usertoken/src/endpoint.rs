@@ -4,28 +4,16 @@ use botauth_core::{Cloud, Result};
 
 /// The SDKs' default Token Service of the public cloud (`token.botframework.com` is the same
 /// service under the name the docs use).
-pub const PUBLIC_TOKEN_SERVICE_URL: &str = "https://api.botframework.com";
+pub(crate) const PUBLIC_TOKEN_SERVICE_URL: &str = "https://api.botframework.com";
 /// The US Government cloud's Token Service (the SDK constant; the docs name
 /// `https://token.botframework.azure.us`).
-pub const US_GOV_TOKEN_SERVICE_URL: &str = "https://api.botframework.azure.us";
+pub(crate) const US_GOV_TOKEN_SERVICE_URL: &str = "https://api.botframework.azure.us";
 /// The China cloud's Token Service.
-pub const CHINA_TOKEN_SERVICE_URL: &str = "https://token.botframework.azure.cn";
-
-/// The regional Token Services of the public cloud, by region. A bot registered with data
-/// residency in a region must use its region's service (and its OAuth redirect URL
-/// `<service>/.auth/web/redirect`); the global one answers such a bot with 500s.
-pub const REGIONAL_TOKEN_SERVICE_URLS: [(&str, &str); 3] = [
-    ("europe", "https://europe.token.botframework.com"),
-    (
-        "unitedstates",
-        "https://unitedstates.token.botframework.com",
-    ),
-    ("india", "https://india.token.botframework.com"),
-];
+pub(crate) const CHINA_TOKEN_SERVICE_URL: &str = "https://token.botframework.azure.cn";
 
 /// The default Token Service of `cloud`. A custom cloud is matched by its Bot Connector scope
 /// (the US Government and China scopes pick their services; anything else the public one).
-pub fn default_token_service_url(cloud: &Cloud) -> &'static str {
+pub(crate) fn default_token_service_url(cloud: &Cloud) -> &'static str {
     match cloud.bot_connector_scope() {
         "https://api.botframework.us/.default" => US_GOV_TOKEN_SERVICE_URL,
         "https://api.botframework.azure.cn/.default" => CHINA_TOKEN_SERVICE_URL,
@@ -40,9 +28,9 @@ pub fn default_token_service_url(cloud: &Cloud) -> &'static str {
 /// # Errors
 ///
 /// A configuration error naming `token_service_url` for an unusable override.
-pub fn token_service_url(cloud: &Cloud, override_url: Option<&str>) -> Result<String> {
+pub(crate) fn token_service_url(cloud: &Cloud, override_url: Option<&str>) -> Result<String> {
     match override_url.map(str::trim).filter(|u| !u.is_empty()) {
-        Some(url) => botauth_core::endpoint::check_endpoint_url("token_service_url", url),
+        Some(url) => botauth_core::internal::endpoint::check_endpoint_url("token_service_url", url),
         None => Ok(default_token_service_url(cloud).to_owned()),
     }
 }

@@ -14,12 +14,9 @@ const MAX_KEPT_BODY: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct ServiceErrorBody {
-    /// `error.code`, e.g. `ServiceError`.
-    pub code: Option<String>,
-    /// `error.message`, e.g. `Could not find Connection Setting with name 'graph'`.
-    pub message: Option<String>,
-    /// `error.innerHttpError.statusCode`: the identity provider's status, when the service relayed it.
-    pub inner_status: Option<u16>,
+    code: Option<String>,
+    message: Option<String>,
+    inner_status: Option<u16>,
 }
 
 impl ServiceErrorBody {
@@ -42,8 +39,24 @@ impl ServiceErrorBody {
         }
     }
 
+    /// `error.code`, e.g. `ServiceError`.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// `error.message`, e.g. `Could not find Connection Setting with name 'graph'`.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    /// `error.innerHttpError.statusCode`: the identity provider's status, when the service
+    /// relayed it.
+    pub fn inner_status(&self) -> Option<u16> {
+        self.inner_status
+    }
+
     /// Whether the service said the connection name is not configured on the bot registration.
-    pub fn is_connection_not_found(&self) -> bool {
+    pub(crate) fn is_connection_not_found(&self) -> bool {
         self.message
             .as_deref()
             .is_some_and(|m| m.contains("Could not find Connection Setting"))
@@ -63,7 +76,7 @@ impl fmt::Display for ServiceErrorBody {
 
 /// Bounded, with control characters replaced so that a hostile body cannot forge log lines.
 fn clean(text: &str) -> String {
-    botauth_http::clean_text(text, MAX_KEPT_BODY)
+    botauth_http::internal::clean_text(text, MAX_KEPT_BODY)
 }
 
 /// What went wrong, coarsely: branch on this rather than on messages.
@@ -98,9 +111,16 @@ pub enum UserTokenErrorKind {
 
 /// An error of a [`UserTokenClient`](crate::UserTokenClient) call or of the sign-in flow. It never
 /// holds a user token, a magic code, a `state` or a sign-in link.
+///
+/// Branch on [`kind`](Self::kind); the message names the host, the operation and what to do.
 #[derive(Debug, Clone, thiserror::Error)]
+#[error(transparent)]
 #[non_exhaustive]
-pub enum UserTokenError {
+pub struct UserTokenError(Box<Repr>);
+
+/// What each kind of error holds (private: read it through [`UserTokenError`]'s accessors).
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum Repr {
     /// An argument cannot be sent; nothing was sent.
     #[error("{what}: {message}")]
     InvalidArgument {
@@ -247,66 +267,87 @@ fn status_hint(status: u16) -> &'static str {
     }
 }
 
+impl From<Repr> for UserTokenError {
+    fn from(repr: Repr) -> Self {
+        UserTokenError(Box::new(repr))
+    }
+}
+
 impl UserTokenError {
     pub(crate) fn invalid(what: &'static str, message: impl Into<String>) -> Self {
-        UserTokenError::InvalidArgument {
+        Repr::InvalidArgument {
             what,
             message: message.into(),
         }
+        .into()
+    }
+
+    /// The error an [`ExchangeStore`](crate::ExchangeStore) returns when it cannot answer (kind
+    /// [`Store`](UserTokenErrorKind::Store)): `message` says what failed, and must never hold a
+    /// key's value or the store's URL or password.
+    pub fn store(message: impl Into<String>) -> Self {
+        Repr::Store {
+            message: message.into(),
+        }
+        .into()
     }
 
     /// The coarse kind of this error.
     pub fn kind(&self) -> UserTokenErrorKind {
-        match self {
-            UserTokenError::InvalidArgument { .. } => UserTokenErrorKind::InvalidArgument,
-            UserTokenError::Token { .. } => UserTokenErrorKind::Token,
-            UserTokenError::ConnectionNotFound { .. } => UserTokenErrorKind::ConnectionNotFound,
-            UserTokenError::ConsentRequired { .. } => UserTokenErrorKind::ConsentRequired,
-            UserTokenError::ConnectionMisconfigured { .. } => {
-                UserTokenErrorKind::ConnectionMisconfigured
-            }
-            UserTokenError::Rejected { .. } => UserTokenErrorKind::Unauthorized,
-            UserTokenError::Throttled { .. } => UserTokenErrorKind::Throttled,
-            UserTokenError::Status { .. } => UserTokenErrorKind::Status,
-            UserTokenError::InvalidResponse { .. } => UserTokenErrorKind::InvalidResponse,
-            UserTokenError::Unavailable { .. } => UserTokenErrorKind::Unavailable,
-            UserTokenError::Store { .. } => UserTokenErrorKind::Store,
+        match &*self.0 {
+            Repr::InvalidArgument { .. } => UserTokenErrorKind::InvalidArgument,
+            Repr::Token { .. } => UserTokenErrorKind::Token,
+            Repr::ConnectionNotFound { .. } => UserTokenErrorKind::ConnectionNotFound,
+            Repr::ConsentRequired { .. } => UserTokenErrorKind::ConsentRequired,
+            Repr::ConnectionMisconfigured { .. } => UserTokenErrorKind::ConnectionMisconfigured,
+            Repr::Rejected { .. } => UserTokenErrorKind::Unauthorized,
+            Repr::Throttled { .. } => UserTokenErrorKind::Throttled,
+            Repr::Status { .. } => UserTokenErrorKind::Status,
+            Repr::InvalidResponse { .. } => UserTokenErrorKind::InvalidResponse,
+            Repr::Unavailable { .. } => UserTokenErrorKind::Unavailable,
+            Repr::Store { .. } => UserTokenErrorKind::Store,
         }
     }
 
     /// The service's HTTP status, when it answered with an error.
     pub fn status(&self) -> Option<u16> {
-        match self {
-            UserTokenError::ConnectionNotFound { .. } => None,
-            UserTokenError::ConsentRequired { .. } => Some(400),
-            UserTokenError::ConnectionMisconfigured { .. } => Some(500),
-            UserTokenError::Rejected { status, .. }
-            | UserTokenError::Throttled { status, .. }
-            | UserTokenError::Status { status, .. } => Some(*status),
+        match &*self.0 {
+            Repr::ConnectionNotFound { .. } => None,
+            Repr::ConsentRequired { .. } => Some(400),
+            Repr::ConnectionMisconfigured { .. } => Some(500),
+            Repr::Rejected { status, .. }
+            | Repr::Throttled { status, .. }
+            | Repr::Status { status, .. } => Some(*status),
             _ => None,
         }
     }
 
     /// The service's error body, when it answered with an error.
     pub fn body(&self) -> Option<&ServiceErrorBody> {
-        match self {
-            UserTokenError::ConnectionNotFound { body, .. }
-            | UserTokenError::ConsentRequired { body, .. }
-            | UserTokenError::ConnectionMisconfigured { body, .. }
-            | UserTokenError::Rejected { body, .. }
-            | UserTokenError::Throttled { body, .. }
-            | UserTokenError::Status { body, .. } => Some(body),
+        match &*self.0 {
+            Repr::ConnectionNotFound { body, .. }
+            | Repr::ConsentRequired { body, .. }
+            | Repr::ConnectionMisconfigured { body, .. }
+            | Repr::Rejected { body, .. }
+            | Repr::Throttled { body, .. }
+            | Repr::Status { body, .. } => Some(body),
+            _ => None,
+        }
+    }
+
+    /// The last `Retry-After` the service sent, when it throttled.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match &*self.0 {
+            Repr::Throttled { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
 
     /// Whether the same call later may succeed without changing anything.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            UserTokenError::Throttled { .. } | UserTokenError::Store { .. } => true,
-            UserTokenError::Token { source, .. } | UserTokenError::Unavailable { source, .. } => {
-                source.is_retryable()
-            }
+        match &*self.0 {
+            Repr::Throttled { .. } | Repr::Store { .. } => true,
+            Repr::Token { source, .. } | Repr::Unavailable { source, .. } => source.is_retryable(),
             _ => false,
         }
     }
@@ -337,27 +378,30 @@ mod tests {
     #[test]
     fn kinds_statuses_and_hints() {
         let body = ServiceErrorBody::default();
-        let e = UserTokenError::ConnectionNotFound {
+        let e: UserTokenError = Repr::ConnectionNotFound {
             host: "h".into(),
             connection: "graph".into(),
             body: body.clone(),
-        };
+        }
+        .into();
         assert_eq!(e.kind(), UserTokenErrorKind::ConnectionNotFound);
         assert!(e.to_string().contains("OAuth Connection Settings"), "{e}");
-        let e = UserTokenError::ConsentRequired {
+        let e: UserTokenError = Repr::ConsentRequired {
             host: "h".into(),
             connection: "graph".into(),
             body: body.clone(),
-        };
+        }
+        .into();
         assert_eq!(e.status(), Some(400));
         assert!(e.to_string().contains("api://botid-{appId}"), "{e}");
-        let e = UserTokenError::Throttled {
+        let e: UserTokenError = Repr::Throttled {
             status: 429,
             host: "h".into(),
             retries: 3,
             retry_after: None,
             body,
-        };
+        }
+        .into();
         assert!(e.is_retryable());
         assert_eq!(e.kind(), UserTokenErrorKind::Throttled);
     }

@@ -6,22 +6,22 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use botauth_core::{Clock, Secret, SystemClock};
+use botauth_core::{Clock, Secret};
 use botauth_validator::VerifiedActivity;
 use serde_json::{Value, json};
 
 use crate::card::sign_in_attachment;
 use crate::client::UserTokenClient;
 use crate::context::SignInContext;
-use crate::error::UserTokenError;
+use crate::error::{UserTokenError, UserTokenErrorKind};
 use crate::store::{ExchangeStore, MemoryExchangeStore};
 use crate::types::TokenResponse;
 
 /// The default flow timeout, as the SDKs' OAuth prompt.
-pub const DEFAULT_FLOW_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+pub(crate) const DEFAULT_FLOW_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// The `value.state` Teams sends in `signin/verifyState` when the user closed the sign-in window.
-pub const CANCELLED_BY_USER: &str = "CancelledByUser";
+pub(crate) const CANCELLED_BY_USER: &str = "CancelledByUser";
 
 /// What the bot answers an invoke with: the HTTP status and JSON body of its response to the
 /// channel's POST.
@@ -145,7 +145,6 @@ pub struct SignInFlowBuilder {
     timeout: Duration,
     dedup_ttl: Duration,
     store: Arc<dyn ExchangeStore>,
-    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for SignInFlowBuilder {
@@ -195,14 +194,9 @@ impl SignInFlowBuilder {
         self
     }
 
-    /// The clock of the flow timeout.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
     /// Builds the flow.
     pub fn build(self) -> SignInFlow {
+        let clock = self.client.clock();
         SignInFlow {
             inner: Arc::new(FlowInner {
                 client: self.client,
@@ -212,8 +206,8 @@ impl SignInFlowBuilder {
                 sso: self.sso,
                 timeout: self.timeout,
                 dedup_ttl: self.dedup_ttl,
+                clock,
                 store: self.store,
-                clock: self.clock,
                 pending: Mutex::default(),
             }),
         }
@@ -236,7 +230,8 @@ fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
 }
 
 impl SignInFlow {
-    /// A flow for `connection` with the defaults.
+    /// A flow for `connection` with the defaults. The flow timeout follows the client's clock
+    /// (its [`ClientSettings`](botauth_http::ClientSettings)).
     pub fn builder(client: UserTokenClient, connection: impl Into<String>) -> SignInFlowBuilder {
         SignInFlowBuilder {
             client,
@@ -246,19 +241,8 @@ impl SignInFlow {
             sso: true,
             timeout: DEFAULT_FLOW_TIMEOUT,
             dedup_ttl: DEFAULT_FLOW_TIMEOUT,
-            store: Arc::new(MemoryExchangeStore::new()),
-            clock: Arc::new(SystemClock),
+            store: Arc::new(MemoryExchangeStore::default()),
         }
-    }
-
-    /// The connection name.
-    pub fn connection(&self) -> &str {
-        &self.inner.connection
-    }
-
-    /// The client.
-    pub fn client(&self) -> &UserTokenClient {
-        &self.inner.client
     }
 
     fn key(ctx: &SignInContext) -> FlowKey {
@@ -475,6 +459,18 @@ impl SignInFlow {
         }
     }
 
+    /// The exchange found no token or needs consent: 412, so that Teams shows its consent prompt.
+    fn consent_required(&self, activity: &Value) -> SignInStep {
+        SignInStep::new(
+            Some(self.exchange_failure(
+                412,
+                activity,
+                "The bot is unable to exchange token. Proceed with regular login.",
+            )),
+            SignInOutcome::ConsentRequired,
+        )
+    }
+
     async fn token_exchange(&self, ctx: &SignInContext, activity: &Value) -> SignInStep {
         let inner = &self.inner;
         let (Some(id), Some(token)) = (
@@ -516,19 +512,18 @@ impl SignInFlow {
             .await;
         let token = match exchanged {
             Ok(Some(token)) => token,
-            Ok(None) | Err(UserTokenError::ConsentRequired { .. }) => {
-                return SignInStep::new(
-                    Some(self.exchange_failure(
-                        412,
-                        activity,
-                        "The bot is unable to exchange token. Proceed with regular login.",
-                    )),
-                    SignInOutcome::ConsentRequired,
-                );
+            Ok(None) => return self.consent_required(activity),
+            Err(e) if e.kind() == UserTokenErrorKind::ConsentRequired => {
+                return self.consent_required(activity);
             }
             // A misconfigured connection will not heal on a retry: 400 stops Teams' retries.
-            Err(e @ UserTokenError::ConnectionMisconfigured { .. })
-            | Err(e @ UserTokenError::ConnectionNotFound { .. }) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    UserTokenErrorKind::ConnectionMisconfigured
+                        | UserTokenErrorKind::ConnectionNotFound
+                ) =>
+            {
                 return SignInStep::new(
                     Some(self.exchange_failure(
                         400,

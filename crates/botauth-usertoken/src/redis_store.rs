@@ -29,9 +29,7 @@ impl fmt::Debug for RedisExchangeStore {
 
 fn store_error(e: &redis::RedisError) -> UserTokenError {
     // Redis errors name the command and the server's reply, never the URL or the value.
-    UserTokenError::Store {
-        message: format!("Redis: {} ({:?})", e.category(), e.kind()),
-    }
+    UserTokenError::store(format!("Redis: {} ({:?})", e.category(), e.kind()))
 }
 
 impl RedisExchangeStore {
@@ -40,7 +38,7 @@ impl RedisExchangeStore {
     ///
     /// # Errors
     ///
-    /// [`UserTokenError::Store`] when the URL is unusable or the server cannot be reached.
+    /// a [`UserTokenError`] of kind [`Store`](crate::UserTokenErrorKind::Store) when the URL is unusable or the server cannot be reached.
     pub async fn connect(url: &str) -> Result<Self, UserTokenError> {
         let client = redis::Client::open(url).map_err(|e| store_error(&e))?;
         let connection = ConnectionManager::new(client)

@@ -18,22 +18,15 @@ pub trait ExchangeStore: Send + Sync + Debug {
     ///
     /// # Errors
     ///
-    /// [`UserTokenError::Store`] when the store cannot answer (the exchange is then answered 500,
+    /// [`UserTokenError::store`] when the store cannot answer (the exchange is then answered 500,
     /// and Teams resends it).
     async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, UserTokenError>;
 }
 
-/// The in-memory [`ExchangeStore`]: right for one process only.
+/// The in-memory [`ExchangeStore`] (`MemoryExchangeStore::default()`): right for one process only.
 #[derive(Debug, Default)]
 pub struct MemoryExchangeStore {
     map: Mutex<HashMap<String, Instant>>,
-}
-
-impl MemoryExchangeStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
 }
 
 #[async_trait]
@@ -56,7 +49,7 @@ mod tests {
 
     #[tokio::test]
     async fn first_claim_wins_until_the_ttl_passes() {
-        let store = MemoryExchangeStore::new();
+        let store = MemoryExchangeStore::default();
         let ttl = Duration::from_millis(50);
         assert!(store.claim("msteams/c/1", ttl).await.unwrap());
         assert!(!store.claim("msteams/c/1", ttl).await.unwrap());

@@ -40,8 +40,8 @@ impl fmt::Debug for TokenResponse {
 }
 
 impl TokenResponse {
-    /// A token response (for tests and `tokens/response` events built by hand).
-    pub fn new(connection_name: impl Into<String>, token: Secret) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(connection_name: impl Into<String>, token: Secret) -> Self {
         TokenResponse {
             channel_id: None,
             connection_name: connection_name.into(),
@@ -55,8 +55,8 @@ impl TokenResponse {
     pub fn expires_at_unix(&self) -> Option<i64> {
         self.expiration
             .as_deref()
-            .and_then(botauth_core::date::parse_rfc3339)
-            .map(botauth_core::date::unix_seconds)
+            .and_then(botauth_core::internal::date::parse_rfc3339)
+            .map(botauth_core::internal::date::unix_seconds)
     }
 
     /// Parses a body as a token response: `None` when it has no usable `token` (the service's

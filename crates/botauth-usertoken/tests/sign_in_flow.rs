@@ -2,21 +2,15 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use botauth_core::Clock;
 use botauth_sandbox::DEMO_CLIENT_ID;
-use botauth_usertoken::{
-    Begin, InvokeResponse, OAUTH_CARD_CONTENT_TYPE, SignInFlow, SignInOutcome,
-};
+use botauth_usertoken::{Begin, InvokeResponse, SignInFlow, SignInOutcome};
 use common::{CONNECTION, Harness};
 use serde_json::{Value, json};
 
 fn flow(h: &Harness) -> SignInFlow {
-    SignInFlow::builder(h.client_with_clock(), CONNECTION)
-        .clock(Arc::clone(&h.clock) as Arc<dyn Clock>)
-        .build()
+    SignInFlow::builder(h.client_with_clock(), CONNECTION).build()
 }
 
 fn status(response: &Option<InvokeResponse>) -> u16 {
@@ -36,7 +30,10 @@ async fn begin_sends_an_oauth_card_then_the_magic_code_in_text_signs_in() {
     let flow = flow(&h);
     let card = card(&h, &flow).await;
     let attachment = &card["attachments"][0];
-    assert_eq!(attachment["contentType"], OAUTH_CARD_CONTENT_TYPE);
+    assert_eq!(
+        attachment["contentType"],
+        "application/vnd.microsoft.card.oauth"
+    );
     assert_eq!(attachment["content"]["connectionName"], CONNECTION);
     let link = attachment["content"]["buttons"][0]["value"]
         .as_str()

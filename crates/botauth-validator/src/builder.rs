@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use botauth_core::{BotAuthConfig, Cloud};
+use botauth_http::internal::ResolveSettings;
 use botauth_http::{ClientSettings, HttpOptions};
 use serde_json::Value;
 
@@ -381,7 +382,7 @@ impl ValidatorBuilder {
         let mut client = self.settings.given_http_client().cloned();
         let mut caches: HashMap<String, Arc<KeyCache>> = HashMap::new();
         let mut cache_for = |url: &str| -> Result<Arc<KeyCache>> {
-            let url = botauth_core::endpoint::check_endpoint_url("metadata_url", url)
+            let url = botauth_core::internal::endpoint::check_endpoint_url("metadata_url", url)
                 .map_err(|e| Error::config("metadata_url", e.to_string()))?;
             if let Some(c) = caches.get(&url) {
                 return Ok(Arc::clone(c));
@@ -542,10 +543,11 @@ impl ValidatorBuilder {
 /// The authority host of an Entra v2 metadata URL (`{authority}/{tenant}/v2.0/.well-known/openid-configuration`),
 /// the form the Entra-style profiles derive their metadata from.
 fn authority_of_metadata(key: &str, url: &str) -> Result<String> {
-    let url = botauth_core::endpoint::check_endpoint_url(key, url).map_err(|e| match e {
-        botauth_core::Error::Config { message, .. } => Error::config(key, message),
-        other => Error::config(key, other.to_string()),
-    })?;
+    let url =
+        botauth_core::internal::endpoint::check_endpoint_url(key, url).map_err(|e| match e {
+            botauth_core::Error::Config { message, .. } => Error::config(key, message),
+            other => Error::config(key, other.to_string()),
+        })?;
     url.strip_suffix("/v2.0/.well-known/openid-configuration")
         .and_then(|rest| rest.rsplit_once('/'))
         .map(|(authority, _tenant)| authority.to_owned())

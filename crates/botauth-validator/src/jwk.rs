@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use botauth_http::display_endpoint;
+use botauth_http::internal::display_endpoint;
 use openssl::bn::BigNum;
 use openssl::pkey::{PKey, Public};
 use openssl::pkey_ctx::PkeyCtx;

@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
-use botauth_core::{Clock, telemetry};
-use botauth_http::{HttpOptions, build_client, display_endpoint, read_body, transport_error};
+use botauth_core::Clock;
+use botauth_core::internal::telemetry;
+use botauth_http::internal::{display_endpoint, read_body, transport_error};
+use botauth_http::{HttpOptions, build_client};
 use serde_json::Value;
 use tracing::Instrument as _;
 
@@ -96,7 +98,7 @@ enum Lock {
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
-    u64::try_from(botauth_core::date::unix_seconds(t)).unwrap_or(0)
+    u64::try_from(botauth_core::internal::date::unix_seconds(t)).unwrap_or(0)
 }
 
 fn age(now: SystemTime, then: SystemTime) -> Duration {
@@ -420,7 +422,8 @@ impl KeyCache {
                 status: 200,
                 message: "the OpenID metadata has no string `jwks_uri`".into(),
             })?;
-        let jwks_uri = botauth_core::endpoint::check_jwks_uri(&self.metadata_url, jwks_uri)?;
+        let jwks_uri =
+            botauth_core::internal::endpoint::check_jwks_uri(&self.metadata_url, jwks_uri)?;
         let doc = get_json(client, options, &jwks_uri).await?;
         parse_jwks(&doc, &jwks_uri)
     }

@@ -8,7 +8,7 @@
 //! [`ErrorKind`]). A key-set fetch it waits for is a `botauth.keys.fetch` span inside it. No field
 //! holds the token or a value read from it.
 
-use botauth_core::telemetry::{self, Counter};
+use botauth_core::internal::telemetry::{self, Counter};
 use tracing::Span;
 
 use crate::error::{Error, ErrorKind};

@@ -197,7 +197,7 @@ struct Judged<'t> {
 /// the token limit: `Bearer ` and a little slack for senders that pad.
 const AUTHORIZATION_OVERHEAD: usize = 64;
 
-use botauth_core::date::unix_seconds as unix;
+use botauth_core::internal::date::unix_seconds as unix;
 
 impl Validator {
     /// A builder for the bot whose Microsoft App ID is `app_id`.

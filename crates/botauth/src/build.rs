@@ -138,11 +138,11 @@ impl CredentialBuilder {
             CredentialConfig::ManagedIdentity { .. }
             | CredentialConfig::FederatedManagedIdentity { .. }
             | CredentialConfig::WorkloadIdentity { .. } => {
-                let mut identities = botauth_managed_identity::IdentityCredentials::new();
-                if let Some(env) = &self.env {
-                    identities = identities.env(env.clone());
-                }
-                identities.from_entry(config, entry)
+                botauth_managed_identity::ManagedIdentityCredential::from_entry(
+                    config,
+                    entry,
+                    self.env.clone(),
+                )
             }
             CredentialConfig::Custom { name, settings } => match self.custom.get(name) {
                 Some(factory) => factory(config, settings),
@@ -159,12 +159,20 @@ impl CredentialBuilder {
 }
 
 fn missing_feature(entry: &CredentialConfig) -> Error {
-    Error::feature_missing(entry.type_name(), entry.feature().unwrap_or("custom"))
+    Error::feature_missing(entry.type_name(), feature_of(entry))
 }
 
-/// Builds the first credential of `config` that loads, with the compiled-in credential types.
-pub fn build_credential(config: &BotAuthConfig) -> Result<Arc<dyn CredentialProvider>> {
-    CredentialBuilder::new().build(config)
+/// The feature of this crate that provides a credential type.
+fn feature_of(entry: &CredentialConfig) -> &'static str {
+    match entry {
+        CredentialConfig::ClientSecret { .. } => "secret",
+        CredentialConfig::Certificate(_) => "certificate",
+        CredentialConfig::KeyVaultCertificate(_) => "key-vault",
+        CredentialConfig::ManagedIdentity { .. }
+        | CredentialConfig::FederatedManagedIdentity { .. }
+        | CredentialConfig::WorkloadIdentity { .. } => "managed-identity",
+        _ => "custom",
+    }
 }
 
 /// Everything a bot needs for outbound calls, built from configuration: the credential behind a
@@ -469,6 +477,11 @@ mod tests {
         c.tenant_id = Some("11111111-2222-3333-4444-555555555555".into());
         c.credentials = credentials;
         c
+    }
+
+    /// The first credential of `config` that loads, with the compiled-in credential types.
+    fn build_credential(config: &BotAuthConfig) -> Result<Arc<dyn CredentialProvider>> {
+        CredentialBuilder::new().build(config)
     }
 
     fn managed_identity() -> CredentialConfig {

@@ -19,7 +19,7 @@ mod build;
 #[doc = include_str!("../../../README.md")]
 mod readme_doctests {}
 
-pub use build::{BotAuth, CredentialBuilder, CustomFactory, build_credential};
+pub use build::{BotAuth, CredentialBuilder, CustomFactory};
 
 // The provider crates are re-exported as modules of this crate and rendered inline (`doc(inline)`),
 // so `botauth::connector::reply_activity`, `botauth::validator::BotServiceProfile` and the rest
@@ -34,8 +34,8 @@ pub use botauth_core::{
     CredentialProvider, Dialect, Error, ErrorKind, Report, Result, Secret, TokenRequest,
     async_trait,
 };
-/// HTTP plumbing every client shares: [`HttpOptions`](http::HttpOptions), the client builder,
-/// bounded bodies, `Retry-After`.
+/// The settings every client builder takes ([`ClientSettings`](http::ClientSettings),
+/// [`HttpOptions`](http::HttpOptions)) and the HTTP client builder.
 #[doc(inline)]
 pub use botauth_http as http;
 /// Outbound tokens: the client-credentials client and the token manager.

@@ -3,9 +3,9 @@
 mod dotenv;
 mod env;
 mod file;
-mod model;
-mod sources;
-mod tables;
+pub(crate) mod model;
+pub(crate) mod sources;
+pub(crate) mod tables;
 pub(crate) mod validate;
 mod vars;
 
@@ -13,9 +13,7 @@ pub use env::{Explained, Provenance};
 pub use model::{
     AssertionAlgorithm, BotAuthConfig, CertificateConfig, CertificateKeys, ConnectionConfig,
     ConnectionMapEntry, CredentialConfig, CustomSettings, DEFAULT_CONNECTION_NAME, Dialect,
-    InboundConfig, KeyVaultCertificateConfig, KeyVaultKeys, ManagedIdentityId, parse_duration,
-    validate_tenant_id,
+    InboundConfig, KeyVaultCertificateConfig, KeyVaultKeys, ManagedIdentityId,
 };
-pub use sources::{BOTAUTH_CONFIG, ConfigLoader};
-pub use tables::supported_keys_markdown;
+pub use sources::ConfigLoader;
 pub use vars::{EnvVars, Origin};

@@ -402,19 +402,6 @@ impl CredentialConfig {
         }
     }
 
-    /// The `botauth` cargo feature that provides this credential type (`None` for custom ones).
-    pub fn feature(&self) -> Option<&'static str> {
-        match self {
-            CredentialConfig::ClientSecret { .. } => Some("secret"),
-            CredentialConfig::Certificate(_) => Some("certificate"),
-            CredentialConfig::KeyVaultCertificate(_) => Some("key-vault"),
-            CredentialConfig::ManagedIdentity { .. }
-            | CredentialConfig::FederatedManagedIdentity { .. }
-            | CredentialConfig::WorkloadIdentity { .. } => Some("managed-identity"),
-            CredentialConfig::Custom { .. } => None,
-        }
-    }
-
     /// The error of a provider crate's `from_entry` given an entry of another type: a
     /// configuration error naming `credentials`, the entry's type and what `credential` builds.
     pub fn not_an_entry_for(&self, credential: &str) -> Error {
@@ -678,7 +665,7 @@ impl ConnectionMapEntry {
 
 /// Parses a duration setting: a number of seconds (`30`, `2.5`) or a number with a unit (`1500ms`,
 /// `30s`, `2m`). `key` names the setting in the error, which never repeats the value.
-pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
+pub(crate) fn parse_duration(key: &str, value: &str) -> Result<Duration> {
     let v = value.trim();
     let (number, scale) = if let Some(n) = v.strip_suffix("ms") {
         (n, 0.001)
@@ -738,7 +725,7 @@ mod duration_opt {
 ///
 /// The error describes the problem without echoing the value: a value in the wrong key can be a
 /// secret pasted one line off.
-pub fn validate_tenant_id(tenant: &str) -> Result<()> {
+pub(crate) fn validate_tenant_id(tenant: &str) -> Result<()> {
     let problem = match tenant
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '-'))

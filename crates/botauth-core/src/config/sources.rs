@@ -25,7 +25,7 @@ use super::{BotAuthConfig, EnvVars};
 use crate::{Error, Result};
 
 /// The environment variable that names the configuration file.
-pub const BOTAUTH_CONFIG: &str = "BOTAUTH_CONFIG";
+pub(crate) const BOTAUTH_CONFIG: &str = "BOTAUTH_CONFIG";
 
 /// The environment name variables, in ASP.NET's order (.NET 7+ `WebApplicationBuilder`:
 /// `DOTNET_` wins over `ASPNETCORE_`), and the name when neither is set.

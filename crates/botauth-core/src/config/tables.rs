@@ -615,7 +615,7 @@ pub(crate) static SECTIONS: [&Section; 10] = [
 
 /// The README's list of every key botauth reads, per dialect, generated from the tables (a test
 /// keeps the README's copy equal to it).
-pub fn supported_keys_markdown() -> String {
+pub(crate) fn supported_keys_markdown() -> String {
     let mut out = String::new();
     let mut last: Option<Dialect> = None;
     for section in SECTIONS {

@@ -1,4 +1,4 @@
-//! Checks shared by every reader. The URL rule of docs/protocol.md §2 lives in [`crate::endpoint`].
+//! Checks shared by every reader. The URL rule of docs/protocol.md §2 lives in [`crate::internal::endpoint`].
 //!
 //! Each reader checks its own keys as it reads them; [`validate`] then checks the finished model once,
 //! naming the keys of the dialect it came from, so the native file format and the environment
@@ -82,11 +82,11 @@ pub(crate) fn validate(config: &BotAuthConfig, keys: &KeyNames) -> Result<()> {
     }
 
     if keys.native {
-        if let Cloud::Custom(endpoints) = &config.cloud {
-            check_endpoint_url("cloud.authority_host", &endpoints.authority_host)?;
+        if let Cloud::Custom(_) = &config.cloud {
+            check_endpoint_url("cloud.authority_host", config.cloud.authority_host())?;
             check_endpoint_url(
                 "cloud.bot_service_metadata_url",
-                &endpoints.bot_service_metadata_url,
+                config.cloud.bot_service_metadata_url(),
             )?;
         }
         if let Some(url) = &config.inbound.metadata_url {

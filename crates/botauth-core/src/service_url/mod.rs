@@ -237,12 +237,13 @@ impl ServiceUrlAllowList {
         }
     }
 
+    #[cfg(test)]
     /// The defaults plus `entries`.
     ///
     /// # Errors
     ///
     /// The first entry that is not a valid host, wildcard host or URL.
-    pub fn with_defaults_and<I, S>(entries: I) -> Result<Self, ServiceUrlError>
+    pub(crate) fn with_defaults_and<I, S>(entries: I) -> Result<Self, ServiceUrlError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,

@@ -220,11 +220,11 @@ pub(crate) struct VaultState {
 }
 
 pub(super) fn unix(at: SystemTime) -> i64 {
-    botauth_core::date::unix_seconds(at).clamp(0, MAX_TIME)
+    botauth_core::internal::date::unix_seconds(at).clamp(0, MAX_TIME)
 }
 
 pub(super) fn system_time(unix: i64) -> SystemTime {
-    botauth_core::date::from_unix_seconds(unix.max(0)).unwrap_or(UNIX_EPOCH)
+    botauth_core::internal::date::from_unix_seconds(unix.max(0)).unwrap_or(UNIX_EPOCH)
 }
 
 /// Key Vault object names: 1 to 127 ASCII letters, digits and dashes.

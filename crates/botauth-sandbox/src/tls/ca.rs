@@ -267,7 +267,7 @@ fn certificate_builder(
     let name = name.build();
     let mut serial = BigNum::new()?;
     serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
-    let now = botauth_core::date::unix_seconds(std::time::SystemTime::now());
+    let now = botauth_core::internal::date::unix_seconds(std::time::SystemTime::now());
     let mut builder = X509::builder()?;
     builder.set_version(2)?;
     let serial = serial.to_asn1_integer()?;

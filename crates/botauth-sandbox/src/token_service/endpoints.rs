@@ -187,7 +187,7 @@ pub(super) fn known(shared: &Shared, connection: &str) -> bool {
 }
 
 pub(super) fn token_response(connection: &str, channel: &str, token: &UserToken) -> Value {
-    let t = botauth_core::UtcDateTime::from_unix(token.expires_unix);
+    let t = botauth_core::internal::date::UtcDateTime::from_unix(token.expires_unix);
     json!({
         "channelId": channel,
         "connectionName": connection,

@@ -1,10 +1,20 @@
-//! The tuning of a [`TokenManager`](crate::TokenManager)(crate::TokenManager) and where a token came from.
+//! The tuning of a [`TokenManager`](crate::TokenManager) and where a token came from.
 
 use std::time::Duration;
 
-/// Tuning of a [`TokenManager`](crate::TokenManager). The defaults follow docs/protocol.md §5.
+/// Tuning of a [`TokenManager`](crate::TokenManager): public fields over a [`Default`], given to
+/// [`TokenManagerBuilder::options`](crate::TokenManagerBuilder::options). The defaults follow
+/// docs/protocol.md §5.
+///
+/// ```
+/// use std::time::Duration;
+/// use botauth_token::ManagerOptions;
+///
+/// // Exact refresh times (no jitter), as a test wants them.
+/// let options = ManagerOptions { max_jitter: Duration::ZERO, ..ManagerOptions::default() };
+/// assert_eq!(options.expiry_margin, Duration::from_secs(300));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct ManagerOptions {
     /// A token with less than this left is treated as expired (default 300 s).
     pub expiry_margin: Duration,
@@ -74,7 +84,7 @@ pub enum TokenSource {
 impl TokenSource {
     /// `cache`, `cache_refreshing` or `fetched`: the `source` field of the `botauth.token.get`
     /// span.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TokenSource::Cache => "cache",
             TokenSource::CacheRefreshing => "cache_refreshing",

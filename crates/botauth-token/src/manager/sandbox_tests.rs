@@ -44,7 +44,10 @@ async fn rig() -> Rig {
     .unwrap();
     let tokens = TokenManager::builder(Arc::new(client))
         .clock(clock.clone())
-        .max_jitter(Duration::ZERO)
+        .options(ManagerOptions {
+            max_jitter: Duration::ZERO,
+            ..ManagerOptions::default()
+        })
         .build();
     Rig {
         sandbox,

@@ -76,23 +76,30 @@ impl CredentialProvider for Fake {
             Next::Token {
                 lifetime,
                 refresh_in,
-            } => Ok(AccessToken::bearer(format!("token-{n}"), now + lifetime)
-                .with_refresh_on(refresh_in.map(|r| now + r))),
+            } => Ok(AccessToken {
+                refresh_on: refresh_in.map(|r| now + r),
+                ..AccessToken::bearer(format!("token-{n}"), now + lifetime)
+            }),
             Next::Fail(e) => Err(e),
             Next::Text(text) => Ok(AccessToken::bearer(text, now + HOUR)),
         }
     }
     fn describe(&self) -> CredentialInfo {
-        CredentialInfo::new("fake")
-            .client_id("app")
-            .tenant_id("tenant")
+        CredentialInfo {
+            client_id: Some("app".into()),
+            tenant_id: Some("tenant".into()),
+            ..CredentialInfo::new("fake")
+        }
     }
 }
 
 fn manager(fake: &Arc<Fake>) -> TokenManager {
     TokenManager::builder(fake.clone())
         .clock(Arc::new(fake.clock))
-        .max_jitter(Duration::ZERO)
+        .options(ManagerOptions {
+            max_jitter: Duration::ZERO,
+            ..ManagerOptions::default()
+        })
         .build()
 }
 
@@ -175,9 +182,12 @@ async fn scopes_are_a_set() {
     m.get_token(&TokenRequest::with_scopes(["a"]))
         .await
         .unwrap();
-    m.get_token(&TokenRequest::with_scopes(["a", "b"]).tenant("other"))
-        .await
-        .unwrap();
+    m.get_token(&TokenRequest {
+        tenant_id: Some("other".into()),
+        ..TokenRequest::with_scopes(["a", "b"])
+    })
+    .await
+    .unwrap();
     assert_eq!(fake.calls(), 3);
     assert!(
         m.get_token(&TokenRequest::with_scopes([" "]))
@@ -343,7 +353,10 @@ impl CredentialProvider for SelfRetrying {
         self.0.get_token(request).await
     }
     fn describe(&self) -> CredentialInfo {
-        self.0.describe().retries_internally()
+        CredentialInfo {
+            retries_internally: true,
+            ..self.0.describe()
+        }
     }
 }
 

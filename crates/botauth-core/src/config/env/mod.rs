@@ -430,7 +430,7 @@ impl BotAuthConfig {
     ///
     /// # Generic overrides (every dialect)
     ///
-    /// - `BOTAUTH_CLOUD`: `public`, `usgov`, `china` (see [`Cloud::from_name`](crate::Cloud::from_name)); replaces the
+    /// - `BOTAUTH_CLOUD`: `public`, `usgov`, `china` (see [`Cloud`](crate::Cloud)'s `FromStr`); replaces the
     ///   dialect's cloud but keeps a custom authority host the dialect named;
     /// - `BOTAUTH_AUTHORITY_HOST`: the Entra authority host (https, or http for loopback hosts);
     ///   a known cloud's host selects that cloud unless `BOTAUTH_CLOUD` is set;

@@ -167,7 +167,9 @@ impl<'e> Reader<'e> {
     pub(super) fn common(&mut self, draft: &mut Draft, f: &Fields<'e>) -> Result<()> {
         let config = &mut draft.config;
         if let Some(value) = f.get(To::Cloud) {
-            config.cloud = Cloud::from_name(value).map_err(|e| rekey(e, &f.key(To::Cloud)))?;
+            config.cloud = value
+                .parse::<Cloud>()
+                .map_err(|e| rekey(e, &f.key(To::Cloud)))?;
         }
         if f.bool(To::IsGov)?.unwrap_or(false) {
             config.cloud = Cloud::UsGov;
@@ -235,7 +237,7 @@ impl<'e> Reader<'e> {
         let cloud_key = f.key(To::Cloud);
         let cloud = f
             .get(To::Cloud)
-            .map(|name| Cloud::from_name(name).map_err(|e| rekey(e, &cloud_key)))
+            .map(|name| name.parse::<Cloud>().map_err(|e| rekey(e, &cloud_key)))
             .transpose()?;
         if let Some(host) = f.get(To::Authority) {
             // As the dialects' own authority keys: a known cloud's host selects that cloud,

@@ -2,7 +2,7 @@
 
 use botauth_core::{Error, Result};
 
-use crate::display_endpoint;
+use super::response::display_endpoint;
 
 /// Why a token response with an unsendable `access_token` is refused (the text never quotes it).
 pub const UNSENDABLE_TOKEN: &str = "the access_token cannot be sent in an Authorization header (it \

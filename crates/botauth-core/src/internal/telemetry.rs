@@ -154,7 +154,7 @@ pub fn token_request(credential: &str, result: Result<(), &crate::Error>) {
             "failure",
             e.kind().to_string(),
             e.as_entra()
-                .and_then(|entra| entra.error_codes.first())
+                .and_then(|entra| entra.error_codes().first())
                 .map(|code| format!("AADSTS{code}"))
                 .unwrap_or_default(),
         ),

@@ -76,7 +76,7 @@ pub(crate) fn is_loopback(url: &url::Url) -> bool {
 /// the setting in the error, which never repeats the value.
 ///
 /// ```
-/// use botauth_core::endpoint::check_endpoint_url;
+/// use botauth_core::internal::endpoint::check_endpoint_url;
 /// assert_eq!(check_endpoint_url("k", "https://login.microsoftonline.com/").unwrap(), "https://login.microsoftonline.com");
 /// assert!(check_endpoint_url("k", "http://127.0.0.1:8080").is_ok());
 /// assert!(check_endpoint_url("k", "http://login.microsoftonline.com").is_err());
@@ -93,7 +93,7 @@ pub fn check_endpoint_url(key: &str, value: &str) -> Result<String> {
 /// trailing slash; errors are configuration errors naming `jwks_uri`.
 ///
 /// ```
-/// use botauth_core::endpoint::check_jwks_uri;
+/// use botauth_core::internal::endpoint::check_jwks_uri;
 /// let public = "https://login.botframework.com/v1/.well-known/openidconfiguration";
 /// assert!(check_jwks_uri(public, "https://login.botframework.com/v1/.well-known/keys").is_ok());
 /// assert!(check_jwks_uri(public, "http://127.0.0.1:8080/keys").is_err());
@@ -142,7 +142,7 @@ pub struct KeyVaultUrl {
 ///
 /// ```
 /// use botauth_core::Cloud;
-/// use botauth_core::endpoint::check_key_vault_url;
+/// use botauth_core::internal::endpoint::check_key_vault_url;
 /// let v = check_key_vault_url("k", "https://contoso.vault.azure.net/", &Cloud::Public).unwrap();
 /// assert_eq!((v.url.as_str(), v.resource.as_str()), ("https://contoso.vault.azure.net", "https://vault.azure.net"));
 /// assert!(check_key_vault_url("k", "https://contoso.vault.azure.net.evil.example", &Cloud::Public).is_err());

@@ -12,7 +12,7 @@
 //!
 //! ```
 //! use std::time::{Duration, UNIX_EPOCH};
-//! use botauth_core::date;
+//! use botauth_core::internal::date;
 //! let t = UNIX_EPOCH + Duration::from_millis(951_825_661_123);
 //! assert_eq!(date::rfc3339(t), "2000-02-29T12:01:01Z");
 //! assert_eq!(date::rfc3339_millis(t), "2000-02-29T12:01:01.123Z");
@@ -161,7 +161,7 @@ fn number(text: &str, digits: usize) -> Option<i64> {
 /// RFC 3339 (`2000-02-29T12:01:01Z`).
 ///
 /// ```
-/// use botauth_core::UtcDateTime;
+/// use botauth_core::internal::date::UtcDateTime;
 /// let t = UtcDateTime::from_unix(951_825_661);
 /// assert_eq!((t.year, t.month, t.day), (2000, 2, 29));
 /// assert_eq!((t.hour, t.minute, t.second), (12, 1, 1));
