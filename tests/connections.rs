@@ -28,12 +28,10 @@ const SECOND: &str = "Second";
 const BOT_CONNECTOR: &str = "https://api.botframework.com";
 
 async fn sandbox() -> Sandbox {
-    Sandbox::builder()
-        .app(AppRegistration::new(APP_A, DEMO_TENANT_ID).with_secret(SECRET_A))
-        .app(AppRegistration::new(APP_B, DEMO_TENANT_ID).with_secret(SECRET_B))
-        .start()
-        .await
-        .unwrap()
+    let sandbox = Sandbox::start().await.unwrap();
+    sandbox.register_app(AppRegistration::new(APP_A, DEMO_TENANT_ID).with_secret(SECRET_A));
+    sandbox.register_app(AppRegistration::new(APP_B, DEMO_TENANT_ID).with_secret(SECRET_B));
+    sandbox
 }
 
 /// The sandbox as service URL A (`127.0.0.1`) and B (`localhost`).

@@ -230,7 +230,13 @@ async fn the_feed_shows_both_directions_and_never_a_secret() {
     }));
 
     // Never: secrets, keys, the identity header, any signature.
-    let key_pem = std::fs::read_to_string(cert_env.directory().unwrap().join("bot.key")).unwrap();
+    let key_file = cert_env
+        .bot_vars()
+        .iter()
+        .find(|(k, _)| k == "Connections__ServiceConnection__Settings__CertKeyFile")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let key_pem = std::fs::read_to_string(key_file).unwrap();
     let mut forbidden = vec![
         DEMO_CLIENT_SECRET.to_owned(),
         form_encoded(DEMO_CLIENT_SECRET),
@@ -376,7 +382,7 @@ async fn the_feed_shows_the_sign_in_flow_and_never_its_secrets() {
         .unwrap();
     let answer: Value = serde_json::from_str(&answer).unwrap();
     let bearer = answer["access_token"].as_str().unwrap().to_owned();
-    let base = sandbox.token_service_url();
+    let base = sandbox.url();
     let user = format!(
         "userId={}&connectionName={CONNECTION}&channelId=msteams",
         form_encoded(DEMO_USER_ID)

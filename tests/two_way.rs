@@ -44,7 +44,7 @@ fn assert_echo(post: &ConnectorPost, activity: &Value, app_id: &str, what: &str)
 async fn every_credential_answers_a_channel_message_through_the_connector() {
     let sandbox = Sandbox::start().await.unwrap();
     for credential in DemoCredential::ALL {
-        let what = credential.name();
+        let what = &credential.to_string();
         // Environments of every kind side by side on one sandbox: each adds its credential to
         // the demo app rather than replacing the others.
         let env = sandbox.demo_environment(credential).unwrap();

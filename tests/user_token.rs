@@ -43,14 +43,14 @@ impl Running {
     }
 
     async fn say(&self, text: &str) -> Value {
-        let before = self.sandbox.connector_activities().len();
+        let before = self.sandbox.connector_posts().len();
         let delivery = self
             .deliver(&self.sandbox.channel_activity(DEMO_CLIENT_ID, text))
             .await;
         assert_eq!(delivery.status, 200, "{}", delivery.body);
-        let posts = self.sandbox.connector_activities();
+        let posts = self.sandbox.connector_posts();
         assert_eq!(posts.len(), before + 1, "one reply to {text:?}");
-        posts[before].clone()
+        posts[before].activity.clone()
     }
 }
 

@@ -181,15 +181,15 @@ async fn following_the_link_alone_signs_the_sso_bot_user_in() {
     let say = async |text: &str| -> Value {
         let activity = sandbox.channel_activity(DEMO_CLIENT_ID, text);
         let token = sandbox.channel_token(DEMO_CLIENT_ID, &activity);
-        let before = sandbox.connector_activities().len();
+        let before = sandbox.connector_posts().len();
         let delivery: Delivery = sandbox
             .deliver_activity(&url, &activity, Some(&token))
             .await
             .expect("set-up");
         assert_eq!(delivery.status, 200, "{}", delivery.body);
-        let posts = sandbox.connector_activities();
+        let posts = sandbox.connector_posts();
         assert_eq!(posts.len(), before + 1, "one reply to {text:?}");
-        posts[before].clone()
+        posts[before].activity.clone()
     };
 
     let card = say("whoami").await;
@@ -206,7 +206,7 @@ async fn following_the_link_alone_signs_the_sso_bot_user_in() {
     sandbox
         .push_sign_ins_to(Some(ChatTarget::new(url.as_str(), DEMO_CLIENT_ID)))
         .unwrap();
-    let before = sandbox.connector_activities().len();
+    let before = sandbox.connector_posts().len();
     let code = sandbox.follow_sign_in_link(&link).await.unwrap();
     assert_eq!(code.len(), 6);
     let pushes = sandbox.sign_in_pushes();
@@ -219,9 +219,9 @@ async fn following_the_link_alone_signs_the_sso_bot_user_in() {
             .map(|d| (d.status, d.body.as_str())),
         Ok((200, ""))
     );
-    let posts = sandbox.connector_activities();
+    let posts = sandbox.connector_posts();
     assert_eq!(posts.len(), before + 1);
-    assert_eq!(posts[before]["text"], "signed in as Sandbox User");
+    assert_eq!(posts[before].activity["text"], "signed in as Sandbox User");
     assert!(sandbox.has_user_token(DEMO_USER_ID, CONNECTION, "msteams"));
 
     assert_eq!(say("whoami").await["text"], "you are Sandbox User");

@@ -39,9 +39,9 @@ async fn no_user_token_code_state_link_or_sso_token_reaches_the_logs() {
     let message = |text: &str| sandbox.channel_activity(DEMO_CLIENT_ID, text);
     let last = || {
         sandbox
-            .connector_activities()
+            .connector_posts()
             .last()
-            .cloned()
+            .map(|post| post.activity.clone())
             .expect("log-leak run")
     };
 

@@ -41,7 +41,7 @@ pub fn sign_in_config(sandbox: &Sandbox) -> BotAuthConfig {
         sandbox.connector_url(),
     ));
     let mut config = BotAuthConfig::from_vars(vars).expect("sandbox configuration");
-    config.token_service_url = Some(sandbox.token_service_url());
+    config.token_service_url = Some(sandbox.url());
     config
 }
 

@@ -46,7 +46,7 @@ pub(crate) async fn sign_in_link(sandbox: &Sandbox, conversation: Value) -> Stri
     let resource: Value = http
         .get(format!(
             "{}/api/botsignin/GetSignInResource?state={}",
-            sandbox.token_service_url(),
+            sandbox.url(),
             encode(&state)
         ))
         .bearer_auth(token["access_token"].as_str().expect("set-up"))

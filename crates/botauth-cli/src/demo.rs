@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use botauth::{BotAuthConfig, TokenSource};
 use botauth_echo_bot::{EchoBot, MESSAGES_PATH, SetupError};
-use botauth_sandbox::{ChannelTokenClaims, Delivery, DemoCredential, Sandbox};
+use botauth_sandbox::{ChannelTokenClaims, Delivery, DemoCredential, Route, Sandbox};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
@@ -30,6 +30,15 @@ pub(crate) enum CredentialKind {
 }
 
 impl CredentialKind {
+    /// Where the bot's outbound tokens come from: IMDS for a managed identity that is the bot,
+    /// the Entra token endpoint (client credentials) for the others.
+    fn token_route(self) -> Route {
+        match self {
+            CredentialKind::ManagedIdentity => Route::Imds,
+            _ => Route::Token,
+        }
+    }
+
     fn demo(self) -> DemoCredential {
         match self {
             CredentialKind::Secret => DemoCredential::Secret,
@@ -186,7 +195,7 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
     );
     let request = auth.connector_request().clone();
     // A managed identity that is the bot gets its tokens from IMDS, the others from Entra.
-    let route = environment.credential().token_route();
+    let route = args.credential.token_route();
     let requests = || sandbox.count(route);
     let issuer = match args.credential {
         CredentialKind::ManagedIdentity => "the managed identity endpoint (IMDS)",
@@ -374,7 +383,13 @@ async fn demo(args: DemoArgs) -> Result<(), DemoError> {
         "every caller should get the same token",
     )?;
     if args.credential == CredentialKind::KeyVault {
-        key_vault_rotation(&sandbox, &auth, &request, &requests).await?;
+        // The certificate the bot reads: the one its configuration names.
+        let name = env
+            .iter()
+            .find(|(k, _)| k.ends_with("__KeyVaultCertificateName"))
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| DemoError::Check("the configuration names no certificate".into()))?;
+        key_vault_rotation(&sandbox, name, &auth, &request, &requests).await?;
     }
     drop(environment);
     sandbox.shutdown().await;
@@ -388,11 +403,11 @@ const ROTATION_CHECK: Duration = Duration::from_secs(2);
 /// without a restart; first on its schedule, then after Entra refuses the old certificate.
 async fn key_vault_rotation(
     sandbox: &Sandbox,
+    name: &str,
     auth: &botauth::BotAuth,
     request: &botauth::TokenRequest,
     requests: &dyn Fn() -> usize,
 ) -> Result<(), DemoError> {
-    let name = botauth_sandbox::DEMO_KEY_VAULT_CERTIFICATE;
     let der = |v: &botauth_sandbox::KeyVaultVersion| v.certificate_der.clone();
     let first = sandbox
         .key_vault_versions(name)

@@ -41,7 +41,7 @@ impl Demo {
     }
 
     async fn say(&self, text: &str) -> Result<Value, DemoError> {
-        let before = self.sandbox.connector_activities().len();
+        let before = self.sandbox.connector_posts().len();
         let delivery = self
             .deliver(&self.sandbox.channel_activity(DEMO_CLIENT_ID, text))
             .await?;
@@ -49,9 +49,9 @@ impl Demo {
             delivery.status == 200,
             format!("the bot answered HTTP {} to a message", delivery.status),
         )?;
-        let posts = self.sandbox.connector_activities();
+        let posts = self.sandbox.connector_posts();
         check(posts.len() == before + 1, "the bot sent no reply")?;
-        Ok(posts[before].clone())
+        Ok(posts[before].activity.clone())
     }
 
     /// "whoami" while signed out: the OAuth card; returns the link and the SSO resource id.
@@ -98,7 +98,7 @@ pub(crate) async fn demo() -> Result<(), DemoError> {
         ("BOTAUTH_METADATA_URL", sandbox.bot_service_metadata_url()),
         ("BOTAUTH_ALLOWED_SERVICE_URLS", sandbox.connector_url()),
     ])?;
-    config.token_service_url = Some(sandbox.token_service_url());
+    config.token_service_url = Some(sandbox.url());
     let bot = SsoBot::from_config(config, CONNECTION, None).map_err(DemoError::Check)?;
     let addr = bot
         .spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
@@ -119,7 +119,7 @@ pub(crate) async fn demo() -> Result<(), DemoError> {
     demo.sandbox
         .push_sign_ins_to(Some(ChatTarget::new(demo.url.as_str(), DEMO_CLIENT_ID)))
         .map_err(|e| DemoError::Check(e.to_string()))?;
-    let before = demo.sandbox.connector_activities().len();
+    let before = demo.sandbox.connector_posts().len();
     let code = demo
         .sandbox
         .follow_sign_in_link(&link)
@@ -135,9 +135,9 @@ pub(crate) async fn demo() -> Result<(), DemoError> {
         pushes.len() == 1 && pushes[0].name == "signin/verifyState" && status == Some(200),
         format!("expected one signin/verifyState answered 200, got {status:?}"),
     )?;
-    let posts = demo.sandbox.connector_activities();
+    let posts = demo.sandbox.connector_posts();
     check(
-        posts.len() == before + 1 && posts[before]["text"] == "signed in as Sandbox User",
+        posts.len() == before + 1 && posts[before].activity["text"] == "signed in as Sandbox User",
         "expected the bot to say it signed the user in",
     )?;
     let reply = demo.say("whoami").await?;

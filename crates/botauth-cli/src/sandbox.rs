@@ -202,10 +202,7 @@ async fn start(args: &SandboxArgs) -> Result<(Sandbox, Vec<RegisteredCertificate
         ),
         None => None,
     };
-    let mut builder = Sandbox::builder()
-        .port(args.port)
-        .with_demo_app(false)
-        .app(app);
+    let mut builder = Sandbox::builder().port(args.port).with_demo_app(false);
     if args.tls {
         let dir = match &args.state_dir {
             Some(dir) => dir.clone(),
@@ -223,6 +220,7 @@ async fn start(args: &SandboxArgs) -> Result<(Sandbox, Vec<RegisteredCertificate
             format!("cannot start the sandbox on 127.0.0.1:{}: {e}", args.port),
         )
     })?;
+    sandbox.register_app(app);
     if let Some(registrations) = &registrations {
         sandbox.register(registrations);
     }
@@ -326,11 +324,7 @@ fn environment_text(
              sign-on from two Teams clients, and /consent on|off makes the exchange need consent.\n",
             args.oauth_connection.join(", ")
         ));
-        export(
-            &mut text,
-            "BOTAUTH_TOKEN_SERVICE_URL",
-            &sandbox.token_service_url(),
-        );
+        export(&mut text, "BOTAUTH_TOKEN_SERVICE_URL", &sandbox.url());
     }
     if let Some(bot) = &args.bot {
         text.push_str(&format!(
@@ -559,11 +553,11 @@ async fn sign_in_command(sandbox: &Sandbox, bot: &str, app_id: &str, line: &str)
         }
         "/sso" => {
             let card = sandbox
-                .connector_activities()
+                .connector_posts()
                 .into_iter()
                 .rev()
-                .find_map(|a| {
-                    let attachment = &a["attachments"][0];
+                .find_map(|post| {
+                    let attachment = &post.activity["attachments"][0];
                     (attachment["contentType"] == "application/vnd.microsoft.card.oauth")
                         .then(|| attachment["content"].clone())
                 });

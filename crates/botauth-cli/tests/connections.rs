@@ -73,14 +73,11 @@ connection = "ServiceConnection"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_for_a_service_url_prints_the_chosen_connection_and_its_token() {
-    let sandbox = Sandbox::builder()
-        .app(AppRegistration::new(APP_A, DEMO_TENANT_ID).with_secret(SECRET_A))
-        .app(AppRegistration::new(APP_B, DEMO_TENANT_ID).with_secret(SECRET_B))
-        .accept_resource("http://localhost")
-        .accept_resource("http://127.0.0.1")
-        .start()
-        .await
-        .unwrap();
+    let sandbox = Sandbox::start().await.unwrap();
+    sandbox.register_app(AppRegistration::new(APP_A, DEMO_TENANT_ID).with_secret(SECRET_A));
+    sandbox.register_app(AppRegistration::new(APP_B, DEMO_TENANT_ID).with_secret(SECRET_B));
+    sandbox.accept_resource("http://localhost");
+    sandbox.accept_resource("http://127.0.0.1");
     let port = sandbox.addr().port();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sandbox, RULES);
@@ -129,12 +126,9 @@ async fn token_for_a_service_url_prints_the_chosen_connection_and_its_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_for_a_service_url_no_rule_covers_exits_2_naming_the_map() {
-    let sandbox = Sandbox::builder()
-        .app(AppRegistration::new(APP_A, DEMO_TENANT_ID).with_secret(SECRET_A))
-        .app(AppRegistration::new(APP_B, DEMO_TENANT_ID).with_secret(SECRET_B))
-        .start()
-        .await
-        .unwrap();
+    let sandbox = Sandbox::start().await.unwrap();
+    sandbox.register_app(AppRegistration::new(APP_A, DEMO_TENANT_ID).with_secret(SECRET_A));
+    sandbox.register_app(AppRegistration::new(APP_B, DEMO_TENANT_ID).with_secret(SECRET_B));
     let port = sandbox.addr().port();
     let dir = tempfile::tempdir().unwrap();
     let only_b = "[[connections_map]]\nservice_url = \"localhost\"\nconnection = \"Second\"\n";

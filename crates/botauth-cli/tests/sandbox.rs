@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 
 use common::{BIN, run, text};
 
+/// A certificate or key from the repository's `fixtures/certs`.
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/certs"))
+        .join(name)
+}
+
 /// A running `botauth sandbox` and the variables it printed.
 struct Running {
     child: Child,
@@ -249,11 +255,8 @@ async fn the_app_id_tenant_and_secrets_given_are_the_registration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_given_on_the_command_line_is_accepted_for_assertions() {
     let dir = tempfile::tempdir().unwrap();
-    let generated = botauth_sandbox::GeneratedCertificate::generate("cli certificate").unwrap();
-    let cert = dir.path().join("bot.pem");
-    let key = dir.path().join("bot.key");
-    std::fs::write(&cert, generated.certificate_pem()).unwrap();
-    std::fs::write(&key, generated.private_key_pem()).unwrap();
+    let cert = fixture("rsa2048.pem");
+    let key = fixture("rsa2048.key");
     let state_dir = dir.path().join("state");
     let running = sandbox(&[
         "--tls",
@@ -264,7 +267,11 @@ async fn a_certificate_given_on_the_command_line_is_accepted_for_assertions() {
     ]);
     // No secret is registered (none given): none printed.
     assert!(!running.env.iter().any(|(k, _)| k == "CLIENT_SECRET"));
-    let sha1: String = openssl::sha::sha1(generated.der())
+    let der = openssl::x509::X509::from_pem(&std::fs::read(&cert).unwrap())
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let sha1: String = openssl::sha::sha1(&der)
         .iter()
         .map(|b| format!("{b:02X}"))
         .collect();
@@ -295,11 +302,8 @@ async fn a_certificate_given_on_the_command_line_is_accepted_for_assertions() {
     assert_eq!(json["credential"], "certificate");
 
     // Another certificate's key is not registered: AADSTS700027.
-    let other = botauth_sandbox::GeneratedCertificate::generate("unregistered").unwrap();
-    let other_cert = dir.path().join("other.pem");
-    let other_key = dir.path().join("other.key");
-    std::fs::write(&other_cert, other.certificate_pem()).unwrap();
-    std::fs::write(&other_key, other.private_key_pem()).unwrap();
+    let other_cert = fixture("other2048.pem");
+    let other_key = fixture("other2048.key");
     let mut env = env;
     env.retain(|(k, _)| !k.ends_with("CertPemFile") && !k.ends_with("CertKeyFile"));
     env.push((settings("CertPemFile"), other_cert.display().to_string()));
@@ -316,9 +320,7 @@ async fn a_certificate_given_on_the_command_line_is_accepted_for_assertions() {
 #[test]
 fn bad_registrations_exit_2_naming_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("only.key");
-    let generated = botauth_sandbox::GeneratedCertificate::generate("bad").unwrap();
-    std::fs::write(&key, generated.private_key_pem()).unwrap();
+    let key = fixture("rsa2048.key");
     let bad_toml = dir.path().join("sandbox.toml");
     std::fs::write(
         &bad_toml,

@@ -90,10 +90,10 @@ async fn replies_and_sends_with_a_token_the_connector_accepts() {
         .await
         .unwrap();
     assert!(sent.id.is_some());
-    let posted = sandbox.connector_activities();
+    let posted = sandbox.connector_posts();
     assert_eq!(posted.len(), 2);
-    assert_eq!(posted[0], reply);
-    assert_eq!(posted[1]["text"], "proactive");
+    assert_eq!(posted[0].activity, reply);
+    assert_eq!(posted[1].activity["text"], "proactive");
     // One token served both: the manager is the one cache.
     assert_eq!(sandbox.count(Route::Token), 1);
     assert_eq!(sandbox.count(Route::Connector), 2);
@@ -206,7 +206,7 @@ async fn a_401_forces_one_refresh_and_one_retry() {
         .unwrap();
     assert_eq!(sandbox.count(Route::Token), 2, "one forced refresh");
     assert_eq!(sandbox.count(Route::Connector), 3);
-    assert_eq!(sandbox.connector_activities().len(), 2);
+    assert_eq!(sandbox.connector_posts().len(), 2);
 
     // Refused twice, after the cooldown: a typed error with the status and the Connector's
     // body, and no third try.
@@ -311,7 +311,7 @@ async fn throttling_honours_retry_after() {
         Duration::from_secs(9)
     );
     assert_eq!(sandbox.count(Route::Connector), 3);
-    assert_eq!(sandbox.connector_activities().len(), 1);
+    assert_eq!(sandbox.connector_posts().len(), 1);
 
     // An HTTP date works too.
     let t1 = clock.now();
@@ -350,7 +350,7 @@ async fn throttling_without_retry_after_backs_off_then_gives_up() {
         Duration::from_secs(7)
     );
     assert_eq!(sandbox.count(Route::Connector), 4);
-    assert!(sandbox.connector_activities().is_empty());
+    assert!(sandbox.connector_posts().is_empty());
 }
 
 #[tokio::test]
@@ -405,7 +405,7 @@ async fn other_failures_are_typed_and_not_retried() {
             "{status}: not retried"
         );
     }
-    assert!(sandbox.connector_activities().is_empty());
+    assert!(sandbox.connector_posts().is_empty());
 }
 
 #[tokio::test]
@@ -468,11 +468,8 @@ async fn unreachable_and_bad_arguments() {
 #[tokio::test]
 async fn skill_replies_use_the_callers_app_id_as_audience() {
     let parent = "99999999-8888-7777-6666-555555555555";
-    let sandbox = Sandbox::builder()
-        .accept_resource(parent)
-        .start()
-        .await
-        .unwrap();
+    let sandbox = Sandbox::start().await.unwrap();
+    sandbox.accept_resource(parent);
     let config = config(&sandbox, &[]);
     let client = ConnectorClient::from_config(&config, tokens(&config)).unwrap();
     let target = Target::reply_to_activity(&incoming(&sandbox))

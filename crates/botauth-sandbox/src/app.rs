@@ -42,16 +42,6 @@ impl AppRegistration {
         }
     }
 
-    /// The client (application) id.
-    pub fn client_id(&self) -> &str {
-        &self.client_id
-    }
-
-    /// The tenant the app is registered in.
-    pub fn tenant_id(&self) -> &str {
-        &self.tenant_id
-    }
-
     /// Adds an accepted client secret.
     #[must_use]
     pub fn with_secret(mut self, secret: impl Into<String>) -> Self {
@@ -247,11 +237,11 @@ fn parse_rfc4514(text: &str) -> Option<Vec<(String, String)>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FederatedCredential {
     /// Expected `iss` of the assertion.
-    pub issuer: String,
+    pub(crate) issuer: String,
     /// Expected `sub` of the assertion.
-    pub subject: String,
+    pub(crate) subject: String,
     /// Expected `aud` of the assertion (e.g. `api://AzureADTokenExchange`).
-    pub audience: String,
+    pub(crate) audience: String,
 }
 
 impl FederatedCredential {

@@ -25,9 +25,7 @@ const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3599);
 pub struct SandboxBuilder {
     port: u16,
     token_lifetime: Duration,
-    apps: Vec<AppRegistration>,
     demo_app: bool,
-    resources: Vec<String>,
     tls: Option<LocalCa>,
 }
 
@@ -36,9 +34,7 @@ impl Default for SandboxBuilder {
         Self {
             port: 0,
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
-            apps: Vec::new(),
             demo_app: true,
-            resources: Vec::new(),
             tls: None,
         }
     }
@@ -60,27 +56,11 @@ impl SandboxBuilder {
         self
     }
 
-    /// Registers an app (may be called repeatedly; a later app with the same client id wins).
-    #[must_use]
-    pub fn app(mut self, app: AppRegistration) -> Self {
-        self.apps.push(app);
-        self
-    }
-
     /// Whether to register the demo app ([`DEMO_CLIENT_ID`] in [`DEMO_TENANT_ID`] with
     /// [`DEMO_CLIENT_SECRET`]); default true.
     #[must_use]
     pub fn with_demo_app(mut self, on: bool) -> Self {
         self.demo_app = on;
-        self
-    }
-
-    /// Accepts `<resource>/.default` as a scope, besides the three Bot Connector resources and
-    /// the Key Vault ([`KEY_VAULT_RESOURCE`](crate::KEY_VAULT_RESOURCE)), and tokens for
-    /// `resource` at the Bot Connector (e.g. another bot's app id, for skill replies).
-    #[must_use]
-    pub fn accept_resource(mut self, resource: impl Into<String>) -> Self {
-        self.resources.push(resource.into());
         self
     }
 
@@ -124,12 +104,6 @@ impl SandboxBuilder {
                     .with_secret(DEMO_CLIENT_SECRET),
             );
         }
-        self.apps
-            .into_iter()
-            .for_each(|app| inner.register_app(app));
-        self.resources
-            .into_iter()
-            .for_each(|r| inner.accept_resource(r));
         let shared = Shared::new(
             format!("{scheme}://{addr}"),
             format!("http://{addr}"),

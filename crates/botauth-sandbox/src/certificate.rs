@@ -7,17 +7,9 @@ use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
 
 /// A fresh RSA-2048 key and a self-signed certificate for it, as a bot would upload to its app
-/// registration. Register it with
-/// [`AppRegistration::with_certificate_der`](crate::AppRegistration::with_certificate_der) and
-/// point the certificate credential at the two PEM texts.
-///
-/// ```
-/// let cert = botauth_sandbox::GeneratedCertificate::generate("my test bot")?;
-/// assert!(cert.certificate_pem().starts_with(b"-----BEGIN CERTIFICATE-----"));
-/// assert!(cert.private_key_pem().starts_with(b"-----BEGIN PRIVATE KEY-----"));
-/// # Ok::<(), std::io::Error>(())
-/// ```
-pub struct GeneratedCertificate {
+/// registration: what [`DemoCredential::Certificate`](crate::DemoCredential::Certificate) and the
+/// tests register.
+pub(crate) struct GeneratedCertificate {
     certificate_pem: Vec<u8>,
     private_key_pem: Vec<u8>,
     der: Vec<u8>,
@@ -25,7 +17,7 @@ pub struct GeneratedCertificate {
 
 impl GeneratedCertificate {
     /// Generates a key and a certificate with subject `CN=common_name`, valid from now for a day.
-    pub fn generate(common_name: &str) -> io::Result<Self> {
+    pub(crate) fn generate(common_name: &str) -> io::Result<Self> {
         let generate = || -> Result<Self, openssl::error::ErrorStack> {
             let key = PKey::from_rsa(Rsa::generate(2048)?)?;
             let cert = crate::jwt::self_signed_certificate(&key, common_name, 1)?;
@@ -39,17 +31,17 @@ impl GeneratedCertificate {
     }
 
     /// The certificate, PEM.
-    pub fn certificate_pem(&self) -> &[u8] {
+    pub(crate) fn certificate_pem(&self) -> &[u8] {
         &self.certificate_pem
     }
 
     /// The private key, unencrypted PKCS#8 PEM.
-    pub fn private_key_pem(&self) -> &[u8] {
+    pub(crate) fn private_key_pem(&self) -> &[u8] {
         &self.private_key_pem
     }
 
     /// The certificate, DER: what the sandbox's app registration takes.
-    pub fn der(&self) -> &[u8] {
+    pub(crate) fn der(&self) -> &[u8] {
         &self.der
     }
 }

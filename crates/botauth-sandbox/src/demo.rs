@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use crate::app::{AppRegistration, FederatedCredential};
 use crate::certificate::GeneratedCertificate;
-use crate::log::Route;
 use crate::{
     DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_MI_CLIENT_ID, DEMO_MI_OBJECT_ID, DEMO_TENANT_ID,
     Sandbox,
@@ -18,7 +17,7 @@ use crate::{
 
 /// The Kubernetes service account of [`DemoCredential::WorkloadIdentity`]: the `sub` of its
 /// projected token, trusted by the demo app through a federated identity credential.
-pub const DEMO_SERVICE_ACCOUNT: &str = "system:serviceaccount:bots:botauth-demo";
+pub(crate) const DEMO_SERVICE_ACCOUNT: &str = "system:serviceaccount:bots:botauth-demo";
 
 /// The federation audience of the public cloud (docs/protocol.md §4).
 const EXCHANGE: &str = "api://AzureADTokenExchange";
@@ -43,7 +42,7 @@ pub enum DemoCredential {
     /// AKS workload identity: a projected service-account token file the demo app trusts
     /// (`AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, `AZURE_FEDERATED_TOKEN_FILE`).
     WorkloadIdentity,
-    /// A certificate in the sandbox's Key Vault ([`DEMO_KEY_VAULT_CERTIFICATE`]), registered on
+    /// A certificate in the sandbox's Key Vault (`botauth-demo-bot`), registered on
     /// the demo app and read with the user-assigned managed identity (Microsoft.Identity.Web
     /// dialect: `SourceType=KeyVault`, `KeyVaultUrl`, `KeyVaultCertificateName`,
     /// `ManagedIdentityClientId`).
@@ -51,7 +50,7 @@ pub enum DemoCredential {
 }
 
 /// The name of [`DemoCredential::KeyVault`]'s certificate in the sandbox's Key Vault.
-pub const DEMO_KEY_VAULT_CERTIFICATE: &str = "botauth-demo-bot";
+pub(crate) const DEMO_KEY_VAULT_CERTIFICATE: &str = "botauth-demo-bot";
 
 impl DemoCredential {
     /// Every kind, in the order above.
@@ -64,19 +63,6 @@ impl DemoCredential {
         DemoCredential::KeyVault,
     ];
 
-    /// The name `botauth demo --credential` takes: `secret`, `certificate`, `managed-identity`,
-    /// `federated`, `workload-identity`, `key-vault`.
-    pub fn name(self) -> &'static str {
-        match self {
-            DemoCredential::Secret => "secret",
-            DemoCredential::Certificate => "certificate",
-            DemoCredential::ManagedIdentity => "managed-identity",
-            DemoCredential::Federated => "federated",
-            DemoCredential::WorkloadIdentity => "workload-identity",
-            DemoCredential::KeyVault => "key-vault",
-        }
-    }
-
     /// The bot's app id: the demo app's client id, or the managed identity's client id when the
     /// managed identity is the bot.
     pub fn app_id(self) -> &'static str {
@@ -86,12 +72,16 @@ impl DemoCredential {
         }
     }
 
-    /// Where the bot's outbound tokens come from: IMDS for a managed identity that is the bot,
-    /// the Entra token endpoint (client credentials) for the others.
-    pub fn token_route(self) -> Route {
+    /// The name `botauth demo --credential` takes: `secret`, `certificate`, `managed-identity`,
+    /// `federated`, `workload-identity`, `key-vault`.
+    fn name(self) -> &'static str {
         match self {
-            DemoCredential::ManagedIdentity => Route::Imds,
-            _ => Route::Token,
+            DemoCredential::Secret => "secret",
+            DemoCredential::Certificate => "certificate",
+            DemoCredential::ManagedIdentity => "managed-identity",
+            DemoCredential::Federated => "federated",
+            DemoCredential::WorkloadIdentity => "workload-identity",
+            DemoCredential::KeyVault => "key-vault",
         }
     }
 }
@@ -106,39 +96,33 @@ impl fmt::Display for DemoCredential {
 /// variables and the files they name (removed when this is dropped).
 pub struct DemoEnvironment {
     credential: DemoCredential,
-    vars: Vec<(String, String)>,
+    /// The credential's variables, then what a bot also needs (see [`DemoEnvironment::bot_vars`]).
     bot_vars: Vec<(String, String)>,
+    /// How many of `bot_vars` are the credential's own.
+    #[cfg(test)]
+    own_vars: usize,
     thumbprint: Option<String>,
     dir: Option<PrivateDir>,
 }
 
 impl DemoEnvironment {
-    /// The kind of credential.
-    pub fn credential(&self) -> DemoCredential {
-        self.credential
-    }
-
-    /// The credential's variables, exactly as a deployment sets them: botas for
+    /// The credential's variables, exactly as a deployment sets them (botas for
     /// [`Secret`](DemoCredential::Secret), [`ManagedIdentity`](DemoCredential::ManagedIdentity) and
     /// [`Federated`](DemoCredential::Federated), the Agents SDK for
     /// [`Certificate`](DemoCredential::Certificate), `AZURE_*` for
     /// [`WorkloadIdentity`](DemoCredential::WorkloadIdentity), Microsoft.Identity.Web for
-    /// [`KeyVault`](DemoCredential::KeyVault). Enough for an outbound token.
-    pub fn vars(&self) -> &[(String, String)] {
-        &self.vars
-    }
-
-    /// [`vars`](Self::vars) plus what a bot also needs to receive activities from this sandbox and
-    /// reply to it: `BOTAUTH_METADATA_URL` (the sandbox's Bot Service keys) and
-    /// `BOTAUTH_ALLOWED_SERVICE_URLS` (its Bot Connector), each unless already set. A real
-    /// deployment gets both from the cloud defaults.
+    /// [`KeyVault`](DemoCredential::KeyVault)), followed by what a bot also needs to receive
+    /// activities from this sandbox and reply to it: `BOTAUTH_METADATA_URL` (the sandbox's Bot
+    /// Service keys) and `BOTAUTH_ALLOWED_SERVICE_URLS` (its Bot Connector), each unless already
+    /// set. A real deployment gets those two from the cloud defaults.
     pub fn bot_vars(&self) -> &[(String, String)] {
         &self.bot_vars
     }
 
-    /// The bot's app id (see [`DemoCredential::app_id`]).
-    pub fn app_id(&self) -> &'static str {
-        self.credential.app_id()
+    /// The credential's own variables: the first part of [`bot_vars`](Self::bot_vars).
+    #[cfg(test)]
+    fn vars(&self) -> &[(String, String)] {
+        &self.bot_vars[..self.own_vars]
     }
 
     /// The SHA-1 thumbprint (40 upper-case hex digits) of the registered certificate, for
@@ -148,7 +132,7 @@ impl DemoEnvironment {
     }
 
     /// The private directory holding the certificate or the projected token file, if any.
-    pub fn directory(&self) -> Option<&Path> {
+    fn directory(&self) -> Option<&Path> {
         self.dir.as_ref().map(|d| d.0.as_path())
     }
 }
@@ -275,7 +259,9 @@ impl Sandbox {
                 ]
             }
         };
-        let mut bot_vars = vars.clone();
+        #[cfg(test)]
+        let own_vars = vars.len();
+        let mut bot_vars = vars;
         for (key, value) in [
             ("BOTAUTH_METADATA_URL", self.bot_service_metadata_url()),
             ("BOTAUTH_ALLOWED_SERVICE_URLS", self.connector_url()),
@@ -286,8 +272,9 @@ impl Sandbox {
         }
         Ok(DemoEnvironment {
             credential,
-            vars,
             bot_vars,
+            #[cfg(test)]
+            own_vars,
             thumbprint,
             dir,
         })
@@ -501,8 +488,7 @@ mod tests {
         let mi = sandbox
             .demo_environment(DemoCredential::ManagedIdentity)
             .unwrap();
-        assert_eq!(mi.app_id(), DEMO_MI_CLIENT_ID);
-        assert_eq!(mi.credential().token_route(), Route::Imds);
+        assert_eq!(mi.credential.app_id(), DEMO_MI_CLIENT_ID);
         let added: Vec<&str> = mi.bot_vars()[mi.vars().len()..]
             .iter()
             .map(|(k, _)| k.as_str())

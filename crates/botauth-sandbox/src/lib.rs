@@ -36,15 +36,12 @@ pub use app::{
 };
 pub use botservice::keys::ChannelTokenClaims;
 pub use builder::SandboxBuilder;
-pub use certificate::GeneratedCertificate;
 pub use channel::{DEMO_CONVERSATION_ID, DEMO_USER_ID};
-pub use console::{ChatTarget, Console, ConsoleFault};
+pub use console::{ChatTarget, Console};
 pub use delivery::Delivery;
-pub use demo::{DEMO_KEY_VAULT_CERTIFICATE, DEMO_SERVICE_ACCOUNT, DemoCredential, DemoEnvironment};
+pub use demo::{DemoCredential, DemoEnvironment};
 pub use faults::Fault;
-pub use key_vault::store::{
-    KEY_VAULT_RESOURCE, KeyVaultCertificateOptions, KeyVaultContentType, KeyVaultVersion,
-};
+pub use key_vault::store::{KeyVaultCertificateOptions, KeyVaultContentType, KeyVaultVersion};
 pub use log::{ConnectorPost, RequestRecord, Route};
 pub use managed_identity::identity::{
     DEMO_MI_CLIENT_ID, DEMO_MI_OBJECT_ID, DEMO_MI_RESOURCE_ID, DEMO_SYSTEM_MI_CLIENT_ID,

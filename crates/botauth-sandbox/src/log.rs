@@ -89,7 +89,7 @@ pub struct RequestRecord {
     /// The endpoint it hit.
     pub route: Route,
     /// HTTP method.
-    pub method: String,
+    pub(crate) method: String,
     /// Request path (no query string).
     pub path: String,
     /// Status the sandbox answered with.

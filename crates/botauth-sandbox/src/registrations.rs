@@ -8,9 +8,11 @@ use serde::Deserialize;
 
 use crate::{AppRegistration, FederatedCredential, ManagedIdentity, Sandbox};
 
-/// What a registration file declares.
+/// What a registration file declares; [`Sandbox::register`] applies it.
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let dir = tempfile::tempdir()?;
 /// let file = dir.path().join("sandbox.toml");
 /// std::fs::write(&file, r#"
@@ -27,9 +29,10 @@ use crate::{AppRegistration, FederatedCredential, ManagedIdentity, Sandbox};
 ///     object_id = "6b1c7e6e-0000-4000-8000-00000000c001"
 /// "#)?;
 /// let registrations = botauth_sandbox::Registrations::from_file(&file)?;
-/// assert_eq!(registrations.apps()[0].tenant_id(), "contoso.example");
-/// assert_eq!(registrations.managed_identities().len(), 1);
-/// # Ok::<(), std::io::Error>(())
+/// let sandbox = botauth_sandbox::Sandbox::start().await?;
+/// sandbox.register(&registrations);
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Debug, Default)]
 pub struct Registrations {
@@ -168,16 +171,9 @@ impl Registrations {
     }
 
     /// The app registrations, in file order.
-    pub fn apps(&self) -> &[AppRegistration] {
+    #[cfg(test)]
+    fn apps(&self) -> &[AppRegistration] {
         &self.apps
-    }
-
-    /// The managed identities (user-assigned ones, then the system-assigned one).
-    pub fn managed_identities(&self) -> Vec<&ManagedIdentity> {
-        self.user_assigned
-            .iter()
-            .chain(self.system_assigned.as_ref())
-            .collect()
     }
 }
 
@@ -272,7 +268,8 @@ mod tests {
     #[test]
     fn certificates_are_read_as_pem_or_der_and_refused_otherwise() {
         let dir = tempfile::tempdir().unwrap();
-        let generated = crate::GeneratedCertificate::generate("registration test").unwrap();
+        let generated =
+            crate::certificate::GeneratedCertificate::generate("registration test").unwrap();
         // A combined PEM: the key first, then the certificate.
         let mut combined = generated.private_key_pem().to_vec();
         combined.extend_from_slice(generated.certificate_pem());

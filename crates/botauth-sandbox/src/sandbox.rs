@@ -112,7 +112,7 @@ impl Sandbox {
     }
 
     /// Accepts `<resource>/.default` as a scope, besides the three Bot Connector resources and
-    /// the Key Vault ([`KEY_VAULT_RESOURCE`](crate::KEY_VAULT_RESOURCE)), and tokens for
+    /// the Key Vault (`https://vault.azure.net`), and tokens for
     /// `resource` at the Bot Connector (e.g. another bot's app id, for skill replies).
     pub fn accept_resource(&self, resource: impl Into<String>) {
         self.shared.lock().accept_resource(resource.into());
@@ -267,13 +267,6 @@ impl Sandbox {
     /// `{url}/`: a `serviceUrl` (with trailing slash) for the sandbox's Bot Connector.
     pub fn connector_url(&self) -> String {
         format!("{}/", self.shared.url)
-    }
-
-    /// The activity bodies the Bot Connector accepted, in order (the `activity` of each of
-    /// [`Sandbox::connector_posts`]).
-    pub fn connector_activities(&self) -> Vec<serde_json::Value> {
-        let inner = self.shared.lock();
-        inner.posts.iter().map(|p| p.activity.clone()).collect()
     }
 
     /// Everything the Bot Connector accepted, in order: where it was posted and by whom.

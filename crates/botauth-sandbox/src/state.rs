@@ -108,7 +108,8 @@ impl Inner {
     /// Key Vault. The vault is not in `resources`, which the Bot Connector also accepts as
     /// audiences: a vault token must not post activities.
     pub(crate) fn issues_tokens_for(&self, resource: &str) -> bool {
-        resource == crate::KEY_VAULT_RESOURCE || self.resources.iter().any(|r| r == resource)
+        resource == crate::key_vault::store::KEY_VAULT_RESOURCE
+            || self.resources.iter().any(|r| r == resource)
     }
 
     /// Replaces the certificates registered on app `client_id`; `false` if there is no such app.

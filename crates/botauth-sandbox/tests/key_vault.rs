@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use botauth_sandbox::{
     DEMO_CLIENT_ID, DEMO_MI_CLIENT_ID, DEMO_MI_OBJECT_ID, DEMO_MI_RESOURCE_ID,
-    DEMO_SYSTEM_MI_CLIENT_ID, DEMO_TENANT_ID, Fault, KEY_VAULT_RESOURCE,
-    KeyVaultCertificateOptions, Route, Sandbox,
+    DEMO_SYSTEM_MI_CLIENT_ID, DEMO_TENANT_ID, Fault, KeyVaultCertificateOptions, Route, Sandbox,
 };
 use common::*;
 use serde_json::{Value, json};

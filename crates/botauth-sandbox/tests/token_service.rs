@@ -56,10 +56,9 @@ impl Service {
         body: Option<Value>,
         bearer: Option<&str>,
     ) -> (u16, String) {
-        let mut request = self.http.request(
-            method,
-            format!("{}/{path_and_query}", self.sandbox.token_service_url()),
-        );
+        let mut request = self
+            .http
+            .request(method, format!("{}/{path_and_query}", self.sandbox.url()));
         if let Some(bearer) = bearer {
             request = request.bearer_auth(bearer);
         }
@@ -218,7 +217,7 @@ async fn sign_in_link_code_and_token_once() {
         .http
         .get(format!(
             "{}/api/botsignin/GetSignInUrl?state={}",
-            s.sandbox.token_service_url(),
+            s.sandbox.url(),
             state("graph", "u")
         ))
         .bearer_auth(&s.token)
@@ -275,7 +274,7 @@ async fn exchange_status_codes() {
     // 200, also with the SSO token the sandbox hands out over HTTP (as Teams would).
     let minted = reqwest::get(format!(
         "{}/api/sandbox/teams-sso-token?botAppId={DEMO_CLIENT_ID}",
-        s.sandbox.token_service_url()
+        s.sandbox.url()
     ))
     .await
     .expect("sso token")

@@ -25,13 +25,13 @@ const DEFAULT_ENDORSEMENTS: [&str; 6] = [
 #[derive(Debug, Clone)]
 pub struct ChannelTokenClaims {
     /// `aud`: the bot's app id.
-    pub audience: String,
+    pub(crate) audience: String,
     /// `serviceurl`: must match the activity's `serviceUrl`.
-    pub service_url: String,
+    pub(crate) service_url: String,
     /// `iss`; `None` means the Bot Service issuer `https://api.botframework.com`.
     pub issuer: Option<String>,
     /// `exp - iat`; default one hour.
-    pub lifetime: Duration,
+    pub(crate) lifetime: Duration,
     /// Extra claims, merged over the standard ones (so they can also replace them, e.g. a past `exp`).
     pub extra: Map<String, Value>,
 }

@@ -91,7 +91,7 @@ impl Console {
 
     /// Sends a `conversationUpdate` adding the user and the bot, as Teams does when the bot is
     /// installed in a chat.
-    pub async fn join(&self, sandbox: &Sandbox) -> io::Result<Delivery> {
+    pub(crate) async fn join(&self, sandbox: &Sandbox) -> io::Result<Delivery> {
         let target = self.target(sandbox)?;
         let mut activity = sandbox.channel_activity(&target.app_id, "");
         if let Value::Object(map) = &mut activity {

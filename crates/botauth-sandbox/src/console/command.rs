@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone)]
 pub struct ChatTarget {
     /// The bot's messaging endpoint on this machine, e.g. `http://127.0.0.1:3978/api/messages`.
-    pub endpoint: String,
+    pub(crate) endpoint: String,
     /// The bot's app id: the `aud` of the channel tokens.
-    pub app_id: String,
+    pub(crate) app_id: String,
 }
 
 impl ChatTarget {
@@ -26,7 +26,7 @@ impl ChatTarget {
 /// A fault the console applies with one click.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ConsoleFault {
+pub(crate) enum ConsoleFault {
     /// The Bot Service metadata and key endpoints answer 503 for a minute.
     KeyEndpointDown,
     /// The next token request is answered 429 with `Retry-After: 2`.
@@ -106,7 +106,8 @@ pub(super) const FAULTS: &[FaultSpec] = &[
 
 impl ConsoleFault {
     /// Every fault, in the order the page shows them.
-    pub const ALL: [ConsoleFault; 8] = [
+    #[cfg(test)]
+    pub(crate) const ALL: [ConsoleFault; 8] = [
         ConsoleFault::KeyEndpointDown,
         ConsoleFault::TokenThrottled,
         ConsoleFault::TokenUnavailable,
@@ -125,7 +126,8 @@ impl ConsoleFault {
     }
 
     /// The id the page and the feed use, e.g. `token-503`.
-    pub fn id(self) -> &'static str {
+    #[cfg(test)]
+    pub(crate) fn id(self) -> &'static str {
         self.spec().id
     }
 

@@ -30,6 +30,6 @@ mod sign_in;
 
 pub use actions::Console;
 pub(crate) use capture::capture;
-pub use command::{ChatTarget, ConsoleFault};
+pub use command::ChatTarget;
 pub(crate) use event::Hub;
 pub(crate) use http::{is_loopback_host, router};

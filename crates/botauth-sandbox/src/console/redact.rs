@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn x5c_becomes_a_summary() {
-        let generated = crate::GeneratedCertificate::generate("console test").unwrap();
+        let generated = crate::certificate::GeneratedCertificate::generate("console test").unwrap();
         let b64 = STANDARD.encode(generated.der());
         let token = jwt(&json!({"alg": "RS256", "x5c": [b64]}), &json!({}));
         let decoded = Decoded::of(&token);

@@ -668,11 +668,8 @@ mod tests {
 
     #[tokio::test]
     async fn extra_resources_can_be_accepted() {
-        let sandbox = Sandbox::builder()
-            .accept_resource("api://extra")
-            .start()
-            .await
-            .unwrap();
+        let sandbox = Sandbox::start().await.unwrap();
+        sandbox.accept_resource("api://extra");
         sandbox.accept_resource("api://later");
         let endpoint = sandbox.token_endpoint(DEMO_TENANT_ID);
         for scope in [

@@ -1,8 +1,6 @@
 //! The Key Vault part of the [`Sandbox`] handle.
 
-use std::sync::Arc;
-
-use super::store::{KeyVaultCertificateOptions, KeyVaultVersion, unix};
+use super::store::{KeyVaultCertificateOptions, KeyVaultVersion};
 use super::vault::{base, create, snapshot};
 use crate::sandbox::Sandbox;
 
@@ -35,9 +33,15 @@ impl Sandbox {
     /// Enables or disables a version (a disabled version's secret answers 403 `SecretDisabled`;
     /// the certificate still reads, with `enabled: false`). `false` when there is no such
     /// certificate or version.
-    pub fn set_key_vault_version_enabled(&self, name: &str, version: &str, enabled: bool) -> bool {
+    #[cfg(test)]
+    pub(crate) fn set_key_vault_version_enabled(
+        &self,
+        name: &str,
+        version: &str,
+        enabled: bool,
+    ) -> bool {
         let mut inner = self.shared.lock();
-        let now = unix(inner.mi.now());
+        let now = super::store::unix(inner.mi.now());
         let found = inner
             .key_vault
             .certificates
@@ -49,7 +53,7 @@ impl Sandbox {
             });
         match found {
             Some(v) => {
-                let v = Arc::make_mut(v);
+                let v = std::sync::Arc::make_mut(v);
                 v.enabled = enabled;
                 v.updated = now.max(v.created);
                 true

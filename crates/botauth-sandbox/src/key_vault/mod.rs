@@ -1,6 +1,6 @@
 //! The sandbox as Azure Key Vault (docs/sandbox.md §7; what clients do with it is
 //! docs/protocol.md §9, "Key Vault source"): one vault at the root of the sandbox's origin holding certificates
-//! with versions, read over REST with a bearer token for [`KEY_VAULT_RESOURCE`].
+//! with versions, read over REST with a bearer token for [`KEY_VAULT_RESOURCE`](store::KEY_VAULT_RESOURCE).
 //!
 //! Why it is shaped this way:
 //!

@@ -612,8 +612,82 @@ fn decode_skip_token(token: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::testkit::{Reply, send};
     use crate::{KeyVaultCertificateOptions, Sandbox};
+
+    const API: &str = "api-version=7.4";
+
+    /// A token for the vault from the sandbox's IMDS endpoint (the system-assigned identity).
+    async fn vault_token(sandbox: &Sandbox) -> String {
+        let url = format!(
+            "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={KEY_VAULT_RESOURCE}",
+            sandbox.imds_host()
+        );
+        let reply = send(reqwest::Client::new().get(url).header("Metadata", "true")).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.json()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET {vault}/{path_and_query}` with a bearer token.
+    async fn vault(sandbox: &Sandbox, path_and_query: &str, token: Option<&str>) -> Reply {
+        let mut request =
+            reqwest::Client::new().get(format!("{}/{path_and_query}", sandbox.key_vault_url()));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        send(request).await
+    }
+
+    #[tokio::test]
+    async fn disabled_versions_read_as_certificates_but_not_as_secrets() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let created = sandbox.create_key_vault_certificate(
+            "bot",
+            KeyVaultCertificateOptions::default().enabled(false),
+        );
+        let token = vault_token(&sandbox).await;
+        let disabled = json!({"error": {"code": "Forbidden", "message": "Operation get is not allowed on a disabled secret.", "innererror": {"code": "SecretDisabled"}}});
+        for path in [
+            "secrets/bot".to_owned(),
+            format!("secrets/bot/{}", created.version),
+        ] {
+            let reply = vault(&sandbox, &format!("{path}?{API}"), Some(&token)).await;
+            assert_eq!(reply.status, 403, "{path}");
+            assert_eq!(reply.json(), disabled);
+        }
+        let certificate = vault(&sandbox, &format!("certificates/bot?{API}"), Some(&token)).await;
+        assert_eq!(certificate.status, 200);
+        assert_eq!(certificate.json()["attributes"]["enabled"], false);
+        assert!(sandbox.set_key_vault_version_enabled("bot", &created.version, true));
+        let reply = vault(&sandbox, &format!("secrets/bot?{API}"), Some(&token)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert!(!sandbox.set_key_vault_version_enabled(
+            "bot",
+            "00000000000000000000000000000000",
+            false
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_custom_subject_is_in_the_policy() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let token = vault_token(&sandbox).await;
+        sandbox.create_key_vault_certificate(
+            "other",
+            KeyVaultCertificateOptions::default().subject("CN=bot.contoso.com, O=Contoso"),
+        );
+        let body = vault(&sandbox, &format!("certificates/other?{API}"), Some(&token))
+            .await
+            .json();
+        assert_eq!(
+            body["policy"]["x509_props"]["subject"],
+            "CN=bot.contoso.com, O=Contoso"
+        );
+        assert_eq!(body["policy"]["x509_props"]["validity_months"], 12);
+    }
 
     #[test]
     fn skip_tokens_round_trip_and_refuse_strangers() {

@@ -16,7 +16,7 @@ use openssl::x509::{X509, X509Name, X509NameBuilder};
 
 /// The Key Vault resource of the public cloud: tokens for the vault carry it as `aud`, and
 /// clients ask for the scope `https://vault.azure.net/.default`.
-pub const KEY_VAULT_RESOURCE: &str = "https://vault.azure.net";
+pub(crate) const KEY_VAULT_RESOURCE: &str = "https://vault.azure.net";
 
 /// Default validity: from a minute before creation (clock skew) for a year.
 pub(super) const BACKDATE: Duration = Duration::from_secs(60);
@@ -104,7 +104,8 @@ impl KeyVaultCertificateOptions {
 
     /// Whether the version is enabled.
     #[must_use]
-    pub fn enabled(mut self, enabled: bool) -> Self {
+    #[cfg(test)]
+    pub(crate) fn enabled(mut self, enabled: bool) -> Self {
         self.enabled = enabled;
         self
     }
@@ -125,7 +126,8 @@ impl KeyVaultCertificateOptions {
 
     /// The certificate's subject, e.g. `CN=bot.contoso.com, O=Contoso`.
     #[must_use]
-    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = Some(subject.into());
         self
     }
@@ -145,13 +147,13 @@ pub struct KeyVaultVersion {
     /// The certificate, DER.
     pub certificate_der: Vec<u8>,
     /// Start of validity (whole seconds).
-    pub not_before: SystemTime,
+    pub(crate) not_before: SystemTime,
     /// End of validity (whole seconds).
-    pub not_after: SystemTime,
+    pub(crate) not_after: SystemTime,
     /// Whether the version is enabled.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// `attributes.created` (whole seconds, sandbox clock, strictly increasing per certificate).
-    pub created: SystemTime,
+    pub(crate) created: SystemTime,
 }
 
 /// One version as the vault keeps it.

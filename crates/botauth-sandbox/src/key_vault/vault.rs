@@ -161,6 +161,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn default_validity_is_a_year_from_a_minute_ago() {
+        let sandbox = Sandbox::start().await.unwrap();
+        let made = sandbox.create_key_vault_certificate(
+            "other",
+            KeyVaultCertificateOptions::default().subject("CN=bot.contoso.com, O=Contoso"),
+        );
+        let nbf = made
+            .not_before
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let unix_now = || crate::clock::unix_now().unsigned_abs();
+        assert!((unix_now() - 62..=unix_now() - 58).contains(&nbf), "{nbf}");
+        assert_eq!(
+            made.not_after.duration_since(made.not_before).unwrap(),
+            Duration::from_secs(365 * 86_400)
+        );
+    }
+
+    #[tokio::test]
     #[should_panic(expected = "not a Key Vault certificate name")]
     async fn invalid_names_panic() {
         let sandbox = Sandbox::start().await.unwrap();

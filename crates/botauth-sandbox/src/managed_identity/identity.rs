@@ -21,11 +21,11 @@ pub const DEMO_SYSTEM_MI_OBJECT_ID: &str = "44444444-0000-4000-8000-0000000000b1
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedIdentity {
     /// Client (application) id.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// Object (principal) id: the `sub` of its tokens, and the subject of federated credentials.
-    pub object_id: String,
+    pub(crate) object_id: String,
     /// Azure resource id.
-    pub resource_id: String,
+    pub(crate) resource_id: String,
 }
 
 impl ManagedIdentity {

@@ -50,12 +50,6 @@ impl Sandbox {
         rx
     }
 
-    /// The Token Service base URL (the sandbox's URL: `api/usertoken/…` and `api/botsignin/…`
-    /// are served below it).
-    pub fn token_service_url(&self) -> String {
-        self.shared.url.clone()
-    }
-
     /// When on, every token exchange answers 400 "consent required" (the Teams 412 path).
     pub fn set_consent_required(&self, on: bool) {
         self.shared.lock().token_service.consent_required = on;

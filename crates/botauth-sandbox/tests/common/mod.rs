@@ -8,13 +8,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use botauth_sandbox::{
-    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, KEY_VAULT_RESOURCE, Sandbox,
-};
+use botauth_sandbox::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Sandbox};
 use openssl::hash::MessageDigest;
 use serde_json::Value;
 
 pub(crate) const API: &str = "api-version=7.4";
+
+/// The resource (token audience) of Azure Key Vault in the public cloud.
+pub(crate) const KEY_VAULT_RESOURCE: &str = "https://vault.azure.net";
 
 pub(crate) struct Reply {
     pub(crate) status: u16,

@@ -45,7 +45,7 @@ impl Harness {
             ),
         ];
         let mut config = BotAuthConfig::from_vars(vars).expect("harness");
-        config.token_service_url = Some(sandbox.token_service_url());
+        config.token_service_url = Some(sandbox.url());
         let tokens = TokenManager::new(Arc::new(
             ClientSecretCredential::from_entry(&config, &config.credentials[0]).expect("harness"),
         ));
@@ -65,7 +65,7 @@ impl Harness {
     /// A client whose waits and cache expiry follow the manual clock.
     pub fn client_with_clock(&self) -> UserTokenClient {
         UserTokenClient::builder(self.tokens.clone())
-            .token_service_url(self.sandbox.token_service_url())
+            .token_service_url(self.sandbox.url())
             .settings(
                 botauth_http::ClientSettings::new()
                     .clock(Arc::clone(&self.clock) as Arc<dyn Clock>),
