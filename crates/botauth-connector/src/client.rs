@@ -268,6 +268,16 @@ impl ConnectorClient {
         tokens: TokenManager,
     ) -> Result<ConnectorClientBuilder> {
         let map = ConnectionMap::from_config(config)?;
+        Ok(Self::builder_from_parts(config, tokens, map))
+    }
+
+    /// [`builder_from_config`](Self::builder_from_config) with a map compiled already (the
+    /// facade compiles it once at start-up and hands each client a copy).
+    pub fn builder_from_parts(
+        config: &BotAuthConfig,
+        tokens: TokenManager,
+        map: ConnectionMap,
+    ) -> ConnectorClientBuilder {
         let top = Connection::new(config.top_level_connection_name(), tokens)
             .with_cloud(config.cloud.clone())
             .with_scopes(config.scopes.clone());
@@ -281,7 +291,7 @@ impl ConnectorClient {
         builder
             .extra
             .extend(config.allowed_service_urls.iter().cloned());
-        Ok(builder)
+        builder
     }
 
     fn top(&self) -> &Connection {

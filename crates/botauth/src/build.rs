@@ -450,10 +450,11 @@ impl BotAuth {
     /// A configuration error for an unusable `allowed_service_urls` entry.
     #[cfg(feature = "connector")]
     pub fn connector(&self) -> Result<botauth_connector::ConnectorClient> {
-        let mut builder = botauth_connector::ConnectorClient::builder_from_config(
+        let mut builder = botauth_connector::ConnectorClient::builder_from_parts(
             &self.config,
             self.tokens.clone(),
-        )?;
+            self.map.clone(),
+        );
         for c in &self.connections {
             builder = builder.connection(
                 botauth_connector::Connection::new(&c.name, c.tokens.clone())
