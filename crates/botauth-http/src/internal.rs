@@ -37,7 +37,7 @@ pub fn build_client_with_env(
 }
 
 /// How a builder reads the [`ClientSettings`] it was given: the settings made, each over the
-/// builder's own default. Not part of botauth's public API .
+/// builder's own default. Not part of botauth's public API.
 pub trait ResolveSettings {
     /// These settings with every setting made in `later` laid over them.
     fn merge(self, later: ClientSettings) -> ClientSettings;
